@@ -1,0 +1,1 @@
+"""casetransfer: what is done (domain rules, calendar, locator, store, tracker, email)."""

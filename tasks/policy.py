@@ -1,0 +1,85 @@
+"""The policy in force: timescales from config/timescales.yaml, adjusted by the profile."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, Field, model_validator
+
+from tasks.settings import get_settings
+
+Clock = Literal["raised", "received", "move", "reallocation"]
+OwnerRole = Literal["transferring_pp", "transferring_spo", "receiving_spo", "receiving_pp", "admin"]
+
+
+class ActionRule(BaseModel):
+    code: str
+    title: str
+    owner: OwnerRole
+    clock: Clock
+    working_days: int | None = None
+    days: int | None = None
+    weeks: int | None = None
+    months: int | None = None
+    when: str | None = None
+    step: str | None = None
+
+    @model_validator(mode="after")
+    def _one_deadline(self) -> "ActionRule":
+        given = [u for u in ("working_days", "days", "weeks", "months") if getattr(self, u) is not None]
+        if len(given) != 1:
+            raise ValueError(f"action {self.code}: give exactly one of working_days, days, weeks, months")
+        return self
+
+
+class Policy(BaseModel):
+    profile: str
+    transfer_working_days: int
+    suspend_timeout_days: int
+    nearby_pdu_km: float
+    caretaking_months: int = 3
+    reminder_warning_working_days: int = 2
+    escalation_working_days: int = 3
+    actions: list[ActionRule] = Field(default_factory=list)
+
+    def rule(self, code: str) -> ActionRule:
+        for r in self.actions:
+            if r.code == code:
+                return r
+        raise KeyError(code)
+
+    def rules_for_step(self, step: str) -> list[ActionRule]:
+        return [r for r in self.actions if r.step == step]
+
+
+def load_policy(profile: str | None = None, config_dir: Path | None = None) -> Policy:
+    settings = get_settings()
+    config_dir = config_dir or settings.config_dir
+    profile = profile or settings.profile
+    base = yaml.safe_load((config_dir / "timescales.yaml").read_text())
+    profile_path = config_dir / "profiles" / f"{profile}.yaml"
+    if not profile_path.exists():
+        raise ValueError(f"profile: no config/profiles/{profile}.yaml")
+    prof = yaml.safe_load(profile_path.read_text()) or {}
+    overrides: dict[str, dict] = prof.get("overrides") or {}
+    actions = []
+    for raw in base.get("actions", []):
+        raw = dict(raw)
+        over = overrides.get(raw["code"], {})
+        if over and any(k in over for k in ("working_days", "days", "weeks", "months")):
+            for unit in ("working_days", "days", "weeks", "months"):
+                raw.pop(unit, None)
+        raw.update(over)
+        actions.append(raw)
+    actions.extend(prof.get("extra_actions") or [])
+    settings_part = {k: v for k, v in base.items() if k != "actions"}
+    settings_part.update(prof.get("settings") or {})
+    return Policy(profile=profile, actions=actions, **settings_part)
+
+
+@lru_cache(maxsize=4)
+def get_policy(profile: str | None = None) -> Policy:
+    return load_policy(profile)

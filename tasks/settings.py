@@ -1,0 +1,92 @@
+"""Settings: config/settings.yaml defaults, overridden by CASETRANSFER_* environment variables."""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import yaml
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = ROOT / "config"
+TEMPLATES_DIR = ROOT / "templates"
+
+
+class _YamlDefaults(PydanticBaseSettingsSource):
+    """config/settings.yaml, below environment variables in priority."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = CONFIG_DIR / "settings.yaml"
+        return yaml.safe_load(path.read_text()) or {} if path.exists() else {}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CASETRANSFER_", extra="ignore")
+
+    data_dir: Path = Field(default=ROOT / ".data", description="Local state: SQLite, outbox, trackers")
+    database_url: str = Field(default="", description="SQLAlchemy URL; default SQLite in data_dir")
+    profile: Literal["adult", "youth"] = "adult"
+    estate_version: str = "2025-06"
+    timezone: str = "Europe/London"
+    calendar: str = "england-and-wales"
+    today: dt.date | None = Field(default=None, description="Pin 'today' (tests, demos)")
+    config_dir: Path = CONFIG_DIR
+    case_transfer_deployment: str = "case-transfer/case-transfer"
+    temporary_move_deployment: str = "temporary-move/temporary-move"
+    tracker_dir: Path | None = None
+    outbox: Path | None = None
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    mail_from: str = "casetransfer@probation.example.gov.uk"
+    ui_url: str = "http://127.0.0.1:4200"
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):  # type: ignore[no-untyped-def,override]
+        return (init_settings, env_settings, dotenv_settings, file_secret_settings, _YamlDefaults(settings_cls))
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'casetransfer.sqlite'}"
+
+    @property
+    def effective_outbox(self) -> Path:
+        return self.outbox or self.data_dir / "outbox"
+
+    @property
+    def effective_tracker_dir(self) -> Path:
+        return self.tracker_dir or self.data_dir / "trackers"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(self.zone)
+
+    def current_date(self) -> dt.date:
+        """Today in Europe/London, unless pinned with CASETRANSFER_TODAY."""
+        return self.today or self.now().date()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget cached settings (tests change the environment)."""
+    get_settings.cache_clear()

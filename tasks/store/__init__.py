@@ -1,0 +1,1 @@
+"""The domain store: the source of truth for every NSI, action, decision and history entry."""

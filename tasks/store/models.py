@@ -1,0 +1,141 @@
+"""SQLAlchemy 2 typed models. Alembic migrations in alembic/ create these tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Date, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Nsi(Base):
+    """A Case Transfer or Temporary Move NSI."""
+
+    __tablename__ = "nsi"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reference: Mapped[str] = mapped_column(String(20), unique=True)
+    # Makes raising idempotent: a retried raise or a re-run flow finds the same NSI.
+    request_key: Mapped[str] = mapped_column(String(64), unique=True)
+    nsi_type: Mapped[str] = mapped_column(String(20), index=True)
+    profile: Mapped[str] = mapped_column(String(10), default="adult")
+    status: Mapped[str] = mapped_column(String(40), index=True)
+    crn: Mapped[str] = mapped_column(String(7), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    lao: Mapped[bool] = mapped_column(Boolean, default=False)
+    rosh: Mapped[str] = mapped_column(String(10))
+    mappa_category: Mapped[int | None] = mapped_column(Integer)
+    mappa_level: Mapped[int | None] = mapped_column(Integer)
+    diversity_recorded: Mapped[bool] = mapped_column(Boolean, default=False)
+    raised_on: Mapped[dt.date] = mapped_column(Date, index=True)
+    received_on: Mapped[dt.date] = mapped_column(Date)
+    move_on: Mapped[dt.date | None] = mapped_column(Date)
+    due_on: Mapped[dt.date] = mapped_column(Date)
+    allocated_on: Mapped[dt.date | None] = mapped_column(Date)
+    closed_on: Mapped[dt.date | None] = mapped_column(Date, index=True)
+    transferring_region_code: Mapped[str] = mapped_column(String(10), index=True)
+    transferring_pdu_code: Mapped[str] = mapped_column(String(20))
+    transferring_team_code: Mapped[str] = mapped_column(String(20))
+    transferring_practitioner: Mapped[str] = mapped_column(String(200))
+    transferring_spo: Mapped[str] = mapped_column(String(200))
+    receiving_region_code: Mapped[str] = mapped_column(String(10), index=True)
+    receiving_pdu_code: Mapped[str] = mapped_column(String(20))
+    receiving_team_code: Mapped[str | None] = mapped_column(String(20))
+    receiving_practitioner: Mapped[str | None] = mapped_column(String(200))
+    responsible_officer: Mapped[str | None] = mapped_column(String(200))
+    distance_km: Mapped[float | None] = mapped_column(Float)
+    form: Mapped[dict[str, Any]] = mapped_column(JSON)
+    flow_run_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    waiting_step: Mapped[str | None] = mapped_column(String(40))
+    parent_reference: Mapped[str | None] = mapped_column(String(20))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    actions: Mapped[list[Action]] = relationship(back_populates="nsi", order_by="Action.id", cascade="all, delete-orphan")
+    steps: Mapped[list[StepRecord]] = relationship(back_populates="nsi", order_by="StepRecord.id", cascade="all, delete-orphan")
+    history: Mapped[list[HistoryEntry]] = relationship(back_populates="nsi", order_by="HistoryEntry.id", cascade="all, delete-orphan")
+
+
+class Action(Base):
+    """One line of the Action List."""
+
+    __tablename__ = "action"
+    __table_args__ = (UniqueConstraint("nsi_id", "code", name="uq_action_nsi_code"), Index("ix_action_status_due", "status", "due_on"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    nsi_id: Mapped[int] = mapped_column(ForeignKey("nsi.id", ondelete="CASCADE"), index=True)
+    code: Mapped[str] = mapped_column(String(40))
+    title: Mapped[str] = mapped_column(String(200))
+    owner_role: Mapped[str] = mapped_column(String(20))
+    due_on: Mapped[dt.date] = mapped_column(Date)
+    done_on: Mapped[dt.date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(12), default="open")  # open | done | cancelled
+    escalated_on: Mapped[dt.date | None] = mapped_column(Date)
+
+    nsi: Mapped[Nsi] = relationship(back_populates="actions")
+
+
+class StepRecord(Base):
+    """The answer to one waiting step, recorded once: a second answer is refused."""
+
+    __tablename__ = "step_record"
+    __table_args__ = (UniqueConstraint("nsi_id", "step", name="uq_step_nsi_step"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    nsi_id: Mapped[int] = mapped_column(ForeignKey("nsi.id", ondelete="CASCADE"), index=True)
+    step: Mapped[str] = mapped_column(String(40))
+    answer: Mapped[dict[str, Any]] = mapped_column(JSON)
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    flow_run_id: Mapped[str | None] = mapped_column(String(36))
+
+    nsi: Mapped[Nsi] = relationship(back_populates="steps")
+
+
+class HistoryEntry(Base):
+    """Append-only: what happened, who did it, when, from which flow run."""
+
+    __tablename__ = "history"
+    __table_args__ = (UniqueConstraint("nsi_id", "key", name="uq_history_nsi_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    nsi_id: Mapped[int] = mapped_column(ForeignKey("nsi.id", ondelete="CASCADE"), index=True)
+    # Idempotency key: the same event written twice (a re-run flow) is stored once.
+    key: Mapped[str] = mapped_column(String(120))
+    event: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str] = mapped_column(String(200))
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    flow_run_id: Mapped[str | None] = mapped_column(String(36))
+
+    nsi: Mapped[Nsi] = relationship(back_populates="history")
+
+
+class SentEmail(Base):
+    """Sent-log for exactly-once email: inserted as 'sending', then marked 'sent'."""
+
+    __tablename__ = "sent_email"
+    __table_args__ = (UniqueConstraint("key", name="uq_sent_email_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(128))
+    recipient: Mapped[str] = mapped_column(String(320), index=True)
+    day: Mapped[dt.date] = mapped_column(Date, index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(12))  # sending | sent | failed
+    message_id: Mapped[str | None] = mapped_column(String(300))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[str | None] = mapped_column(Text)  # the rendered message, kept to resend unchanged
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
