@@ -7,9 +7,9 @@ the next working day (DOMAIN.md). numpy's busday_offset with roll="forward" is e
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Iterable
 
 import holidays
 import numpy as np

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from enum import Enum
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -26,7 +26,7 @@ class FormError(ValueError):
         super().__init__("\n".join(f"{field}: {msg}" for field, msg in problems))
 
     @classmethod
-    def from_validation_error(cls, exc: ValidationError, prefix: str = "") -> "FormError":
+    def from_validation_error(cls, exc: ValidationError, prefix: str = "") -> FormError:
         problems = []
         for err in exc.errors():
             loc = ".".join(str(p) for p in err["loc"]) or "form"
@@ -171,7 +171,7 @@ class TransferForm(BaseModel):
         return v.strip().upper() if isinstance(v, str) and v.strip() else (None if v == "" else v)
 
     @model_validator(mode="after")
-    def _cross_field(self) -> "TransferForm":
+    def _cross_field(self) -> TransferForm:
         problems: list[str] = []
         if self.sentence_end_date <= self.date_of_birth:
             problems.append("sentence_end_date: must be after date_of_birth")

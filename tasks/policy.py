@@ -26,9 +26,10 @@ class ActionRule(BaseModel):
     months: int | None = None
     when: str | None = None
     step: str | None = None
+    nsi_types: list[str] = Field(default_factory=lambda: ["case_transfer"])
 
     @model_validator(mode="after")
-    def _one_deadline(self) -> "ActionRule":
+    def _one_deadline(self) -> ActionRule:
         given = [u for u in ("working_days", "days", "weeks", "months") if getattr(self, u) is not None]
         if len(given) != 1:
             raise ValueError(f"action {self.code}: give exactly one of working_days, days, weeks, months")

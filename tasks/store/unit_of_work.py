@@ -14,7 +14,7 @@ class UnitOfWork:
         self._url = url
         self.session: Session
 
-    def __enter__(self) -> "UnitOfWork":
+    def __enter__(self) -> UnitOfWork:
         self.session = session_factory(self._url)()
         return self
 

@@ -1,0 +1,40 @@
+"""Flows for what can happen at any step: withdraw, escalate a concern, mark an action done.
+Deployed so that operations staff can do these from the Prefect UI's Run form too."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from prefect import flow, get_run_logger
+
+from flows import engine
+from tasks import transfers
+
+
+def withdraw_transfer_now(reference: str, reason: str, withdrawn_by: str) -> None:
+    """Withdraw in the store (the record), then stop the waiting flow run."""
+    flow_run_id = transfers.withdraw(reference, reason, withdrawn_by)
+    if flow_run_id:
+        try:
+            engine.stop(flow_run_id, f"Withdrawn by {withdrawn_by}: {reason}")
+        except engine.EngineError:
+            pass  # the store says withdrawn; a run that no longer exists has nothing to stop
+
+
+@flow(name="withdraw-transfer", flow_run_name="withdraw-{reference}")
+def withdraw_transfer(reference: str, reason: str, withdrawn_by: str) -> None:
+    """Withdraw a transfer at any step."""
+    withdraw_transfer_now(reference, reason, withdrawn_by)
+    get_run_logger().info("%s withdrawn by %s", reference, withdrawn_by)
+
+
+@flow(name="escalate-concern", flow_run_name="escalate-{reference}")
+def escalate_concern(reference: str, concern: str, raised_by: str) -> int:
+    """Escalate a concern about progress to the SPO at any step."""
+    return transfers.escalate(reference, concern, raised_by)
+
+
+@flow(name="mark-action-done", flow_run_name="action-{reference}-{code}")
+def mark_action_done(reference: str, code: str, done_by: str, done_on: dt.date | None = None) -> None:
+    """Record that an action with no waiting step of its own (documents, VLO liaison...) is done."""
+    transfers.mark_action_done(reference, code, done_by, done_on)

@@ -1,0 +1,104 @@
+"""case-transfer: one flow run per Case Transfer NSI, suspended at each human step."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.flow_runs import suspend_flow_run
+from prefect.runtime import flow_run
+
+from flows.steps import CASE_TRANSFER_STEPS, StepForm, validate_step
+from tasks import transfers
+from tasks.form import FormError, TransferForm
+from tasks.policy import get_policy
+from tasks.settings import get_settings
+
+# The store is the record; tasks are retried when it blips (a restart, a failover).
+STORE = dict(retries=5, retry_delay_seconds=[1, 2, 4, 8, 16], persist_result=True, cache_policy=NO_CACHE)
+
+
+@task(name="raise-nsi", **STORE)
+def raise_nsi(form: TransferForm, request_key: str) -> str:
+    return transfers.register_nsi(form, request_key, flow_run_id=request_key)
+
+
+@task(name="wait-for-step", **STORE)
+def mark_waiting(reference: str, step: str) -> None:
+    transfers.mark_waiting(reference, step, flow_run_id=str(flow_run.id))
+
+
+@task(name="record-step", **STORE)
+def record_step(reference: str, step: str, answer: dict) -> str:
+    return transfers.apply_step(reference, step, answer, flow_run_id=str(flow_run.id))
+
+
+@task(name="reject-answer", **STORE)
+def reject_answer(reference: str, step: str, attempt: int, message: str, actor: str) -> None:
+    transfers.record_rejection(reference, step, attempt, message, actor, flow_run_id=str(flow_run.id))
+
+
+def transfer_run_name() -> str:
+    form = flow_run.parameters["form"]
+    crn = form["crn"] if isinstance(form, dict) else form.crn
+    return f"transfer-{crn}"
+
+
+def describe(reference: str, step: str, form_cls: type[StepForm], rejection: str | None) -> str:
+    view = transfers.status_of(reference)
+    due = next((a.due_on for a in view.actions if a.status == "open" and a.code in _step_actions(step)), None)
+    who = view.crn if view.lao else f"{view.name} ({view.crn})"
+    lines = [
+        f"### {reference}: {step.replace('_', ' ')}",
+        f"{who}, {view.transferring} → {view.receiving}.",
+        (form_cls.__doc__ or "").strip(),
+    ]
+    if due:
+        lines.append(f"Due **{due:%d %B %Y}**; the whole transfer is due {view.due_on:%d %B %Y}.")
+    if rejection:
+        lines.append(f"**The last answer was not accepted.** {rejection}")
+    return "\n\n".join(lines)
+
+
+def _step_actions(step: str) -> set[str]:
+    return {r.code for r in get_policy().rules_for_step(step)}
+
+
+def drive_steps(reference: str, steps: dict[str, type[StepForm]]) -> str:
+    """Wait at each step not yet recorded; a rejected answer asks again with the reason."""
+    logger = get_run_logger()
+    timeout = get_policy().suspend_timeout_days * 86400
+    for step, form_cls in steps.items():
+        status, _ = transfers.nsi_status(reference)
+        if status in transfers.CLOSED:
+            break
+        if step in transfers.recorded_steps(reference):
+            continue
+        rejection: str | None = None
+        while True:
+            attempt = transfers.rejected_attempts(reference, step)
+            mark_waiting(reference, step)
+            form = form_cls.with_initial_data(description=describe(reference, step, form_cls, rejection))
+            answer = suspend_flow_run(wait_for_input=form, key=f"{step}-{attempt}", timeout=timeout)
+            data = answer.model_dump(mode="json")
+            try:
+                validate_step(step, data)
+                status = record_step(reference, step, data)
+                logger.info("%s: %s recorded by %s", reference, step.replace("_", " "), data.get("recorded_by"))
+                break
+            except (FormError, transfers.StepRefused) as exc:
+                if transfers.nsi_status(reference)[0] in transfers.CLOSED:
+                    break
+                rejection = str(exc)
+                logger.warning("%s: %s answer rejected: %s", reference, step, rejection)
+                reject_answer(reference, step, attempt, rejection, data.get("recorded_by") or "unknown")
+    status, _ = transfers.nsi_status(reference)
+    logger.info("%s finished: %s", reference, status)
+    return status
+
+
+@flow(name="case-transfer", flow_run_name=transfer_run_name, persist_result=True, log_prints=True)
+def case_transfer(form: TransferForm) -> str:
+    """Raise a Case Transfer and drive it to completion, refusal or withdrawal."""
+    get_settings()
+    reference = raise_nsi(form, str(flow_run.id))
+    return drive_steps(reference, CASE_TRANSFER_STEPS)

@@ -1,0 +1,272 @@
+"""The `casetransfer` command: the user's door into the store and the flows.
+
+Exit codes: 0 done, 2 bad input (the message on stderr names the field), 3 not found.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from tasks.form import FormError, TransferForm, parse_form
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="England & Wales probation case transfers.")
+db_app = typer.Typer(no_args_is_help=True, help="The domain database.")
+app.add_typer(db_app, name="db")
+out = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    err.print(message, markup=False, highlight=False)
+    raise typer.Exit(code)
+
+
+def _date(value: str, field: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        fail(f"{field}: {value!r} is not a date (YYYY-MM-DD)")
+
+
+@app.command("working-days")
+def working_days(start: str, days: int) -> None:
+    """Print the date DAYS working days after START (day 0 rolls to the next working day)."""
+    from tasks.calendar import get_calendar
+    from tasks.settings import get_settings
+
+    print(get_calendar(get_settings().calendar).add_working_days(_date(start, "start"), days).isoformat())
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the domain database to the latest schema."""
+    from tasks.store.migrate import upgrade
+
+    upgrade()
+    out.print("database is up to date")
+
+
+def _read_form_file(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        fail(f"form: no file {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        fail(f"form: {path} is not valid {path.suffix.lstrip('.').upper() or 'YAML'}: {exc}")
+    if not isinstance(data, dict):
+        fail("form: the file must hold one object of field: value pairs")
+    return data
+
+
+def raise_transfer(form: TransferForm) -> tuple[str, str]:
+    """Validate the placement, start the flow run, store the NSI. Returns (reference, flow run id)."""
+    from flows import engine
+    from tasks import transfers
+    from tasks.form import NsiType
+    from tasks.settings import get_settings
+
+    placement = transfers.place(form)
+    transfers.check_placement(form, placement)
+    settings = get_settings()
+    deployment = settings.temporary_move_deployment if form.nsi_type is NsiType.temporary_move else settings.case_transfer_deployment
+    prefix = "move" if form.nsi_type is NsiType.temporary_move else "transfer"
+    flow_run_id = engine.start_run(deployment, {"form": form.model_dump(mode="json")}, run_name=f"{prefix}-{form.crn}")
+    reference = transfers.register_nsi(form, flow_run_id, placement=placement, flow_run_id=flow_run_id)
+    return reference, flow_run_id
+
+
+@app.command("raise")
+def raise_(form_file: Path = typer.Argument(..., help="The transfer form, JSON or YAML")) -> None:
+    """Raise a Case Transfer or Temporary Move NSI: validate, store, start its flow run."""
+    try:
+        form = parse_form(_read_form_file(form_file))
+        reference, flow_run_id = raise_transfer(form)
+    except FormError as exc:
+        fail(f"The form was not accepted; nothing was stored.\n{exc}")
+    print(reference)
+    err.print(f"flow run {flow_run_id}", highlight=False)
+
+
+def _parse_fields(args: list[str]) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--") or len(arg) <= 2:
+            fail(f"record: expected --field value, got {arg!r}")
+        name, eq, value = arg[2:].partition("=")
+        name = name.replace("-", "_")
+        if not eq:
+            if i + 1 >= len(args) or args[i + 1].startswith("--"):
+                value = "true"  # a bare flag, like --suitable
+            else:
+                i += 1
+                value = args[i]
+        if name in fields:
+            existing = fields[name]
+            fields[name] = (existing if isinstance(existing, list) else [existing]) + [value]
+        else:
+            fields[name] = value
+        i += 1
+    return fields
+
+
+@app.command("record", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def record(
+    ctx: typer.Context,
+    reference: str = typer.Argument(..., help="NSI reference, e.g. CT000001"),
+    step: str = typer.Argument(..., help="allocation, address_assessment, police_checks, ..."),
+    wait: bool = typer.Option(True, help="Wait until the flow has recorded the step"),
+    timeout: float = typer.Option(120.0, help="Seconds to wait"),
+) -> None:
+    """Answer a waiting step: --field value ... (the same fields as the Prefect UI's Resume form)."""
+    from flows import engine
+    from flows.steps import STEP_FORMS, validate_step
+    from tasks import transfers
+
+    step = step.replace("-", "_")
+    fields = _parse_fields(list(ctx.args))
+    fields.setdefault("recorded_by", getpass.getuser())
+    form_cls = STEP_FORMS.get(step)
+    if form_cls is not None:
+        for name, value in list(fields.items()):
+            info = form_cls.model_fields.get(name)
+            if info is not None and "list" in str(info.annotation) and not isinstance(value, list):
+                fields[name] = [value]
+    try:
+        answer = validate_step(step, fields).model_dump(mode="json")
+        transfers.check_step(reference, step, answer)
+    except FormError as exc:
+        fail(f"The answer was not accepted; nothing was recorded.\n{exc}")
+    except transfers.StepRefused as exc:
+        fail(f"The answer was not accepted; nothing was recorded.\n{exc}")
+    except transfers.NotFound as exc:
+        fail(str(exc), 3)
+    reference = reference.strip().upper()
+    view = transfers.status_of(reference)
+    if not view.flow_run_id:
+        fail(f"nsi: {reference} has no flow run")
+    try:
+        engine.wait_until_paused(view.flow_run_id, timeout=min(timeout, 30))
+        engine.resume(view.flow_run_id, answer)
+    except engine.EngineError as exc:
+        fail(f"{reference}: {exc}")
+    if not wait:
+        print(f"{reference}: {step} sent to its flow run")
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if step in transfers.recorded_steps(reference):
+            status, waiting = transfers.nsi_status(reference)
+            print(f"{reference}: {step} recorded; status {status}")
+            return
+        if transfers.rejected_attempts(reference, step):
+            pass
+        time.sleep(0.5)
+    fail(f"{reference}: {step} was sent but the flow run has not recorded it within {timeout:.0f} s; is a worker running?", 1)
+
+
+@app.command("status")
+def status(reference: str, as_json: bool = typer.Option(False, "--json", help="One JSON object")) -> None:
+    """Status, the Action List with due dates and overdue marks, and the history."""
+    from tasks import transfers
+
+    try:
+        view = transfers.status_of(reference)
+    except transfers.NotFound as exc:
+        fail(str(exc), 3)
+    if as_json:
+        import dataclasses
+
+        print(json.dumps(dataclasses.asdict(view), default=str, indent=2))
+        return
+    who = view.crn if view.lao else f"{view.name} ({view.crn})"
+    out.print(f"[bold]{view.reference}[/] {view.nsi_type.replace('_', ' ')}: {who}", highlight=False)
+    out.print(f"status: {view.status}   raised {view.raised_on}   due {view.due_on}", highlight=False)
+    out.print(f"from {view.transferring} to {view.receiving}", highlight=False, markup=False)
+    if view.receiving_practitioner:
+        out.print(f"receiving practitioner: {view.receiving_practitioner}", highlight=False, markup=False)
+    if view.responsible_officer:
+        out.print(f"responsible officer: {view.responsible_officer}", highlight=False, markup=False)
+    actions = Table("action", "owner", "due", "status", "overdue", title="Actions", title_justify="left")
+    for a in view.actions:
+        overdue = f"[red]OVERDUE {a.days_overdue} wd[/]" if a.days_overdue > 0 else ""
+        actions.add_row(a.title, a.owner_role, a.due_on.isoformat(), a.status + (f" {a.done_on}" if a.done_on else ""), overdue)
+    out.print(actions)
+    history = Table("when", "event", "detail", "by", title="History", title_justify="left")
+    for h in view.history:
+        history.add_row(h.at.strftime("%Y-%m-%d %H:%M"), h.event, h.detail, h.actor)
+    out.print(history)
+
+
+def _by(value: str | None) -> str:
+    return value or getpass.getuser()
+
+
+@app.command("withdraw")
+def withdraw(reference: str, reason: str = typer.Option(..., "--reason"), by: str | None = typer.Option(None, "--by")) -> None:
+    """Withdraw a transfer at any step; its flow run stops."""
+    from flows.admin import withdraw_transfer_now
+    from tasks import transfers
+    from tasks.decisions import RuleBroken
+
+    try:
+        withdraw_transfer_now(reference, reason, _by(by))
+    except (RuleBroken, transfers.StepRefused) as exc:
+        fail(str(exc))
+    except transfers.NotFound as exc:
+        fail(str(exc), 3)
+    print(f"{reference.upper()}: withdrawn")
+
+
+@app.command("escalate")
+def escalate(reference: str, concern: str = typer.Option(..., "--concern"), by: str | None = typer.Option(None, "--by")) -> None:
+    """Escalate a concern about a transfer to the SPO."""
+    from tasks import transfers
+    from tasks.decisions import RuleBroken
+
+    try:
+        n = transfers.escalate(reference, concern, _by(by))
+    except RuleBroken as exc:
+        fail(str(exc))
+    except transfers.NotFound as exc:
+        fail(str(exc), 3)
+    print(f"{reference.upper()}: escalated ({n})")
+
+
+@app.command("action-done")
+def action_done(reference: str, code: str, by: str | None = typer.Option(None, "--by"), on: str | None = typer.Option(None, "--on")) -> None:
+    """Mark an action with no waiting step of its own as done (documents, VLO liaison...)."""
+    from tasks import transfers
+    from tasks.decisions import RuleBroken
+
+    try:
+        transfers.mark_action_done(reference, code, _by(by), _date(on, "on") if on else None)
+    except (RuleBroken, transfers.StepRefused) as exc:
+        fail(str(exc))
+    except transfers.NotFound as exc:
+        fail(str(exc), 3)
+    print(f"{reference.upper()}: {code} done")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

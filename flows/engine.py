@@ -1,0 +1,60 @@
+"""The Prefect side of the CLI: start, resume and stop flow runs through the Prefect API."""
+
+from __future__ import annotations
+
+import time
+from uuid import UUID
+
+from prefect.client.orchestration import get_client
+from prefect.deployments import run_deployment
+from prefect.exceptions import ObjectNotFound
+from prefect.flow_runs import NotPausedError, resume_flow_run
+from prefect.states import Cancelled
+
+
+class EngineError(RuntimeError):
+    pass
+
+
+def start_run(deployment: str, parameters: dict, run_name: str | None = None) -> str:
+    """Create a flow run of a deployment and return its id without waiting for it."""
+    run = run_deployment(name=deployment, parameters=parameters, timeout=0, flow_run_name=run_name)
+    return str(run.id)
+
+
+def run_state(flow_run_id: str) -> tuple[str, str | None]:
+    """(state type, state name) of a flow run."""
+    with get_client(sync_client=True) as client:
+        try:
+            run = client.read_flow_run(UUID(flow_run_id))
+        except ObjectNotFound:
+            raise EngineError(f"flow run {flow_run_id} does not exist on this Prefect server") from None
+        return (run.state.type.value if run.state else "UNKNOWN", run.state.name if run.state else None)
+
+
+def wait_until_paused(flow_run_id: str, timeout: float = 60.0) -> None:
+    """Wait until the run suspends (it may still be starting or finishing the previous step)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state_type, _ = run_state(flow_run_id)
+        if state_type == "PAUSED":
+            return
+        if time.monotonic() > deadline:
+            raise EngineError(f"flow run {flow_run_id} is {state_type}, not waiting for input")
+        time.sleep(0.5)
+
+
+def resume(flow_run_id: str, answer: dict) -> None:
+    try:
+        resume_flow_run(UUID(flow_run_id), run_input=answer)
+    except NotPausedError:
+        raise EngineError("the transfer's flow run is not waiting for input any more: was this step already recorded?") from None
+
+
+def stop(flow_run_id: str, message: str) -> None:
+    """Cancel a waiting or running flow run (a withdrawn transfer)."""
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(UUID(flow_run_id))
+        if run.state and run.state.is_final():
+            return
+        client.set_flow_run_state(UUID(flow_run_id), Cancelled(message=message), force=True)

@@ -1,0 +1,463 @@
+"""Case transfers in the store: raise, wait, record a step, withdraw, escalate, report status.
+
+Every function here is one transaction and is idempotent: a resumed or re-run flow calls them
+again with the same keys and nothing is stored twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from tasks.actions import Clocks, Facts, PlannedAction, plan_actions, transfer_due
+from tasks.calendar import get_calendar
+from tasks.decisions import RefusalReason, RuleBroken, check_decision, check_reason
+from tasks.estate import load_estate
+from tasks.form import FormError, NsiType, TransferForm
+from tasks.policy import Policy, get_policy
+from tasks.settings import get_settings
+from tasks.store.models import Action, HistoryEntry, Nsi, StepRecord
+from tasks.store.unit_of_work import UnitOfWork
+
+CLOSED = {"completed", "refused", "withdrawn", "returned", "converted", "ended"}
+REFERENCE_PREFIX = {NsiType.case_transfer: "CT", NsiType.temporary_move: "TM"}
+
+
+class NotFound(LookupError):
+    pass
+
+
+class StepRefused(ValueError):
+    """A step answer that cannot be applied now; `field` names what was wrong."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a transfer goes: the locator's answer, or the PDU the form names."""
+
+    receiving_pdu_code: str
+    distance_km: float | None = None
+
+
+def today() -> dt.date:
+    return get_settings().current_date()
+
+
+def _policy_for(profile: str | None = None) -> Policy:
+    return get_policy(profile or get_settings().profile)
+
+
+def _history(
+    session: Session, nsi: Nsi, key: str, event: str, detail: str, actor: str, flow_run_id: str | None = None
+) -> None:
+    """Append a history entry unless one with this key exists (a re-run writes it again)."""
+    exists = session.scalar(select(HistoryEntry.id).where(HistoryEntry.nsi_id == nsi.id, HistoryEntry.key == key))
+    if exists is None:
+        session.add(HistoryEntry(nsi_id=nsi.id, key=key, event=event, detail=detail, actor=actor, flow_run_id=flow_run_id))
+
+
+def _add_planned(session: Session, nsi: Nsi, planned: list[PlannedAction]) -> None:
+    have = set(session.scalars(select(Action.code).where(Action.nsi_id == nsi.id)))
+    for p in planned:
+        if p.code not in have:
+            session.add(Action(nsi_id=nsi.id, code=p.code, title=p.title, owner_role=p.owner_role, due_on=p.due_on))
+
+
+def place(form: TransferForm) -> Placement:
+    """The receiving PDU: the form's, or the PDU locator's for the proposed postcode."""
+    from tasks.locator import LocatorError, get_locator  # the index loads only when needed
+
+    locator = get_locator()
+    distance = None
+    try:
+        distance = locator.distance_km(form.current_postcode, form.proposed_postcode)
+    except LocatorError:
+        distance = None
+    if form.receiving_pdu_code:
+        return Placement(form.receiving_pdu_code, distance)
+    try:
+        loc = locator.locate(form.proposed_postcode)
+    except LocatorError as exc:
+        raise FormError([("proposed_postcode", f"{exc}; name the receiving_pdu_code instead")]) from None
+    return Placement(loc.pdu_code, distance)
+
+
+def check_placement(form: TransferForm, placement: Placement) -> tuple[str, str, str]:
+    """(transferring PDU, transferring region, receiving region), or FormError."""
+    estate = load_estate()
+    team = estate.teams.get(form.transferring_team_code)
+    if team is None:
+        raise FormError([("transferring_team_code", f"{form.transferring_team_code!r} is not a team in the estate")])
+    pdu = estate.pdus.get(placement.receiving_pdu_code)
+    if pdu is None or not pdu.geographic:
+        raise FormError([("receiving_pdu_code", f"{placement.receiving_pdu_code!r} is not a geographic PDU")])
+    if form.nsi_type is NsiType.case_transfer and pdu.code == team.pdu_code:
+        raise FormError(
+            [
+                (
+                    "proposed_postcode",
+                    f"the proposed address is in the transferring PDU ({pdu.name}): this is an internal move "
+                    "between teams, not a case transfer",
+                )
+            ]
+        )
+    return team.pdu_code, team.region_code, pdu.region_code
+
+
+def register_nsi(
+    form: TransferForm,
+    request_key: str,
+    *,
+    placement: Placement | None = None,
+    flow_run_id: str | None = None,
+    actor: str | None = None,
+    url: str | None = None,
+) -> str:
+    """Store a new NSI with its Action List; returns its reference. Same key → same NSI."""
+    with UnitOfWork(url) as uow:
+        existing = uow.session.scalar(select(Nsi).where(Nsi.request_key == request_key))
+        if existing is not None:
+            if flow_run_id and not existing.flow_run_id:
+                existing.flow_run_id = flow_run_id
+                uow.commit()
+            return existing.reference
+    placement = placement or place(form)
+    transferring_pdu, transferring_region, receiving_region = check_placement(form, placement)
+    settings = get_settings()
+    policy = _policy_for()
+    calendar = get_calendar(settings.calendar)
+    raised = form.raised_on or today()
+    received = form.received_on or raised
+    move = form.move_date or received
+    facts = Facts(form, nearby_pdu=placement.distance_km is not None and placement.distance_km < policy.nearby_pdu_km)
+    planned = plan_actions(facts, Clocks(raised=raised, received=received, move=move), policy, calendar)
+    with UnitOfWork(url) as uow:
+        nsi = Nsi(
+            reference=f"new-{uuid.uuid4().hex[:16]}",  # replaced by the id-based reference below
+            request_key=request_key,
+            nsi_type=form.nsi_type.value,
+            profile=policy.profile,
+            status="raised",
+            crn=form.crn,
+            name=form.name,
+            lao=form.lao,
+            rosh=form.rosh.value,
+            mappa_category=form.mappa_category,
+            mappa_level=form.mappa_level,
+            diversity_recorded=bool(form.diversity_needs),
+            raised_on=raised,
+            received_on=received,
+            move_on=move,
+            due_on=transfer_due(raised, policy, calendar, form.nsi_type),
+            transferring_region_code=transferring_region,
+            transferring_pdu_code=transferring_pdu,
+            transferring_team_code=form.transferring_team_code,
+            transferring_practitioner=form.transferring_practitioner,
+            transferring_spo=form.transferring_spo,
+            receiving_region_code=receiving_region,
+            receiving_pdu_code=placement.receiving_pdu_code,
+            distance_km=placement.distance_km,
+            form=form.model_dump(mode="json"),
+            flow_run_id=flow_run_id,
+        )
+        uow.session.add(nsi)
+        try:
+            uow.session.flush()
+        except IntegrityError:
+            # Raced with another caller using the same key (the CLI and the flow it started).
+            uow.rollback()
+            with UnitOfWork(url) as again:
+                return again.session.scalars(select(Nsi.reference).where(Nsi.request_key == request_key)).one()
+        nsi.reference = f"{REFERENCE_PREFIX[form.nsi_type]}{nsi.id:06d}"
+        _add_planned(uow.session, nsi, planned)
+        pdu_name = load_estate().pdus[placement.receiving_pdu_code].name
+        _history(uow.session, nsi, "raised", "raised", f"{form.nsi_type.value} raised to {pdu_name}", actor or form.raised_by, flow_run_id)
+        try:
+            uow.commit()
+        except IntegrityError:
+            uow.rollback()
+            with UnitOfWork(url) as again:
+                return again.session.scalars(select(Nsi.reference).where(Nsi.request_key == request_key)).one()
+        return nsi.reference
+
+
+def _load(session: Session, reference: str) -> Nsi:
+    nsi = session.scalar(select(Nsi).where(Nsi.reference == reference.strip().upper()))
+    if nsi is None:
+        raise NotFound(f"nsi: no NSI with reference {reference!r}")
+    return nsi
+
+
+def set_flow_run(reference: str, flow_run_id: str, url: str | None = None) -> None:
+    with UnitOfWork(url) as uow:
+        nsi = _load(uow.session, reference)
+        if nsi.flow_run_id != flow_run_id:
+            nsi.flow_run_id = flow_run_id
+            uow.commit()
+
+
+def recorded_steps(reference: str, url: str | None = None) -> dict[str, dict[str, Any]]:
+    with UnitOfWork(url) as uow:
+        nsi = _load(uow.session, reference)
+        return {s.step: s.answer for s in nsi.steps}
+
+
+def nsi_status(reference: str, url: str | None = None) -> tuple[str, str | None]:
+    with UnitOfWork(url) as uow:
+        nsi = _load(uow.session, reference)
+        return nsi.status, nsi.waiting_step
+
+
+def rejected_attempts(reference: str, step: str, url: str | None = None) -> int:
+    with UnitOfWork(url) as uow:
+        nsi = _load(uow.session, reference)
+        return (
+            uow.session.scalar(
+                select(func.count()).select_from(HistoryEntry).where(HistoryEntry.nsi_id == nsi.id, HistoryEntry.event == "answer rejected", HistoryEntry.key.like(f"rejected:{step}:%"))
+            )
+            or 0
+        )
+
+
+def mark_waiting(reference: str, step: str, flow_run_id: str | None = None, url: str | None = None) -> None:
+    """The NSI now waits for `step`; written once per step however often the flow passes here."""
+    with UnitOfWork(url) as uow:
+        nsi = _load(uow.session, reference)
+        if nsi.status in CLOSED:
+            return
+        nsi.status = f"awaiting_{step}"
+        nsi.waiting_step = step
+        if flow_run_id and not nsi.flow_run_id:
+            nsi.flow_run_id = flow_run_id
+        _history(uow.session, nsi, f"waiting:{step}", "waiting", f"waiting for {step.replace('_', ' ')}", "casetransfer", flow_run_id)
+        uow.commit()
+
+
+def record_rejection(reference: str, step: str, attempt: int, message: str, actor: str, flow_run_id: str | None = None, url: str | None = None) -> None:
+    with UnitOfWork(url) as uow:
+        nsi = _load(uow.session, reference)
+        _history(uow.session, nsi, f"rejected:{step}:{attempt}", "answer rejected", message, actor, flow_run_id)
+        uow.commit()
+
+
+def _finish_actions(session: Session, nsi: Nsi, codes: list[str], on: dt.date) -> None:
+    for action in nsi.actions:
+        if action.code in codes and action.status == "open":
+            action.status = "done"
+            action.done_on = on
+
+
+def _close(nsi: Nsi, status: str, on: dt.date) -> None:
+    nsi.status = status
+    nsi.waiting_step = None
+    nsi.closed_on = on
+    if status != "completed":
+        for action in nsi.actions:
+            if action.status == "open":
+                action.status = "cancelled"
+
+
+def _check_answer(nsi: Nsi, step: str, answer: dict[str, Any]) -> None:
+    """Rules that need the NSI: StepRefused names the field."""
+    if nsi.status in CLOSED:
+        raise StepRefused("nsi", f"{nsi.reference} is {nsi.status}; no more steps can be recorded")
+    if step == "allocation":
+        team = load_estate().teams.get(str(answer["team_code"]).strip().upper())
+        if team is None:
+            raise StepRefused("team_code", f"{answer['team_code']!r} is not a team in the estate")
+        if team.pdu_code != nsi.receiving_pdu_code:
+            raise StepRefused("team_code", f"{team.code} ({team.name}) is not in the receiving PDU {nsi.receiving_pdu_code}")
+    elif step == "decision":
+        reasons = [RefusalReason(r) for r in answer.get("reasons", [])]
+        try:
+            check_decision(answer["outcome"], reasons, answer.get("evidence", ""))
+        except RuleBroken as exc:
+            raise StepRefused(exc.field, str(exc).removeprefix(f"{exc.field}: ")) from None
+
+
+def check_step(reference: str, step: str, answer: dict[str, Any], url: str | None = None) -> None:
+    """Would this answer be accepted now? Raises StepRefused (or NotFound) when not; writes nothing."""
+    with UnitOfWork(url) as uow:
+        nsi = _load(uow.session, reference)
+        if uow.session.scalar(select(StepRecord.id).where(StepRecord.nsi_id == nsi.id, StepRecord.step == step)) is not None:
+            raise StepRefused("step", f"{step} is already recorded for {nsi.reference}")
+        _check_answer(nsi, step, answer)
+        if nsi.waiting_step != step:
+            waiting = nsi.waiting_step.replace("_", " ") if nsi.waiting_step else "no step"
+            raise StepRefused("step", f"{nsi.reference} is waiting for {waiting}, not {step.replace('_', ' ')}")
+
+
+def apply_step(reference: str, step: str, answer: dict[str, Any], flow_run_id: str | None = None, url: str | None = None) -> str:
+    """Record a step's answer and its effects. Returns the NSI status after it.
+
+    A step is recorded once: the same answer again (a re-run flow) changes nothing; raises
+    StepRefused when the NSI is closed or the answer breaks a rule.
+    """
+    actor = answer.get("recorded_by") or "unknown"
+    on = today()
+    settings = get_settings()
+    with UnitOfWork(url) as uow:
+        session = uow.session
+        nsi = _load(session, reference)
+        if session.scalar(select(StepRecord.id).where(StepRecord.nsi_id == nsi.id, StepRecord.step == step)) is not None:
+            return nsi.status
+        policy = _policy_for(nsi.profile)
+        calendar = get_calendar(settings.calendar)
+        detail = step.replace("_", " ") + " recorded"
+        _check_answer(nsi, step, answer)
+        if step == "allocation":
+            team = load_estate().teams[str(answer["team_code"]).strip().upper()]
+            nsi.receiving_team_code = team.code
+            nsi.receiving_practitioner = answer["practitioner"]
+            nsi.allocated_on = on
+            form = TransferForm.model_validate(nsi.form)
+            clocks = Clocks(raised=nsi.raised_on, received=nsi.received_on, move=nsi.move_on or nsi.received_on, reallocation=on)
+            _add_planned(session, nsi, plan_actions(Facts(form), clocks, policy, calendar))
+            session.flush()
+            session.refresh(nsi)
+            detail = f"allocated to {answer['practitioner']} ({team.name})"
+        elif step == "decision":
+            reasons = [RefusalReason(r) for r in answer.get("reasons", [])]
+            detail = "accepted" if answer["outcome"] == "accept" else "refused: " + "; ".join(r.value for r in reasons)
+        elif step == "completion":
+            nsi.responsible_officer = answer["responsible_officer"]
+            detail = f"completed: responsible officer {answer['responsible_officer']}"
+        codes = [r.code for r in policy.rules_for_step(step)]
+        _finish_actions(session, nsi, codes, on)
+        session.add(StepRecord(nsi_id=nsi.id, step=step, answer=answer, recorded_by=actor, flow_run_id=flow_run_id))
+        if step == "decision" and answer["outcome"] == "refuse":
+            _close(nsi, "refused", on)
+        elif step == "completion":
+            _close(nsi, "completed", answer.get("completed_on") and dt.date.fromisoformat(str(answer["completed_on"])) or on)
+        else:
+            nsi.status = f"{step}_recorded"
+            nsi.waiting_step = None
+        _history(session, nsi, f"step:{step}", step, detail, actor, flow_run_id)
+        try:
+            uow.commit()
+        except IntegrityError:
+            # Two answers raced (double click): the first one stands.
+            uow.rollback()
+        return nsi.status
+
+
+def withdraw(reference: str, reason: str, by: str, url: str | None = None) -> str | None:
+    """Withdraw at any step. Returns the flow run id to stop, if any."""
+    reason = check_reason("reason", reason)
+    by = check_reason("by", by)
+    with UnitOfWork(url) as uow:
+        nsi = _load(uow.session, reference)
+        if nsi.status in CLOSED:
+            raise StepRefused("nsi", f"{nsi.reference} is already {nsi.status}")
+        _close(nsi, "withdrawn", today())
+        _history(uow.session, nsi, "withdrawn", "withdrawn", reason, by)
+        uow.commit()
+        return nsi.flow_run_id
+
+
+def escalate(reference: str, concern: str, by: str, url: str | None = None) -> int:
+    """Escalate a concern to the SPO at any step; returns how many escalations the NSI has."""
+    concern = check_reason("concern", concern)
+    by = check_reason("by", by)
+    with UnitOfWork(url) as uow:
+        nsi = _load(uow.session, reference)
+        n = uow.session.scalar(select(func.count()).select_from(HistoryEntry).where(HistoryEntry.nsi_id == nsi.id, HistoryEntry.event == "escalated")) or 0
+        _history(uow.session, nsi, f"escalated:{n + 1}", "escalated", f"concern escalated to the SPO: {concern}", by)
+        uow.commit()
+        return n + 1
+
+
+def mark_action_done(reference: str, code: str, by: str, on: dt.date | None = None, url: str | None = None) -> None:
+    by = check_reason("by", by)
+    with UnitOfWork(url) as uow:
+        nsi = _load(uow.session, reference)
+        action = next((a for a in nsi.actions if a.code == code), None)
+        if action is None:
+            raise StepRefused("action", f"{nsi.reference} has no action {code!r}; it has: {', '.join(a.code for a in nsi.actions)}")
+        if action.status != "open":
+            raise StepRefused("action", f"{code} is already {action.status}")
+        action.status = "done"
+        action.done_on = on or today()
+        _history(uow.session, nsi, f"action:{code}", "action done", action.title, by)
+        uow.commit()
+
+
+@dataclass
+class ActionView:
+    code: str
+    title: str
+    owner_role: str
+    due_on: dt.date
+    status: str
+    done_on: dt.date | None
+    days_overdue: int
+
+
+@dataclass
+class HistoryView:
+    at: dt.datetime
+    event: str
+    detail: str
+    actor: str
+    flow_run_id: str | None
+
+
+@dataclass
+class StatusView:
+    reference: str
+    crn: str
+    name: str
+    lao: bool
+    nsi_type: str
+    status: str
+    waiting_step: str | None
+    raised_on: dt.date
+    due_on: dt.date
+    transferring: str
+    receiving: str
+    receiving_practitioner: str | None
+    responsible_officer: str | None
+    flow_run_id: str | None
+    actions: list[ActionView] = field(default_factory=list)
+    history: list[HistoryView] = field(default_factory=list)
+
+
+def status_of(reference: str, as_of: dt.date | None = None, url: str | None = None) -> StatusView:
+    as_of = as_of or today()
+    calendar = get_calendar(get_settings().calendar)
+    with UnitOfWork(url) as uow:
+        nsi = _load(uow.session, reference)
+        estate = load_estate()
+        view = StatusView(
+            reference=nsi.reference,
+            crn=nsi.crn,
+            name=nsi.name,
+            lao=nsi.lao,
+            nsi_type=nsi.nsi_type,
+            status=nsi.status,
+            waiting_step=nsi.waiting_step,
+            raised_on=nsi.raised_on,
+            due_on=nsi.due_on,
+            transferring=f"{estate.pdus[nsi.transferring_pdu_code].name} ({nsi.transferring_team_code})",
+            receiving=f"{estate.pdus[nsi.receiving_pdu_code].name}" + (f" ({nsi.receiving_team_code})" if nsi.receiving_team_code else ""),
+            receiving_practitioner=nsi.receiving_practitioner,
+            responsible_officer=nsi.responsible_officer,
+            flow_run_id=nsi.flow_run_id,
+        )
+        for a in nsi.actions:
+            overdue = calendar.working_days_between(a.due_on, as_of) if a.status == "open" and a.due_on < as_of else 0
+            view.actions.append(ActionView(a.code, a.title, a.owner_role, a.due_on, a.status, a.done_on, overdue))
+        view.actions.sort(key=lambda a: (a.due_on, a.code))
+        for h in nsi.history:
+            view.history.append(HistoryView(h.at, h.event, h.detail, h.actor, h.flow_run_id))
+        return view
