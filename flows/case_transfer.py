@@ -78,7 +78,7 @@ def drive_steps(reference: str, steps: dict[str, type[StepForm]]) -> str:
             attempt = transfers.rejected_attempts(reference, step)
             mark_waiting(reference, step)
             form = form_cls.with_initial_data(description=describe(reference, step, form_cls, rejection))
-            answer = suspend_flow_run(wait_for_input=form, key=f"{step}-{attempt}", timeout=timeout)
+            answer = suspend_flow_run(wait_for_input=form, key=f"{step.replace('_', '-')}-{attempt}", timeout=timeout)
             data = answer.model_dump(mode="json")
             try:
                 validate_step(step, data)

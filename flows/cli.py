@@ -20,7 +20,9 @@ from rich.table import Table
 
 from tasks.form import FormError, TransferForm, parse_form
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="England & Wales probation case transfers.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="England & Wales probation case transfers."
+)
 db_app = typer.Typer(no_args_is_help=True, help="The domain database.")
 app.add_typer(db_app, name="db")
 out = Console()
@@ -28,7 +30,7 @@ err = Console(stderr=True)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    err.print(message, markup=False, highlight=False)
+    print(message, file=sys.stderr)
     raise typer.Exit(code)
 
 
@@ -80,7 +82,9 @@ def raise_transfer(form: TransferForm) -> tuple[str, str]:
     placement = transfers.place(form)
     transfers.check_placement(form, placement)
     settings = get_settings()
-    deployment = settings.temporary_move_deployment if form.nsi_type is NsiType.temporary_move else settings.case_transfer_deployment
+    deployment = (
+        settings.temporary_move_deployment if form.nsi_type is NsiType.temporary_move else settings.case_transfer_deployment
+    )
     prefix = "move" if form.nsi_type is NsiType.temporary_move else "transfer"
     flow_run_id = engine.start_run(deployment, {"form": form.model_dump(mode="json")}, run_name=f"{prefix}-{form.crn}")
     reference = transfers.register_nsi(form, flow_run_id, placement=placement, flow_run_id=flow_run_id)
@@ -96,7 +100,7 @@ def raise_(form_file: Path = typer.Argument(..., help="The transfer form, JSON o
     except FormError as exc:
         fail(f"The form was not accepted; nothing was stored.\n{exc}")
     print(reference)
-    err.print(f"flow run {flow_run_id}", highlight=False)
+    print(f"flow run {flow_run_id}", file=sys.stderr)
 
 
 def _parse_fields(args: list[str]) -> dict[str, Any]:
@@ -247,7 +251,9 @@ def escalate(reference: str, concern: str = typer.Option(..., "--concern"), by: 
 
 
 @app.command("action-done")
-def action_done(reference: str, code: str, by: str | None = typer.Option(None, "--by"), on: str | None = typer.Option(None, "--on")) -> None:
+def action_done(
+    reference: str, code: str, by: str | None = typer.Option(None, "--by"), on: str | None = typer.Option(None, "--on")
+) -> None:
     """Mark an action with no waiting step of its own as done (documents, VLO liaison...)."""
     from tasks import transfers
     from tasks.decisions import RuleBroken

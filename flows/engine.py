@@ -44,11 +44,25 @@ def wait_until_paused(flow_run_id: str, timeout: float = 60.0) -> None:
         time.sleep(0.5)
 
 
-def resume(flow_run_id: str, answer: dict) -> None:
-    try:
-        resume_flow_run(UUID(flow_run_id), run_input=answer)
-    except NotPausedError:
-        raise EngineError("the transfer's flow run is not waiting for input any more: was this step already recorded?") from None
+def resume(flow_run_id: str, answer: dict, timeout: float = 30.0) -> None:
+    """Resume a waiting run with the step's answer.
+
+    The run turns Paused a moment before it saves the form's schema, so "schema not found"
+    right after a suspension is retried rather than reported.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            resume_flow_run(UUID(flow_run_id), run_input=answer)
+            return
+        except NotPausedError:
+            raise EngineError(
+                "the transfer's flow run is not waiting for input any more: was this step already recorded?"
+            ) from None
+        except RuntimeError as exc:
+            if "schema not found" not in str(exc) or time.monotonic() > deadline:
+                raise EngineError(f"the Prefect server refused the answer: {exc}") from None
+            time.sleep(0.3)
 
 
 def stop(flow_run_id: str, message: str) -> None:

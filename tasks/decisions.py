@@ -48,7 +48,7 @@ def check_decision(outcome: str, reasons: list[RefusalReason], evidence: str) ->
         named = ", ".join(r.value.lower() for r in reasons)
         raise RuleBroken(
             "reasons",
-            f"refusal rejected: {named} is not enough by itself. The case transfer framework says: \"{POLICY_QUOTE}\"",
+            f'refusal rejected: {named} is not enough by itself. The case transfer framework says: "{POLICY_QUOTE}"',
         )
     if not evidence.strip():
         raise RuleBroken("evidence", "a refusal must give the evidence that risk would increase and could not be managed")

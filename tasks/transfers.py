@@ -57,9 +57,7 @@ def _policy_for(profile: str | None = None) -> Policy:
     return get_policy(profile or get_settings().profile)
 
 
-def _history(
-    session: Session, nsi: Nsi, key: str, event: str, detail: str, actor: str, flow_run_id: str | None = None
-) -> None:
+def _history(session: Session, nsi: Nsi, key: str, event: str, detail: str, actor: str, flow_run_id: str | None = None) -> None:
     """Append a history entry unless one with this key exists (a re-run writes it again)."""
     exists = session.scalar(select(HistoryEntry.id).where(HistoryEntry.nsi_id == nsi.id, HistoryEntry.key == key))
     if exists is None:
@@ -181,7 +179,15 @@ def register_nsi(
         nsi.reference = f"{REFERENCE_PREFIX[form.nsi_type]}{nsi.id:06d}"
         _add_planned(uow.session, nsi, planned)
         pdu_name = load_estate().pdus[placement.receiving_pdu_code].name
-        _history(uow.session, nsi, "raised", "raised", f"{form.nsi_type.value} raised to {pdu_name}", actor or form.raised_by, flow_run_id)
+        _history(
+            uow.session,
+            nsi,
+            "raised",
+            "raised",
+            f"{form.nsi_type.value} raised to {pdu_name}",
+            actor or form.raised_by,
+            flow_run_id,
+        )
         try:
             uow.commit()
         except IntegrityError:
@@ -223,7 +229,13 @@ def rejected_attempts(reference: str, step: str, url: str | None = None) -> int:
         nsi = _load(uow.session, reference)
         return (
             uow.session.scalar(
-                select(func.count()).select_from(HistoryEntry).where(HistoryEntry.nsi_id == nsi.id, HistoryEntry.event == "answer rejected", HistoryEntry.key.like(f"rejected:{step}:%"))
+                select(func.count())
+                .select_from(HistoryEntry)
+                .where(
+                    HistoryEntry.nsi_id == nsi.id,
+                    HistoryEntry.event == "answer rejected",
+                    HistoryEntry.key.like(f"rejected:{step}:%"),
+                )
             )
             or 0
         )
@@ -239,11 +251,15 @@ def mark_waiting(reference: str, step: str, flow_run_id: str | None = None, url:
         nsi.waiting_step = step
         if flow_run_id and not nsi.flow_run_id:
             nsi.flow_run_id = flow_run_id
-        _history(uow.session, nsi, f"waiting:{step}", "waiting", f"waiting for {step.replace('_', ' ')}", "casetransfer", flow_run_id)
+        _history(
+            uow.session, nsi, f"waiting:{step}", "waiting", f"waiting for {step.replace('_', ' ')}", "casetransfer", flow_run_id
+        )
         uow.commit()
 
 
-def record_rejection(reference: str, step: str, attempt: int, message: str, actor: str, flow_run_id: str | None = None, url: str | None = None) -> None:
+def record_rejection(
+    reference: str, step: str, attempt: int, message: str, actor: str, flow_run_id: str | None = None, url: str | None = None
+) -> None:
     with UnitOfWork(url) as uow:
         nsi = _load(uow.session, reference)
         _history(uow.session, nsi, f"rejected:{step}:{attempt}", "answer rejected", message, actor, flow_run_id)
@@ -371,7 +387,14 @@ def escalate(reference: str, concern: str, by: str, url: str | None = None) -> i
     by = check_reason("by", by)
     with UnitOfWork(url) as uow:
         nsi = _load(uow.session, reference)
-        n = uow.session.scalar(select(func.count()).select_from(HistoryEntry).where(HistoryEntry.nsi_id == nsi.id, HistoryEntry.event == "escalated")) or 0
+        n = (
+            uow.session.scalar(
+                select(func.count())
+                .select_from(HistoryEntry)
+                .where(HistoryEntry.nsi_id == nsi.id, HistoryEntry.event == "escalated")
+            )
+            or 0
+        )
         _history(uow.session, nsi, f"escalated:{n + 1}", "escalated", f"concern escalated to the SPO: {concern}", by)
         uow.commit()
         return n + 1
@@ -383,7 +406,9 @@ def mark_action_done(reference: str, code: str, by: str, on: dt.date | None = No
         nsi = _load(uow.session, reference)
         action = next((a for a in nsi.actions if a.code == code), None)
         if action is None:
-            raise StepRefused("action", f"{nsi.reference} has no action {code!r}; it has: {', '.join(a.code for a in nsi.actions)}")
+            raise StepRefused(
+                "action", f"{nsi.reference} has no action {code!r}; it has: {', '.join(a.code for a in nsi.actions)}"
+            )
         if action.status != "open":
             raise StepRefused("action", f"{code} is already {action.status}")
         action.status = "done"
@@ -449,7 +474,8 @@ def status_of(reference: str, as_of: dt.date | None = None, url: str | None = No
             raised_on=nsi.raised_on,
             due_on=nsi.due_on,
             transferring=f"{estate.pdus[nsi.transferring_pdu_code].name} ({nsi.transferring_team_code})",
-            receiving=f"{estate.pdus[nsi.receiving_pdu_code].name}" + (f" ({nsi.receiving_team_code})" if nsi.receiving_team_code else ""),
+            receiving=f"{estate.pdus[nsi.receiving_pdu_code].name}"
+            + (f" ({nsi.receiving_team_code})" if nsi.receiving_team_code else ""),
             receiving_practitioner=nsi.receiving_practitioner,
             responsible_officer=nsi.responsible_officer,
             flow_run_id=nsi.flow_run_id,

@@ -62,14 +62,19 @@ class Nsi(Base):
 
     actions: Mapped[list[Action]] = relationship(back_populates="nsi", order_by="Action.id", cascade="all, delete-orphan")
     steps: Mapped[list[StepRecord]] = relationship(back_populates="nsi", order_by="StepRecord.id", cascade="all, delete-orphan")
-    history: Mapped[list[HistoryEntry]] = relationship(back_populates="nsi", order_by="HistoryEntry.id", cascade="all, delete-orphan")
+    history: Mapped[list[HistoryEntry]] = relationship(
+        back_populates="nsi", order_by="HistoryEntry.id", cascade="all, delete-orphan"
+    )
 
 
 class Action(Base):
     """One line of the Action List."""
 
     __tablename__ = "action"
-    __table_args__ = (UniqueConstraint("nsi_id", "code", name="uq_action_nsi_code"), Index("ix_action_status_due", "status", "due_on"))
+    __table_args__ = (
+        UniqueConstraint("nsi_id", "code", name="uq_action_nsi_code"),
+        Index("ix_action_status_due", "status", "due_on"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     nsi_id: Mapped[int] = mapped_column(ForeignKey("nsi.id", ondelete="CASCADE"), index=True)

@@ -1,0 +1,119 @@
+"""Shared fixtures: a real store (SQLite and PostgreSQL), and a real Prefect stack."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tasks.settings import ROOT, reset_settings
+
+PG_ADMIN_URL = os.environ.get("CASETRANSFER_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+TODAY = dt.date(2026, 12, 21)
+DEMO_FORM = ROOT / "demo" / "forms" / "london-to-manchester.yaml"
+
+
+def demo_form(**changes: Any) -> dict[str, Any]:
+    data = yaml.safe_load(DEMO_FORM.read_text())
+    data.update(changes)
+    return data
+
+
+def _clear_caches() -> None:
+    from tasks.policy import get_policy
+    from tasks.store.session import get_engine
+
+    reset_settings()
+    get_policy.cache_clear()
+    get_engine.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _pinned_today(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("CASETRANSFER_TODAY", TODAY.isoformat())
+    _clear_caches()
+    yield
+    _clear_caches()
+
+
+def _pg_database() -> Iterator[str]:
+    import psycopg
+
+    name = f"ct_test_{uuid.uuid4().hex[:10]}"
+    admin = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
+    try:
+        conn = psycopg.connect(admin, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:  # pragma: no cover - CI starts PostgreSQL
+        pytest.fail(f"PostgreSQL is not reachable at {admin}: {exc}")
+    conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        from tasks.store.session import get_engine
+
+        get_engine.cache_clear()
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """An empty, migrated domain database: each test runs on SQLite and on PostgreSQL."""
+    from tasks.store.migrate import upgrade
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+        gen: Iterator[str] | None = None
+    else:
+        gen = _pg_database()
+        url = next(gen)
+    monkeypatch.setenv("CASETRANSFER_DATABASE_URL", url)
+    monkeypatch.setenv("CASETRANSFER_OUTBOX", str(tmp_path / "outbox"))
+    monkeypatch.setenv("CASETRANSFER_TRACKER_DIR", str(tmp_path / "trackers"))
+    _clear_caches()
+    upgrade(url)
+    yield url
+    if gen is not None:
+        for _ in gen:
+            pass
+
+
+@pytest.fixture(scope="session")
+def prefect_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real Prefect server, the deployments from prefect.yaml and one process worker, over
+    a SQLite store. The tests talk to it through the CLI, as operations staff do."""
+    from flows.stack import Stack, free_port
+    from tasks.store.migrate import upgrade
+
+    base = tmp_path_factory.mktemp("stack")
+    url = f"sqlite:///{base / 'store.sqlite'}"
+    env = {
+        "CASETRANSFER_DATABASE_URL": url,
+        "CASETRANSFER_DATA_DIR": str(ROOT / ".data"),  # shares the built postcode index
+        "CASETRANSFER_TODAY": TODAY.isoformat(),
+        "CASETRANSFER_OUTBOX": str(base / "outbox"),
+    }
+    upgrade(url)
+    stack = Stack(home=base / "prefect", port=free_port(), env=env)
+    saved = {k: os.environ.get(k) for k in [*env, "PREFECT_API_URL", "PREFECT_HOME"]}
+    try:
+        stack.start_server()
+        stack.deploy()
+        stack.start_worker()
+        os.environ.update(env)
+        os.environ["PREFECT_API_URL"] = stack.api_url
+        os.environ["PREFECT_HOME"] = str(stack.home)
+        yield stack
+    finally:
+        stack.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
