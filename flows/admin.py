@@ -38,3 +38,22 @@ def escalate_concern(reference: str, concern: str, raised_by: str) -> int:
 def mark_action_done(reference: str, code: str, done_by: str, done_on: dt.date | None = None) -> None:
     """Record that an action with no waiting step of its own (documents, VLO liaison...) is done."""
     transfers.mark_action_done(reference, code, done_by, done_on)
+
+
+def recover_now(stale_after_seconds: float | None = None) -> list[str]:
+    """Reschedule the flow runs of open transfers whose process died (see engine.reschedule_stale)."""
+    from tasks.settings import get_settings
+
+    stale = get_settings().stale_run_seconds if stale_after_seconds is None else stale_after_seconds
+    runs = dict((f, r) for r, f in transfers.open_flow_runs())
+    return [runs[f] for f in engine.reschedule_stale(list(runs), stale)]
+
+
+@flow(name="recover-transfers")
+def recover_transfers(stale_after_seconds: float | None = None) -> list[str]:
+    """Find transfers whose flow run lost its process (a killed worker) and run them again."""
+    recovered = recover_now(stale_after_seconds)
+    logger = get_run_logger()
+    for reference in recovered:
+        logger.warning("%s: its flow run had stalled and was rescheduled", reference)
+    return recovered

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.flow_runs import suspend_flow_run
@@ -29,7 +31,10 @@ def mark_waiting(reference: str, step: str) -> None:
 
 @task(name="record-step", **STORE)
 def record_step(reference: str, step: str, answer: dict) -> str:
-    return transfers.apply_step(reference, step, answer, flow_run_id=str(flow_run.id))
+    status = transfers.apply_step(reference, step, answer, flow_run_id=str(flow_run.id))
+    if delay := get_settings().fault_delay_seconds:
+        time.sleep(delay)  # fault tests kill the worker here: committed, not yet moved on
+    return status
 
 
 @task(name="reject-answer", **STORE)
@@ -99,6 +104,5 @@ def drive_steps(reference: str, steps: dict[str, type[StepForm]]) -> str:
 @flow(name="case-transfer", flow_run_name=transfer_run_name, persist_result=True, log_prints=True)
 def case_transfer(form: TransferForm) -> str:
     """Raise a Case Transfer and drive it to completion, refusal or withdrawal."""
-    get_settings()
     reference = raise_nsi(form, str(flow_run.id))
     return drive_steps(reference, CASE_TRANSFER_STEPS)

@@ -25,7 +25,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(no_args_is_help=True, help="The domain database.")
 app.add_typer(db_app, name="db")
-out = Console()
+# Piped output (files, tests, mail) gets full-width tables rather than 80 columns.
+out = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True)
 
 
@@ -72,7 +73,7 @@ def _read_form_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def raise_transfer(form: TransferForm) -> tuple[str, str]:
+def raise_transfer(form: TransferForm, job_variables: dict | None = None) -> tuple[str, str]:
     """Validate the placement, start the flow run, store the NSI. Returns (reference, flow run id)."""
     from flows import engine
     from tasks import transfers
@@ -86,7 +87,7 @@ def raise_transfer(form: TransferForm) -> tuple[str, str]:
         settings.temporary_move_deployment if form.nsi_type is NsiType.temporary_move else settings.case_transfer_deployment
     )
     prefix = "move" if form.nsi_type is NsiType.temporary_move else "transfer"
-    flow_run_id = engine.start_run(deployment, {"form": form.model_dump(mode="json")}, run_name=f"{prefix}-{form.crn}")
+    flow_run_id = engine.start_run(deployment, {"form": form.model_dump(mode="json")}, f"{prefix}-{form.crn}", job_variables)
     reference = transfers.register_nsi(form, flow_run_id, placement=placement, flow_run_id=flow_run_id)
     return reference, flow_run_id
 
@@ -265,6 +266,72 @@ def action_done(
     except transfers.NotFound as exc:
         fail(str(exc), 3)
     print(f"{reference.upper()}: {code} done")
+
+
+@app.command("recover")
+def recover(
+    stale_after: float | None = typer.Option(None, help="Seconds a run may sit running before it counts as lost"),
+) -> None:
+    """Reschedule transfers whose flow run lost its process (a killed worker), so they carry on."""
+    from flows.admin import recover_now
+
+    recovered = recover_now(stale_after)
+    print(f"rescheduled {len(recovered)}" + (": " + ", ".join(recovered) if recovered else ""))
+
+
+@app.command("locate")
+def locate(postcode: str, as_json: bool = typer.Option(False, "--json", help="One JSON object")) -> None:
+    """Find the receiving PDU, its region and SPOC for a postcode (the National PDU locator)."""
+    from tasks.locator import LocatorError, format_location, get_locator
+
+    try:
+        loc = get_locator().locate(postcode)
+    except LocatorError as exc:
+        fail(str(exc), exc.exit_code)
+    print(json.dumps(loc.as_dict()) if as_json else format_location(loc))
+
+
+@app.command("remind")
+def remind(
+    as_of: str | None = typer.Option(None, "--as-of", help="The day to remind for, YYYY-MM-DD (default: today, Europe/London)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Render and print what would be sent; send, escalate and log nothing"),
+) -> None:
+    """Send the reminder and escalation digests now: one email per PDU transfer mailbox (the nightly-reminders flow)."""
+    from email import message_from_string
+    from email import policy as email_policy
+
+    from tasks import reminders
+    from tasks.calendar import get_calendar
+    from tasks.settings import get_settings
+
+    settings = get_settings()
+    day = _date(as_of, "as_of") if as_of else settings.current_date()
+    if dry_run:
+        # No flow run: a preview changes nothing, so there is nothing for the Prefect UI to show.
+        if not reminders.is_reminder_day(day, get_calendar(settings.calendar)):
+            print(reminders.RunSummary(day=day, working_day=False).lines()[0])
+            return
+        summary, emails = reminders.preview(day)
+        for e in emails:
+            msg = message_from_string(e.body, policy=email_policy.default)
+            body = msg.get_body(preferencelist=("plain",))
+            print(f"To: {e.recipient}\nSubject: {e.subject}\n")
+            print(body.get_content() if body is not None else "")
+            print("=" * 78)
+        for line in summary.lines():
+            print(line)
+        return
+    from flows.nightly_reminders import nightly_reminders
+
+    state = nightly_reminders(as_of=day, return_state=True)
+    result = state.result(raise_on_failure=False)
+    summary = result.summary if isinstance(result, reminders.RemindersNotDelivered) else result
+    if not isinstance(summary, reminders.RunSummary):
+        fail(f"reminders: the run failed: {result}", 1)
+    for line in summary.lines():
+        print(line)
+    if summary.failed:
+        raise typer.Exit(1)
 
 
 def main() -> None:

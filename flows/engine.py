@@ -9,16 +9,18 @@ from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.flow_runs import NotPausedError, resume_flow_run
-from prefect.states import Cancelled
+import datetime as dt
+
+from prefect.states import Cancelled, Scheduled
 
 
 class EngineError(RuntimeError):
     pass
 
 
-def start_run(deployment: str, parameters: dict, run_name: str | None = None) -> str:
+def start_run(deployment: str, parameters: dict, run_name: str | None = None, job_variables: dict | None = None) -> str:
     """Create a flow run of a deployment and return its id without waiting for it."""
-    run = run_deployment(name=deployment, parameters=parameters, timeout=0, flow_run_name=run_name)
+    run = run_deployment(name=deployment, parameters=parameters, timeout=0, flow_run_name=run_name, job_variables=job_variables)
     return str(run.id)
 
 
@@ -72,3 +74,28 @@ def stop(flow_run_id: str, message: str) -> None:
         if run.state and run.state.is_final():
             return
         client.set_flow_run_state(UUID(flow_run_id), Cancelled(message=message), force=True)
+
+
+def reschedule_stale(flow_run_ids: list[str], stale_after_seconds: float) -> list[str]:
+    """Put back in the queue every run whose process died: crashed, or running/pending with no
+    state change for longer than a segment ever takes. A worker then re-runs it from the top,
+    which is safe because every step it takes is idempotent."""
+    rescheduled = []
+    now = dt.datetime.now(dt.timezone.utc)
+    with get_client(sync_client=True) as client:
+        for run_id in flow_run_ids:
+            try:
+                run = client.read_flow_run(UUID(run_id))
+            except ObjectNotFound:
+                continue
+            state = run.state
+            if state is None:
+                continue
+            age = (now - state.timestamp).total_seconds()
+            stale = state.type.value in ("RUNNING", "PENDING") and age >= stale_after_seconds
+            if state.type.value == "CRASHED" or stale:
+                client.set_flow_run_state(
+                    UUID(run_id), Scheduled(message=f"rescheduled after {state.type.value.lower()} {age:.0f} s"), force=True
+                )
+                rescheduled.append(run_id)
+    return rescheduled

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     mail_from: str = "casetransfer@probation.example.gov.uk"
     ui_url: str = "http://127.0.0.1:4200"
+    # A transfer's run segments take seconds (then it suspends); one "running" this long lost its process.
+    stale_run_seconds: float = 600.0
+    # Fault testing only: seconds to hold a step's task after its answer is committed.
+    fault_delay_seconds: float = 0.0
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):  # type: ignore[no-untyped-def,override]

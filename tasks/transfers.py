@@ -204,6 +204,15 @@ def _load(session: Session, reference: str) -> Nsi:
     return nsi
 
 
+def open_flow_runs(url: str | None = None) -> list[tuple[str, str]]:
+    """(reference, flow run id) of every open NSI that has a flow run."""
+    with UnitOfWork(url) as uow:
+        rows = uow.session.execute(
+            select(Nsi.reference, Nsi.flow_run_id).where(Nsi.status.not_in(CLOSED), Nsi.flow_run_id.is_not(None))
+        )
+        return [(r, f) for r, f in rows if f]
+
+
 def set_flow_run(reference: str, flow_run_id: str, url: str | None = None) -> None:
     with UnitOfWork(url) as uow:
         nsi = _load(uow.session, reference)

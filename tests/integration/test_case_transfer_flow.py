@@ -1,0 +1,249 @@
+"""The case-transfer flow for real: a Prefect server, the deployments from prefect.yaml, a
+process worker, suspend and resume through the API, and the CLI as operations staff use it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import demo_form
+from tasks import transfers
+from tasks.settings import ROOT
+
+pytestmark = pytest.mark.prefect
+
+STEPS = [
+    ("allocation", ["--practitioner", "Pat Receiver", "--team-code", "N50CAD", "--recorded-by", "Kim SPO"]),
+    (
+        "address_assessment",
+        ["--method", "home_visit", "--suitable", "true", "--notes", "Room seen", "--recorded-by", "Pat Receiver"],
+    ),
+    ("police_checks", ["--returned-on", "2026-12-30", "--recorded-by", "Admin A"]),
+    ("safeguarding_checks", ["--returned-on", "2026-12-31", "--recorded-by", "Admin A"]),
+    ("handover", ["--held-on", "2027-01-05", "--recorded-by", "Sam Practitioner"]),
+    ("decision", ["--outcome", "accept", "--recorded-by", "Kim SPO"]),
+    ("completion", ["--responsible-officer", "Pat Receiver", "--recorded-by", "Kim SPO"]),
+]
+
+
+def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.cli", *args], cwd=ROOT, capture_output=True, text=True, env=dict(os.environ)
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"casetransfer {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 90.0, what: str = "condition") -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@contextmanager
+def prefect_api(stack) -> Iterator[None]:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: stack.api_url}):
+        yield
+
+
+def state_of(stack, flow_run_id: str) -> str:
+    from flows import engine
+
+    with prefect_api(stack):
+        return engine.run_state(flow_run_id)[0]
+
+
+def raise_form(tmp_path: Path, **changes) -> str:
+    path = tmp_path / "form.yaml"
+    path.write_text(yaml.safe_dump(demo_form(**changes)))
+    return cli("raise", str(path)).stdout.strip()
+
+
+def waiting_at(reference: str, step: str) -> Callable[[], bool]:
+    return lambda: transfers.nsi_status(reference) == (f"awaiting_{step}", step)
+
+
+def assert_recorded_exactly_once(reference: str) -> None:
+    view = transfers.status_of(reference)
+    codes = [a.code for a in view.actions]
+    assert len(codes) == len(set(codes))
+    events = [(h.event, h.detail) for h in view.history]
+    assert len(events) == len(set(events)), events
+    steps = [h.event for h in view.history if h.event in dict(STEPS)]
+    assert steps == [s for s, _ in STEPS][: len(steps)]
+
+
+def test_a_transfer_raised_by_the_cli_runs_to_completed_through_every_step(prefect_stack, tmp_path):
+    reference = raise_form(tmp_path, crn="A100001")
+    flow_run_id = transfers.status_of(reference).flow_run_id
+    assert flow_run_id
+    for step, args in STEPS:
+        wait_for(waiting_at(reference, step), what=f"{reference} to wait at {step}")
+        out = cli("record", reference, step, *args).stdout
+        assert f"{step} recorded" in out
+    wait_for(lambda: state_of(prefect_stack, flow_run_id) == "COMPLETED", what="the flow run to complete")
+    view = transfers.status_of(reference)
+    assert view.status == "completed" and view.responsible_officer == "Pat Receiver"
+    assert_recorded_exactly_once(reference)
+    status = cli("status", reference).stdout
+    assert "completed" in status and "Allocate to a receiving" in status
+
+
+def test_the_resume_form_shows_the_step_fields_and_the_nsi(prefect_stack, tmp_path):
+    from prefect.client.orchestration import get_client
+
+    reference = raise_form(tmp_path, crn="A100002")
+    wait_for(waiting_at(reference, "allocation"), what="allocation")
+    flow_run_id = transfers.status_of(reference).flow_run_id
+    with prefect_api(prefect_stack), get_client(sync_client=True) as client:
+        schema = wait_for(lambda: _schema(client, flow_run_id, "allocation-0"), what="the form schema")
+    assert {"practitioner", "team_code", "recorded_by"} <= set(schema["properties"])
+    assert reference in schema.get("description", "")
+
+
+def _schema(client, flow_run_id: str, key: str) -> dict | None:
+    """The Resume form the UI shows: the schema, with the description saved beside it."""
+    import json
+    from uuid import UUID
+
+    try:
+        schema = json.loads(client.read_flow_run_input(UUID(flow_run_id), f"suspended-{key}-schema"))
+        schema["description"] = json.loads(client.read_flow_run_input(UUID(flow_run_id), f"suspended-{key}-description"))
+        return schema
+    except Exception:
+        return None
+
+
+def test_a_weak_refusal_answered_in_the_ui_is_rejected_and_asked_again(prefect_stack, tmp_path):
+    """The UI's Resume form skips the CLI's checks: the flow itself must reject the refusal."""
+    from flows import engine
+
+    reference = raise_form(tmp_path, crn="A100003")
+    for step, args in STEPS[:5]:
+        wait_for(waiting_at(reference, step), what=step)
+        cli("record", reference, step, *args)
+    wait_for(waiting_at(reference, "decision"), what="decision")
+    flow_run_id = transfers.status_of(reference).flow_run_id
+    with prefect_api(prefect_stack):
+        engine.wait_until_paused(flow_run_id)
+        engine.resume(
+            flow_run_id, {"recorded_by": "Kim SPO", "outcome": "refuse", "reasons": ["No local connection"], "evidence": ""}
+        )
+    wait_for(lambda: transfers.rejected_attempts(reference, "decision") == 1, what="the refusal to be rejected")
+    wait_for(waiting_at(reference, "decision"), what="decision again")
+    from prefect.client.orchestration import get_client
+
+    with prefect_api(prefect_stack), get_client(sync_client=True) as client:
+        schema = wait_for(lambda: _schema(client, flow_run_id, "decision-1"), what="the second decision form")
+    assert "not enough by themselves" in schema["description"]
+    history = transfers.status_of(reference).history
+    assert [h.event for h in history].count("answer rejected") == 1
+    cli("record", reference, "decision", "--outcome", "accept", "--recorded-by", "Kim SPO")
+    wait_for(waiting_at(reference, "completion"), what="completion")
+
+
+def test_the_ui_run_form_raises_a_transfer_too(prefect_stack):
+    from flows import engine
+
+    with prefect_api(prefect_stack):
+        flow_run_id = engine.start_run("case-transfer/case-transfer", {"form": demo_form(crn="A100004")})
+    reference = wait_for(
+        lambda: next((r for r, f in transfers.open_flow_runs() if f == flow_run_id), None), what="the flow to raise the NSI"
+    )
+    wait_for(waiting_at(reference, "allocation"), what="allocation")
+    assert transfers.status_of(reference).crn == "A100004"
+
+
+def test_withdrawal_stops_the_waiting_run(prefect_stack, tmp_path):
+    reference = raise_form(tmp_path, crn="A100005")
+    wait_for(waiting_at(reference, "allocation"), what="allocation")
+    cli("withdraw", reference, "--reason", "Moving plans fell through", "--by", "Sam")
+    flow_run_id = transfers.status_of(reference).flow_run_id
+    wait_for(lambda: state_of(prefect_stack, flow_run_id) == "CANCELLED", what="the run to be cancelled")
+    assert transfers.status_of(reference).status == "withdrawn"
+    late = cli("record", reference, "allocation", "--practitioner", "P", "--team-code", "N50CAD", check=False)
+    assert late.returncode == 2 and "withdrawn" in late.stderr
+
+
+def test_bad_step_input_exits_2_naming_the_field_and_changes_nothing(prefect_stack, tmp_path):
+    reference = raise_form(tmp_path, crn="A100006")
+    wait_for(waiting_at(reference, "allocation"), what="allocation")
+    before = transfers.status_of(reference)
+    bad = cli("record", reference, "allocation", "--practitioner", "Pat", "--team-code", "N07515", check=False)
+    assert bad.returncode == 2 and "team_code" in bad.stderr
+    missing = cli("record", reference, "allocation", "--team-code", "N50CAD", check=False)
+    assert missing.returncode == 2 and "practitioner" in missing.stderr
+    wrong_step = cli("record", reference, "decision", "--outcome", "accept", check=False)
+    assert wrong_step.returncode == 2 and "waiting for allocation" in wrong_step.stderr
+    after = transfers.status_of(reference)
+    assert (after.status, len(after.history), after.actions) == (before.status, len(before.history), before.actions)
+
+
+def test_a_bad_form_exits_2_naming_the_field_and_stores_nothing(prefect_stack, tmp_path):
+    before = len(transfers.open_flow_runs())
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(demo_form(crn="nope", rosh="Huge")))
+    result = cli("raise", str(path), check=False)
+    assert result.returncode == 2
+    assert "crn:" in result.stderr and "rosh:" in result.stderr
+    assert len(transfers.open_flow_runs()) == before
+
+
+def _kill_worker_and_its_runs(stack, flow_run_id: str) -> None:
+    for worker in stack.workers:
+        os.killpg(worker.pid, signal.SIGKILL)
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            continue
+        if f"PREFECT__FLOW_RUN_ID={flow_run_id}".encode() in environ:
+            os.kill(int(pid), signal.SIGKILL)
+    for worker in stack.workers:
+        worker.wait()
+    stack.workers.clear()
+
+
+def test_a_worker_killed_mid_step_recovers_and_stores_everything_exactly_once(prefect_stack, tmp_path):
+    from flows.cli import raise_transfer
+    from tasks.form import parse_form
+
+    with prefect_api(prefect_stack):
+        # this run holds each step's task for 4 s after committing, so the kill lands mid-step
+        reference, flow_run_id = raise_transfer(
+            parse_form(demo_form(crn="A100007")), job_variables={"env": {"CASETRANSFER_FAULT_DELAY_SECONDS": "4"}}
+        )
+    for step, args in STEPS[:2]:
+        wait_for(waiting_at(reference, step), what=step)
+        cli("record", reference, step, *args)
+    wait_for(waiting_at(reference, "police_checks"), what="police checks")
+    cli("record", reference, "police_checks", *dict(STEPS)["police_checks"], "--no-wait")
+    wait_for(lambda: "police_checks" in transfers.recorded_steps(reference), what="the step to commit")
+    _kill_worker_and_its_runs(prefect_stack, flow_run_id)
+    assert state_of(prefect_stack, flow_run_id) == "RUNNING"  # the server cannot know the process died
+    prefect_stack.start_worker()
+    assert reference in cli("recover", "--stale-after", "0").stdout
+    for step, args in STEPS[3:]:
+        wait_for(waiting_at(reference, step), what=step)
+        cli("record", reference, step, *args)
+    wait_for(lambda: state_of(prefect_stack, flow_run_id) == "COMPLETED", what="completion")
+    assert_recorded_exactly_once(reference)
+    assert transfers.status_of(reference).status == "completed"
