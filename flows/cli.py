@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -128,6 +129,39 @@ def _parse_fields(args: list[str]) -> dict[str, Any]:
     return fields
 
 
+def send_answer(reference: str, step: str, fields: dict[str, Any], wait: bool = True, timeout: float = 120.0) -> str:
+    """Validate an answer as the flow will, resume the waiting run with it and (optionally)
+    wait until the flow has recorded it. Raises FormError / StepRefused / NotFound / EngineError."""
+    from flows import engine
+    from flows.steps import STEP_FORMS, validate_step
+    from tasks import transfers
+
+    step = step.replace("-", "_")
+    form_cls = STEP_FORMS.get(step)
+    if form_cls is not None:
+        for name, value in list(fields.items()):
+            info = form_cls.model_fields.get(name)
+            if info is not None and "list" in str(info.annotation) and not isinstance(value, list):
+                fields[name] = [value]
+    answer = validate_step(step, fields).model_dump(mode="json")
+    transfers.check_step(reference, step, answer)
+    reference = reference.strip().upper()
+    view = transfers.status_of(reference)
+    if not view.flow_run_id:
+        raise engine.EngineError(f"{reference} has no flow run")
+    engine.wait_until_paused(view.flow_run_id, timeout=min(timeout, 30))
+    engine.resume(view.flow_run_id, answer)
+    if not wait:
+        return f"{reference}: {step} sent to its flow run"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if step in transfers.recorded_steps(reference):
+            status, _ = transfers.nsi_status(reference)
+            return f"{reference}: {step} recorded; status {status}"
+        time.sleep(0.3)
+    raise engine.EngineError(f"{step} was sent but the flow run has not recorded it within {timeout:.0f} s; is a worker running?")
+
+
 @app.command("record", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def record(
     ctx: typer.Context,
@@ -138,49 +172,18 @@ def record(
 ) -> None:
     """Answer a waiting step: --field value ... (the same fields as the Prefect UI's Resume form)."""
     from flows import engine
-    from flows.steps import STEP_FORMS, validate_step
     from tasks import transfers
 
-    step = step.replace("-", "_")
     fields = _parse_fields(list(ctx.args))
     fields.setdefault("recorded_by", getpass.getuser())
-    form_cls = STEP_FORMS.get(step)
-    if form_cls is not None:
-        for name, value in list(fields.items()):
-            info = form_cls.model_fields.get(name)
-            if info is not None and "list" in str(info.annotation) and not isinstance(value, list):
-                fields[name] = [value]
     try:
-        answer = validate_step(step, fields).model_dump(mode="json")
-        transfers.check_step(reference, step, answer)
-    except FormError as exc:
-        fail(f"The answer was not accepted; nothing was recorded.\n{exc}")
-    except transfers.StepRefused as exc:
+        print(send_answer(reference, step, fields, wait, timeout))
+    except (FormError, transfers.StepRefused) as exc:
         fail(f"The answer was not accepted; nothing was recorded.\n{exc}")
     except transfers.NotFound as exc:
         fail(str(exc), 3)
-    reference = reference.strip().upper()
-    view = transfers.status_of(reference)
-    if not view.flow_run_id:
-        fail(f"nsi: {reference} has no flow run")
-    try:
-        engine.wait_until_paused(view.flow_run_id, timeout=min(timeout, 30))
-        engine.resume(view.flow_run_id, answer)
     except engine.EngineError as exc:
-        fail(f"{reference}: {exc}")
-    if not wait:
-        print(f"{reference}: {step} sent to its flow run")
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if step in transfers.recorded_steps(reference):
-            status, waiting = transfers.nsi_status(reference)
-            print(f"{reference}: {step} recorded; status {status}")
-            return
-        if transfers.rejected_attempts(reference, step):
-            pass
-        time.sleep(0.5)
-    fail(f"{reference}: {step} was sent but the flow run has not recorded it within {timeout:.0f} s; is a worker running?", 1)
+        fail(f"{reference.upper()}: {exc}", 1)
 
 
 @app.command("status")
@@ -334,7 +337,34 @@ def remind(
         raise typer.Exit(1)
 
 
+@app.command("up")
+def up(
+    port: int = typer.Option(4200, help="Prefect server port"),
+    seed_transfers: int = typer.Option(2000, help="Synthetic NSIs for the tracker and reminders demo"),
+) -> None:
+    """Set everything up on the embedded default: database, Prefect server, deployments, a worker,
+    demo transfers waiting at different steps, a tracker and a reminder run. Prints the UI address."""
+    from flows.demo import bring_up
+
+    bring_up(port=port, seed_transfers=seed_transfers, say=out.print)
+
+
+@app.command("down")
+def down() -> None:
+    """Stop the Prefect server and workers that `casetransfer up` started."""
+    from flows.demo import take_down
+
+    take_down(say=out.print)
+
+
 def main() -> None:
+    from tasks.settings import get_settings
+
+    # Point the CLI at the local stack unless told otherwise (`casetransfer up` starts it there).
+    settings = get_settings()
+    os.environ.setdefault("PREFECT_API_URL", settings.prefect_api_url)
+    os.environ.setdefault("PREFECT_HOME", str(settings.data_dir / "prefect"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     try:
         app()
     except KeyboardInterrupt:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from uuid import UUID
 
@@ -9,8 +10,6 @@ from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.flow_runs import NotPausedError, resume_flow_run
-import datetime as dt
-
 from prefect.states import Cancelled, Scheduled
 
 
@@ -44,6 +43,18 @@ def wait_until_paused(flow_run_id: str, timeout: float = 60.0) -> None:
         if time.monotonic() > deadline:
             raise EngineError(f"flow run {flow_run_id} is {state_type}, not waiting for input")
         time.sleep(0.5)
+
+
+def wait_until_final(flow_run_id: str, timeout: float = 600.0) -> str:
+    """Wait for a run to finish; returns its state name."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state_type, name = run_state(flow_run_id)
+        if state_type in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            return name or state_type
+        if time.monotonic() > deadline:
+            raise EngineError(f"flow run {flow_run_id} still {state_type} after {timeout:.0f} s")
+        time.sleep(1)
 
 
 def resume(flow_run_id: str, answer: dict, timeout: float = 30.0) -> None:
@@ -81,7 +92,7 @@ def reschedule_stale(flow_run_ids: list[str], stale_after_seconds: float) -> lis
     state change for longer than a segment ever takes. A worker then re-runs it from the top,
     which is safe because every step it takes is idempotent."""
     rescheduled = []
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     with get_client(sync_client=True) as client:
         for run_id in flow_run_ids:
             try:

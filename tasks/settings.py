@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     mail_from: str = "casetransfer@probation.example.gov.uk"
+    prefect_api_url: str = "http://127.0.0.1:4200/api"
     ui_url: str = "http://127.0.0.1:4200"
     # A transfer's run segments take seconds (then it suspends); one "running" this long lost its process.
     stale_run_seconds: float = 600.0

@@ -1,0 +1,157 @@
+"""`casetransfer up`: the embedded default, end to end, on one machine.
+
+Starts a Prefect server on its own SQLite database and a process worker (both keep running
+after the command ends; `casetransfer down` stops them), registers the deployments from
+prefect.yaml, raises the demo transfers and answers some of their steps, seeds synthetic NSIs,
+and runs the nightly tracker and reminders once as flow runs, so everything shows in the UI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import yaml
+
+from flows.stack import Stack
+from tasks.settings import ROOT, get_settings
+
+Say = Callable[[str], None]
+DEMO = ROOT / "demo"
+
+
+def _state_file() -> Path:
+    return get_settings().data_dir / "stack.json"
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+        return True
+    except OSError:
+        return False
+
+
+def bring_up(port: int, seed_transfers: int, say: Say) -> None:
+    from tasks.locator import build_index
+    from tasks.store.migrate import upgrade
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    say(f"database: {settings.effective_database_url}")
+    upgrade()
+    say(f"postcode index: {build_index()}")
+
+    stack = Stack(home=settings.data_dir / "prefect", port=port)
+    os.environ["PREFECT_API_URL"] = stack.api_url
+    saved = json.loads(_state_file().read_text()) if _state_file().exists() else {}
+    try:
+        healthy = httpx.get(f"{stack.api_url}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        healthy = False
+    if healthy:
+        say(f"Prefect server already running on {stack.api_url}")
+        server_pid = saved.get("server")
+    else:
+        say("starting the Prefect server (embedded SQLite)...")
+        stack.start_server()
+        server_pid = stack.server.pid if stack.server else None
+    say("registering the deployments from prefect.yaml...")
+    stack.deploy()
+    worker_pid = saved.get("worker")
+    if not _alive(worker_pid):
+        worker_pid = stack.start_worker("worker-1").pid
+    _state_file().write_text(json.dumps({"server": server_pid, "worker": worker_pid, "port": port}))
+    say(f"worker running (pid {worker_pid}); logs in {stack.home / 'logs'}")
+
+    _raise_demo_transfers(say)
+    _seed_and_report(seed_transfers, say)
+    say("")
+    say(f"[bold]Prefect UI: http://127.0.0.1:{port}[/]  (flow runs: /runs; waiting transfers show as Suspended)")
+    say("Try: casetransfer status CT000001   |   casetransfer down  to stop")
+
+
+def _raise_demo_transfers(say: Say) -> None:
+    from flows.cli import raise_transfer, send_answer
+    from tasks import transfers
+    from tasks.form import parse_form
+    from tasks.store.models import Nsi
+    from tasks.store.unit_of_work import UnitOfWork
+
+    script = yaml.safe_load((DEMO / "script.yaml").read_text())
+    with UnitOfWork() as uow:
+        raised = {crn for (crn,) in uow.session.query(Nsi.crn).filter(Nsi.flow_run_id.is_not(None))}
+    for item in script:
+        form = parse_form(yaml.safe_load((DEMO / "forms" / item["form"]).read_text()))
+        if form.crn in raised:
+            say(f"{form.crn}: already raised")
+            continue
+        reference, _ = raise_transfer(form)
+        say(f"{reference}: raised from demo/forms/{item['form']}")
+        for step, answer in (item.get("steps") or {}).items():
+            _wait_until_waiting(reference, step)
+            say("  " + send_answer(reference, step, dict(answer)))
+        transfers.nsi_status(reference)
+
+
+def _wait_until_waiting(reference: str, step: str, timeout: float = 120.0) -> None:
+    import time
+
+    from tasks import transfers
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if transfers.nsi_status(reference)[1] == step:
+            return
+        time.sleep(0.3)
+    raise RuntimeError(f"{reference} did not reach {step} within {timeout:.0f} s: is the worker running?")
+
+
+def _seed_and_report(seed_transfers: int, say: Say) -> None:
+    from flows import engine
+
+    if seed_transfers:
+        try:
+            from tasks.seed import seed
+        except ImportError:
+            seed = None
+        if seed is not None:
+            from tasks.store.models import Nsi
+            from tasks.store.unit_of_work import UnitOfWork
+
+            with UnitOfWork() as uow:
+                have = uow.session.query(Nsi).filter(Nsi.flow_run_id.is_(None)).count()
+            if have == 0:
+                n = seed(seed_transfers, seed=1, as_of=get_settings().current_date())
+                say(f"seeded {n} synthetic NSIs (no flow runs) for the tracker and reminders")
+    for deployment in ("nightly-tracker/nightly-tracker", "nightly-reminders/nightly-reminders"):
+        try:
+            run_id = engine.start_run(deployment, {})
+        except Exception as exc:  # a deployment not in prefect.yaml yet
+            say(f"{deployment}: not started ({exc})")
+            continue
+        state = engine.wait_until_final(run_id, timeout=600)
+        say(f"{deployment}: {state}")
+
+
+def take_down(say: Say) -> None:
+    path = _state_file()
+    if not path.exists():
+        say("nothing to stop")
+        return
+    state = json.loads(path.read_text())
+    for name in ("worker", "server"):
+        pid = state.get(name)
+        if _alive(pid):
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except OSError:
+                os.kill(pid, signal.SIGTERM)
+            say(f"stopped the {name} (pid {pid})")
+    path.unlink()
