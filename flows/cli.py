@@ -149,7 +149,11 @@ def send_answer(reference: str, step: str, fields: dict[str, Any], wait: bool = 
     view = transfers.status_of(reference)
     if not view.flow_run_id:
         raise engine.EngineError(f"{reference} has no flow run")
-    engine.wait_until_paused(view.flow_run_id, timeout=min(timeout, 30))
+    pause_key = engine.wait_until_paused(view.flow_run_id, timeout=min(timeout, 30))
+    # Two operators answering at once: by now the run may wait at the next step. Its pause key
+    # names the step, so a late answer is refused instead of landing on the wrong form.
+    if not (pause_key or "").startswith(step.replace("_", "-") + "-"):
+        raise transfers.StepRefused("step", f"{step} for {reference} was already answered; the transfer has moved on")
     engine.resume(view.flow_run_id, answer)
     if not wait:
         return f"{reference}: {step} sent to its flow run"

@@ -33,15 +33,21 @@ def run_state(flow_run_id: str) -> tuple[str, str | None]:
         return (run.state.type.value if run.state else "UNKNOWN", run.state.name if run.state else None)
 
 
-def wait_until_paused(flow_run_id: str, timeout: float = 60.0) -> None:
-    """Wait until the run suspends (it may still be starting or finishing the previous step)."""
+def wait_until_paused(flow_run_id: str, timeout: float = 60.0) -> str | None:
+    """Wait until the run suspends (it may still be starting or finishing the previous step).
+    Returns the pause key, which names the step it waits at."""
     deadline = time.monotonic() + timeout
     while True:
-        state_type, _ = run_state(flow_run_id)
-        if state_type == "PAUSED":
-            return
+        with get_client(sync_client=True) as client:
+            try:
+                run = client.read_flow_run(UUID(flow_run_id))
+            except ObjectNotFound:
+                raise EngineError(f"flow run {flow_run_id} does not exist on this Prefect server") from None
+        state = run.state
+        if state is not None and state.is_paused():
+            return state.state_details.pause_key
         if time.monotonic() > deadline:
-            raise EngineError(f"flow run {flow_run_id} is {state_type}, not waiting for input")
+            raise EngineError(f"flow run {flow_run_id} is {state.type.value if state else 'UNKNOWN'}, not waiting for input")
         time.sleep(0.5)
 
 
