@@ -361,6 +361,86 @@ def down() -> None:
     take_down(say=out.print)
 
 
+@app.command("tracker")
+def tracker(
+    as_of: str | None = typer.Option(None, "--as-of", help="The report's day, YYYY-MM-DD (default: today)"),
+    out_dir: Path | None = typer.Option(
+        None, "--out", help="Folder for YYYY-MM-DD/<region>.xlsx (default: the tracker_dir setting)"
+    ),
+    region: str | None = typer.Option(None, "--region", help="One region code, e.g. N07 (default: every region)"),
+) -> None:
+    """Write the MIS tracker now: one workbook per region and national.xlsx (the nightly-tracker
+    flow's work, run here without a Prefect server)."""
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from sqlalchemy.exc import DBAPIError
+
+    from tasks.settings import get_settings
+    from tasks.tracker import RegionResult, TrackerData, check_region, run_tracker
+
+    day = _date(as_of, "--as-of") if as_of else get_settings().current_date()
+    try:
+        check_region(region)
+    except ValueError as exc:
+        fail(f"--region: {str(exc).removeprefix('region: ')}")
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=False) as progress:
+        reading = progress.add_task("reading the store", total=1)
+        bars: dict[str, Any] = {}
+
+        def loaded(data: TrackerData, codes: list[str]) -> None:
+            progress.update(reading, completed=1, description=f"{len(data.nsis)} NSIs, {len(data.actions)} actions read")
+            for code in codes:
+                bars[code] = progress.add_task(f"{code} {data.regions[code]}", total=1)
+
+        def written(result: RegionResult) -> None:
+            progress.update(
+                bars[result.region_code],
+                completed=1,
+                description=f"{result.region_code} {result.region_name}: {result.nsis} NSIs",
+            )
+
+        try:
+            run = run_tracker(day, out_dir, region, progress=written, on_loaded=loaded)
+        except DBAPIError as exc:
+            fail(f"database: {exc.orig}; is it migrated (casetransfer db upgrade)?", 1)
+    table = Table("region", "NSIs", "open", "overdue actions", "workbook", title=f"MIS tracker {run.as_of}", title_justify="left")
+    for r in run.regions:
+        table.add_row(f"{r.region_name} ({r.region_code})", str(r.nsis), str(r.open), str(r.overdue_actions), r.path)
+    out.print(table)
+    print(run.national)
+    err.print(f"{len(run.regions)} regional workbooks and the national summary in {run.seconds:.1f} s", highlight=False)
+
+
+@app.command("seed")
+def seed_store(
+    transfers: int = typer.Option(..., "--transfers", help="How many synthetic NSIs to write"),
+    seed: int = typer.Option(0, "--seed", help="Same seed, same data"),
+    as_of: str | None = typer.Option(None, "--as-of", help="NSIs are raised in the 12 months before this day (default: today)"),
+) -> None:
+    """Write synthetic NSIs with their actions, step records and histories straight into the store
+    (demo and benchmark data; no flow runs)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from tasks.seed import SeedExists
+    from tasks.seed import seed as write_seed
+    from tasks.settings import get_settings
+    from tasks.store.migrate import upgrade
+
+    if transfers < 0:
+        fail(f"--transfers: {transfers} is not a number of NSIs (0 or more)")
+    day = _date(as_of, "--as-of") if as_of else get_settings().current_date()
+    upgrade()
+    started = time.perf_counter()
+    with Progress(BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err) as progress:
+        bar = progress.add_task("seeding", total=transfers)
+        try:
+            n = write_seed(transfers, seed, day, progress=lambda done: progress.update(bar, completed=done))
+        except SeedExists as exc:
+            fail(f"--seed: {str(exc).removeprefix('seed: ')}")
+    seconds = time.perf_counter() - started
+    print(f"{n} synthetic NSIs written (seed {seed}, raised in the 12 months before {day}) in {seconds:.1f} s")
+
+
 def main() -> None:
     from tasks.settings import get_settings
 

@@ -1,0 +1,97 @@
+"""nightly-tracker: every region's MIS workbook and the national summary, each night (prefect.yaml).
+
+Thin on purpose: the work is in tasks/tracker.py, which `casetransfer tracker` also runs without
+Prefect. Here each region is a task run, so the UI shows which region failed or ran long; the
+CPU-bound writing happens in a process pool that the region tasks wait on (threads alone would
+serialise on the GIL).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from concurrent.futures import Executor
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from tasks import tracker
+from tasks.settings import get_settings
+
+# The data are large and rebuilt every night: nothing to cache, nothing worth persisting.
+EPHEMERAL: dict[str, Any] = dict(cache_policy=NO_CACHE, persist_result=False)
+
+
+@task(name="read-store", retries=2, retry_delay_seconds=[30, 120], **EPHEMERAL)
+def read_store(as_of: dt.date) -> tracker.TrackerData:
+    data = tracker.load_data(as_of)
+    get_run_logger().info("%d NSIs and %d actions in scope on %s", len(data.nsis), len(data.actions), as_of)
+    return data
+
+
+@task(name="write-region", task_run_name="region-{code}", **EPHEMERAL)
+def write_region(data: tracker.TrackerData, code: str, folder: Path, pool: Executor | None) -> tracker.RegionResult:
+    result = tracker.submit_region(pool, data, code, folder).result()
+    get_run_logger().info(
+        "%s: %d NSIs, %d overdue actions -> %s (%.1f s)", code, result.nsis, result.overdue_actions, result.path, result.seconds
+    )
+    return result
+
+
+@task(name="write-national", **EPHEMERAL)
+def write_national(data: tracker.TrackerData, results: list[tracker.RegionResult], path: Path) -> Path:
+    return tracker.write_national(data, results, path)
+
+
+@task(name="publish-artifact", **EPHEMERAL)
+def publish(data: tracker.TrackerData, results: list[tracker.RegionResult], national: Path) -> None:
+    create_table_artifact(
+        key="nightly-tracker",
+        table=tracker.artifact_table(results, national, total_nsis=len(data.nsis)),
+        description=f"MIS tracker for {data.as_of:%d %B %Y}: NSIs per region and where each workbook is.",
+    )
+    slow = sorted({p for r in results for p in r.slow_police_pdus})
+    lines = [
+        f"# MIS tracker, {data.as_of:%d %B %Y}",
+        f"{len(results)} regional workbooks and the national summary in `{national.parent}`.",
+        f"- National summary: `{national}`",
+        f"- NSIs in scope: {len(data.nsis)}; open: {int(data.nsis['is_open'].sum())}; overdue actions: {int((data.actions['days_overdue'] > 0).sum())}",
+        f"- PDUs consistently slow at police checks: {', '.join(slow) if slow else 'none'}",
+    ]
+    create_markdown_artifact(key="nightly-tracker-summary", markdown="\n".join(lines), description="MIS tracker summary")
+
+
+def _run_name() -> str:
+    as_of = flow_run.parameters.get("as_of") or get_settings().current_date()
+    return f"tracker-{as_of}"
+
+
+@flow(name="nightly-tracker", flow_run_name=_run_name, log_prints=True)
+def nightly_tracker(as_of: dt.date | None = None, out_dir: str | None = None, region: str | None = None) -> dict[str, Any]:
+    """Write DIR/YYYY-MM-DD/<region_code>.xlsx for every region (or one), and national.xlsx."""
+    cfg = tracker.load_tracker_config()
+    as_of = as_of or get_settings().current_date()
+    only = tracker.check_region(region)
+    data = read_store(as_of)
+    codes = tracker.region_order(data, only)
+    folder = tracker.output_folder(Path(out_dir) if out_dir else None, as_of)
+    folder.mkdir(parents=True, exist_ok=True)
+    pool = tracker.make_pool(min(cfg.workers, os.cpu_count() or 1, len(codes)))
+    try:
+        futures = [write_region.submit(data, code, folder, pool) for code in codes]
+        results = sorted((f.result() for f in futures), key=lambda r: r.region_code)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    national = write_national(data, results, folder / f"{cfg.national_workbook}.xlsx")
+    publish(data, results, national)
+    return {
+        "as_of": as_of.isoformat(),
+        "folder": str(folder),
+        "national": str(national),
+        "regions": {r.region_code: r.path for r in results},
+    }

@@ -1,0 +1,1341 @@
+"""The nightly MIS tracker: one Excel workbook per region and a national summary.
+
+Reading: a few SQL queries into pandas (no ORM objects: 100k NSIs and their actions would take
+minutes that way). Working days are counted with numpy over whole columns, once, before the
+data are split by region. Writing: XlsxWriter in constant_memory mode, row by row with the
+typed write methods, because it is the fastest writer measured (shared/NOTES.md); that mode
+forbids add_table, so each list gets an autofilter, and column widths are computed here.
+Regions are written by a small process pool: the work is CPU-bound and the machine has two
+cores.
+
+Safety: every piece of text is written with write_string, so a name like
+'=HYPERLINK("http://x","y")' is stored as a string cell, never as a formula. A limited access
+offender's name is replaced before any sheet is built, so it cannot leak into one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from functools import lru_cache
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import xlsxwriter
+import yaml
+from dateutil.relativedelta import relativedelta
+from pydantic import BaseModel, Field, model_validator
+from sqlalchemy import String, and_, or_, select, type_coerce
+
+from tasks.calendar import get_calendar
+from tasks.estate import load_estate
+from tasks.policy import Policy, get_policy
+from tasks.settings import get_settings
+from tasks.store.models import Action, Nsi
+from tasks.store.session import get_engine
+
+NAT = np.datetime64("NaT", "D")
+EXCEL_EPOCH = np.datetime64("1899-12-30", "D")
+NSI_TYPES = {"case_transfer": "Case Transfer", "temporary_move": "Temporary Move"}
+OWNERS = {
+    "transferring_pp": "Transferring PP",
+    "transferring_spo": "Transferring SPO",
+    "receiving_spo": "Receiving SPO",
+    "receiving_pp": "Receiving PP",
+    "admin": "Case admin",
+}
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+class PoliceRule(BaseModel):
+    slow_median_working_days: float
+    slow_min_cases: int
+    percentile: float = 90
+
+
+class MeasureConfig(BaseModel):
+    measure: str
+    action: str | None = None
+    completion: bool = False
+    diversity: bool = False
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> MeasureConfig:
+        if sum([self.action is not None, self.completion, self.diversity]) != 1:
+            raise ValueError(f"compliance: {self.measure!r} needs exactly one of action, completion, diversity")
+        return self
+
+
+class Layout(BaseModel):
+    max_column_width: int = 60
+    date_format: str = "dd/mm/yyyy"
+    overdue_fill: str = "#FFC7CE"
+    overdue_font: str = "#9C0006"
+    header_fill: str = "#1F4E78"
+    lao_name: str = "Restricted (LAO)"
+
+
+class TrackerConfig(BaseModel):
+    reporting_window_months: int = Field(..., ge=1)
+    national_workbook: str = "national"
+    workers: int = Field(2, ge=1)
+    police_checks: PoliceRule
+    compliance: list[MeasureConfig]
+    layout: Layout = Field(default_factory=Layout)
+
+
+@lru_cache(maxsize=2)
+def load_tracker_config(path: Path | None = None) -> TrackerConfig:
+    path = path or get_settings().config_dir / "tracker.yaml"
+    return TrackerConfig.model_validate(yaml.safe_load(path.read_text()))
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One inspection measure, resolved against the policy in force."""
+
+    label: str
+    kind: Literal["action", "completion", "diversity"]
+    code: str | None = None
+
+
+def _limit(rule_units: dict[str, int | None]) -> str:
+    for unit, name in (("working_days", "working days"), ("days", "days"), ("weeks", "weeks"), ("months", "months")):
+        value = rule_units.get(unit)
+        if value is not None:
+            return f"{value} {name[:-1] if value == 1 else name}"
+    return ""
+
+
+def resolve_measures(cfg: TrackerConfig, policy: Policy) -> list[Measure]:
+    """Labels carry the deadline from config/timescales.yaml ('Documents received within 10 days')."""
+    measures = []
+    for m in cfg.compliance:
+        if m.action is not None:
+            try:
+                rule = policy.rule(m.action)
+            except KeyError:
+                raise ValueError(
+                    f"config/tracker.yaml: compliance measure {m.measure!r} names unknown action {m.action!r}"
+                ) from None
+            units = {"working_days": rule.working_days, "days": rule.days, "weeks": rule.weeks, "months": rule.months}
+            measures.append(Measure(f"{m.measure} within {_limit(units)}", "action", m.action))
+        elif m.completion:
+            measures.append(Measure(f"{m.measure} within {_limit({'working_days': policy.transfer_working_days})}", "completion"))
+        else:
+            measures.append(Measure(m.measure, "diversity"))
+    return measures
+
+
+# --------------------------------------------------------------------------- reading the store
+
+
+@dataclass
+class TrackerData:
+    """Everything the workbooks need, one row per NSI in scope and one per action of those NSIs."""
+
+    as_of: dt.date
+    window_start: dt.date
+    nsis: pd.DataFrame
+    actions: pd.DataFrame
+    regions: dict[str, str]  # code -> name, every region in the estate
+    measures: list[Measure]
+    transfer_working_days: int
+    caretaking_months: int
+
+
+def _d(col: Any) -> Any:
+    # Dates come back as ISO strings on SQLite: skipping SQLAlchemy's per-row date parsing and
+    # converting whole columns with numpy is ~10x faster. PostgreSQL returns date objects,
+    # which the same numpy conversion accepts.
+    return type_coerce(col, String).label(col.name)
+
+
+def _dates(s: pd.Series) -> np.ndarray:
+    values = s.to_numpy(dtype=object)
+    values = np.where(pd.isna(values), None, values)
+    return values.astype("datetime64[D]")
+
+
+def _wd_between(start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Working days from start to end per row (float, NaN where either date is missing)."""
+    cal = get_calendar(get_settings().calendar)
+    out = np.full(len(start), np.nan)
+    ok = ~(np.isnat(start) | np.isnat(end))
+    if ok.any():
+        out[ok] = cal.working_days_between_many(start[ok], end[ok])
+    return out
+
+
+def _add_months(days: np.ndarray, months: int) -> np.ndarray:
+    """relativedelta(months=...) per row, as tasks.actions.transfer_due does (month ends clamp)."""
+    out = np.full(len(days), NAT)
+    ok = ~np.isnat(days)
+    if ok.any():
+        uniq, inv = np.unique(days[ok], return_inverse=True)
+        shifted = np.array([d + relativedelta(months=months) for d in uniq.astype(object)], dtype="datetime64[D]")
+        out[ok] = shifted[inv.reshape(-1)]
+    return out
+
+
+ACTION_CHUNK = 100_000
+
+
+def _read_actions(conn: Any, query: Any) -> pd.DataFrame:
+    """The actions in chunks, each shrunk at once (dates to datetime64, repeated text to
+    categories): read whole, the row tuples and their string objects cost ~0.5 GB at 100k NSIs."""
+    from pandas.api.types import union_categoricals
+
+    parts: list[pd.DataFrame] = []
+    for chunk in pd.read_sql(query, conn, chunksize=ACTION_CHUNK):
+        chunk["due_on"], chunk["done_on"] = _dates(chunk["due_on"]), _dates(chunk["done_on"])
+        for c in ("code", "title", "owner_role", "status"):
+            chunk[c] = chunk[c].astype("category")
+        parts.append(chunk)
+    if not parts:
+        return pd.read_sql(query.limit(0), conn)
+    out = pd.DataFrame({c: np.concatenate([p[c].to_numpy() for p in parts]) for c in ("id", "nsi_id", "due_on", "done_on")})
+    for c in ("code", "title", "owner_role", "status"):
+        out[c] = union_categoricals([p[c] for p in parts])
+    return out
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM); the benchmark reports it per worker."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def load_data(as_of: dt.date, url: str | None = None, config: TrackerConfig | None = None) -> TrackerData:
+    """Read the NSIs in scope (open on the as-of day, or closed within the reporting window) and
+    their actions, and compute every per-row figure the sheets show."""
+    cfg = config or load_tracker_config()
+    settings = get_settings()
+    policy = get_policy(settings.profile)
+    estate = load_estate()
+    window_start = as_of - relativedelta(months=cfg.reporting_window_months)
+    today = np.datetime64(as_of, "D")
+    n, a = Nsi.__table__, Action.__table__
+    scope = and_(n.c.raised_on <= as_of, or_(n.c.closed_on.is_(None), n.c.closed_on >= window_start))
+    nsi_q = select(
+        n.c.id, n.c.reference, n.c.crn, n.c.name, n.c.lao, n.c.nsi_type, n.c.status, n.c.diversity_recorded,
+        _d(n.c.raised_on), _d(n.c.received_on), _d(n.c.move_on), _d(n.c.due_on), _d(n.c.allocated_on), _d(n.c.closed_on),
+        n.c.transferring_region_code, n.c.transferring_pdu_code, n.c.transferring_team_code,
+        n.c.receiving_region_code, n.c.receiving_pdu_code, n.c.receiving_team_code,
+    ).where(scope)  # fmt: skip
+    act_q = (
+        select(a.c.id, a.c.nsi_id, a.c.code, a.c.title, a.c.owner_role, _d(a.c.due_on), _d(a.c.done_on), a.c.status)
+        .select_from(a.join(n, a.c.nsi_id == n.c.id))
+        .where(scope)
+    )
+    tm_q = select(n.c.id, n.c.form["expected_return_date"].as_string().label("expected_return")).where(
+        scope, n.c.nsi_type == "temporary_move"
+    )
+    engine = get_engine(url or settings.effective_database_url)
+    with engine.connect() as conn:
+        nsis = pd.read_sql(nsi_q, conn)
+        actions = _read_actions(conn, act_q)
+        returns = pd.read_sql(tm_q, conn)
+
+    nsis = nsis.rename(
+        columns={
+            "transferring_region_code": "t_region",
+            "transferring_pdu_code": "t_pdu",
+            "transferring_team_code": "t_team",
+            "receiving_region_code": "r_region",
+            "receiving_pdu_code": "r_pdu",
+            "receiving_team_code": "r_team",
+        }
+    )
+    nsis = nsis.sort_values("reference", kind="stable").reset_index(drop=True)
+    d = {c: _dates(nsis[c]) for c in ("raised_on", "received_on", "move_on", "due_on", "allocated_on", "closed_on")}
+    for c, v in d.items():
+        nsis[c] = v
+    nsis["lao"] = nsis["lao"].astype(bool)
+    nsis["diversity_recorded"] = nsis["diversity_recorded"].astype(bool)
+    # The name of a limited access offender never leaves this function.
+    nsis["name"] = np.where(nsis["lao"].to_numpy(), cfg.layout.lao_name, nsis["name"].to_numpy(dtype=object))
+    pdu_names = {p.code: p.name for p in estate.pdus.values()}
+    team_names = {t.code: t.name for t in estate.teams.values()}
+    for side in ("t", "r"):
+        nsis[f"{side}_pdu_name"] = nsis[f"{side}_pdu"].map(pdu_names).fillna(nsis[f"{side}_pdu"])
+        nsis[f"{side}_team_name"] = nsis[f"{side}_team"].map(team_names).fillna(nsis[f"{side}_team"])
+    # Few distinct values repeated 100k times: categories compare fast, take little memory and
+    # pickle small when a region's slice goes to a worker process.
+    for c in (
+        "nsi_type",
+        "status",
+        "t_region",
+        "t_pdu",
+        "t_team",
+        "r_region",
+        "r_pdu",
+        "r_team",
+        *(f"{x}_{y}_name" for x in "tr" for y in ("pdu", "team")),
+    ):
+        nsis[c] = nsis[c].astype("category")
+    closed = d["closed_on"]
+    is_open = np.isnat(closed) | (closed > today)
+    nsis["is_open"] = is_open
+    nsis["is_ct"] = (nsis["nsi_type"] == "case_transfer").to_numpy()
+    nsis["wd_to_allocation"] = _wd_between(d["received_on"], d["allocated_on"])
+    completed = (nsis["status"] == "completed").to_numpy() & ~is_open
+    nsis["completed"] = completed
+    nsis["wd_to_completion"] = np.where(completed, _wd_between(d["raised_on"], closed), np.nan)
+    nsis["completed_in_time"] = completed & (closed <= d["due_on"])
+    returns["expected_return"] = _dates(returns["expected_return"])
+    nsis["expected_return"] = nsis["id"].map(returns.set_index("id")["expected_return"]).to_numpy(dtype="datetime64[D]")
+    # Temporary moves: caretaking should not normally last beyond policy.caretaking_months.
+    tm = ~nsis["is_ct"].to_numpy()
+    start = np.where(np.isnat(d["move_on"]), d["received_on"], d["move_on"])
+    limit_on = _add_months(np.where(tm, start, NAT), policy.caretaking_months)
+    ended = np.where(is_open, today, closed)
+    nsis["tm_start"] = start
+    nsis["tm_limit_on"] = limit_on
+    nsis["tm_days"] = np.where(tm, (ended - start).astype("timedelta64[D]").astype(np.int64), 0)
+    nsis["tm_past_limit"] = tm & (ended > limit_on)
+
+    # Actions: their state on the as-of day, and working days overdue.
+    pos = pd.Index(nsis["id"].to_numpy()).get_indexer(actions["nsi_id"].to_numpy())
+    due, done = actions["due_on"].to_numpy(dtype="datetime64[D]"), actions["done_on"].to_numpy(dtype="datetime64[D]")
+    order = np.lexsort((actions["id"].to_numpy(), due, pos))
+    actions = actions.iloc[order].reset_index(drop=True)
+    pos, due, done = pos[order], due[order], done[order]
+    actions["pos"] = pos
+    actions["due_on"], actions["done_on"] = due, done
+    for c in ("reference", "t_region", "r_region", "r_pdu"):
+        actions[c] = (
+            nsis[c].to_numpy()[pos]
+            if c != "reference"
+            else pd.Categorical.from_codes(pos, nsis["reference"].to_numpy(dtype=object))
+        )
+        if c != "reference":
+            actions[c] = actions[c].astype("category")
+    actions["received_on"] = d["received_on"][pos]
+    stored = actions["status"].to_numpy(dtype=object)
+    done_by_then = ~np.isnat(done) & (done <= today)
+    state = np.where(stored == "cancelled", "cancelled", np.where(done_by_then, "done", "open"))
+    actions["state"] = pd.Categorical(state, categories=["open", "done", "cancelled"])
+    overdue = np.zeros(len(actions))
+    late = (state == "open") & (due < today)
+    if late.any():
+        overdue[late] = _wd_between(due[late], np.full(int(late.sum()), today))
+    actions["days_overdue"] = overdue.astype(np.int64)
+    actions["done_late"] = (state == "done") & (done > due)
+    actions = actions.drop(columns=["status"])
+
+    # Per NSI: the next open action (earliest due: actions are in due order per NSI) and the
+    # worst overdue, counting the NSI's own due date.
+    is_open_action = state == "open"
+    open_pos = pos[is_open_action]
+    first_idx = np.flatnonzero(is_open_action)[np.unique(open_pos, return_index=True)[1]]
+    next_title = np.full(len(nsis), None, dtype=object)
+    next_due = np.full(len(nsis), NAT)
+    next_title[pos[first_idx]] = actions["title"].to_numpy(dtype=object)[first_idx]
+    next_due[pos[first_idx]] = due[first_idx]
+    nsis["next_action"] = next_title
+    nsis["next_action_due"] = next_due
+    action_overdue = np.zeros(len(nsis))
+    np.maximum.at(action_overdue, open_pos, actions["days_overdue"].to_numpy()[is_open_action])
+    own = np.zeros(len(nsis))
+    own_late = is_open & (d["due_on"] < today)
+    if own_late.any():
+        own[own_late] = _wd_between(d["due_on"][own_late], np.full(int(own_late.sum()), today))
+    nsis["days_overdue"] = np.where(is_open, np.maximum(action_overdue, own), 0).astype(np.int64)
+
+    assessed = ((actions["code"] == "address_assessment").to_numpy()) & (state == "done")
+    assessed_on = np.full(len(nsis), NAT)
+    assessed_on[pos[assessed]] = done[assessed]
+    nsis["wd_to_assessment"] = _wd_between(d["received_on"], assessed_on)
+    return TrackerData(
+        as_of=as_of,
+        window_start=window_start,
+        nsis=nsis,
+        actions=actions,
+        regions={r.code: r.name for r in estate.regions.values()},
+        measures=resolve_measures(cfg, policy),
+        transfer_working_days=policy.transfer_working_days,
+        caretaking_months=policy.caretaking_months,
+    )
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _median(values: np.ndarray) -> float | None:
+    values = values[~np.isnan(values)]
+    return float(np.median(values)) if values.size else None
+
+
+def _share(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+def police_checks(nsis: pd.DataFrame, actions: pd.DataFrame, cfg: TrackerConfig) -> pd.DataFrame:
+    """By receiving PDU: checks outstanding, working days from NSI received to checks returned,
+    share overdue, and the consistently-slow flag (config/tracker.yaml police_checks)."""
+    rule = cfg.police_checks
+    pc = actions[(actions["code"] == "police_checks") & (actions["state"] != "cancelled")]
+    cols = ["r_pdu", "checks", "returned", "outstanding", "median", "p90", "overdue_share", "slow"]
+    if pc.empty:
+        return pd.DataFrame(columns=cols)
+    done = (pc["state"] == "done").to_numpy()
+    wd = np.where(
+        done,
+        _wd_between(pc["received_on"].to_numpy(dtype="datetime64[D]"), pc["done_on"].to_numpy(dtype="datetime64[D]")),
+        np.nan,
+    )
+    frame = pd.DataFrame(
+        {
+            "r_pdu": pc["r_pdu"].to_numpy(dtype=object),
+            "done": done,
+            "open": ~done,
+            "wd": wd,
+            "overdue": (pc["done_late"] | (pc["days_overdue"] > 0)).to_numpy(),
+        }
+    )
+    g = frame.groupby("r_pdu", sort=True, observed=True)
+    out = pd.DataFrame(
+        {
+            "checks": g.size(),
+            "returned": g["done"].sum(),
+            "outstanding": g["open"].sum(),
+            "median": g["wd"].median(),
+            "p90": g["wd"].quantile(rule.percentile / 100),
+            "overdue_share": g["overdue"].mean(),
+        }
+    ).reset_index()
+    out["slow"] = (out["median"] > rule.slow_median_working_days) & (out["returned"] >= rule.slow_min_cases)
+    return out.sort_values(["slow", "median"], ascending=[False, False], kind="stable").reset_index(drop=True)
+
+
+def compliance(
+    nsis: pd.DataFrame,
+    actions: pd.DataFrame,
+    measures: Sequence[Measure],
+    scopes: Sequence[tuple[str, np.ndarray]],
+    as_of: dt.date,
+    window_start: dt.date,
+) -> pd.DataFrame:
+    """The inspection's measures per scope (a label and a mask over nsis).
+
+    Due in period: the deadline fell within the reporting window, on or before the as-of day
+    (cancelled actions, refused and withdrawn transfers are out). Met: done by the deadline.
+    """
+    today, start = np.datetime64(as_of, "D"), np.datetime64(window_start, "D")
+    pos = actions["pos"].to_numpy()
+    a_due = actions["due_on"].to_numpy(dtype="datetime64[D]")
+    a_state = actions["state"].to_numpy(dtype=object)
+    a_late = actions["done_late"].to_numpy()
+    a_live = (a_state != "cancelled") & (a_due >= start) & (a_due <= today)
+    a_code = actions["code"].to_numpy(dtype=object)
+    n_due = nsis["due_on"].to_numpy(dtype="datetime64[D]")
+    n_status = nsis["status"].to_numpy(dtype=object)
+    ct_live = nsis["is_ct"].to_numpy() & (n_due >= start) & (n_due <= today) & ~np.isin(n_status, ["refused", "withdrawn"])
+    raised = nsis["raised_on"].to_numpy(dtype="datetime64[D]")
+    raised_live = (raised >= start) & (raised <= today)
+    in_time, completed, is_open = nsis["completed_in_time"].to_numpy(), nsis["completed"].to_numpy(), nsis["is_open"].to_numpy()
+    diversity = nsis["diversity_recorded"].to_numpy()
+    rows = []
+    for measure in measures:
+        of_code = a_live & (a_code == measure.code) if measure.kind == "action" else None
+        for label, mask in scopes:
+            if of_code is not None:
+                live = of_code & mask[pos]
+                state, late = a_state[live], a_late[live]
+                due_n = int(live.sum())
+                met = int(((state == "done") & ~late).sum())
+                done_late = int(((state == "done") & late).sum())
+                not_done = int((state == "open").sum())
+            elif measure.kind == "completion":
+                live = ct_live & mask
+                due_n = int(live.sum())
+                met = int(in_time[live].sum())
+                done_late = int((completed & ~in_time)[live].sum())
+                not_done = int(is_open[live].sum())
+            else:
+                live = raised_live & mask
+                due_n = int(live.sum())
+                met = int(diversity[live].sum())
+                done_late, not_done = 0, due_n - met
+            rows.append(
+                {
+                    "measure": measure.label,
+                    "scope": label,
+                    "due": due_n,
+                    "met": met,
+                    "share": _share(met, due_n),
+                    "late": done_late,
+                    "not_done": not_done,
+                }
+            )
+    return pd.DataFrame(rows, columns=["measure", "scope", "due", "met", "share", "late", "not_done"])
+
+
+@dataclass
+class RegionResult:
+    """What the national summary and the Prefect artifact show for one region."""
+
+    region_code: str
+    region_name: str
+    path: str
+    nsis: int
+    outgoing: int
+    incoming: int
+    open: int
+    open_overdue: int
+    overdue_actions: int
+    median_wd_allocation: float | None
+    median_wd_assessment: float | None
+    median_wd_completion: float | None
+    completed_in_time_share: float | None
+    slow_police_pdus: list[str] = field(default_factory=list)
+    temporary_moves_past_limit: int = 0
+    seconds: float = 0.0
+    peak_rss_mb: float = 0.0  # of the process that wrote it
+
+
+# --------------------------------------------------------------------------- writing
+
+
+Kind = Literal["text", "date", "int", "num", "pct", "month"]
+
+
+@dataclass
+class Col:
+    header: str
+    kind: Kind
+    values: list[Any]
+    width: int = 0
+
+
+def text_col(header: str, values: Any) -> Col:
+    """Text values as a list of str or None (pandas 3 gives NaN for missing strings)."""
+    arr = np.asarray(values, dtype=object)
+    missing = pd.isna(arr)
+    if missing.any():
+        arr = np.where(missing, None, arr)
+    return Col(header, "text", arr.tolist())
+
+
+def date_col(header: str, values: Any, kind: Kind = "date") -> Col:
+    """Dates as Excel serial numbers written with a date format (no per-cell datetime conversion)."""
+    days = np.asarray(values).astype("datetime64[D]")
+    serial = (days - EXCEL_EPOCH).astype(np.int64).astype(object)
+    return Col(header, kind, np.where(np.isnat(days), None, serial).tolist())
+
+
+def num_col(header: str, values: Any, kind: Kind = "int", blank_zero: bool = False) -> Col:
+    """Numbers; NaN is a blank cell. blank_zero: 0 is blank too ('not overdue' reads better
+    empty, and most actions are not overdue, so fewer cells to write)."""
+    arr = np.asarray(values, dtype=float)
+    if blank_zero:
+        arr = np.where(arr == 0, np.nan, arr)
+    if kind == "int":
+        out = np.where(np.isnan(arr), None, np.nan_to_num(arr).astype(np.int64).astype(object))
+    else:
+        out = np.where(np.isnan(arr), None, arr.astype(object))
+    return Col(header, kind, out.tolist())
+
+
+class Book:
+    """An XlsxWriter workbook in constant_memory mode with the tracker's formats."""
+
+    def __init__(self, path: Path, layout: Layout):
+        self.layout = layout
+        # strings_to_*: False so that even write() could never turn user text into a formula or link.
+        self.wb = xlsxwriter.Workbook(
+            str(path),
+            {
+                "constant_memory": True,
+                "strings_to_formulas": False,
+                "strings_to_urls": False,
+                "strings_to_numbers": False,
+                "tmpdir": str(path.parent),
+            },
+        )
+        wb = self.wb
+        self.header = wb.add_format(
+            {"bold": True, "font_color": "#FFFFFF", "bg_color": layout.header_fill, "text_wrap": True, "valign": "top"}
+        )
+        self.title = wb.add_format({"bold": True, "font_size": 14})
+        self.bold = wb.add_format({"bold": True})
+        self.note = wb.add_format({"italic": True, "font_color": "#595959"})
+        self.formats: dict[Kind, Any] = {
+            "text": None,
+            "date": wb.add_format({"num_format": layout.date_format}),
+            "month": wb.add_format({"num_format": "mmm yyyy"}),
+            "int": None,
+            "num": wb.add_format({"num_format": "0.0"}),
+            "pct": wb.add_format({"num_format": "0.0%"}),
+        }
+        self.highlight = wb.add_format({"bg_color": layout.overdue_fill, "font_color": layout.overdue_font})
+
+    def width(self, col: Col) -> int:
+        if col.width:
+            return col.width
+        if col.kind in ("date", "month"):
+            content = 11
+        elif col.kind == "text":
+            lengths = [len(v) for v in col.values if v is not None]
+            content = max(lengths, default=0)
+        else:
+            content = max(
+                (len(f"{v:,.1f}" if isinstance(v, float) else str(v)) for v in col.values[:5000] if v is not None), default=0
+            )
+        header = max((len(w) for w in col.header.split()), default=0)
+        return max(8, min(self.layout.max_column_width, max(content, header) + 2))
+
+    def list_sheet(self, name: str, cols: list[Col], highlight: str | None = None, note: str | None = None) -> None:
+        """A list: header row frozen, autofilter, widths that fit, and one conditional-format
+        rule (`highlight`: an Excel formula for row 2, e.g. '=$O2>0') for the whole range."""
+        ws = self.wb.add_worksheet(name)
+        n = len(cols[0].values) if cols else 0
+        for c, col in enumerate(cols):
+            ws.set_column(c, c, self.width(col))
+            ws.write_string(0, c, col.header, self.header)
+        writers = [
+            (c, ws.write_string if col.kind == "text" else ws.write_number, col.values, self.formats[col.kind])
+            for c, col in enumerate(cols)
+        ]
+        for r in range(n):
+            row = r + 1
+            for c, write, values, fmt in writers:
+                v = values[r]
+                if v is not None and v != "":
+                    write(row, c, v, fmt)
+        last = len(cols) - 1
+        ws.freeze_panes(1, 1)
+        ws.autofilter(0, 0, max(n, 1), last)
+        if highlight and n:
+            ws.conditional_format(1, 0, n, last, {"type": "formula", "criteria": highlight, "format": self.highlight})
+        if note:
+            # Below the list, so that filtering and sorting the list leave it alone.
+            ws.write_string(n + 2, 0, note, self.note)
+
+    def close(self) -> None:
+        self.wb.close()
+
+
+def _letter(index: int) -> str:
+    s = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        s = chr(65 + rem) + s
+    return s
+
+
+class SummaryWriter:
+    """Blocks written top to bottom (constant_memory needs rows in order)."""
+
+    def __init__(self, book: Book, name: str, widths: Sequence[int]):
+        self.book = book
+        self.ws = book.wb.add_worksheet(name)
+        self.row = 0
+        for c, w in enumerate(widths):
+            self.ws.set_column(c, c, w)
+
+    def line(self, text: str, fmt: Any = None) -> None:
+        self.ws.write_string(self.row, 0, text, fmt)
+        self.row += 1
+
+    def skip(self, rows: int = 1) -> None:
+        self.row += rows
+
+    def table(self, title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]], kinds: Sequence[Kind]) -> tuple[int, int]:
+        """Writes a titled block; returns (first data row, last data row), 0-based."""
+        ws, book = self.ws, self.book
+        ws.write_string(self.row, 0, title, book.bold)
+        self.row += 1
+        for c, h in enumerate(headers):
+            ws.write_string(self.row, c, h, book.header)
+        self.row += 1
+        first = self.row
+        for values in rows:
+            for c, (v, kind) in enumerate(zip(values, kinds, strict=True)):
+                if v is None or (isinstance(v, float) and math.isnan(v)):
+                    continue
+                if kind == "text":
+                    ws.write_string(self.row, c, str(v), book.bold if values[0] == "All" else None)
+                else:
+                    ws.write_number(self.row, c, v, book.formats[kind])
+            self.row += 1
+        return first, self.row - 1
+
+
+# --------------------------------------------------------------------------- one region
+
+
+@dataclass
+class RegionInput:
+    """A region's slice of the data: everything a worker process needs to write its workbook."""
+
+    code: str
+    name: str
+    as_of: dt.date
+    window_start: dt.date
+    nsis: pd.DataFrame
+    actions: pd.DataFrame
+    pdu_names: dict[str, str]
+    region_of_pdu: dict[str, str]
+    measures: list[Measure]
+    transfer_working_days: int
+    caretaking_months: int
+    config: TrackerConfig
+
+
+def region_input(data: TrackerData, code: str, config: TrackerConfig | None = None) -> RegionInput:
+    """Only NSIs this region transfers or receives, and only their actions."""
+    keep = (data.nsis["t_region"] == code).to_numpy() | (data.nsis["r_region"] == code).to_numpy()
+    nsis = data.nsis[keep].reset_index(drop=True)
+    actions = data.actions[keep[data.actions["pos"].to_numpy()]].reset_index(drop=True)
+    # Positions into the region's own NSI rows.
+    actions["pos"] = (np.cumsum(keep) - 1)[actions["pos"].to_numpy()]
+    estate = load_estate()
+    return RegionInput(
+        code=code,
+        name=data.regions[code],
+        as_of=data.as_of,
+        window_start=data.window_start,
+        nsis=nsis,
+        actions=actions,
+        pdu_names={p.code: p.name for p in estate.pdus.values()},
+        region_of_pdu={p.code: p.region_code for p in estate.pdus.values()},
+        measures=data.measures,
+        transfer_working_days=data.transfer_working_days,
+        caretaking_months=data.caretaking_months,
+        config=config or load_tracker_config(),
+    )
+
+
+def _direction(nsis: pd.DataFrame, code: str) -> np.ndarray:
+    out = (nsis["t_region"] == code).to_numpy()
+    inc = (nsis["r_region"] == code).to_numpy()
+    return np.where(out & inc, "within", np.where(out, "out", "in"))
+
+
+def _months(window_start: dt.date, as_of: dt.date) -> list[dt.date]:
+    first = dt.date(window_start.year, window_start.month, 1)
+    months = []
+    while first <= as_of:
+        months.append(first)
+        first += relativedelta(months=1)
+    return months
+
+
+def region_figures(inp: RegionInput, direction: np.ndarray, police: pd.DataFrame) -> RegionResult:
+    """The region's headline figures (national summary, artifact). Timeliness is for incoming
+    Case Transfers: allocation and assessment are the receiving side's work."""
+    nsis, code = inp.nsis, inp.code
+    incoming = direction != "out"
+    is_open = nsis["is_open"].to_numpy()
+    inc_ct = incoming & nsis["is_ct"].to_numpy()
+    return RegionResult(
+        region_code=code,
+        region_name=inp.name,
+        path="",
+        nsis=len(nsis),
+        outgoing=int((direction != "in").sum()),
+        incoming=int(incoming.sum()),
+        open=int(is_open.sum()),
+        open_overdue=int((is_open & (nsis["days_overdue"].to_numpy() > 0)).sum()),
+        overdue_actions=int((inp.actions["days_overdue"] > 0).sum()),
+        median_wd_allocation=_median(nsis["wd_to_allocation"].to_numpy()[inc_ct]),
+        median_wd_assessment=_median(nsis["wd_to_assessment"].to_numpy()[inc_ct]),
+        median_wd_completion=_median(nsis["wd_to_completion"].to_numpy()[inc_ct]),
+        completed_in_time_share=_share(
+            int(nsis["completed_in_time"].to_numpy()[inc_ct].sum()), int(nsis["completed"].to_numpy()[inc_ct].sum())
+        ),
+        slow_police_pdus=[p for p in police.loc[police["slow"], "r_pdu"] if inp.region_of_pdu.get(p) == code],
+        temporary_moves_past_limit=int((nsis["tm_past_limit"].to_numpy() & is_open).sum()),
+    )
+
+
+def write_region(inp: RegionInput, path: Path) -> RegionResult:
+    """Build and write one region's workbook; atomic (written beside, then renamed)."""
+    import time
+
+    started = time.perf_counter()
+    cfg = inp.config
+    nsis, code = inp.nsis, inp.code
+    direction = _direction(nsis, code)
+    outgoing = direction != "in"
+    incoming = direction != "out"
+    today = np.datetime64(inp.as_of, "D")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".xlsx", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    book = Book(tmp, cfg.layout)
+    try:
+        result = _write_region_sheets(book, inp, direction, outgoing, incoming, today)
+        book.close()
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    result.path = str(path)
+    result.seconds = time.perf_counter() - started
+    result.peak_rss_mb = _peak_rss_mb()
+    return result
+
+
+def _write_region_sheets(
+    book: Book, inp: RegionInput, direction: np.ndarray, outgoing: np.ndarray, incoming: np.ndarray, today: np.datetime64
+) -> RegionResult:
+    nsis, actions, code, cfg = inp.nsis, inp.actions, inp.code, inp.config
+    ct = nsis["is_ct"].to_numpy()
+    tm = ~ct
+    act_dir = direction[actions["pos"].to_numpy()]
+    police = police_checks(nsis, actions, cfg)
+    result = region_figures(inp, direction, police)
+
+    # Summary ------------------------------------------------------------------------------
+    s = SummaryWriter(book, "Summary", [46, 26, 13, 13, 13, 15])
+    s.line(f"Case transfers MIS tracker: {inp.name} ({code})", book.title)
+    s.line(
+        f"As of {inp.as_of:%d %B %Y}. NSIs open on that day or closed since {inp.window_start:%d %B %Y}. "
+        "Outgoing: this region transfers the case; incoming: it receives it (a move within the region counts as both).",
+        book.note,
+    )
+    s.skip()
+    counts = pd.DataFrame(
+        {
+            "type": nsis["nsi_type"].to_numpy(dtype=object),
+            "status": nsis["status"].to_numpy(dtype=object),
+            "out": outgoing,
+            "in": incoming,
+        }
+    )
+    g = (
+        counts.groupby(["type", "status"], sort=True, observed=True)
+        .agg(out=("out", "sum"), inc=("in", "sum"), total=("out", "size"))
+        .reset_index()
+    )
+    rows: list[list[Any]] = [
+        [NSI_TYPES.get(r.type, r.type), r.status, int(r.out), int(r.inc), int(r.total)] for r in g.itertuples()
+    ]
+    rows.append(["All", "", int(outgoing.sum()), int(incoming.sum()), len(nsis)])
+    s.table(
+        "NSIs by type and status",
+        ["Type", "Status", "Outgoing", "Incoming", "Total"],
+        rows,
+        ["text", "text", "int", "int", "int"],
+    )
+    s.skip()
+
+    od = actions[(actions["days_overdue"] > 0).to_numpy()]
+    od_dir = act_dir[(actions["days_overdue"] > 0).to_numpy()]
+    frame = pd.DataFrame(
+        {
+            "title": od["title"].to_numpy(dtype=object),
+            "owner": od["owner_role"].to_numpy(dtype=object),
+            "out": od_dir != "in",
+            "in": od_dir != "out",
+            "days": od["days_overdue"].to_numpy(),
+        }
+    )
+    g = (
+        frame.groupby(["title", "owner"], sort=True, observed=True)
+        .agg(out=("out", "sum"), inc=("in", "sum"), total=("days", "size"), median=("days", "median"))
+        .reset_index()
+    )
+    g = g.sort_values("total", ascending=False, kind="stable")
+    rows = [
+        [r.title, OWNERS.get(r.owner, r.owner), int(r.out), int(r.inc), int(r.total), float(r.median)] for r in g.itertuples()
+    ]
+    rows.append(
+        [
+            "All",
+            "",
+            int((od_dir != "in").sum()),
+            int((od_dir != "out").sum()),
+            len(od),
+            _median(od["days_overdue"].to_numpy(dtype=float)),
+        ]
+    )
+    s.table(
+        "Overdue actions (open past their due date on the as-of day)",
+        ["Action", "Owner", "Outgoing", "Incoming", "Total", "Median working days overdue"],
+        rows,
+        ["text", "text", "int", "int", "int", "num"],
+    )
+    s.skip()
+
+    def timeliness(mask: np.ndarray) -> list[Any]:
+        m = mask & ct
+        done = int(nsis["completed"].to_numpy()[m].sum())
+        return [
+            _median(nsis["wd_to_allocation"].to_numpy()[m]),
+            _median(nsis["wd_to_assessment"].to_numpy()[m]),
+            _median(nsis["wd_to_completion"].to_numpy()[m]),
+            _share(int(nsis["completed_in_time"].to_numpy()[m].sum()), done),
+            done,
+        ]
+
+    t_out, t_in, t_all = timeliness(outgoing), timeliness(incoming), timeliness(np.ones(len(nsis), dtype=bool))
+    labels = [
+        ("Median working days, received to allocation", "num"),
+        ("Median working days, received to address assessment", "num"),
+        ("Median working days, raised to completion", "num"),
+        (f"Completed within {inp.transfer_working_days} working days (share of completed)", "pct"),
+        ("Completed", "int"),
+    ]
+    s.ws.write_string(s.row, 0, "Timeliness (Case Transfers)", book.bold)
+    s.row += 1
+    for c, h in enumerate(["Measure", "Outgoing", "Incoming", "All"]):
+        s.ws.write_string(s.row, c, h, book.header)
+    s.row += 1
+    for i, (label, kind) in enumerate(labels):
+        s.ws.write_string(s.row, 0, label)
+        for c, v in enumerate((t_out[i], t_in[i], t_all[i]), start=1):
+            if v is not None:
+                s.ws.write_number(s.row, c, v, book.formats[kind])
+        s.row += 1
+    s.skip()
+
+    months = _months(inp.window_start, inp.as_of)
+    month_of = lambda days: days.astype("datetime64[M]")  # noqa: E731
+    raised_m = month_of(nsis["raised_on"].to_numpy(dtype="datetime64[D]"))
+    closed_m = month_of(nsis["closed_on"].to_numpy(dtype="datetime64[D]"))
+    completed = nsis["completed"].to_numpy()
+    rows = []
+    for m in months:
+        key = np.datetime64(m, "M")
+        rows.append(
+            [
+                np.datetime64(m, "D"),
+                int((outgoing & (raised_m == key)).sum()),
+                int((incoming & (raised_m == key)).sum()),
+                int((completed & (closed_m == key)).sum()),
+            ]
+        )
+    month_rows = [[int((r[0] - EXCEL_EPOCH).astype(np.int64)), *r[1:]] for r in rows]
+    first, last = s.table(
+        "NSIs raised and transfers completed per month",
+        ["Month", "Raised, outgoing", "Raised, incoming", "Completed"],
+        month_rows,
+        ["month", "int", "int", "int"],
+    )
+    chart = book.wb.add_chart({"type": "column"})
+    for c, colour in ((1, "#1F4E78"), (2, "#70AD47"), (3, "#ED7D31")):
+        chart.add_series(
+            {
+                "name": ["Summary", first - 1, c],
+                "categories": ["Summary", first, 0, last, 0],
+                "values": ["Summary", first, c, last, c],
+                "fill": {"color": colour},
+            }
+        )
+    chart.set_title({"name": f"{inp.name}: raised and completed per month"})
+    chart.set_x_axis({"num_format": "mmm yy", "date_axis": False})
+    chart.set_y_axis({"name": "NSIs"})
+    chart.set_size({"width": 720, "height": 320})
+    s.ws.insert_chart(3, 7, chart)
+
+    # Transfers ----------------------------------------------------------------------------
+    overdue_col = _letter(14)
+    book.list_sheet(
+        "Transfers",
+        [
+            text_col("Reference", nsis["reference"]),
+            text_col("CRN", nsis["crn"]),
+            text_col("Name", nsis["name"]),
+            text_col("Type", nsis["nsi_type"].map(NSI_TYPES)),
+            text_col("Direction", direction),
+            text_col("Transferring PDU", nsis["t_pdu_name"]),
+            text_col("Transferring team", nsis["t_team_name"]),
+            text_col("Receiving PDU", nsis["r_pdu_name"]),
+            text_col("Receiving team", nsis["r_team_name"]),
+            text_col("Status", nsis["status"]),
+            date_col("Raised", nsis["raised_on"]),
+            date_col("Due", nsis["due_on"]),
+            text_col("Next action", nsis["next_action"]),
+            date_col("Next action due", nsis["next_action_due"]),
+            num_col("Days overdue (working)", nsis["days_overdue"], blank_zero=True),
+        ],
+        highlight=f"=${overdue_col}2>0",
+    )
+
+    # Actions ------------------------------------------------------------------------------
+    book.list_sheet(
+        "Actions",
+        [
+            text_col("NSI", actions["reference"]),
+            text_col("Action", actions["title"]),
+            text_col("Owner role", actions["owner_role"].map(OWNERS).fillna(actions["owner_role"])),
+            date_col("Due", actions["due_on"]),
+            date_col("Done", actions["done_on"]),
+            text_col("Status", actions["state"]),
+            num_col("Days overdue (working)", actions["days_overdue"], blank_zero=True),
+        ],
+        highlight=f"=${_letter(6)}2>0",
+    )
+
+    # Police checks ------------------------------------------------------------------------
+    rule = cfg.police_checks
+    pct = f"P{rule.percentile:g}"
+    book.list_sheet(
+        "Police checks",
+        [
+            text_col("Receiving PDU", police["r_pdu"].map(inp.pdu_names).fillna(police["r_pdu"])),
+            text_col("Receiving region", police["r_pdu"].map(inp.region_of_pdu)),
+            num_col("Checks", police["checks"]),
+            num_col("Returned", police["returned"]),
+            num_col("Outstanding", police["outstanding"]),
+            num_col("Median working days to return", police["median"], "num"),
+            num_col(f"{pct} working days to return", police["p90"], "num"),
+            num_col("Share overdue", police["overdue_share"], "pct"),
+            text_col("Consistently slow", np.where(police["slow"].to_numpy(dtype=bool), "Yes", "")),
+        ],
+        highlight=f'=${_letter(8)}2="Yes"',
+        note=(
+            f"Working days from NSI received to police checks returned. Consistently slow: median above "
+            f"{rule.slow_median_working_days:g} working days over at least {rule.slow_min_cases} returned checks (config/tracker.yaml)."
+        ),
+    )
+
+    # Compliance ---------------------------------------------------------------------------
+    scopes: list[tuple[str, np.ndarray]] = [
+        ("All", np.ones(len(nsis), dtype=bool)),
+        ("Outgoing", outgoing),
+        ("Incoming", incoming),
+    ]
+    r_pdu = nsis["r_pdu"].to_numpy(dtype=object)
+    for pdu in sorted({p for p, reg in inp.region_of_pdu.items() if reg == code} & set(r_pdu[incoming])):
+        scopes.append((f"Incoming: {inp.pdu_names.get(pdu, pdu)}", incoming & (r_pdu == pdu)))
+    comp = compliance(nsis, actions, inp.measures, scopes, inp.as_of, inp.window_start)
+    book.list_sheet(
+        "Compliance",
+        [
+            text_col("Measure", comp["measure"]),
+            text_col("Scope", comp["scope"]),
+            num_col("Due in period", comp["due"]),
+            num_col("Met in time", comp["met"]),
+            num_col("Share met", comp["share"], "pct"),
+            num_col("Done late", comp["late"]),
+            num_col("Not done, past due", comp["not_done"]),
+        ],
+        highlight=f"=${_letter(6)}2>0",
+        note=(
+            f"Due in period: the deadline fell between {inp.window_start:%d/%m/%Y} and {inp.as_of:%d/%m/%Y}. "
+            "Deadlines are those in config/timescales.yaml. Diversity: NSIs raised in the period with diversity needs recorded."
+        ),
+    )
+
+    # Temporary moves ----------------------------------------------------------------------
+    t = nsis[tm]
+    past = t["tm_past_limit"].to_numpy(dtype=bool)
+    book.list_sheet(
+        "Temporary moves",
+        [
+            text_col("Reference", t["reference"]),
+            text_col("CRN", t["crn"]),
+            text_col("Name", t["name"]),
+            text_col("Direction", direction[tm]),
+            text_col("Transferring PDU", t["t_pdu_name"]),
+            text_col("Receiving PDU", t["r_pdu_name"]),
+            text_col("Status", t["status"]),
+            date_col("Moved", t["tm_start"]),
+            date_col("Expected return", t["expected_return"]),
+            date_col("Ended", np.where(t["is_open"].to_numpy(), NAT, t["closed_on"].to_numpy(dtype="datetime64[D]"))),
+            num_col("Days so far", t["tm_days"]),
+            date_col(f"{inp.caretaking_months} months on", t["tm_limit_on"]),
+            text_col(f"Past {inp.caretaking_months} months", np.where(past, "Yes", "")),
+        ],
+        highlight=f'=${_letter(12)}2="Yes"',
+        note=f"Caretaking should not normally last beyond {inp.caretaking_months} months (004 12.1); past that, full transfer is presumed.",
+    )
+    return result
+
+
+# --------------------------------------------------------------------------- national summary
+
+
+def write_national(data: TrackerData, results: Sequence[RegionResult], path: Path, config: TrackerConfig | None = None) -> Path:
+    cfg = config or load_tracker_config()
+    estate = load_estate()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=".national-", suffix=".xlsx", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    book = Book(tmp, cfg.layout)
+    try:
+        nsis, actions = data.nsis, data.actions
+        by_code = {r.region_code: r for r in results}
+        codes = sorted(data.regions)
+        s = SummaryWriter(book, "Summary", [30, 12, 12, 12, 12, 12, 14, 14, 14, 14, 14, 12, 12])
+        s.line("Case transfers MIS tracker: national summary", book.title)
+        s.line(
+            f"As of {data.as_of:%d %B %Y}. NSIs open on that day or closed since {data.window_start:%d %B %Y}. Timeliness is for incoming Case Transfers.",
+            book.note,
+        )
+        s.skip()
+        rows = []
+        for code in codes:
+            r = by_code.get(code) or _national_row(data, code, cfg)
+            rows.append(
+                [
+                    f"{r.region_name} ({code})",
+                    r.nsis,
+                    r.outgoing,
+                    r.incoming,
+                    r.open,
+                    r.open_overdue,
+                    r.overdue_actions,
+                    r.median_wd_allocation,
+                    r.median_wd_assessment,
+                    r.median_wd_completion,
+                    r.completed_in_time_share,
+                    len(r.slow_police_pdus),
+                    r.temporary_moves_past_limit,
+                ]
+            )
+        first, last = s.table(
+            "Regions",
+            [
+                "Region",
+                "NSIs",
+                "Outgoing",
+                "Incoming",
+                "Open",
+                "Open and overdue",
+                "Overdue actions",
+                "Median wd to allocation",
+                "Median wd to address assessment",
+                "Median wd to completion",
+                f"Completed within {data.transfer_working_days} wd",
+                "Slow police PDUs",
+                f"Temporary moves past {data.caretaking_months} months",
+            ],
+            rows,
+            ["text", "int", "int", "int", "int", "int", "int", "num", "num", "num", "pct", "int", "int"],
+        )
+        total_open = int(nsis["is_open"].sum())
+        s.skip()
+        s.line(
+            f"England and Wales: {len(nsis)} NSIs, {total_open} open, {int((actions['days_overdue'] > 0).sum())} overdue actions.",
+            book.bold,
+        )
+        chart = book.wb.add_chart({"type": "bar"})
+        for c, colour in ((4, "#1F4E78"), (5, "#C00000")):
+            chart.add_series(
+                {
+                    "name": ["Summary", first - 1, c],
+                    "categories": ["Summary", first, 0, last, 0],
+                    "values": ["Summary", first, c, last, c],
+                    "fill": {"color": colour},
+                }
+            )
+        chart.set_title({"name": "Open NSIs and open overdue, by region"})
+        chart.set_size({"width": 720, "height": 420})
+        s.ws.insert_chart(s.row + 1, 0, chart)
+
+        police = police_checks(nsis, actions, cfg)
+        rule = cfg.police_checks
+        book.list_sheet(
+            "Police checks",
+            [
+                text_col(
+                    "Receiving PDU", police["r_pdu"].map({p.code: p.name for p in estate.pdus.values()}).fillna(police["r_pdu"])
+                ),
+                text_col(
+                    "Receiving region",
+                    police["r_pdu"].map({p.code: estate.regions[p.region_code].name for p in estate.pdus.values()}),
+                ),
+                num_col("Checks", police["checks"]),
+                num_col("Returned", police["returned"]),
+                num_col("Outstanding", police["outstanding"]),
+                num_col("Median working days to return", police["median"], "num"),
+                num_col(f"P{rule.percentile:g} working days to return", police["p90"], "num"),
+                num_col("Share overdue", police["overdue_share"], "pct"),
+                text_col("Consistently slow", np.where(police["slow"].to_numpy(dtype=bool), "Yes", "")),
+            ],
+            highlight=f'=${_letter(8)}2="Yes"',
+        )
+        r_region = nsis["r_region"].to_numpy(dtype=object)
+        scopes = [("England and Wales", np.ones(len(nsis), dtype=bool))] + [
+            (f"{data.regions[c]} (incoming)", r_region == c) for c in codes
+        ]
+        comp = compliance(nsis, actions, data.measures, scopes, data.as_of, data.window_start)
+        book.list_sheet(
+            "Compliance",
+            [
+                text_col("Measure", comp["measure"]),
+                text_col("Scope", comp["scope"]),
+                num_col("Due in period", comp["due"]),
+                num_col("Met in time", comp["met"]),
+                num_col("Share met", comp["share"], "pct"),
+                num_col("Done late", comp["late"]),
+                num_col("Not done, past due", comp["not_done"]),
+            ],
+            highlight=f"=${_letter(6)}2>0",
+        )
+        book.list_sheet(
+            "Workbooks",
+            [
+                text_col("Region", [f"{r.region_name} ({r.region_code})" for r in results]),
+                text_col("Workbook", [r.path for r in results]),
+                num_col("Seconds", [r.seconds for r in results], "num"),
+            ],
+        )
+        book.close()
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _national_row(data: TrackerData, code: str, cfg: TrackerConfig) -> RegionResult:
+    """A region whose workbook was not written this run (--region): its figures, no path."""
+    inp = region_input(data, code, cfg)
+    return region_figures(inp, _direction(inp.nsis, code), police_checks(inp.nsis, inp.actions, cfg))
+
+
+# --------------------------------------------------------------------------- a whole night
+
+
+@dataclass
+class TrackerRun:
+    as_of: dt.date
+    folder: Path
+    regions: list[RegionResult]
+    national: Path
+    seconds: float
+
+
+def output_folder(out_dir: Path | None, as_of: dt.date) -> Path:
+    return Path(out_dir or get_settings().effective_tracker_dir) / as_of.isoformat()
+
+
+def check_region(code: str | None) -> str | None:
+    """The region code upper-cased, or ValueError naming the known codes."""
+    if code is None:
+        return None
+    regions = load_estate().regions
+    code = code.strip().upper()
+    if code not in regions:
+        raise ValueError(f"region: {code!r} is not a region; regions: {', '.join(sorted(regions))}")
+    return code
+
+
+def region_order(data: TrackerData, only: str | None = None) -> list[str]:
+    """Largest first, so that the last region to finish is a small one (better packing)."""
+    codes = [only] if only else sorted(data.regions)
+    size = {c: int(((data.actions["t_region"] == c) | (data.actions["r_region"] == c)).sum()) for c in codes}
+    return sorted(codes, key=lambda c: -size[c])
+
+
+def _write_region_job(inp: RegionInput, path: str) -> RegionResult:
+    return write_region(inp, Path(path))
+
+
+def make_pool(workers: int) -> Executor | None:
+    # spawn, not fork: the flow runs inside Prefect's threads, and forking a threaded process can
+    # deadlock on a lock some other thread held. The region slices are pickled to the workers.
+    if workers <= 1:
+        return None
+    return ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+
+
+def submit_region(
+    pool: Executor | None, data: TrackerData, code: str, folder: Path, config: TrackerConfig | None = None
+) -> Future[RegionResult]:
+    inp = region_input(data, code, config)
+    path = folder / f"{code}.xlsx"
+    if pool is None:
+        fut: Future[RegionResult] = Future()
+        try:
+            fut.set_result(write_region(inp, path))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
+            fut.set_exception(exc)
+        return fut
+    return pool.submit(_write_region_job, inp, str(path))
+
+
+def run_tracker(
+    as_of: dt.date,
+    out_dir: Path | None = None,
+    region: str | None = None,
+    url: str | None = None,
+    workers: int | None = None,
+    progress: Callable[[RegionResult], None] | None = None,
+    on_loaded: Callable[[TrackerData, list[str]], None] | None = None,
+) -> TrackerRun:
+    """The whole night without Prefect: read, write every region's workbook, the national one."""
+    import time
+    from concurrent.futures import as_completed
+
+    started = time.perf_counter()
+    cfg = load_tracker_config()
+    only = check_region(region)
+    data = load_data(as_of, url, cfg)
+    codes = region_order(data, only)
+    if on_loaded is not None:
+        on_loaded(data, codes)
+    folder = output_folder(out_dir, as_of)
+    folder.mkdir(parents=True, exist_ok=True)
+    n_workers = min(workers or cfg.workers, os.cpu_count() or 1, len(codes))
+    pool = make_pool(n_workers)
+    results: list[RegionResult] = []
+    try:
+        futures = [submit_region(pool, data, code, folder, cfg) for code in codes]
+        for fut in as_completed(futures):
+            res = fut.result()
+            results.append(res)
+            if progress is not None:
+                progress(res)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    results.sort(key=lambda r: r.region_code)
+    national = write_national(data, results, folder / f"{cfg.national_workbook}.xlsx", cfg)
+    return TrackerRun(as_of, folder, results, national, time.perf_counter() - started)
+
+
+def artifact_table(run_results: Sequence[RegionResult], national: Path, total_nsis: int) -> list[dict[str, Any]]:
+    """Rows for the Prefect table artifact: counts per region with the workbook paths. A transfer
+    between two regions is in both regions' rows, so the national row takes the distinct total."""
+    rows = [
+        {
+            "region": f"{r.region_name} ({r.region_code})",
+            "nsis": r.nsis,
+            "open": r.open,
+            "open_overdue": r.open_overdue,
+            "overdue_actions": r.overdue_actions,
+            "slow_police_pdus": ", ".join(r.slow_police_pdus),
+            "workbook": r.path,
+        }
+        for r in run_results
+    ]
+    rows.append(
+        {
+            "region": "National summary",
+            "nsis": total_nsis,
+            "open": "",
+            "open_overdue": "",
+            "overdue_actions": "",
+            "slow_police_pdus": "",
+            "workbook": str(national),
+        }
+    )
+    return rows
