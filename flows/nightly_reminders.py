@@ -1,0 +1,79 @@
+"""nightly-reminders: one digest per SPOC mailbox of the actions due soon, overdue and escalated.
+
+Thin on purpose: the rules are in tasks/reminders.py, rendering and exactly-once delivery in
+tasks/email.py. Scheduled at 07:00 Europe/London (prefect.yaml); `casetransfer remind` runs it now.
+On a day that is not a working day it logs and returns without reading the store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from tasks import reminders
+from tasks.calendar import get_calendar
+from tasks.email import DeliveryReport, OutgoingEmail, deliver
+from tasks.settings import get_settings
+
+# Plans and messages are passed in memory; persisting a day's digests as task results would
+# duplicate what the sent-log already keeps. Retrying a task is the next run's job (the
+# sent-log makes that safe), so no task retries here.
+IN_MEMORY = dict(persist_result=False, cache_policy=NO_CACHE)
+
+
+@task(name="plan-digests", **IN_MEMORY)
+def plan_digests(day: dt.date) -> reminders.Plan:
+    return reminders.plan_for(day)
+
+
+@task(name="record-escalations", **IN_MEMORY)
+def record_escalations(plan: reminders.Plan) -> int:
+    return reminders.record_escalations(plan.escalations, plan.day, flow_run_id=str(flow_run.id) if flow_run.id else None)
+
+
+@task(name="render-digests", **IN_MEMORY)
+def render_digests(plan: reminders.Plan) -> list[OutgoingEmail]:
+    return reminders.render_digests(plan)
+
+
+@task(name="deliver-digests", **IN_MEMORY)
+def deliver_digests(emails: list[OutgoingEmail]) -> DeliveryReport:
+    return deliver(emails)
+
+
+def _run_name() -> str:
+    day = flow_run.parameters.get("as_of") or get_settings().current_date()
+    return f"reminders-{day}" + ("-dry-run" if flow_run.parameters.get("dry_run") else "")
+
+
+@flow(name="nightly-reminders", flow_run_name=_run_name)
+def nightly_reminders(as_of: dt.date | None = None, dry_run: bool = False) -> reminders.RunSummary:
+    """Send today's reminder and escalation digests to the PDUs' transfer mailboxes.
+
+    as_of: the day to remind for (default today in Europe/London). dry_run: render and log what
+    would be sent, sending, escalating and logging nothing. Fails, after trying every message,
+    when any stayed queued; the next run sends them.
+    """
+    logger = get_run_logger()
+    day = as_of or get_settings().current_date()
+    if not reminders.is_reminder_day(day, get_calendar(get_settings().calendar)):
+        summary = reminders.RunSummary(day=day, working_day=False)
+        logger.info(summary.lines()[0])
+        return summary
+    if dry_run:
+        summary, emails = reminders.preview(day)
+        for e in emails:
+            logger.info("would send to %s: %s", e.recipient, e.subject)
+    else:
+        plan = plan_digests(day)
+        escalated = record_escalations(plan)
+        report = deliver_digests(render_digests(plan))
+        summary = reminders.summarise(plan, escalated, report)
+    for line in summary.lines():
+        logger.info(line)
+    if summary.failed:
+        raise reminders.RemindersNotDelivered(summary)
+    return summary

@@ -1,0 +1,663 @@
+"""Reminder and escalation digests for SPOs: who gets which digest today.
+
+The rules (numbers in config/timescales.yaml and config/email.yaml, never here):
+
+- **Recipients are PDU SPOC mailboxes.** A transfer SPO is a name on the NSI
+  (Nsi.transferring_spo), not an address, and the receiving side has only a PDU until it
+  allocates; the address that always exists is the PDU's transfer SPOC mailbox
+  (config/spocs.yaml, `tasks.locator.spoc_for`), the functional mailbox its SPOs read.
+  Each mailbox gets **one digest a day**, covering the PDU's transfers out and in, never one
+  email per action. A mailbox with nothing to report gets nothing.
+- **Whose action is it.** An action belongs to the side that does it, by owner role
+  (config/email.yaml `reminders.sides`): transferring_pp and transferring_spo to the transferring
+  PDU; receiving_spo, receiving_pp and admin to the receiving PDU. Only open actions of NSIs that
+  are not closed (tasks.transfers.CLOSED) count.
+- **Due soon**: due today or within `reminder_warning_working_days` working days.
+  **Overdue**: its due date has passed. Both are counted in working days (weekends, England and
+  Wales bank holidays and config closures excluded), so the Christmas holidays do not make an
+  action look three days later than it is.
+- **Escalated**: overdue by `escalation_working_days` working days or more. An action is escalated
+  once, on the first run that finds it so: Action.escalated_on is set and the NSI's history gets
+  an "escalated" entry keyed `escalated:<action code>` (written once however often the run is
+  repeated). That day it is listed under "Escalated today" in the owner side's digest **and** in
+  the other side's digest, so the other PDU's SPO can chase it. On later days it stays in the owner's
+  "Overdue" section, marked with the day it was escalated, and is not sent to the other side again.
+- **Greeting**: the digest greets the transferring SPOs named on the transfers it lists; with
+  more than `greeting_max_names` of them, or none (a receiving-only digest), it greets the PDU's
+  transfer team.
+- **Limited access (LAO) cases** carry the CRN only: the name is dropped here, before any
+  template sees it, and no address is ever part of a digest.
+- **Placeholder mailboxes are never mailed.** config/spocs.yaml ships example addresses
+  (Spoc.example). Through SMTP their digests are held and counted, not sent and not logged, so
+  OFFICIAL-SENSITIVE details never go to an address nobody owns; the outbox (no SMTP configured,
+  the embedded default for demos) still gets them. Real mailboxes go in config/spocs.d/ or
+  <data_dir>/spocs.d/.
+
+Everything here is a pure function over small typed models except `open_actions` (the one store
+query), `pdu_contacts` (the SPOC config) and `record_escalations` (the one write).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import yaml
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from tasks.calendar import WorkingDayCalendar, get_calendar
+from tasks.policy import get_policy
+from tasks.settings import get_settings
+from tasks.store.models import Action, HistoryEntry, Nsi
+from tasks.store.unit_of_work import UnitOfWork
+
+if TYPE_CHECKING:
+    from tasks.email import DeliveryReport, OutgoingEmail, Transport
+
+ACTOR = "casetransfer reminders"
+DIGEST_KIND = "reminder_digest"
+# SQLite allows 32,766 bound parameters per statement; IN lists are chunked well below that.
+_CHUNK = 5000
+
+
+class Side(StrEnum):
+    transferring = "transferring"
+    receiving = "receiving"
+
+
+class Category(StrEnum):
+    due_soon = "due_soon"
+    overdue = "overdue"
+    escalated = "escalated"
+
+
+@dataclass(frozen=True)
+class ReminderRules:
+    """The numbers that decide what a digest holds (config/timescales.yaml, config/email.yaml)."""
+
+    warning_working_days: int
+    escalation_working_days: int
+    sides: Mapping[str, Side]
+    greeting_max_names: int
+    max_items_per_section: int
+
+    def side_of(self, owner_role: str) -> Side:
+        try:
+            return self.sides[owner_role]
+        except KeyError:
+            raise ValueError(f"config/email.yaml: reminders.sides has no side for owner role {owner_role!r}") from None
+
+
+@lru_cache(maxsize=4)
+def load_email_config(path: Path | None = None) -> dict[str, Any]:
+    path = path or get_settings().config_dir / "email.yaml"
+    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+
+
+def load_rules(profile: str | None = None) -> ReminderRules:
+    policy = get_policy(profile or get_settings().profile)
+    cfg = load_email_config()["reminders"]
+    return ReminderRules(
+        warning_working_days=policy.reminder_warning_working_days,
+        escalation_working_days=policy.escalation_working_days,
+        sides={role: Side(side) for role, side in cfg["sides"].items()},
+        greeting_max_names=int(cfg["greeting_max_names"]),
+        max_items_per_section=int(cfg["max_items_per_section"]),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAction:
+    """One open action of an open NSI, as the store query returns it."""
+
+    action_id: int
+    nsi_id: int
+    code: str
+    title: str
+    owner_role: str
+    due_on: dt.date
+    escalated_on: dt.date | None
+    reference: str
+    crn: str
+    name: str
+    lao: bool
+    nsi_type: str
+    transferring_pdu_code: str
+    receiving_pdu_code: str
+    transferring_spo: str
+    flow_run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Contact:
+    """Where a PDU's digest goes."""
+
+    pdu_code: str
+    pdu_name: str
+    mailbox: str
+    example: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One line of a digest: already redacted for limited access cases."""
+
+    reference: str
+    crn: str
+    name: str | None  # None for a limited access case: the CRN only
+    nsi_type: str
+    code: str
+    title: str
+    owner_role: str
+    owner_side: Side
+    owner_pdu: str
+    transferring_pdu: str
+    receiving_pdu: str
+    spo: str
+    other_mailbox: str  # the other side's transfer mailbox: who to contact about it
+    due_on: dt.date
+    # Working days until due (due soon) or overdue by (overdue, escalated).
+    working_days: int
+    escalated_on: dt.date | None
+    yours: bool  # False: the other side's action, escalated to this mailbox to chase
+    link: str | None
+
+
+@dataclass(frozen=True)
+class Digest:
+    """Everything one mailbox is told today."""
+
+    recipient: str
+    pdu_code: str
+    pdu_name: str
+    day: dt.date
+    greeting: str
+    escalated: tuple[Item, ...]
+    overdue: tuple[Item, ...]
+    due_soon: tuple[Item, ...]
+    warning_working_days: int
+    escalation_working_days: int
+    example_mailbox: bool = False
+
+    @property
+    def overdue_count(self) -> int:
+        """Overdue actions listed, escalated ones included (what the subject counts)."""
+        return len(self.overdue) + len(self.escalated)
+
+    @property
+    def item_count(self) -> int:
+        return len(self.escalated) + len(self.overdue) + len(self.due_soon)
+
+    def content_hash(self) -> str:
+        """Stable over everything the digest says, for the sent-log key: the same content on the
+        same day for the same mailbox is the same email, sent once."""
+        data = asdict(self)
+        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str, separators=(",", ":")).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Escalation:
+    action_id: int
+    nsi_id: int
+    code: str
+    title: str
+    due_on: dt.date
+    working_days: int
+    owner_pdu: str
+    other_pdu: str
+
+
+@dataclass
+class Plan:
+    day: dt.date
+    digests: list[Digest]
+    escalations: list[Escalation]
+    actions_considered: int
+    # PDU code -> actions that could not be routed because the PDU has no SPOC mailbox configured
+    unrouted: dict[str, int] = field(default_factory=dict)
+    # Digests not sent because their mailbox is a placeholder (see hold_example_mailboxes)
+    held: list[Digest] = field(default_factory=list)
+
+
+def hold_example_mailboxes(plan: Plan, by_smtp: bool) -> Plan:
+    """Set aside digests for placeholder mailboxes when delivering through SMTP (module docstring)."""
+    if not by_smtp:
+        return plan
+    keep = [d for d in plan.digests if not d.example_mailbox]
+    held = [d for d in plan.digests if d.example_mailbox]
+    return replace(plan, digests=keep, held=[*plan.held, *held])
+
+
+# --- pure decisions -----------------------------------------------------------------------------
+
+
+def is_reminder_day(day: dt.date, calendar: WorkingDayCalendar) -> bool:
+    """Digests go out on working days only: nobody reads the mailbox on a bank holiday, and the
+    next working day's digest says everything the skipped one would have."""
+    return calendar.is_working_day(day)
+
+
+def horizon(as_of: dt.date, rules: ReminderRules, calendar: WorkingDayCalendar) -> dt.date:
+    """The last calendar day an action can be due and still be 'due soon' (for the store query):
+    the day before the first working day past the warning window, so a due date on a weekend
+    just after the window's last working day is included."""
+    return calendar.add_working_days(as_of, rules.warning_working_days + 1) - dt.timedelta(days=1)
+
+
+def classify(
+    due_on: dt.date, escalated_on: dt.date | None, as_of: dt.date, working_days: int, rules: ReminderRules
+) -> Category | None:
+    """Which section an open action belongs in today, if any.
+
+    `working_days` is calendar.working_days_between(as_of, due_on): working days until the due
+    date, negative when it has passed.
+    """
+    if due_on >= as_of:
+        return Category.due_soon if working_days <= rules.warning_working_days else None
+    overdue_by = -working_days
+    if escalated_on is not None and escalated_on < as_of:
+        return Category.overdue  # escalated on an earlier day: the other side has been told
+    if overdue_by >= rules.escalation_working_days:
+        return Category.escalated
+    return Category.overdue
+
+
+def greeting(names: Iterable[str], pdu_name: str, rules: ReminderRules) -> str:
+    unique = sorted({n.strip() for n in names if n and n.strip()})
+    if not unique or len(unique) > rules.greeting_max_names:
+        return f"{pdu_name} transfer team"
+    if len(unique) == 1:
+        return unique[0]
+    return f"{', '.join(unique[:-1])} and {unique[-1]}"
+
+
+def _item(
+    a: OpenAction,
+    side: Side,
+    yours: bool,
+    working_days: int,
+    escalated_on: dt.date | None,
+    contacts: Mapping[str, Contact],
+    ui_url: str | None,
+) -> Item:
+    owner_code = a.transferring_pdu_code if side is Side.transferring else a.receiving_pdu_code
+    other_code = a.receiving_pdu_code if side is Side.transferring else a.transferring_pdu_code
+    # Whoever reads this digest, the useful contact is the side that is not reading it.
+    contact_code = other_code if yours else owner_code
+    return Item(
+        reference=a.reference,
+        crn=a.crn,
+        name=None if a.lao else a.name,
+        nsi_type=a.nsi_type,
+        code=a.code,
+        title=a.title,
+        owner_role=a.owner_role,
+        owner_side=side,
+        owner_pdu=contacts[owner_code].pdu_name,
+        transferring_pdu=contacts[a.transferring_pdu_code].pdu_name,
+        receiving_pdu=contacts[a.receiving_pdu_code].pdu_name,
+        spo=a.transferring_spo,
+        other_mailbox=contacts[contact_code].mailbox,
+        due_on=a.due_on,
+        working_days=working_days,
+        escalated_on=escalated_on,
+        yours=yours,
+        link=f"{ui_url.rstrip('/')}/runs/flow-run/{a.flow_run_id}" if ui_url and a.flow_run_id else None,
+    )
+
+
+def plan_digests(
+    actions: Sequence[OpenAction],
+    as_of: dt.date,
+    rules: ReminderRules,
+    calendar: WorkingDayCalendar,
+    contacts: Mapping[str, Contact],
+    ui_url: str | None = None,
+) -> Plan:
+    """The day's digests, one per mailbox, and the actions to escalate today."""
+    if actions:
+        due = np.array([a.due_on for a in actions], dtype="datetime64[D]")
+        counts = calendar.working_days_between_many(np.full(len(actions), np.datetime64(as_of, "D")), due).tolist()
+    else:
+        counts = []
+    # mailbox -> section -> items; a dict keyed by (reference, code) so an action escalated to a
+    # PDU that is both sides (a temporary move within one PDU) is listed once.
+    sections: dict[str, dict[Category, dict[tuple[str, str], Item]]] = defaultdict(lambda: {c: {} for c in Category})
+    spo_names: dict[str, set[str]] = defaultdict(set)
+    contact_of_mailbox: dict[str, Contact] = {}
+    escalations: list[Escalation] = []
+    unrouted: dict[str, int] = defaultdict(int)
+    for a, wd in zip(actions, counts, strict=True):
+        category = classify(a.due_on, a.escalated_on, as_of, wd, rules)
+        if category is None:
+            continue
+        missing = [c for c in (a.transferring_pdu_code, a.receiving_pdu_code) if c not in contacts]
+        if missing:
+            for code in missing:
+                unrouted[code] += 1
+            continue
+        side = rules.side_of(a.owner_role)
+        owner = contacts[a.transferring_pdu_code if side is Side.transferring else a.receiving_pdu_code]
+        other = contacts[a.receiving_pdu_code if side is Side.transferring else a.transferring_pdu_code]
+        escalated_on = as_of if category is Category.escalated else a.escalated_on
+        recipients = [(owner, True)]
+        if category is Category.escalated:
+            recipients.append((other, False))
+            escalations.append(Escalation(a.action_id, a.nsi_id, a.code, a.title, a.due_on, -wd, owner.pdu_name, other.pdu_name))
+        for contact, yours in recipients:
+            key = (a.reference, a.code)
+            bucket = sections[contact.mailbox][category]
+            if key in bucket and bucket[key].yours:
+                continue  # already listed as this mailbox's own action
+            bucket[key] = _item(a, side, yours, -wd if category is not Category.due_soon else wd, escalated_on, contacts, ui_url)
+            contact_of_mailbox.setdefault(contact.mailbox, contact)
+            if contact.pdu_code == a.transferring_pdu_code:
+                spo_names[contact.mailbox].add(a.transferring_spo)
+
+    def ordered(items: Iterable[Item]) -> tuple[Item, ...]:
+        # Earliest due first: the most overdue, or the soonest due. Reference and code make the
+        # order total, so the same store gives the same digest (and content hash) every time.
+        return tuple(sorted(items, key=lambda i: (i.due_on, not i.yours, i.reference, i.code)))
+
+    digests = []
+    for mailbox in sorted(sections):
+        contact = contact_of_mailbox[mailbox]
+        s = sections[mailbox]
+        digests.append(
+            Digest(
+                recipient=mailbox,
+                pdu_code=contact.pdu_code,
+                pdu_name=contact.pdu_name,
+                day=as_of,
+                greeting=greeting(spo_names[mailbox], contact.pdu_name, rules),
+                escalated=ordered(s[Category.escalated].values()),
+                overdue=ordered(s[Category.overdue].values()),
+                due_soon=ordered(s[Category.due_soon].values()),
+                warning_working_days=rules.warning_working_days,
+                escalation_working_days=rules.escalation_working_days,
+                example_mailbox=contact.example,
+            )
+        )
+    return Plan(day=as_of, digests=digests, escalations=escalations, actions_considered=len(actions), unrouted=dict(unrouted))
+
+
+# --- config and store ---------------------------------------------------------------------------
+
+
+def pdu_contacts() -> dict[str, Contact]:
+    """Every geographic PDU with a SPOC mailbox configured (config/spocs.yaml and overrides)."""
+    from tasks.estate import load_estate
+    from tasks.locator import LocatorError, spoc_for
+
+    contacts = {}
+    for pdu in load_estate().geographic_pdus():
+        try:
+            spoc = spoc_for(pdu.code)
+        except LocatorError:
+            continue  # reported per run as unrouted, rather than failing every other PDU's digest
+        contacts[pdu.code] = Contact(pdu.code, pdu.name, spoc.mailbox, spoc.example)
+    return contacts
+
+
+def open_actions(as_of: dt.date, rules: ReminderRules, calendar: WorkingDayCalendar, url: str | None = None) -> list[OpenAction]:
+    """Open actions of open NSIs due on or before the end of the warning window."""
+    from tasks.transfers import CLOSED
+
+    stmt = (
+        select(
+            Action.id,
+            Action.nsi_id,
+            Action.code,
+            Action.title,
+            Action.owner_role,
+            Action.due_on,
+            Action.escalated_on,
+            Nsi.reference,
+            Nsi.crn,
+            Nsi.name,
+            Nsi.lao,
+            Nsi.nsi_type,
+            Nsi.transferring_pdu_code,
+            Nsi.receiving_pdu_code,
+            Nsi.transferring_spo,
+            Nsi.flow_run_id,
+        )
+        .join(Nsi, Nsi.id == Action.nsi_id)
+        .where(Action.status == "open", Action.due_on <= horizon(as_of, rules, calendar), Nsi.status.not_in(sorted(CLOSED)))
+    )
+    with UnitOfWork(url) as uow:
+        return [OpenAction(*row) for row in uow.session.execute(stmt)]
+
+
+def plan_for(as_of: dt.date, url: str | None = None) -> Plan:
+    settings = get_settings()
+    calendar = get_calendar(settings.calendar)
+    rules = load_rules()
+    plan = plan_digests(open_actions(as_of, rules, calendar, url), as_of, rules, calendar, pdu_contacts(), settings.ui_url)
+    return hold_example_mailboxes(plan, by_smtp=bool(settings.smtp_host))
+
+
+def record_escalations(
+    escalations: Sequence[Escalation], as_of: dt.date, url: str | None = None, flow_run_id: str | None = None
+) -> int:
+    """Set Action.escalated_on and write each escalation to its NSI's history, once.
+
+    Returns how many history entries were new. Safe to repeat: the history key
+    `escalated:<code>` is unique per NSI, and escalated_on keeps the first day.
+    """
+    if not escalations:
+        return 0
+    for attempt in range(2):
+        with UnitOfWork(url) as uow:
+            session = uow.session
+            wanted = {(e.nsi_id, f"escalated:{e.code}"): e for e in escalations}
+            have: set[tuple[int, str]] = set()
+            nsi_ids = sorted({e.nsi_id for e in escalations})
+            for i in range(0, len(nsi_ids), _CHUNK):
+                rows = session.execute(
+                    select(HistoryEntry.nsi_id, HistoryEntry.key).where(
+                        HistoryEntry.nsi_id.in_(nsi_ids[i : i + _CHUNK]), HistoryEntry.key.like("escalated:%")
+                    )
+                )
+                have.update((n, k) for n, k in rows)
+            new = [
+                {
+                    "nsi_id": e.nsi_id,
+                    "key": key,
+                    "event": "escalated",
+                    "detail": (
+                        f"{e.title}: {e.working_days} working days overdue (due {e.due_on:%d %B %Y}); "
+                        f"escalated to the SPOs of {e.owner_pdu} and {e.other_pdu}"
+                    ),
+                    "actor": ACTOR,
+                    "flow_run_id": flow_run_id,
+                }
+                for (nsi_id, key), e in wanted.items()
+                if (nsi_id, key) not in have
+            ]
+            if new:
+                session.execute(insert(HistoryEntry), new)
+            action_ids = sorted({e.action_id for e in escalations})
+            for i in range(0, len(action_ids), _CHUNK):
+                # Only a later date is replaced: a re-run, or a run for an earlier --as-of, keeps the first day.
+                session.execute(
+                    update(Action)
+                    .where(Action.id.in_(action_ids[i : i + _CHUNK]))
+                    .where((Action.escalated_on.is_(None)) | (Action.escalated_on > as_of))
+                    .values(escalated_on=as_of)
+                )
+            try:
+                uow.commit()
+                return len(new)
+            except IntegrityError:
+                # Another run recorded some of these between our read and our write: read again.
+                uow.rollback()
+                if attempt:
+                    raise
+    return 0
+
+
+# --- rendering and the whole run ----------------------------------------------------------------
+
+ROLE_LABELS = {
+    "transferring_pp": "transferring practitioner",
+    "transferring_spo": "transferring SPO",
+    "receiving_spo": "receiving SPO",
+    "receiving_pp": "receiving practitioner",
+    "admin": "case admin",
+}
+NSI_TYPE_LABELS = {"case_transfer": "Case transfer", "temporary_move": "Temporary move"}
+TEMPLATE = "reminder_digest"
+
+
+def digest_context(digest: Digest, rules: ReminderRules) -> dict[str, Any]:
+    return {
+        "digest": digest,
+        "limit": rules.max_items_per_section,
+        "role_label": ROLE_LABELS,
+        "nsi_type_label": NSI_TYPE_LABELS,
+    }
+
+
+def render_digests(plan: Plan, rules: ReminderRules | None = None) -> list[OutgoingEmail]:
+    """One email per digest, keyed by recipient, day and content hash."""
+    from tasks.email import compose
+
+    rules = rules or load_rules()
+    settings = get_settings()
+    return [
+        compose(TEMPLATE, DIGEST_KIND, d.recipient, d.day, d.content_hash(), digest_context(d, rules), settings)
+        for d in plan.digests
+    ]
+
+
+@dataclass
+class RunSummary:
+    """What a reminders run did, for the CLI, the flow's log and its result."""
+
+    day: dt.date
+    working_day: bool = True
+    dry_run: bool = False
+    recipients: int = 0
+    actions: int = 0  # actions listed across all digests
+    escalated: int = 0  # escalations recorded in this run (0 on a repeat of the same day)
+    transport: str = ""
+    sent: int = 0
+    retried: int = 0
+    skipped: int = 0
+    in_flight: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+    unrouted: dict[str, int] = field(default_factory=dict)
+    held: int = 0  # digests for placeholder mailboxes, not sent through SMTP
+
+    def lines(self) -> list[str]:
+        if not self.working_day:
+            return [f"{self.day:%A %d %B %Y} is not a working day: no reminders sent"]
+        head = f"reminders for {self.day:%A %d %B %Y}: {self.recipients} recipients, {self.actions} actions listed"
+        if self.dry_run:
+            out = [
+                f"{head}, {self.escalated} would be escalated",
+                f"dry run: would send {self.sent}, skip {self.skipped} already sent; nothing sent, escalated or logged",
+            ]
+        else:
+            out = [
+                f"{head}, {self.escalated} escalated",
+                f"sent {self.sent} ({self.retried} queued by an earlier run), skipped {self.skipped} already sent, "
+                f"{self.in_flight} being sent by another run, failed {self.failed}"
+                + (f" via {self.transport}" if self.transport else ""),
+            ]
+        out += [f"not sent: {e}" for e in self.errors]
+        if self.held:
+            out.append(
+                f"held {self.held} digests for example mailboxes (config/spocs.yaml): nothing is sent to a placeholder "
+                "through SMTP; put the real mailboxes in config/spocs.d/ or <data_dir>/spocs.d/"
+            )
+        if self.unrouted:
+            codes = ", ".join(f"{code} ({n})" for code, n in sorted(self.unrouted.items()))
+            out.append(f"no SPOC mailbox configured (config/spocs.yaml) for: {codes}")
+        return out
+
+
+class RemindersNotDelivered(RuntimeError):
+    """Some digests stayed queued (SMTP down or refused): the run fails visibly, after trying all."""
+
+    def __init__(self, summary: RunSummary):
+        self.summary = summary
+        super().__init__(
+            f"{summary.failed} of {summary.failed + summary.sent} reminder emails not sent; they stay queued for the next run"
+        )
+
+    def __reduce__(self) -> tuple[type[RemindersNotDelivered], tuple[RunSummary]]:
+        # Prefect pickles a failed run's exception: rebuild it from the summary, not the message.
+        return (type(self), (self.summary,))
+
+
+def summarise(plan: Plan, escalated: int, report: DeliveryReport) -> RunSummary:
+    return RunSummary(
+        day=plan.day,
+        recipients=len(plan.digests),
+        actions=sum(d.item_count for d in plan.digests),
+        escalated=escalated,
+        transport=report.transport,
+        sent=report.sent,
+        retried=report.retried,
+        skipped=report.skipped,
+        in_flight=report.in_flight,
+        failed=report.failed,
+        errors=list(report.errors),
+        unrouted=dict(plan.unrouted),
+        held=len(plan.held),
+    )
+
+
+def preview(as_of: dt.date, url: str | None = None) -> tuple[RunSummary, list[OutgoingEmail]]:
+    """A dry run: what would be sent today, rendered, with nothing sent, logged or escalated."""
+    from tasks.email import pending_keys
+
+    plan = plan_for(as_of, url)
+    emails = render_digests(plan)
+    status = pending_keys([e.key for e in emails], url)
+    summary = RunSummary(
+        day=as_of,
+        dry_run=True,
+        recipients=len(plan.digests),
+        actions=sum(d.item_count for d in plan.digests),
+        escalated=len(plan.escalations),
+        sent=sum(1 for e in emails if status.get(e.key) != "sent"),
+        skipped=sum(1 for e in emails if status.get(e.key) == "sent"),
+        unrouted=dict(plan.unrouted),
+        held=len(plan.held),
+    )
+    return summary, [e for e in emails if status.get(e.key) != "sent"]
+
+
+def run_reminders(
+    as_of: dt.date | None = None, url: str | None = None, transport: Transport | None = None, flow_run_id: str | None = None
+) -> RunSummary:
+    """Plan, escalate, render and deliver one day's digests (what the flow does, without Prefect).
+
+    Raises RemindersNotDelivered after attempting every message if any stayed queued.
+    """
+    from tasks.email import deliver
+
+    as_of = as_of or get_settings().current_date()
+    if not is_reminder_day(as_of, get_calendar(get_settings().calendar)):
+        return RunSummary(day=as_of, working_day=False)
+    plan = plan_for(as_of, url)
+    escalated = record_escalations(plan.escalations, as_of, url, flow_run_id)
+    report = deliver(render_digests(plan), url, transport)
+    summary = summarise(plan, escalated, report)
+    if summary.failed:
+        raise RemindersNotDelivered(summary)
+    return summary
