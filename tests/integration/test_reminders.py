@@ -12,6 +12,7 @@ import email
 import ipaddress
 import socket
 import ssl
+import typing
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -540,6 +541,18 @@ def test_classify_at_the_edges_of_the_windows() -> None:
     assert at(dt.date(2026, 12, 21), escalated_on=dt.date(2026, 12, 23)) is reminders.Category.overdue
     assert at(dt.date(2026, 12, 21), escalated_on=CHRISTMAS_EVE) is reminders.Category.escalated  # a re-run that day
     assert reminders.horizon(CHRISTMAS_EVE, rules, cal) == dt.date(2026, 12, 30)
+
+
+def test_every_owner_role_in_every_profile_has_a_side() -> None:
+    """A new owner role without a side in config/email.yaml would stop every digest: caught here."""
+    from tasks.policy import OwnerRole, load_policy
+    from tasks.settings import CONFIG_DIR
+
+    rules = reminders.load_rules()
+    roles = set(typing.get_args(OwnerRole))
+    for profile in sorted(p.stem for p in (CONFIG_DIR / "profiles").glob("*.yaml")):
+        roles |= {a.owner for a in load_policy(profile).actions}
+    assert {role: rules.side_of(role) for role in roles}
 
 
 def test_reminders_go_out_on_working_days_only() -> None:
