@@ -312,6 +312,8 @@ def generate(
         facts = Facts(form, nearby_pdu=bool(c["distance"][row] < policy.nearby_pdu_km))
         applies_by_group[g] = [applies(rule, facts) for rule in rules]
     clocks = {"raised": raised, "received": received, "move": move, "reallocation": c["allocated"]}
+    # A temporary move's return starts the case review clock; synthetic moves carry no review.
+    clocks["returned"] = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
     due = np.full((len(rules), n), np.datetime64("NaT"), dtype="datetime64[D]")
     for r, rule in enumerate(rules):
         starts = np.where(applies_by_group[group, r], clocks[rule.clock], np.datetime64("NaT"))
@@ -520,9 +522,13 @@ def _write_chunk(conn: Connection, syn: Synthetic, rows: range, seed: int, profi
         )
     nsi = Nsi.__table__
     ids = conn.execute(insert(nsi).returning(nsi.c.id, sort_by_parameter_order=True), nsi_rows).scalars().all()
+    # updated_at is given again: the model's onupdate would stamp the wall clock (not deterministic).
     conn.execute(
-        update(nsi).where(nsi.c.id == bindparam("b_id")).values(reference=bindparam("b_ref")),
-        [{"b_id": k, "b_ref": f"{REFERENCE_PREFIX[NsiType(r['nsi_type'])]}{k:06d}"} for k, r in zip(ids, nsi_rows, strict=True)],
+        update(nsi).where(nsi.c.id == bindparam("b_id")).values(reference=bindparam("b_ref"), updated_at=bindparam("b_upd")),
+        [
+            {"b_id": k, "b_ref": f"{REFERENCE_PREFIX[NsiType(r['nsi_type'])]}{k:06d}", "b_upd": r["updated_at"]}
+            for k, r in zip(ids, nsi_rows, strict=True)
+        ],
     )
 
     # Actions, in Action List order per NSI as register_nsi adds them.

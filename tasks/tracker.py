@@ -315,7 +315,9 @@ def load_data(as_of: dt.date, url: str | None = None, config: TrackerConfig | No
     # Actions: their state on the as-of day, and working days overdue.
     pos = pd.Index(nsis["id"].to_numpy()).get_indexer(actions["nsi_id"].to_numpy())
     due, done = actions["due_on"].to_numpy(dtype="datetime64[D]"), actions["done_on"].to_numpy(dtype="datetime64[D]")
+    # An NSI raised between the two queries has actions but no row here: leave them for tomorrow.
     order = np.lexsort((actions["id"].to_numpy(), due, pos))
+    order = order[pos[order] >= 0]
     actions = actions.iloc[order].reset_index(drop=True)
     pos, due, done = pos[order], due[order], done[order]
     actions["pos"] = pos
@@ -770,23 +772,18 @@ def region_figures(inp: RegionInput, direction: np.ndarray, police: pd.DataFrame
 
 
 def write_region(inp: RegionInput, path: Path) -> RegionResult:
-    """Build and write one region's workbook; atomic (written beside, then renamed)."""
+    """Build and write one region's workbook; atomic (written beside, then renamed), so a reader
+    never opens a half-written file."""
     import time
 
     started = time.perf_counter()
-    cfg = inp.config
-    nsis, code = inp.nsis, inp.code
-    direction = _direction(nsis, code)
-    outgoing = direction != "in"
-    incoming = direction != "out"
-    today = np.datetime64(inp.as_of, "D")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".xlsx", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
-    book = Book(tmp, cfg.layout)
+    book = Book(tmp, inp.config.layout)
     try:
-        result = _write_region_sheets(book, inp, direction, outgoing, incoming, today)
+        result = build_region_sheets(book, inp)
         book.close()
         os.replace(tmp, path)
     finally:
@@ -798,10 +795,12 @@ def write_region(inp: RegionInput, path: Path) -> RegionResult:
     return result
 
 
-def _write_region_sheets(
-    book: Book, inp: RegionInput, direction: np.ndarray, outgoing: np.ndarray, incoming: np.ndarray, today: np.datetime64
-) -> RegionResult:
+def build_region_sheets(book: Book, inp: RegionInput) -> RegionResult:
+    """Every sheet of a region's workbook, in order, into `book`."""
     nsis, actions, code, cfg = inp.nsis, inp.actions, inp.code, inp.config
+    direction = _direction(nsis, code)
+    outgoing = direction != "in"
+    incoming = direction != "out"
     ct = nsis["is_ct"].to_numpy()
     tm = ~ct
     act_dir = direction[actions["pos"].to_numpy()]
