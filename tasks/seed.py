@@ -45,6 +45,12 @@ STEPS: tuple[str, ...] = (
     "decision",
     "completion",
 )
+# The temporary-move flow's steps (flows.steps.TEMPORARY_MOVE_STEPS) and its supporting status.
+SUPPORT_STEP, OUTCOME_STEP = "support_allocation", "outcome"
+try:
+    from tasks.temporary_moves import SUPPORTING
+except ImportError:  # before temporary moves had a flow of their own
+    SUPPORTING = "supporting"
 CHUNK = 5000  # NSIs per executemany batch: bounds memory, keeps SQLite's bind-variable count low
 
 FIRST_NAMES = (
@@ -288,12 +294,34 @@ def generate(
     length = np.where(np.array(out_keys)[outcome] == "converted", rng.integers(clo, chi + 1, n), np.maximum(length, 7))
     tm_end = move + length.astype("timedelta64[D]")
     tm_closed = c["tm"] & (tm_end <= today)
-    status[c["tm"]] = "raised"
     status[tm_closed] = np.array(out_keys, dtype=object)[outcome[tm_closed]]
     closed[tm_closed] = tm_end[tm_closed]
     c["tm_return"] = move + (length + rng.integers(-14, 15, n)).clip(7).astype("timedelta64[D]")
+    # The temporary-move flow's steps, where the policy has them (actions with a step for
+    # temporary moves): a support contact allocated soon after receipt, and the outcome on the
+    # day the move ends. Without them an open move simply stays "raised".
+    tm_steps = {r.step for r in policy.actions if "temporary_move" in r.nsi_types and r.step}
+    support_on = calendar.add_working_days_many(
+        received, np.rint(rng.gamma(shape, tmc["support_working_days"] / shape, n)).astype(np.int64)
+    )
+    tm_recorded = {
+        SUPPORT_STEP: c["tm"] & (SUPPORT_STEP in tm_steps) & (support_on <= today) & (np.isnat(closed) | (support_on <= closed)),
+        OUTCOME_STEP: tm_closed & (OUTCOME_STEP in tm_steps),
+    }
+    tm_dates = {SUPPORT_STEP: support_on, OUTCOME_STEP: np.where(tm_closed, tm_end, np.datetime64("NaT"))}
+    tm_open = c["tm"] & ~tm_closed
+    if tm_steps:
+        supported = tm_open & tm_recorded[SUPPORT_STEP]
+        status[tm_open] = f"awaiting_{SUPPORT_STEP}"
+        waiting[tm_open] = SUPPORT_STEP
+        status[supported] = SUPPORTING
+        waiting[supported] = OUTCOME_STEP
+    else:
+        status[tm_open] = "raised"
     c["status"], c["closed"], c["waiting"] = status, closed, waiting
-    c["allocated"] = np.where(recorded[0], step_dates[0], np.datetime64("NaT"))
+    c["tm_recorded"], c["tm_dates"] = tm_recorded, tm_dates
+    # Allocation (a transfer) or the support contact (a temporary move) sets allocated_on.
+    c["allocated"] = np.where(recorded[0], step_dates[0], np.where(tm_recorded[SUPPORT_STEP], support_on, np.datetime64("NaT")))
 
     # The Action List: conditions evaluated once per distinct combination of the facts they read.
     facts_key = np.stack(
@@ -311,12 +339,19 @@ def generate(
         form = TransferForm.model_validate(form_dict(c, int(row), labels))
         facts = Facts(form, nearby_pdu=bool(c["distance"][row] < policy.nearby_pdu_km))
         applies_by_group[g] = [applies(rule, facts) for rule in rules]
-    clocks = {"raised": raised, "received": received, "move": move, "reallocation": c["allocated"]}
-    # A temporary move's return starts the case review clock; synthetic moves carry no review.
-    clocks["returned"] = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
+    clocks = {
+        "raised": raised,
+        "received": received,
+        "move": move,
+        "reallocation": np.where(c["tm"], np.datetime64("NaT"), c["allocated"]),
+        # A temporary move's return (its outcome step) starts the case review clock.
+        "returned": np.where(status == "returned", closed, np.datetime64("NaT")),
+    }
     due = np.full((len(rules), n), np.datetime64("NaT"), dtype="datetime64[D]")
     for r, rule in enumerate(rules):
-        starts = np.where(applies_by_group[group, r], clocks[rule.clock], np.datetime64("NaT"))
+        # A clock this module does not know never starts: no synthetic action rather than a wrong one.
+        clock = clocks.get(rule.clock, np.full(n, np.datetime64("NaT"), dtype="datetime64[D]"))
+        starts = np.where(applies_by_group[group, r], clock, np.datetime64("NaT"))
         ok = ~np.isnat(starts)
         if not ok.any():
             continue
@@ -342,20 +377,24 @@ def generate(
     offs = rng.random((len(rules), n))
     done = np.full((len(rules), n), np.datetime64("NaT"), dtype="datetime64[D]")
     astatus = np.full((len(rules), n), None, dtype=object)
-    open_or_closed = np.where(np.isin(status, ["refused", "withdrawn", "returned", "converted", "ended"]), "cancelled", "open")
+    closed_early = np.isin(status, ["refused", "withdrawn", "returned", "converted", "ended"])
     for r, rule in enumerate(rules):
         has = ~np.isnat(due[r])
+        start_r = clocks.get(rule.clock, np.full(n, np.datetime64("NaT"), dtype="datetime64[D]"))
+        # Closing cancels open actions, except those planned on closing (the review on return).
+        open_or_closed = np.where(closed_early & ~(start_r >= closed), "cancelled", "open")
         if rule.step in STEPS:
             k = STEPS.index(rule.step)
             d = np.where(recorded[k], step_dates[k], np.datetime64("NaT"))
+        elif rule.step in tm_recorded:
+            d = np.where(tm_recorded[rule.step], tm_dates[rule.step], np.datetime64("NaT"))
         else:
             delay = np.zeros(n, dtype=np.int64)
             for b, (lo_b, hi_b, _) in enumerate(bands):
                 delay = np.where(band[r] == b, lo_b + (offs[r] * (hi_b - lo_b + 1)).astype(np.int64), delay)
-            start_r = clocks[rule.clock]
             d = np.maximum(calendar.add_working_days_many(np.where(has, due[r], today), delay), np.where(has, start_r, today))
             d = np.where(
-                (band[r] < len(bands)) & (d <= today) & (np.isnat(closed) | (d <= closed) | (status == "completed")),
+                (band[r] < len(bands)) & (d <= today) & (np.isnat(closed) | (d <= closed) | (open_or_closed == "open")),
                 d,
                 np.datetime64("NaT"),
             )
@@ -433,6 +472,22 @@ def _at(d: dt.date, hour: int) -> dt.datetime:
 def _answer(step: str, on: dt.date, i: int, c: dict[str, np.ndarray], labels: Labels) -> tuple[dict[str, Any], str]:
     """The step form's answer (as flows.steps would dump it) and the history detail."""
     spo, pp = _person(int(c["people"][3, i])), _person(int(c["people"][2, i]))
+    if step == SUPPORT_STEP:
+        team = load_estate().teams[labels.teams[c["r_team"][i]]]
+        answer = {
+            "recorded_by": spo,
+            "support_contact": pp,
+            "team_code": team.code,
+            "caretaking_from": None,
+            "receiving_responsibilities": "",
+            "home_responsibilities": "",
+            "review_date": None,
+        }
+        return answer, f"support contact {pp} ({team.name}); {_person(int(c['people'][0, i]))} stays the responsible practitioner"
+    if step == OUTCOME_STEP:
+        outcome = str(c["status"][i])
+        answer = {"recorded_by": _person(int(c["people"][0, i])), "outcome": outcome, "on": on.isoformat(), "notes": ""}
+        return answer, f"temporary move {outcome}"
     if step == "allocation":
         team = load_estate().teams[labels.teams[c["r_team"][i]]]
         return {"recorded_by": spo, "practitioner": pp, "team_code": team.code}, f"allocated to {pp} ({team.name})"
@@ -603,7 +658,34 @@ def _write_chunk(conn: Connection, syn: Synthetic, rows: range, seed: int, profi
                 }
             )
         status = c["status"][i]
-        if status in ("withdrawn", "returned", "converted", "ended"):
+        for step in (SUPPORT_STEP, OUTCOME_STEP):
+            if not c["tm_recorded"][step][i]:
+                continue
+            on = _dates(c["tm_dates"][step][i : i + 1])[0]
+            answer, detail = _answer(step, on, i, c, labels)
+            at = _at(on, 11)
+            steps.append(
+                {
+                    "nsi_id": nid,
+                    "step": step,
+                    "answer": answer,
+                    "recorded_by": answer["recorded_by"],
+                    "recorded_at": at,
+                    "flow_run_id": None,
+                }
+            )
+            history.append(
+                {
+                    "nsi_id": nid,
+                    "key": f"step:{step}",
+                    "event": step,
+                    "detail": detail,
+                    "actor": answer["recorded_by"],
+                    "at": at,
+                    "flow_run_id": None,
+                }
+            )
+        if status == "withdrawn" or (status in ("returned", "converted", "ended") and not c["tm_recorded"][OUTCOME_STEP][i]):
             detail = "moved again before the transfer finished" if status == "withdrawn" else f"temporary move {status}"
             history.append(
                 {

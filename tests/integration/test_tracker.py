@@ -3,6 +3,7 @@ written for real and opened back with openpyxl; every count is checked against S
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import zipfile
@@ -26,7 +27,7 @@ from tasks.calendar import get_calendar
 from tasks.estate import load_estate
 from tasks.form import TransferForm, parse_form
 from tasks.policy import get_policy
-from tasks.seed import STEPS, SeedExists, generate, seed
+from tasks.seed import OUTCOME_STEP, STEPS, SUPPORT_STEP, SeedExists, generate, seed
 from tasks.settings import reset_settings
 from tasks.store.migrate import upgrade
 from tasks.store.models import Action, HistoryEntry, Nsi, StepRecord
@@ -454,26 +455,40 @@ def test_seed_follows_the_inspections_case_profile(store: Store) -> None:
 
 def test_seeded_actions_are_the_action_list_a_flow_would_plan(store: Store) -> None:
     policy, calendar = get_policy(), get_calendar()
+    clock_names = {f.name for f in dataclasses.fields(Clocks)}
     with UnitOfWork(store.url) as uow:
-        nsis = uow.session.scalars(select(Nsi).where(Nsi.request_key.like(f"seed-{SEED}-%")).order_by(Nsi.id).limit(300)).all()
+        nsis = uow.session.scalars(select(Nsi).where(Nsi.request_key.like(f"seed-{SEED}-%")).order_by(Nsi.id).limit(400)).all()
+        assert {n.nsi_type for n in nsis} == {"case_transfer", "temporary_move"}
         for nsi in nsis:
             form = TransferForm.model_validate(nsi.form)
             facts = Facts(form, nearby_pdu=(nsi.distance_km or 1e9) < policy.nearby_pdu_km)
-            clocks = Clocks(nsi.raised_on, nsi.received_on, nsi.move_on or nsi.received_on, nsi.allocated_on)
+            starts = {
+                "raised": nsi.raised_on,
+                "received": nsi.received_on,
+                "move": nsi.move_on or nsi.received_on,
+                # A transfer's allocation restarts the reallocation clock; a move's return, the review.
+                "reallocation": nsi.allocated_on if nsi.nsi_type == "case_transfer" else None,
+                "returned": nsi.closed_on if nsi.status == "returned" else None,
+            }
+            clocks = Clocks(**{k: v for k, v in starts.items() if k in clock_names})
             planned = {(p.code, p.due_on) for p in plan_actions(facts, clocks, policy, calendar)}
             assert {(a.code, a.due_on) for a in nsi.actions} == planned, nsi.reference
-            assert [s.step for s in nsi.steps] == list(STEPS[: len(nsi.steps)])
+            if nsi.nsi_type == "case_transfer":
+                assert [s.step for s in nsi.steps] == list(STEPS[: len(nsi.steps)])
 
 
 def test_seed_steps_are_the_flows_steps_and_their_answers_validate(store: Store) -> None:
-    from flows.steps import CASE_TRANSFER_STEPS, validate_step
+    import flows.steps as flow_steps
 
-    assert STEPS == tuple(CASE_TRANSFER_STEPS)
+    assert STEPS == tuple(flow_steps.CASE_TRANSFER_STEPS)
+    tm_steps = getattr(flow_steps, "TEMPORARY_MOVE_STEPS", None)
+    if tm_steps is not None:
+        assert (SUPPORT_STEP, OUTCOME_STEP) == tuple(tm_steps)
     with get_engine(store.url).connect() as conn:
-        records = list(conn.execute(select(StepRecord.step, StepRecord.answer).limit(2000)))
-    assert {r.step for r in records} == set(STEPS)
+        records = list(conn.execute(select(StepRecord.step, StepRecord.answer).order_by(StepRecord.id).limit(3000)))
+    assert set(STEPS) <= {r.step for r in records} <= set(flow_steps.STEP_FORMS)
     for r in records:
-        validate_step(r.step, r.answer)
+        flow_steps.validate_step(r.step, r.answer)
 
 
 def test_the_same_seed_twice_is_refused_and_writes_nothing(store: Store) -> None:
