@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import yaml
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, text, update
 
 from tasks.actions import Facts, applies, due_date, transfer_due
 from tasks.calendar import WorkingDayCalendar, get_calendar
@@ -522,6 +522,12 @@ def _chunks(n: int) -> Iterator[range]:
         yield range(lo, min(n, lo + CHUNK))
 
 
+def _insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Plain executemany: SQLite runs it as a C loop; psycopg pipelines it. (SQLAlchemy's
+    multi-row VALUES batches were slower on psycopg: it re-parses each 1000-row statement.)"""
+    conn.execute(insert(table), rows)
+
+
 def _write_chunk(conn: Connection, syn: Synthetic, rows: range, seed: int, profile: str) -> None:
     c = syn.cols
     labels = syn.labels
@@ -576,15 +582,23 @@ def _write_chunk(conn: Connection, syn: Synthetic, rows: range, seed: int, profi
             }
         )
     nsi = Nsi.__table__
-    ids = conn.execute(insert(nsi).returning(nsi.c.id, sort_by_parameter_order=True), nsi_rows).scalars().all()
-    # updated_at is given again: the model's onupdate would stamp the wall clock (not deterministic).
-    conn.execute(
-        update(nsi).where(nsi.c.id == bindparam("b_id")).values(reference=bindparam("b_ref"), updated_at=bindparam("b_upd")),
-        [
-            {"b_id": k, "b_ref": f"{REFERENCE_PREFIX[NsiType(r['nsi_type'])]}{k:06d}", "b_upd": r["updated_at"]}
-            for k, r in zip(ids, nsi_rows, strict=True)
-        ],
-    )
+    if conn.dialect.name == "postgresql":
+        # Ids from the table's own sequence, so the references go in with the rows (no update).
+        seq = conn.scalar(text("SELECT pg_get_serial_sequence('nsi', 'id')"))
+        ids = sorted(conn.scalars(text("SELECT nextval(:seq) FROM generate_series(1, :k)"), {"seq": seq, "k": len(nsi_rows)}))
+        for k, r in zip(ids, nsi_rows, strict=True):
+            r["id"], r["reference"] = k, f"{REFERENCE_PREFIX[NsiType(r['nsi_type'])]}{k:06d}"
+        _insert_many(conn, nsi, nsi_rows)
+    else:
+        ids = conn.execute(insert(nsi).returning(nsi.c.id, sort_by_parameter_order=True), nsi_rows).scalars().all()
+        # updated_at is given again: the model's onupdate would stamp the wall clock (not deterministic).
+        conn.execute(
+            update(nsi).where(nsi.c.id == bindparam("b_id")).values(reference=bindparam("b_ref"), updated_at=bindparam("b_upd")),
+            [
+                {"b_id": k, "b_ref": f"{REFERENCE_PREFIX[NsiType(r['nsi_type'])]}{k:06d}", "b_upd": r["updated_at"]}
+                for k, r in zip(ids, nsi_rows, strict=True)
+            ],
+        )
 
     # Actions, in Action List order per NSI as register_nsi adds them.
     rule_idx, row_idx = np.nonzero(~np.isnat(syn.action_due[:, sl]))
@@ -594,8 +608,9 @@ def _write_chunk(conn: Connection, syn: Synthetic, rows: range, seed: int, profi
     dones = _dates(syn.action_done[rule_idx, row_idx + rows.start])
     statuses = syn.action_status[rule_idx, row_idx + rows.start].tolist()
     rules = syn.action_rules
-    conn.execute(
-        insert(Action.__table__),
+    _insert_many(
+        conn,
+        Action.__table__,
         [
             {
                 "nsi_id": ids[j],
@@ -699,8 +714,8 @@ def _write_chunk(conn: Connection, syn: Synthetic, rows: range, seed: int, profi
                 }
             )
     if steps:
-        conn.execute(insert(StepRecord.__table__), steps)
-    conn.execute(insert(HistoryEntry.__table__), history)
+        _insert_many(conn, StepRecord.__table__, steps)
+    _insert_many(conn, HistoryEntry.__table__, history)
 
 
 def seed(n: int, seed: int = 0, as_of: dt.date | None = None, url: str | None = None, progress: Any = None) -> int:

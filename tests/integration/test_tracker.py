@@ -403,6 +403,24 @@ def test_the_nightly_tracker_flow_writes_the_workbooks_and_publishes_a_table(
 # --------------------------------------------------------------------------- the seed
 
 
+def test_seed_and_tracker_on_sqlite_and_postgresql(store_url: str, tmp_path: Path) -> None:
+    """The store fixture of conftest: runs on SQLite, and on PostgreSQL where dates come back as
+    date objects and the seed reserves ids from the sequence."""
+    seed(300, 3, AS_OF, url=store_url)
+    raised = transfers.register_nsi(
+        parse_form(demo_form(raised_on="2026-12-01")), "after-seed", placement=transfers.Placement("N50GMS", 280.0)
+    )
+    with get_engine(store_url).connect() as conn:
+        rows = list(conn.execute(select(Nsi.id, Nsi.reference, Nsi.nsi_type)))
+    assert len(rows) == 301 and all(
+        r.reference == ("TM" if r.nsi_type == "temporary_move" else "CT") + f"{r.id:06d}" for r in rows
+    )
+    assert raised == f"CT{max(r.id for r in rows):06d}"  # the sequence moved on past the seeded ids
+    run = run_tracker(AS_OF, tmp_path, region="N07", url=store_url, workers=1)
+    refs = set(column(openpyxl.load_workbook(run.folder / "N07.xlsx")["Transfers"], "Reference"))
+    assert refs == region_refs(store_url, "N07") and raised in refs
+
+
 def test_seed_is_deterministic_for_a_seed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     dumps = []
     for name in ("a", "b"):
