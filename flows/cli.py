@@ -79,17 +79,23 @@ def raise_transfer(form: TransferForm, job_variables: dict | None = None) -> tup
     from flows import engine
     from tasks import transfers
     from tasks.form import NsiType
+    from tasks.policy import get_policy
     from tasks.settings import get_settings
 
-    placement = transfers.place(form)
-    transfers.check_placement(form, placement)
     settings = get_settings()
+    # The raiser's profile (or the one job_variables give the run) is the NSI's for its whole
+    # life; the run gets it too, so the NSI and its flow agree whoever registers it first.
+    env = dict((job_variables or {}).get("env") or {})
+    profile = env.setdefault("CASETRANSFER_PROFILE", settings.profile)
+    job_variables = {**(job_variables or {}), "env": env}
+    placement = transfers.place(form)
+    transfers.check_placement(form, placement, get_policy(profile))
     deployment = (
         settings.temporary_move_deployment if form.nsi_type is NsiType.temporary_move else settings.case_transfer_deployment
     )
     prefix = "move" if form.nsi_type is NsiType.temporary_move else "transfer"
     flow_run_id = engine.start_run(deployment, {"form": form.model_dump(mode="json")}, f"{prefix}-{form.crn}", job_variables)
-    reference = transfers.register_nsi(form, flow_run_id, placement=placement, flow_run_id=flow_run_id)
+    reference = transfers.register_nsi(form, flow_run_id, placement=placement, flow_run_id=flow_run_id, profile=profile)
     return reference, flow_run_id
 
 
@@ -143,9 +149,10 @@ def send_answer(reference: str, step: str, fields: dict[str, Any], wait: bool = 
             info = form_cls.model_fields.get(name)
             if info is not None and "list" in str(info.annotation) and not isinstance(value, list):
                 fields[name] = [value]
-    answer = validate_step(step, fields).model_dump(mode="json")
+    answer = validate_step(step, fields, transfers.policy_of(reference)).model_dump(mode="json")
     transfers.check_step(reference, step, answer)
     reference = reference.strip().upper()
+    attempts = transfers.step_attempts(reference, step)
     view = transfers.status_of(reference)
     if not view.flow_run_id:
         raise engine.EngineError(f"{reference} has no flow run")
@@ -162,6 +169,12 @@ def send_answer(reference: str, step: str, fields: dict[str, Any], wait: bool = 
         if step in transfers.recorded_steps(reference):
             status, _ = transfers.nsi_status(reference)
             return f"{reference}: {step} recorded; status {status}"
+        if transfers.step_attempts(reference, step) > attempts:
+            # Recorded without completing the step (or rejected by the flow): the run asks again.
+            event, detail = transfers.last_attempt(reference, step) or ("answer rejected", "")
+            if event == "answer rejected":
+                raise transfers.StepRefused("step", detail)
+            return f"{reference}: {step} recorded as {event}: {detail}. Waiting for {step.replace('_', ' ')} again"
         time.sleep(0.3)
     raise engine.EngineError(f"{step} was sent but the flow run has not recorded it within {timeout:.0f} s; is a worker running?")
 
@@ -208,10 +221,21 @@ def status(reference: str, as_json: bool = typer.Option(False, "--json", help="O
     out.print(f"[bold]{view.reference}[/] {view.nsi_type.replace('_', ' ')}: {who}", highlight=False)
     out.print(f"status: {view.status}   raised {view.raised_on}   due {view.due_on}", highlight=False)
     out.print(f"from {view.transferring} to {view.receiving}", highlight=False, markup=False)
-    if view.receiving_practitioner:
-        out.print(f"receiving practitioner: {view.receiving_practitioner}", highlight=False, markup=False)
-    if view.responsible_officer:
-        out.print(f"responsible officer: {view.responsible_officer}", highlight=False, markup=False)
+    if view.nsi_type == "temporary_move":
+        # A temporary move never moves management: say who is responsible and who supports.
+        out.print(f"responsible practitioner: {view.responsible_officer} (transferring)", highlight=False, markup=False)
+        if view.receiving_practitioner:
+            out.print(f"support contact: {view.receiving_practitioner} (receiving)", highlight=False, markup=False)
+    else:
+        if view.receiving_practitioner:
+            out.print(f"receiving practitioner: {view.receiving_practitioner}", highlight=False, markup=False)
+        if view.responsible_officer:
+            out.print(f"responsible officer: {view.responsible_officer}", highlight=False, markup=False)
+    out.print(f"profile: {view.profile}", highlight=False)
+    if view.parent_reference:
+        out.print(f"converted from Temporary Move {view.parent_reference}", highlight=False)
+    if view.converted_to:
+        out.print(f"converted to Case Transfer {view.converted_to}", highlight=False)
     actions = Table("action", "owner", "due", "status", "overdue", title="Actions", title_justify="left")
     for a in view.actions:
         overdue = f"[red]OVERDUE {a.days_overdue} wd[/]" if a.days_overdue > 0 else ""

@@ -92,7 +92,9 @@ def _raise_demo_transfers(say: Say) -> None:
         if form.crn in raised:
             say(f"{form.crn}: already raised")
             continue
-        reference, _ = raise_transfer(form)
+        # An item may name a profile (youth): its NSI and flow run follow that policy.
+        profile = item.get("profile")
+        reference, _ = raise_transfer(form, {"env": {"CASETRANSFER_PROFILE": profile}} if profile else None)
         say(f"{reference}: raised from demo/forms/{item['form']}")
         for step, answer in (item.get("steps") or {}).items():
             _wait_until_waiting(reference, step)

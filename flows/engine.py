@@ -17,9 +17,27 @@ class EngineError(RuntimeError):
     pass
 
 
-def start_run(deployment: str, parameters: dict, run_name: str | None = None, job_variables: dict | None = None) -> str:
-    """Create a flow run of a deployment and return its id without waiting for it."""
-    run = run_deployment(name=deployment, parameters=parameters, timeout=0, flow_run_name=run_name, job_variables=job_variables)
+def start_run(
+    deployment: str,
+    parameters: dict,
+    run_name: str | None = None,
+    job_variables: dict | None = None,
+    idempotency_key: str | None = None,
+) -> str:
+    """Create a flow run of a deployment and return its id without waiting for it.
+
+    With `idempotency_key`, asking again returns the run already created (a re-run flow starting
+    its follow-on). Never a subflow: a run started from a flow (a Temporary Move becoming a Case
+    Transfer) lives on its own for weeks after the starting run has finished."""
+    run = run_deployment(
+        name=deployment,
+        parameters=parameters,
+        timeout=0,
+        flow_run_name=run_name,
+        job_variables=job_variables,
+        idempotency_key=idempotency_key,
+        as_subflow=False,
+    )
     return str(run.id)
 
 

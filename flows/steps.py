@@ -12,6 +12,9 @@ from pydantic import Field, ValidationError
 
 from tasks.decisions import RefusalReason, RuleBroken, check_decision
 from tasks.form import FormError
+from tasks.policy import Policy, get_policy
+from tasks.settings import get_settings
+from tasks.temporary_moves import check_caretaking_agreement
 
 
 class StepForm(RunInput):
@@ -57,17 +60,22 @@ class SafeguardingChecks(StepForm):
 class Handover(StepForm):
     """Transferring practitioner: the three-way handover (transferring PP, receiving PP, PoP)."""
 
-    held_on: dt.date = Field(..., description="Date the handover meeting was held")
+    held_on: dt.date = Field(..., description="Date the handover meeting was held (or was planned for)")
+    held: bool = Field(True, description="Did the meeting take place?")
     pop_attended: bool = Field(True, description="Did the person on probation attend?")
     notes: str = Field("", max_length=4000)
 
 
 class Decision(StepForm):
-    """Receiving SPO: accept, or refuse with reasons and evidence. The presumption is to accept."""
+    """Receiving SPO: accept, or refuse with reasons and evidence. The presumption is to accept.
+    Where the policy allows it, stay or refuse a request for missing information or poor-quality
+    assessments, saying what is missing."""
 
-    outcome: Literal["accept", "refuse"]
-    reasons: list[RefusalReason] = Field(default_factory=list, description="Refusal reasons (refuse only)")
-    evidence: str = Field("", max_length=4000, description="Evidence that risk would increase and could not be managed")
+    outcome: Literal["accept", "refuse", "stay"]
+    reasons: list[RefusalReason] = Field(default_factory=list, description="Refusal or stay reasons (not for accept)")
+    evidence: str = Field(
+        "", max_length=4000, description="Evidence that risk would increase and could not be managed; or what is missing"
+    )
 
 
 class Completion(StepForm):
@@ -75,6 +83,28 @@ class Completion(StepForm):
 
     responsible_officer: str = Field(..., min_length=1, max_length=200)
     completed_on: dt.date | None = Field(None, description="Defaults to today")
+
+
+class SupportAllocation(StepForm):
+    """Receiving SPO/SPOC: name the support contact for the temporary move. The transferring
+    practitioner stays responsible for the case; the receiving team supports with appointments.
+    Caretaking: record which side does what, and a review date within the caretaking limit."""
+
+    support_contact: str = Field(..., min_length=1, max_length=200, description="Receiving practitioner who supports")
+    team_code: str = Field(..., min_length=1, max_length=20, description="Receiving team code (nDelius), e.g. N55SS1")
+    caretaking_from: dt.date | None = Field(None, description="Caretaking agreement: the day the receiving side takes it on")
+    receiving_responsibilities: str = Field("", max_length=4000, description="Caretaking agreement: what the receiving side does")
+    home_responsibilities: str = Field("", max_length=4000, description="Caretaking agreement: what the home side keeps")
+    review_date: dt.date | None = Field(None, description="Caretaking agreement: review, within the caretaking limit")
+
+
+class MoveOutcome(StepForm):
+    """Transferring practitioner: how the temporary move ended. Returned: the case is reviewed.
+    Converted: it becomes a Case Transfer (full transfer). Ended: closed with no further move."""
+
+    outcome: Literal["returned", "converted", "ended"]
+    on: dt.date | None = Field(None, description="Defaults to today")
+    notes: str = Field("", max_length=4000)
 
 
 CASE_TRANSFER_STEPS: dict[str, type[StepForm]] = {
@@ -87,11 +117,17 @@ CASE_TRANSFER_STEPS: dict[str, type[StepForm]] = {
     "completion": Completion,
 }
 
-STEP_FORMS: dict[str, type[StepForm]] = dict(CASE_TRANSFER_STEPS)
+TEMPORARY_MOVE_STEPS: dict[str, type[StepForm]] = {
+    "support_allocation": SupportAllocation,
+    "outcome": MoveOutcome,
+}
+
+STEP_FORMS: dict[str, type[StepForm]] = {**CASE_TRANSFER_STEPS, **TEMPORARY_MOVE_STEPS}
 
 
-def validate_step(step: str, data: dict) -> StepForm:
-    """Validate an answer as the flow will; FormError names each bad field and the rule."""
+def validate_step(step: str, data: dict, policy: Policy | None = None) -> StepForm:
+    """Validate an answer as the flow will; FormError names each bad field and the rule.
+    `policy` is the NSI's (its profile's rules); the process's own when not given."""
     form_cls = STEP_FORMS.get(step)
     if form_cls is None:
         raise FormError([("step", f"unknown step {step!r}; steps: {', '.join(STEP_FORMS)}")])
@@ -99,9 +135,12 @@ def validate_step(step: str, data: dict) -> StepForm:
         answer = form_cls.model_validate(data)
     except ValidationError as exc:
         raise FormError.from_validation_error(exc) from None
-    if isinstance(answer, Decision):
-        try:
-            check_decision(answer.outcome, answer.reasons, answer.evidence)
-        except RuleBroken as exc:
-            raise FormError([(exc.field, str(exc).removeprefix(f"{exc.field}: "))]) from None
+    policy = policy or get_policy()
+    try:
+        if isinstance(answer, Decision):
+            check_decision(answer.outcome, answer.reasons, answer.evidence, policy.information_refusals)
+        elif isinstance(answer, SupportAllocation):
+            check_caretaking_agreement(policy, answer.model_dump(), get_settings().current_date())
+    except RuleBroken as exc:
+        raise FormError([(exc.field, str(exc).removeprefix(f"{exc.field}: "))]) from None
     return answer

@@ -24,6 +24,7 @@ class Clocks:
     received: dt.date
     move: dt.date
     reallocation: dt.date | None = None
+    returned: dt.date | None = None  # a temporary move's person came back (its outcome step)
 
     def start(self, clock: str) -> dt.date | None:
         return getattr(self, clock)
@@ -45,6 +46,9 @@ CONDITIONS: dict[str, Callable[[Facts], bool]] = {
     "nearby_pdu": lambda f: f.nearby_pdu,
     "court_order": lambda f: f.form.court_order,
     "safeguarding_concerns": lambda f: f.form.safeguarding_concerns,
+    "internal_transfer": lambda f: f.form.internal_transfer,
+    "no_transfer_in_summary": lambda f: f.form.transfer_in is None,
+    "transfer_in_documents_missing": lambda f: f.form.transfer_in is not None and bool(f.form.transfer_in.documents.missing()),
 }
 
 

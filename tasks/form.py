@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tasks.transfer_in import TransferInSummary
+
 CRN_PATTERN = re.compile(r"^[A-Z][0-9]{6}$")
 # UK postcode, outward + inward, after removing spaces and upper-casing.
 POSTCODE_PATTERN = re.compile(r"^([A-Z]{1,2}[0-9][A-Z0-9]?)([0-9][A-Z]{2})$")
@@ -151,6 +153,9 @@ class TransferForm(BaseModel):
     expected_return_date: dt.date | None = Field(None, description="Temporary Move: expected return")
     released_from_custody: bool = Field(False, description="Moving on release from custody")
     post_release_accommodation_temporary: bool = Field(False)
+    # Where the profile allows it (youth justice), a move between teams of one PDU.
+    internal_transfer: bool = Field(False, description="Case Transfer between teams of the same PDU (where the policy allows)")
+    transfer_in: TransferInSummary | None = Field(None, description="Transfer-in summary and documents checklist (youth justice)")
 
     @field_validator("crn", mode="before")
     @classmethod
@@ -191,6 +196,8 @@ class TransferForm(BaseModel):
                     "nsi_type: a person released to live in the receiving area is a Case Transfer, "
                     "not a Temporary Move, unless the post-release accommodation is temporary"
                 )
+        if self.internal_transfer and self.nsi_type is not NsiType.case_transfer:
+            problems.append("internal_transfer: only a Case Transfer can be an internal transfer")
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from tasks.settings import get_settings
 
-Clock = Literal["raised", "received", "move", "reallocation"]
+Clock = Literal["raised", "received", "move", "reallocation", "returned"]
 OwnerRole = Literal["transferring_pp", "transferring_spo", "receiving_spo", "receiving_pp", "admin"]
 
 
@@ -44,6 +44,15 @@ class Policy(BaseModel):
     caretaking_months: int = 3
     reminder_warning_working_days: int = 2
     escalation_working_days: int = 3
+    # What differs between services (config/profiles/<profile>.yaml `settings`), read by the
+    # rules in tasks/profile_rules.py; the defaults are the adult Probation Service's.
+    person: str = "person on probation"  # how messages name the person
+    handover_requires_attendance: bool = False  # a handover not held, or missed by the person, does not transfer the case
+    handover_is_transfer_date: bool = False  # the valid handover's date is the formal transfer (completion) date
+    information_refusals: bool = False  # missing information / poor-quality assessment: stay or refuse the request
+    internal_transfers: bool = False  # a move between teams of one PDU may be a transfer when the form says so
+    caretaking_agreement_required: bool = False  # a temporary move's support allocation records who does what
+    step_requires_actions: dict[str, list[str]] = Field(default_factory=dict)  # step -> actions done before it
     actions: list[ActionRule] = Field(default_factory=list)
 
     def rule(self, code: str) -> ActionRule:

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from tasks import profile_rules, temporary_moves
 from tasks.actions import Clocks, Facts, PlannedAction, plan_actions, transfer_due
 from tasks.calendar import get_calendar
 from tasks.decisions import RefusalReason, RuleBroken, check_decision, check_reason
@@ -90,8 +91,11 @@ def place(form: TransferForm) -> Placement:
     return Placement(loc.pdu_code, distance)
 
 
-def check_placement(form: TransferForm, placement: Placement) -> tuple[str, str, str]:
-    """(transferring PDU, transferring region, receiving region), or FormError."""
+def check_placement(form: TransferForm, placement: Placement, policy: Policy | None = None) -> tuple[str, str, str]:
+    """(transferring PDU, transferring region, receiving region), or FormError. A move inside
+    the transferring PDU is an internal move, not a case transfer, unless the policy allows
+    internal transfers and the form says it is one."""
+    policy = policy or _policy_for()
     estate = load_estate()
     team = estate.teams.get(form.transferring_team_code)
     if team is None:
@@ -99,15 +103,21 @@ def check_placement(form: TransferForm, placement: Placement) -> tuple[str, str,
     pdu = estate.pdus.get(placement.receiving_pdu_code)
     if pdu is None or not pdu.geographic:
         raise FormError([("receiving_pdu_code", f"{placement.receiving_pdu_code!r} is not a geographic PDU")])
-    if form.nsi_type is NsiType.case_transfer and pdu.code == team.pdu_code:
+    internal_allowed = form.internal_transfer and policy.internal_transfers
+    if form.nsi_type is NsiType.case_transfer and pdu.code == team.pdu_code and not internal_allowed:
+        why = " (internal transfers are not part of this service's policy)" if form.internal_transfer else ""
         raise FormError(
             [
                 (
                     "proposed_postcode",
                     f"the proposed address is in the transferring PDU ({pdu.name}): this is an internal move "
-                    "between teams, not a case transfer",
+                    f"between teams, not a case transfer{why}",
                 )
             ]
+        )
+    if form.internal_transfer and pdu.code != team.pdu_code:
+        raise FormError(
+            [("internal_transfer", f"an internal transfer stays inside the transferring PDU; {pdu.name} is another PDU")]
         )
     return team.pdu_code, team.region_code, pdu.region_code
 
@@ -120,8 +130,13 @@ def register_nsi(
     flow_run_id: str | None = None,
     actor: str | None = None,
     url: str | None = None,
+    profile: str | None = None,
+    parent_reference: str | None = None,
 ) -> str:
-    """Store a new NSI with its Action List; returns its reference. Same key → same NSI."""
+    """Store a new NSI with its Action List; returns its reference. Same key → same NSI.
+
+    `profile` is the policy the NSI follows for its whole life (the raising run's, by default);
+    `parent_reference` links a Case Transfer to the Temporary Move it was converted from."""
     with UnitOfWork(url) as uow:
         existing = uow.session.scalar(select(Nsi).where(Nsi.request_key == request_key))
         if existing is not None:
@@ -129,10 +144,10 @@ def register_nsi(
                 existing.flow_run_id = flow_run_id
                 uow.commit()
             return existing.reference
+    policy = _policy_for(profile)
     placement = placement or place(form)
-    transferring_pdu, transferring_region, receiving_region = check_placement(form, placement)
+    transferring_pdu, transferring_region, receiving_region = check_placement(form, placement, policy)
     settings = get_settings()
-    policy = _policy_for()
     calendar = get_calendar(settings.calendar)
     raised = form.raised_on or today()
     received = form.received_on or raised
@@ -167,6 +182,9 @@ def register_nsi(
             distance_km=placement.distance_km,
             form=form.model_dump(mode="json"),
             flow_run_id=flow_run_id,
+            parent_reference=parent_reference,
+            # A temporary move never moves management: the transferring practitioner stays responsible.
+            responsible_officer=form.transferring_practitioner if form.nsi_type is NsiType.temporary_move else None,
         )
         uow.session.add(nsi)
         try:
@@ -184,7 +202,9 @@ def register_nsi(
             nsi,
             "raised",
             "raised",
-            f"{form.nsi_type.value} raised to {pdu_name}",
+            f"{form.nsi_type.value} raised to {pdu_name}"
+            + (f"; converted from Temporary Move {parent_reference}" if parent_reference else "")
+            + ("; internal transfer between teams of the PDU" if form.internal_transfer else ""),
             actor or form.raised_by,
             flow_run_id,
         )
@@ -233,6 +253,40 @@ def nsi_status(reference: str, url: str | None = None) -> tuple[str, str | None]
         return nsi.status, nsi.waiting_step
 
 
+def policy_of(reference: str, url: str | None = None) -> Policy:
+    """The policy an NSI follows: its profile's, whatever the calling process's profile is."""
+    with UnitOfWork(url) as uow:
+        return _policy_for(_load(uow.session, reference).profile)
+
+
+def _attempt_entries(session: Session, nsi: Nsi, step: str) -> Any:
+    # A step is asked again after a rejected answer and after an answer that is recorded but not
+    # final (a handover that did not transfer the case, a stayed decision): both count.
+    return (
+        select(HistoryEntry)
+        .where(
+            HistoryEntry.nsi_id == nsi.id,
+            (HistoryEntry.key.like(f"rejected:{step}:%")) | (HistoryEntry.key.like(f"attempt:{step}:%")),
+        )
+        .order_by(HistoryEntry.id)
+    )
+
+
+def step_attempts(reference: str, step: str, url: str | None = None) -> int:
+    """How many answers to `step` were taken without recording it: the next suspension's number."""
+    with UnitOfWork(url) as uow:
+        nsi = _load(uow.session, reference)
+        return len(uow.session.scalars(_attempt_entries(uow.session, nsi, step)).all())
+
+
+def last_attempt(reference: str, step: str, url: str | None = None) -> tuple[str, str] | None:
+    """(event, detail) of the latest answer to `step` that left it waiting, if any."""
+    with UnitOfWork(url) as uow:
+        nsi = _load(uow.session, reference)
+        entries = uow.session.scalars(_attempt_entries(uow.session, nsi, step)).all()
+        return (entries[-1].event, entries[-1].detail) if entries else None
+
+
 def rejected_attempts(reference: str, step: str, url: str | None = None) -> int:
     with UnitOfWork(url) as uow:
         nsi = _load(uow.session, reference)
@@ -250,13 +304,17 @@ def rejected_attempts(reference: str, step: str, url: str | None = None) -> int:
         )
 
 
-def mark_waiting(reference: str, step: str, flow_run_id: str | None = None, url: str | None = None) -> None:
-    """The NSI now waits for `step`; written once per step however often the flow passes here."""
+def mark_waiting(
+    reference: str, step: str, flow_run_id: str | None = None, url: str | None = None, status: str | None = None
+) -> None:
+    """The NSI now waits for `step`; written once per step however often the flow passes here.
+    `status` names a waiting period that is more than a wait for a form (a temporary move's
+    "supporting"); by default "awaiting_<step>"."""
     with UnitOfWork(url) as uow:
         nsi = _load(uow.session, reference)
         if nsi.status in CLOSED:
             return
-        nsi.status = f"awaiting_{step}"
+        nsi.status = status or f"awaiting_{step}"
         nsi.waiting_step = step
         if flow_run_id and not nsi.flow_run_id:
             nsi.flow_run_id = flow_run_id
@@ -292,22 +350,53 @@ def _close(nsi: Nsi, status: str, on: dt.date) -> None:
                 action.status = "cancelled"
 
 
+def _valid_handover(nsi: Nsi, policy: Policy) -> StepRecord | None:
+    return next((s for s in nsi.steps if s.step == "handover" and not profile_rules.handover_shortfall(policy, s.answer)), None)
+
+
 def _check_answer(nsi: Nsi, step: str, answer: dict[str, Any]) -> None:
-    """Rules that need the NSI: StepRefused names the field."""
+    """Rules that need the NSI, under the NSI's own policy: StepRefused names the field."""
     if nsi.status in CLOSED:
         raise StepRefused("nsi", f"{nsi.reference} is {nsi.status}; no more steps can be recorded")
-    if step == "allocation":
-        team = load_estate().teams.get(str(answer["team_code"]).strip().upper())
-        if team is None:
-            raise StepRefused("team_code", f"{answer['team_code']!r} is not a team in the estate")
-        if team.pdu_code != nsi.receiving_pdu_code:
-            raise StepRefused("team_code", f"{team.code} ({team.name}) is not in the receiving PDU {nsi.receiving_pdu_code}")
-    elif step == "decision":
-        reasons = [RefusalReason(r) for r in answer.get("reasons", [])]
-        try:
-            check_decision(answer["outcome"], reasons, answer.get("evidence", ""))
-        except RuleBroken as exc:
-            raise StepRefused(exc.field, str(exc).removeprefix(f"{exc.field}: ")) from None
+    policy = _policy_for(nsi.profile)
+    try:
+        if step in ("allocation", "support_allocation"):
+            team = load_estate().teams.get(str(answer["team_code"]).strip().upper())
+            if team is None:
+                raise StepRefused("team_code", f"{answer['team_code']!r} is not a team in the estate")
+            if team.pdu_code != nsi.receiving_pdu_code:
+                raise StepRefused("team_code", f"{team.code} ({team.name}) is not in the receiving PDU {nsi.receiving_pdu_code}")
+            if team.code == nsi.transferring_team_code and nsi.receiving_pdu_code == nsi.transferring_pdu_code:
+                raise StepRefused(
+                    "team_code", f"{team.code} is the transferring team; an internal transfer moves to another team"
+                )
+            if step == "support_allocation":
+                temporary_moves.check_caretaking_agreement(policy, answer, today())
+        elif step == "decision":
+            reasons = [RefusalReason(r) for r in answer.get("reasons", [])]
+            check_decision(answer["outcome"], reasons, answer.get("evidence", ""), policy.information_refusals)
+        elif step == "completion" and policy.handover_requires_attendance and _valid_handover(nsi, policy) is None:
+            raise StepRefused(
+                "step",
+                "the case has not transferred: no three-way meeting with the "
+                f"{policy.person} is recorded, so the transferring team keeps case management responsibility",
+            )
+        elif step == "outcome" and answer.get("outcome") == "converted":
+            on = answer.get("on") and dt.date.fromisoformat(str(answer["on"])) or today()
+            form = temporary_moves.conversion_form(nsi.form, on, str(answer.get("recorded_by")), nsi.receiving_pdu_code)
+            check_placement(form, Placement(nsi.receiving_pdu_code, nsi.distance_km), policy)
+    except RuleBroken as exc:
+        raise StepRefused(exc.field, str(exc).removeprefix(f"{exc.field}: ")) from None
+    except FormError as exc:
+        raise StepRefused("outcome", f"cannot convert to a Case Transfer: {exc}") from None
+    # After the step's own rules, which say the more fundamental thing (no valid meeting yet).
+    if blocking := profile_rules.open_required_actions(policy, step, nsi.actions):
+        names = "; ".join(f"{a.title} ({a.code})" for a in blocking)
+        raise StepRefused(
+            "step",
+            f"{step.replace('_', ' ')} cannot be recorded before: {names}. "
+            f"Mark each done with: casetransfer action-done {nsi.reference} CODE",
+        )
 
 
 def check_step(reference: str, step: str, answer: dict[str, Any], url: str | None = None) -> None:
@@ -322,11 +411,25 @@ def check_step(reference: str, step: str, answer: dict[str, Any], url: str | Non
             raise StepRefused("step", f"{nsi.reference} is waiting for {waiting}, not {step.replace('_', ' ')}")
 
 
-def apply_step(reference: str, step: str, answer: dict[str, Any], flow_run_id: str | None = None, url: str | None = None) -> str:
+def _date_in(answer: dict[str, Any], key: str) -> dt.date | None:
+    value = answer.get(key)
+    return dt.date.fromisoformat(str(value)) if value else None
+
+
+def apply_step(
+    reference: str,
+    step: str,
+    answer: dict[str, Any],
+    flow_run_id: str | None = None,
+    url: str | None = None,
+    attempt: int = 0,
+) -> str:
     """Record a step's answer and its effects. Returns the NSI status after it.
 
     A step is recorded once: the same answer again (a re-run flow) changes nothing; raises
-    StepRefused when the NSI is closed or the answer breaks a rule.
+    StepRefused when the NSI is closed or the answer breaks a rule. An answer the policy records
+    without completing the step (a handover that did not transfer the case, a stayed decision)
+    goes in the history under `attempt`, and the step stays waiting.
     """
     actor = answer.get("recorded_by") or "unknown"
     on = today()
@@ -340,33 +443,76 @@ def apply_step(reference: str, step: str, answer: dict[str, Any], flow_run_id: s
         calendar = get_calendar(settings.calendar)
         detail = step.replace("_", " ") + " recorded"
         _check_answer(nsi, step, answer)
-        if step == "allocation":
+        transferring = f"{nsi.transferring_practitioner} ({nsi.transferring_team_code})"
+        if (pending := profile_rules.not_final(policy, step, answer, transferring)) is not None:
+            _history(session, nsi, f"attempt:{step}:{attempt}", pending.event, pending.detail, actor, flow_run_id)
+            uow.commit()
+            return nsi.status
+        close_as: tuple[str, dt.date] | None = None
+        status_after = f"{step}_recorded"
+        if step in ("allocation", "support_allocation"):
             team = load_estate().teams[str(answer["team_code"]).strip().upper()]
             nsi.receiving_team_code = team.code
-            nsi.receiving_practitioner = answer["practitioner"]
             nsi.allocated_on = on
-            form = TransferForm.model_validate(nsi.form)
-            clocks = Clocks(raised=nsi.raised_on, received=nsi.received_on, move=nsi.move_on or nsi.received_on, reallocation=on)
-            _add_planned(session, nsi, plan_actions(Facts(form), clocks, policy, calendar))
-            session.flush()
-            session.refresh(nsi)
-            detail = f"allocated to {answer['practitioner']} ({team.name})"
+            if step == "allocation":
+                nsi.receiving_practitioner = answer["practitioner"]
+                form = TransferForm.model_validate(nsi.form)
+                clocks = Clocks(
+                    raised=nsi.raised_on, received=nsi.received_on, move=nsi.move_on or nsi.received_on, reallocation=on
+                )
+                _add_planned(session, nsi, plan_actions(Facts(form), clocks, policy, calendar))
+                session.flush()
+                session.refresh(nsi)
+                detail = f"allocated to {answer['practitioner']} ({team.name})"
+            else:
+                nsi.receiving_practitioner = answer["support_contact"]
+                status_after = temporary_moves.SUPPORTING
+                detail = "; ".join(
+                    part
+                    for part in (
+                        f"support contact {answer['support_contact']} ({team.name}); "
+                        f"{nsi.transferring_practitioner} stays the responsible practitioner",
+                        temporary_moves.agreement_detail(answer),
+                    )
+                    if part
+                )
+        elif step == "handover" and policy.handover_is_transfer_date:
+            detail = f"three-way meeting held on {answer['held_on']}: the formal transfer date"
         elif step == "decision":
-            reasons = [RefusalReason(r) for r in answer.get("reasons", [])]
-            detail = "accepted" if answer["outcome"] == "accept" else "refused: " + "; ".join(r.value for r in reasons)
+            detail = profile_rules.decision_detail(answer, transferring)
+            if answer["outcome"] == "refuse":
+                close_as = ("refused", on)
         elif step == "completion":
             nsi.responsible_officer = answer["responsible_officer"]
             detail = f"completed: responsible officer {answer['responsible_officer']}"
+            handover = _valid_handover(nsi, policy) if policy.handover_is_transfer_date else None
+            # Where the handover is the formal transfer date, completion dates from it.
+            completed_on = _date_in(answer, "completed_on") or (handover and _date_in(handover.answer, "held_on")) or on
+            close_as = ("completed", completed_on)
+        elif step == "outcome":
+            outcome, ended_on = answer["outcome"], _date_in(answer, "on") or on
+            answer = {**answer, "on": ended_on.isoformat()}  # stored resolved: a conversion re-run uses the same day
+            if outcome == "converted":
+                status_after = temporary_moves.CONVERTING  # closes once the Case Transfer exists
+                detail = "converting to a Case Transfer (full transfer)"
+            else:
+                close_as = (temporary_moves.OUTCOMES[outcome], ended_on)
+                detail = f"temporary move {outcome}" + (f": {answer['notes']}" if answer.get("notes") else "")
         codes = [r.code for r in policy.rules_for_step(step)]
         _finish_actions(session, nsi, codes, on)
         session.add(StepRecord(nsi_id=nsi.id, step=step, answer=answer, recorded_by=actor, flow_run_id=flow_run_id))
-        if step == "decision" and answer["outcome"] == "refuse":
-            _close(nsi, "refused", on)
-        elif step == "completion":
-            _close(nsi, "completed", answer.get("completed_on") and dt.date.fromisoformat(str(answer["completed_on"])) or on)
+        if close_as is not None:
+            _close(nsi, *close_as)
         else:
-            nsi.status = f"{step}_recorded"
+            nsi.status = status_after
             nsi.waiting_step = None
+        if step == "outcome" and answer["outcome"] == "returned":
+            # After closing, so the review stays open: the case is reviewed on the person's return.
+            clocks = Clocks(
+                raised=nsi.raised_on, received=nsi.received_on, move=nsi.move_on or nsi.received_on, returned=ended_on
+            )
+            planned = plan_actions(Facts(TransferForm.model_validate(nsi.form)), clocks, policy, calendar)
+            _add_planned(session, nsi, [p for p in planned if policy.rule(p.code).clock == "returned"])
         _history(session, nsi, f"step:{step}", step, detail, actor, flow_run_id)
         try:
             uow.commit()
@@ -464,6 +610,9 @@ class StatusView:
     flow_run_id: str | None
     actions: list[ActionView] = field(default_factory=list)
     history: list[HistoryView] = field(default_factory=list)
+    profile: str = "adult"
+    parent_reference: str | None = None  # the Temporary Move this Case Transfer was converted from
+    converted_to: str | None = None  # the Case Transfer this Temporary Move became
 
 
 def status_of(reference: str, as_of: dt.date | None = None, url: str | None = None) -> StatusView:
@@ -488,6 +637,9 @@ def status_of(reference: str, as_of: dt.date | None = None, url: str | None = No
             receiving_practitioner=nsi.receiving_practitioner,
             responsible_officer=nsi.responsible_officer,
             flow_run_id=nsi.flow_run_id,
+            profile=nsi.profile,
+            parent_reference=nsi.parent_reference,
+            converted_to=uow.session.scalar(select(Nsi.reference).where(Nsi.parent_reference == nsi.reference)),
         )
         for a in nsi.actions:
             overdue = calendar.working_days_between(a.due_on, as_of) if a.status == "open" and a.due_on < as_of else 0

@@ -1,0 +1,74 @@
+"""temporary-move: one flow run per Temporary Move NSI, suspended at each human step.
+
+The receiving team names a support contact; then the supporting period, while the
+transferring practitioner stays responsible (status "supporting"); then the outcome: the
+person returned (the case is reviewed), the move became a Case Transfer (a case-transfer run
+starts with the same form, linked to this NSI), or it ended. Every side effect is keyed, so a
+resumed or recovered run that starts again from the top does nothing twice.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger, task
+from prefect.runtime import flow_run
+
+from flows import engine
+from flows.case_transfer import STORE, drive_steps, raise_nsi
+from flows.steps import TEMPORARY_MOVE_STEPS
+from tasks import conversion, transfers
+from tasks.form import TransferForm
+from tasks.settings import get_settings
+from tasks.temporary_moves import SUPPORTING, as_temporary_move
+
+
+def move_run_name() -> str:
+    form = flow_run.parameters["form"]
+    crn = form["crn"] if isinstance(form, dict) else form.crn
+    return f"move-{crn}"
+
+
+@task(name="register-case-transfer", **STORE)
+def register_case_transfer(reference: str) -> dict:
+    """The Case Transfer this move becomes, registered once (key convert-<reference>)."""
+    c = conversion.prepare(reference)
+    return {"new_reference": c.new_reference, "request_key": c.request_key, "profile": c.profile, "crn": c.crn,
+            "form": c.form, "actor": c.actor}  # fmt: skip
+
+
+@task(name="start-case-transfer", **STORE)
+def start_case_transfer(c: dict) -> str:
+    """Start its case-transfer run; the same idempotency key on a re-run returns the same run."""
+    run_id = engine.start_run(
+        get_settings().case_transfer_deployment,
+        {"form": c["form"], "request_key": c["request_key"]},
+        f"transfer-{c['crn']}",
+        # The Case Transfer follows the policy its Temporary Move followed.
+        job_variables={"env": {"CASETRANSFER_PROFILE": c["profile"]}},
+        idempotency_key=c["request_key"],
+    )
+    transfers.set_flow_run(c["new_reference"], run_id)
+    return run_id
+
+
+@task(name="close-converted", **STORE)
+def close_converted(reference: str, new_reference: str, actor: str) -> str:
+    return conversion.finish(reference, new_reference, actor, flow_run_id=str(flow_run.id))
+
+
+@flow(name="temporary-move", flow_run_name=move_run_name, persist_result=True, log_prints=True)
+def temporary_move(form: TransferForm) -> str:
+    """Raise a Temporary Move and follow it: support contact, supporting period, outcome.
+
+    Args:
+        form: The Temporary Move form (nsi_type temporary_move, with the temporary reason and
+            the expected return date).
+    """
+    form = as_temporary_move(form)
+    reference = raise_nsi(form, str(flow_run.id), str(flow_run.id))
+    status = drive_steps(reference, TEMPORARY_MOVE_STEPS, waiting_status={"outcome": SUPPORTING})
+    if conversion.pending_conversion(reference):
+        c = register_case_transfer(reference)
+        run_id = start_case_transfer(c)
+        status = close_converted(reference, c["new_reference"], c["actor"])
+        get_run_logger().info("%s converted to Case Transfer %s (flow run %s)", reference, c["new_reference"], run_id)
+    return status
