@@ -10,8 +10,10 @@ The rules (numbers in config/timescales.yaml and config/email.yaml, never here):
   email per action. A mailbox with nothing to report gets nothing.
 - **Whose action is it.** An action belongs to the side that does it, by owner role
   (config/email.yaml `reminders.sides`): transferring_pp and transferring_spo to the transferring
-  PDU; receiving_spo, receiving_pp and admin to the receiving PDU. Only open actions of NSIs that
-  are not closed (tasks.transfers.CLOSED) count.
+  PDU; receiving_spo, receiving_pp and admin to the receiving PDU. Every open action counts,
+  including those that outlive their NSI on purpose (risk reassessment and court application
+  after completion, the case review after a temporary move returns); closing an NSI any other
+  way cancels its open actions.
 - **Due soon**: due today or within `reminder_warning_working_days` working days.
   **Overdue**: its due date has passed. Both are counted in working days (weekends, England and
   Wales bank holidays and config closures excluded), so the Christmas holidays do not make an
@@ -410,9 +412,7 @@ def pdu_contacts() -> dict[str, Contact]:
 
 
 def open_actions(as_of: dt.date, rules: ReminderRules, calendar: WorkingDayCalendar, url: str | None = None) -> list[OpenAction]:
-    """Open actions of open NSIs due on or before the end of the warning window."""
-    from tasks.transfers import CLOSED
-
+    """Open actions due on or before the end of the warning window."""
     stmt = (
         select(
             Action.id,
@@ -433,7 +433,7 @@ def open_actions(as_of: dt.date, rules: ReminderRules, calendar: WorkingDayCalen
             Nsi.flow_run_id,
         )
         .join(Nsi, Nsi.id == Action.nsi_id)
-        .where(Action.status == "open", Action.due_on <= horizon(as_of, rules, calendar), Nsi.status.not_in(sorted(CLOSED)))
+        .where(Action.status == "open", Action.due_on <= horizon(as_of, rules, calendar))
     )
     with UnitOfWork(url) as uow:
         return [OpenAction(*row) for row in uow.session.execute(stmt)]

@@ -592,3 +592,21 @@ def test_the_flow_returns_early_on_a_bank_holiday_and_fails_visibly_when_smtp_is
         done = nightly_reminders(as_of=CHRISTMAS_EVE)
         assert (done.sent, done.retried) == (1, 1)
         assert len(smtp.inbox.messages) == 1
+
+
+def test_work_that_outlives_a_completed_transfer_is_still_reminded(smtp: SmtpServer) -> None:
+    """Risk reassessment is due four weeks after the move, often after completion."""
+    ref = make_transfer("outlives", {"oasys_reassessment": CHRISTMAS_EVE, "complete": CHRISTMAS_EVE})
+    transfers.apply_step(ref, "completion", {"recorded_by": "Kim", "responsible_officer": "Pat", "completed_on": None})
+    assert transfers.status_of(ref).status == "completed"
+    run(CHRISTMAS_EVE)
+    text, _ = parts(only(smtp.inbox.to(mailbox(TO_PDU))))
+    assert "Reassess risk (OASys)" in text
+    assert "Complete the transfer" not in text
+
+
+def test_a_withdrawn_transfer_sends_no_reminders(smtp: SmtpServer) -> None:
+    ref = make_transfer("withdrawn", {"oasys_reassessment": CHRISTMAS_EVE})
+    transfers.withdraw(ref, "Not moving after all", "Sam")
+    run(CHRISTMAS_EVE)
+    assert smtp.inbox.messages == []
