@@ -102,11 +102,15 @@ def raise_transfer(form: TransferForm, job_variables: dict | None = None) -> tup
 @app.command("raise")
 def raise_(form_file: Path = typer.Argument(..., help="The transfer form, JSON or YAML")) -> None:
     """Raise a Case Transfer or Temporary Move NSI: validate, store, start its flow run."""
+    from flows import engine
+
     try:
         form = parse_form(_read_form_file(form_file))
         reference, flow_run_id = raise_transfer(form)
     except FormError as exc:
         fail(f"The form was not accepted; nothing was stored.\n{exc}")
+    except engine.EngineError as exc:
+        fail(f"Nothing was stored: {exc}", 1)
     print(reference)
     print(f"flow run {flow_run_id}", file=sys.stderr)
 
@@ -465,12 +469,24 @@ def seed_store(
     print(f"{n} synthetic NSIs written (seed {seed}, raised in the 12 months before {day}) in {seconds:.1f} s")
 
 
+def _answers(api_url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{api_url}/health", timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def main() -> None:
     from tasks.settings import get_settings
 
-    # Point the CLI at the local stack unless told otherwise (`casetransfer up` starts it there).
+    # Point the CLI at the local stack (`casetransfer up` starts it there) when it is running.
+    # When it is not, the nightly jobs still run in-process (Prefect's temporary server) and
+    # commands that need the real server say so (flows.engine.require_server).
     settings = get_settings()
-    os.environ.setdefault("PREFECT_API_URL", settings.prefect_api_url)
+    if "PREFECT_API_URL" not in os.environ and _answers(settings.prefect_api_url):
+        os.environ["PREFECT_API_URL"] = settings.prefect_api_url
     os.environ.setdefault("PREFECT_HOME", str(settings.data_dir / "prefect"))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     try:

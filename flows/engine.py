@@ -17,6 +17,19 @@ class EngineError(RuntimeError):
     pass
 
 
+def api_url() -> str | None:
+    """The configured Prefect API (environment or Prefect profile); None means a temporary one."""
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value()
+
+
+def require_server() -> None:
+    """Transfers live on a real Prefect server, never on a temporary in-process one."""
+    if not api_url():
+        raise EngineError("no Prefect server: start one with `casetransfer up`, or set PREFECT_API_URL")
+
+
 def start_run(
     deployment: str,
     parameters: dict,
@@ -29,15 +42,19 @@ def start_run(
     With `idempotency_key`, asking again returns the run already created (a re-run flow starting
     its follow-on). Never a subflow: a run started from a flow (a Temporary Move becoming a Case
     Transfer) lives on its own for weeks after the starting run has finished."""
-    run = run_deployment(
-        name=deployment,
-        parameters=parameters,
-        timeout=0,
-        flow_run_name=run_name,
-        job_variables=job_variables,
-        idempotency_key=idempotency_key,
-        as_subflow=False,
-    )
+    require_server()
+    try:
+        run = run_deployment(
+            name=deployment,
+            parameters=parameters,
+            timeout=0,
+            flow_run_name=run_name,
+            job_variables=job_variables,
+            idempotency_key=idempotency_key,
+            as_subflow=False,
+        )
+    except ObjectNotFound:
+        raise EngineError(f"deployment {deployment} is not registered on {api_url()}: run `casetransfer up`") from None
     return str(run.id)
 
 
@@ -54,6 +71,7 @@ def run_state(flow_run_id: str) -> tuple[str, str | None]:
 def wait_until_paused(flow_run_id: str, timeout: float = 60.0) -> str | None:
     """Wait until the run suspends (it may still be starting or finishing the previous step).
     Returns the pause key, which names the step it waits at."""
+    require_server()
     deadline = time.monotonic() + timeout
     while True:
         with get_client(sync_client=True) as client:
