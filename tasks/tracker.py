@@ -2,15 +2,17 @@
 
 Reading: a few SQL queries into pandas (no ORM objects: 100k NSIs and their actions would take
 minutes that way). Working days are counted with numpy over whole columns, once, before the
-data are split by region. Writing: XlsxWriter in constant_memory mode, row by row with the
-typed write methods, because it is the fastest writer measured (shared/NOTES.md); that mode
-forbids add_table, so each list gets an autofilter, and column widths are computed here.
-Regions are written by a small process pool: the work is CPU-bound and the machine has two
-cores.
+data are split by region. Writing: XlsxWriter in constant_memory mode (the fastest writer
+measured, shared/NOTES.md); that mode forbids add_table, so each list gets an autofilter, and
+column widths are computed here. XlsxWriter writes every sheet's structure, formats, header
+and first data row; the other rows of the long lists are generated as the same worksheet XML
+and spliced in (Book, fast_rows), which cuts the CPU of a night several times over. Regions
+are written by a small process pool: the work is CPU-bound and the machine has two cores.
 
-Safety: every piece of text is written with write_string, so a name like
-'=HYPERLINK("http://x","y")' is stored as a string cell, never as a formula. A limited access
-offender's name is replaced before any sheet is built, so it cannot leak into one.
+Safety: every piece of text is a string cell (XlsxWriter's write_string, or an inline string
+in the generated rows), so a name like '=HYPERLINK("http://x","y")' is stored as text, never as
+a formula. A limited access offender's name is replaced before any sheet is built, so it cannot
+leak into one.
 """
 
 from __future__ import annotations
