@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import demo_form
+
 from tasks import transfers
 from tasks.settings import ROOT
 

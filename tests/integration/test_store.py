@@ -3,9 +3,9 @@
 import datetime as dt
 
 import pytest
+from conftest import demo_form
 from sqlalchemy import func, select
 
-from conftest import demo_form
 from tasks import transfers
 from tasks.form import FormError, parse_form
 from tasks.store.models import Action, HistoryEntry, Nsi, StepRecord

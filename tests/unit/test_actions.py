@@ -1,6 +1,7 @@
 import datetime as dt
 
 from conftest import demo_form
+
 from tasks.actions import Clocks, Facts, plan_actions
 from tasks.calendar import get_calendar
 from tasks.form import parse_form

@@ -1,6 +1,6 @@
 import pytest
-
 from conftest import demo_form
+
 from tasks.form import FormError, NsiType, normalise_postcode, parse_form
 
 
