@@ -165,7 +165,21 @@ def send_answer(reference: str, step: str, fields: dict[str, Any], wait: bool = 
     # names the step, so a late answer is refused instead of landing on the wrong form.
     if not (pause_key or "").startswith(step.replace("_", "-") + "-"):
         raise transfers.StepRefused("step", f"{step} for {reference} was already answered; the transfer has moved on")
-    engine.resume(view.flow_run_id, answer)
+    try:
+        engine.resume(view.flow_run_id, answer)
+    except Exception:
+        # The same race, a moment later: the other answer resumed the run between our check and
+        # our resume (the server says "not paused", or 409 when both resumes met in flight).
+        # Say so in the same words rather than asking the operator to work it out.
+        try:
+            pause_key = engine.wait_until_paused(view.flow_run_id, timeout=0)
+        except engine.EngineError:
+            pause_key = None
+        if not (pause_key or "").startswith(step.replace("_", "-") + "-"):
+            raise transfers.StepRefused(
+                "step", f"{step} for {reference} was already answered; the transfer has moved on"
+            ) from None
+        raise
     if not wait:
         return f"{reference}: {step} sent to its flow run"
     deadline = time.monotonic() + timeout
@@ -367,6 +381,33 @@ def remind(
         print(line)
     if summary.failed:
         raise typer.Exit(1)
+
+
+@app.command("up-production")
+def up_production(
+    workers: int = typer.Option(2, help="Process workers serving the casetransfer work pool"),
+    port: int = typer.Option(4200, help="Prefect server port"),
+    pg: str = typer.Option(
+        os.environ.get("CASETRANSFER_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        help="PostgreSQL server for both databases (casetransfer_prefect, casetransfer); its database part is ignored",
+    ),
+) -> None:
+    """The production profile: Prefect on PostgreSQL, the store on PostgreSQL, several workers.
+    Creates the databases if missing, migrates the store, prints the UI address."""
+    from flows.production import bring_up_production
+
+    try:
+        bring_up_production(port=port, workers=workers, pg=pg, say=out.print)
+    except (RuntimeError, ValueError) as exc:
+        fail(str(exc), 1)
+
+
+@app.command("down-production")
+def down_production() -> None:
+    """Stop the Prefect server and workers that `casetransfer up-production` started."""
+    from flows.production import take_down_production
+
+    take_down_production(say=out.print)
 
 
 @app.command("up")

@@ -10,7 +10,9 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +40,22 @@ class Stack:
     home: Path
     port: int
     env: dict[str, str] = field(default_factory=dict)
+    # Only for the server process, e.g. PREFECT_SERVER_DATABASE_CONNECTION_URL for PostgreSQL
+    # (the production profile); workers and flow runs never open the server's database.
+    server_env: dict[str, str] = field(default_factory=dict)
+    # The command a worker runs for each flow run (the pool's `command` job variable). None
+    # keeps Prefect's default, which starts a workspace-supervisor interpreter that then starts
+    # the engine interpreter: two Prefect imports per run. A transfer runs one process per step,
+    # so the production profile names the engine directly (see flows.production).
+    engine_command: str | None = None
+    # Start each worker under flows.launcher, which forks flow runs from a warm interpreter
+    # (engine_command must then be `python -m flows.launcher`).
+    prefork: bool = False
+    # Run workers and their flow runs at this niceness: when the CPU is short, people using the
+    # API and UI (and the server's own bookkeeping) come before background steps.
+    worker_nice: int = 0
+    # Start the server through flows.prefect_frozen (gc.freeze() after import): shorter API pauses.
+    server_gc_freeze: bool = False
     server: subprocess.Popen | None = None
     workers: list[subprocess.Popen] = field(default_factory=list)
     log_dir: Path | None = None
@@ -73,8 +91,11 @@ class Stack:
     def start_server(self, timeout: float = 90.0) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         self.server = subprocess.Popen(
-            [*prefect_cmd(), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
-            env=self.child_env(),
+            [
+                *([sys.executable, "-m", "flows.prefect_frozen"] if self.server_gc_freeze else prefect_cmd()),
+                *("server", "start", "--host", "127.0.0.1", "--port", str(self.port)),
+            ],
+            env=self.child_env(self.server_env),
             cwd=ROOT,
             stdout=self._log("server"),
             stderr=subprocess.STDOUT,
@@ -99,17 +120,33 @@ class Stack:
 
     def deploy(self) -> None:
         """Create the process work pool and register every deployment in prefect.yaml."""
-        pools = self.run_prefect("work-pool", "ls", check=False)
-        if POOL not in pools.stdout:
+        # `inspect` answers by exit code; `ls` prints a table whose columns wrap the name.
+        if self.run_prefect("work-pool", "inspect", POOL, check=False).returncode != 0:
             self.run_prefect("work-pool", "create", POOL, "--type", "process")
+        if self.engine_command:
+            self._set_engine_command(self.engine_command)
         result = self.run_prefect("--no-prompt", "deploy", "--all", check=False)
         if result.returncode != 0:
             raise RuntimeError(f"prefect deploy failed:\n{result.stdout}\n{result.stderr}")
 
+    def _set_engine_command(self, command: str) -> None:
+        from prefect.workers.process import ProcessWorker
+
+        template = ProcessWorker.get_default_base_job_template()
+        template["variables"]["properties"]["command"]["default"] = command
+        httpx.patch(f"{self.api_url}/work_pools/{POOL}", json={"base_job_template": template}, timeout=30).raise_for_status()
+
     def start_worker(self, name: str | None = None) -> subprocess.Popen:
         name = name or f"worker-{len(self.workers) + 1}"
+        command = [*prefect_cmd(), "worker", "start", "--pool", POOL, "--type", "process", "--name", name]
+        if self.prefork:
+            # A short path: Unix socket paths are limited to about 100 bytes.
+            sock = Path(tempfile.gettempdir()) / f"ctl-{uuid.uuid4().hex[:12]}.sock"
+            command = [sys.executable, "-m", "flows.launcher", "serve", str(sock), "--", *command]
+        if self.worker_nice:
+            command = ["nice", "-n", str(self.worker_nice), *command]
         worker = subprocess.Popen(
-            [*prefect_cmd(), "worker", "start", "--pool", POOL, "--type", "process", "--name", name],
+            command,
             env=self.child_env(),
             cwd=ROOT,
             stdout=self._log(name),

@@ -1,0 +1,727 @@
+"""Load benchmark: transfers driven step by step through real flow runs, on both profiles.
+
+    python bench/load.py [--profiles embedded,production] [--transfers 1000] [--held 10000]
+                         [--held-embedded N] [--concurrency 8] [--workers 2]
+                         [--start profile|prefork|direct|default] [--out out/load]
+
+The run reported in README.md ("Running for a whole region or the country"), ~25 minutes on 2 cores:
+    python bench/load.py --transfers 20 --held 10000 --held-embedded 2000 --concurrency 8
+
+For each profile, in its own child process (so Prefect's settings and the CPU count are the
+profile's own):
+
+1. Start the stack: `embedded` is what `casetransfer up` runs (Prefect on SQLite, the store on
+   SQLite, one worker); `production` is what `casetransfer up-production` runs (Prefect and the
+   store on PostgreSQL, --workers workers), through flows.production.start_production.
+2. Hold --held transfers suspended at allocation, in five steps, listing after each. A real
+   suspension costs a flow-run process start (~1.5 s of a core), so 10,000 would take hours on
+   2 cores. They are made at the API
+   level instead: flow runs of the case-transfer deployment created (bulk endpoint, 100 a
+   request) directly in a Suspended state with the pause key a real run would have, each with a
+   real NSI row in the store (actions and history cloned from one NSI raised for real). The
+   server holds, times out and lists them exactly as it would real suspended runs; they carry no
+   saved Resume form, so they are for measuring volume, not for answering.
+3. Drive --transfers transfers through every step with --concurrency threads, each thread taking
+   one transfer from raise to completed through the CLI's own code path (flows.cli.raise_transfer,
+   then flows.cli.send_answer(wait=False) at each step once the store says it waits there).
+   Meanwhile a thread lists suspended runs the way a dashboard would (POST /api/flow_runs/filter,
+   state PAUSED, limit 200) every --list-interval seconds.
+
+Reported per profile: steps per minute (whole run, and the steady middle 80% of it), latency from
+a step being sent to the run suspended at the next step (p50, p95; taken from the server's own
+state timestamps, split into waiting for a worker's poll, process start, and the flow's work),
+CPU seconds per flow-run segment for server + workers + flow-run processes (from /proc, reaped
+children included), the driver's own CPU (the CLI path), PostgreSQL's CPU (the whole server:
+other users of the machine's PostgreSQL count too), and the list latency (idle and loaded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+TODAY = "2026-12-21"  # pinned, as in the tests, so due dates and the calendar are stable
+FORM = ROOT / "demo" / "forms" / "london-to-manchester.yaml"
+TARGET_STEPS_PER_MIN = 30.0
+TARGET_P95_STEP_S = 30.0
+TARGET_LIST_P95_MS = 500.0
+STEPS: list[tuple[str, dict[str, Any]]] = [
+    ("allocation", {"practitioner": "Pat Receiver", "team_code": "N50CAD", "recorded_by": "Kim SPO"}),
+    ("address_assessment", {"method": "home_visit", "suitable": "true", "notes": "Room seen", "recorded_by": "Pat Receiver"}),
+    ("police_checks", {"returned_on": "2026-12-30", "recorded_by": "Admin A"}),
+    ("safeguarding_checks", {"returned_on": "2026-12-31", "recorded_by": "Admin A"}),
+    ("handover", {"held_on": "2027-01-05", "recorded_by": "Sam Practitioner"}),
+    ("decision", {"outcome": "accept", "recorded_by": "Kim SPO"}),
+    ("completion", {"responsible_officer": "Pat Receiver", "recorded_by": "Kim SPO"}),
+]
+PAUSED_FILTER = {"flow_runs": {"state": {"type": {"any_": ["PAUSED"]}}}, "limit": 200}
+
+
+def pct(values: list[float], p: float) -> float | None:
+    """The p-th percentile (nearest rank); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
+
+
+# --- CPU from /proc -------------------------------------------------------------------------
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _procs() -> dict[int, tuple[int, str, float, float]]:
+    """pid -> (ppid, comm, its own CPU seconds, CPU seconds of its reaped children)."""
+    procs = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{name}/stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        rest = stat[stat.rindex(")") + 2 :].split()
+        # fields 14-17 of proc(5): utime, stime, cutime, cstime (cutime/cstime: waited-for children)
+        procs[int(name)] = (int(rest[1]), comm, (int(rest[11]) + int(rest[12])) / TICK, (int(rest[13]) + int(rest[14])) / TICK)
+    return procs
+
+
+def tree_cpu(server: int, workers: list[int]) -> dict[str, float]:
+    """CPU seconds of the server (with its children), the worker processes themselves, and the
+    flow-run processes they started, living or reaped.
+
+    A flow-run process that has exited was reaped by its worker, so its CPU is in the worker's
+    cutime; one still running is found through its parent links."""
+    procs = _procs()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, *_) in procs.items():
+        children.setdefault(ppid, []).append(pid)
+
+    def subtree(roots: list[int]) -> float:
+        total, todo, seen = 0.0, list(roots), set()
+        while todo:
+            pid = todo.pop()
+            if pid in seen or pid not in procs:
+                continue
+            seen.add(pid)
+            total += procs[pid][2] + procs[pid][3]
+            todo.extend(children.get(pid, []))
+        return total
+
+    # The worker processes themselves (under a launcher, the worker is the launcher's child).
+    own = 0.0
+    for pid, (_, _, cpu, _) in procs.items():
+        try:
+            if b"worker\x00start" in Path(f"/proc/{pid}/cmdline").read_bytes() and _descends(pid, workers, procs):
+                own += cpu
+        except OSError:
+            continue
+    return {"server": subtree([server]), "workers": own, "runs": subtree(workers) - own}
+
+
+def _descends(pid: int, roots: list[int], procs: dict[int, tuple[int, str, float, float]]) -> bool:
+    while pid in procs and pid > 1:
+        if pid in roots:
+            return True
+        pid = procs[pid][0]
+    return False
+
+
+def postgres_cpu() -> float:
+    """CPU seconds of every postgres process (the postmaster's cutime holds its ended backends)."""
+    return sum(cpu + children for _, comm, cpu, children in _procs().values() if comm.startswith("postgres"))
+
+
+def own_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def rss_mb(roots: list[int]) -> float:
+    """Resident memory of these processes and their living descendants."""
+    procs = _procs()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, *_) in procs.items():
+        children.setdefault(ppid, []).append(pid)
+    total, todo = 0, list(roots)
+    while todo:
+        pid = todo.pop()
+        try:
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except OSError:
+            continue
+        todo.extend(children.get(pid, []))
+    return total / 2**20
+
+
+# --- results --------------------------------------------------------------------------------
+
+
+@dataclass
+class StepSample:
+    reference: str
+    flow_run_id: str
+    step: str
+    sent: float  # wall clock (epoch s) when the answer was handed to send_answer
+    resumed: float  # when send_answer returned (the run is Scheduled "Resuming")
+
+
+@dataclass
+class ProfileResult:
+    profile: str
+    workers: int
+    worker_query_seconds: float
+    engine: str
+    transfers: int
+    concurrency: int
+    held: int
+    held_seconds: float = 0.0
+    failures: list[str] = field(default_factory=list)
+    steps: int = 0
+    segments: int = 0
+    load_seconds: float = 0.0
+    steps_per_min: float = 0.0
+    steady_steps_per_min: float = 0.0
+    step_p50_s: float | None = None
+    step_p95_s: float | None = None
+    step_max_s: float | None = None
+    poll_wait_p50_s: float | None = None
+    process_start_p50_s: float | None = None
+    flow_work_p50_s: float | None = None
+    raise_p50_s: float | None = None
+    stack_cpu_s: float = 0.0
+    server_cpu_per_segment_s: float = 0.0
+    worker_cpu_per_segment_s: float = 0.0
+    run_cpu_per_segment_s: float = 0.0
+    cpu_per_segment_s: float = 0.0
+    cpu_per_step_s: float = 0.0
+    driver_cpu_per_step_s: float = 0.0
+    postgres_cpu_per_step_s: float = 0.0
+    stack_rss_mb: float = 0.0
+    list_idle_p50_ms: float | None = None
+    list_idle_p95_ms: float | None = None
+    list_loaded_p50_ms: float | None = None
+    list_loaded_p95_ms: float | None = None
+    list_loaded_samples: int = 0
+    list_page_size: int = 0
+    paused_runs_at_end: int = 0
+    list_by_held: list[tuple[int, float | None, float | None]] = field(default_factory=list)  # (held, p50 ms, p95 ms) idle
+
+
+# --- the stack ------------------------------------------------------------------------------
+
+
+def say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def start_stack(profile: str, base: Path, args: argparse.Namespace) -> tuple[Any, list[str]]:
+    """Start the profile's stack with this process pointed at it; returns (stack, databases to drop).
+
+    Called before anything imports Prefect, so the environment set here is what Prefect's
+    client settings read."""
+    from flows.stack import Stack, free_port
+
+    port = free_port()
+    common = {
+        "CASETRANSFER_DATA_DIR": str(ROOT / ".data"),  # the postcode index built by `casetransfer up`
+        "CASETRANSFER_TODAY": TODAY,
+        "CASETRANSFER_OUTBOX": str(base / "outbox"),
+    }
+    if args.worker_query_seconds:
+        common["PREFECT_WORKER_QUERY_SECONDS"] = str(args.worker_query_seconds)
+    drop: list[str] = []
+    if profile == "production":
+        from flows.production import production_urls
+
+        tag = uuid.uuid4().hex[:8]
+        urls = production_urls(args.pg, prefect_db=f"ct_load_prefect_{tag}", store_db=f"ct_load_store_{tag}")
+        store_url, drop = urls.store, [urls.prefect, urls.store]
+    else:
+        store_url = f"sqlite:///{base / 'store.sqlite'}"
+    os.environ.update(
+        {
+            **common,
+            "CASETRANSFER_DATABASE_URL": store_url,
+            "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+            "PREFECT_HOME": str(base / "prefect"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+        }
+    )
+    from flows.production import STARTS, start_production
+
+    # "profile": each profile's own choice (embedded: Prefect's default, production: prefork).
+    start = args.start if args.start != "profile" else ("prefork" if profile == "production" else "default")
+    if profile == "production":
+        return start_production(base / "prefect", port, urls, workers=args.workers, env=common, start=start), drop
+    if start == "prefork":
+        raise SystemExit("--start prefork: the embedded profile (`casetransfer up`) has no launcher")
+    engine = STARTS[start]
+    from tasks.store.migrate import upgrade
+
+    upgrade(store_url)
+    stack = Stack(home=base / "prefect", port=port, env={**common, "CASETRANSFER_DATABASE_URL": store_url}, engine_command=engine)
+    try:
+        stack.start_server()
+        stack.deploy()
+        stack.start_worker("worker-1")  # `casetransfer up` runs one
+    except BaseException:
+        stack.stop()
+        raise
+    return stack, drop
+
+
+def base_form() -> dict[str, Any]:
+    import yaml
+
+    from tasks.form import parse_form
+
+    return parse_form(yaml.safe_load(FORM.read_text())).model_dump(mode="json")
+
+
+def hold(api_url: str, store_url: str, n: int, stack_is_postgres: bool) -> None:
+    """n API-level suspended case-transfer runs, each with its NSI waiting at allocation."""
+    import httpx
+    from sqlalchemy import delete, func, insert, select, text
+
+    from tasks import transfers
+    from tasks.form import parse_form
+    from tasks.policy import get_policy
+    from tasks.store.models import Action, HistoryEntry, Nsi
+    from tasks.store.session import get_engine
+
+    if n <= 0:
+        return
+    form = base_form()
+    tag = uuid.uuid4().hex[:8]
+    # One NSI raised for real gives the row, its Action List and history that every held one copies.
+    template = transfers.register_nsi(parse_form({**form, "crn": "H000000"}), f"held-template-{tag}")
+    nsi_t, action_t, history_t = Nsi.__table__, Action.__table__, HistoryEntry.__table__
+    engine = get_engine(store_url)
+    with engine.begin() as conn:
+        row = dict(conn.execute(select(nsi_t).where(nsi_t.c.reference == template)).mappings().one())
+        actions = [dict(a) for a in conn.execute(select(action_t).where(action_t.c.nsi_id == row["id"])).mappings()]
+        history = [dict(h) for h in conn.execute(select(history_t).where(history_t.c.nsi_id == row["id"])).mappings()]
+        conn.execute(delete(action_t).where(action_t.c.nsi_id == row["id"]))
+        conn.execute(delete(history_t).where(history_t.c.nsi_id == row["id"]))
+        conn.execute(delete(nsi_t).where(nsi_t.c.id == row["id"]))
+        first_id = (conn.scalar(select(func.max(nsi_t.c.id))) or 0) + 1
+
+    timeout = dt.datetime.now(dt.UTC) + dt.timedelta(days=get_policy().suspend_timeout_days)
+    suspended = {
+        "type": "PAUSED",
+        "name": "Suspended",
+        "state_details": {"pause_key": "allocation-0", "pause_reschedule": True, "pause_timeout": timeout.isoformat()},
+    }
+    crns = [f"H{(first_id + i) % 1_000_000:06d}" for i in range(n)]
+    with httpx.Client(base_url=api_url, timeout=120) as http:
+        deployment = http.get("/deployments/name/case-transfer/case-transfer").raise_for_status().json()["id"]
+
+        def create(batch: list[str]) -> list[str]:
+            made: dict[str, str] = {}
+            for attempt in range(8):
+                todo = [crn for crn in batch if crn not in made]
+                if not todo:
+                    break
+                body = [
+                    {
+                        "name": f"transfer-{crn}",
+                        "parameters": {"form": {**form, "crn": crn}},
+                        "state": suspended,
+                        "tags": ["held"],
+                    }
+                    for crn in todo
+                ]
+                results = http.post(f"/deployments/{deployment}/create_flow_run/bulk", json=body).raise_for_status().json()
+                for crn, r in zip(todo, results["results"], strict=True):
+                    if r["status"] == "CREATED":
+                        made[crn] = r["flow_run_id"]
+                    elif "database is locked" not in str(r.get("error")):
+                        raise RuntimeError(f"bulk create refused {crn}: {r}")
+                # SQLite: the server's own services (events) hold the write lock at times; retry.
+                time.sleep(0.5 * (attempt + 1) if len(made) < len(batch) else 0)
+            if len(made) < len(batch):
+                raise RuntimeError(f"bulk create: {len(batch) - len(made)} runs not created after retries")
+            return [made[crn] for crn in batch]
+
+        # SQLite takes one writer at a time: one request at a time, in smaller transactions.
+        size, threads = (100, 4) if stack_is_postgres else (25, 1)
+        batches = [crns[i : i + size] for i in range(0, n, size)]
+        with ThreadPoolExecutor(threads) as pool:
+            run_ids = [run_id for ids in pool.map(create, batches) for run_id in ids]
+
+    with engine.begin() as conn:
+        for start in range(0, n, 1000):
+            nsis, acts, hist = [], [], []
+            for i in range(start, min(n, start + 1000)):
+                nsi_id, crn = first_id + i, crns[i]
+                nsis.append(
+                    {
+                        **row,
+                        "id": nsi_id,
+                        "reference": f"CT{nsi_id:06d}",
+                        "request_key": f"held-{tag}-{i}",
+                        "crn": crn,
+                        "form": {**row["form"], "crn": crn},
+                        "flow_run_id": run_ids[i],
+                        "status": "awaiting_allocation",
+                        "waiting_step": "allocation",
+                    }
+                )
+                acts.extend({**{k: v for k, v in a.items() if k != "id"}, "nsi_id": nsi_id} for a in actions)
+                hist.extend(
+                    {**{k: v for k, v in h.items() if k != "id"}, "nsi_id": nsi_id, "flow_run_id": run_ids[i]} for h in history
+                )
+                hist.append(
+                    {
+                        **{k: v for k, v in history[0].items() if k != "id"},
+                        "nsi_id": nsi_id,
+                        "key": "waiting:allocation",
+                        "event": "waiting",
+                        "detail": "waiting for allocation",
+                        "actor": "casetransfer",
+                        "flow_run_id": run_ids[i],
+                    }
+                )
+            conn.execute(insert(nsi_t), nsis)
+            conn.execute(insert(action_t), acts)
+            conn.execute(insert(history_t), hist)
+        if engine.dialect.name == "postgresql":
+            # Explicit ids leave the sequence behind: move it on, or the next real NSI collides.
+            conn.execute(text("SELECT setval(pg_get_serial_sequence('nsi', 'id'), (SELECT max(id) FROM nsi))"))
+
+
+def list_latency(http: Any) -> tuple[float, int]:
+    """(ms, runs on the page) for one page of suspended runs."""
+    started = time.perf_counter()
+    response = http.post("/flow_runs/filter", json=PAUSED_FILTER)
+    response.raise_for_status()
+    return (time.perf_counter() - started) * 1000, len(response.json())
+
+
+class Lister(threading.Thread):
+    """Lists suspended runs every `interval` seconds, as a dashboard or the UI would, until stopped."""
+
+    def __init__(self, api_url: str, interval: float):
+        super().__init__(daemon=True)
+        self.api_url, self.interval = api_url, interval
+        self.latencies: list[float] = []
+        self.page = 0
+        self.errors = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        import httpx
+
+        with httpx.Client(base_url=self.api_url, timeout=60) as http:
+            while not self.stop.is_set():
+                try:
+                    ms, self.page = list_latency(http)
+                    self.latencies.append(ms)
+                except Exception:
+                    self.errors += 1
+                self.stop.wait(self.interval)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(0.25)
+
+
+def drive(i: int, form: dict[str, Any], timeout: float) -> tuple[str, str, float, list[StepSample]]:
+    """One transfer from raise to completed, through the CLI's code path."""
+    from flows.cli import raise_transfer, send_answer
+    from tasks import transfers
+    from tasks.form import parse_form
+
+    raised = time.time()
+    reference, run_id = raise_transfer(parse_form({**form, "crn": f"L{i:06d}"}))
+    samples = []
+    for step, answer in STEPS:
+        wait_until(lambda s=step: transfers.nsi_status(reference)[1] == s, timeout, f"{reference} waiting at {step}")
+        sent = time.time()
+        send_answer(reference, step, dict(answer), wait=False)
+        samples.append(StepSample(reference, run_id, step, sent, time.time()))
+    wait_until(lambda: transfers.nsi_status(reference)[0] == "completed", timeout, f"{reference} completed")
+    return reference, run_id, raised, samples
+
+
+def _ts(state: dict[str, Any]) -> float:
+    return dt.datetime.fromisoformat(state["timestamp"]).timestamp()
+
+
+def run_states(http: Any, run_id: str) -> list[dict[str, Any]]:
+    states = http.get("/flow_run_states/", params={"flow_run_id": run_id}).raise_for_status().json()
+    return sorted(states, key=_ts)
+
+
+def first_after(states: list[dict[str, Any]], after: float, types: set[str], name: str | None = None) -> float | None:
+    for s in states:
+        if _ts(s) >= after and s["type"] in types and (name is None or s["name"] == name):
+            return _ts(s)
+    return None
+
+
+def run_profile(profile: str, args: argparse.Namespace) -> ProfileResult:
+    base = Path(tempfile.mkdtemp(prefix=f"ct-load-{profile}-"))
+    say(f"{profile}: starting the stack in {base}")
+    stack, drop = start_stack(profile, base, args)
+    import httpx
+
+    result = ProfileResult(
+        profile=profile,
+        workers=len(stack.workers),
+        worker_query_seconds=float(stack.child_env()["PREFECT_WORKER_QUERY_SECONDS"]),
+        engine="prefork" if stack.prefork else "direct" if stack.engine_command else "default (supervisor)",
+        transfers=args.transfers,
+        concurrency=args.concurrency,
+        held=args.held if profile == "production" or args.held_embedded is None else args.held_embedded,
+    )
+    roots = [p.pid for p in [stack.server, *stack.workers] if p is not None]
+    server_pid, worker_pids = roots[0], roots[1:]
+    try:
+        started = time.perf_counter()
+        # In steps, listing after each, to see how the list latency grows with the volume held.
+        steps = 5 if result.held >= 1000 else 1
+        for k in range(steps):
+            hold(
+                stack.api_url,
+                os.environ["CASETRANSFER_DATABASE_URL"],
+                result.held * (k + 1) // steps - result.held * k // steps,
+                profile == "production",
+            )
+            with httpx.Client(base_url=stack.api_url, timeout=60) as http:
+                sample = [list_latency(http)[0] for _ in range(10)]
+            result.list_by_held.append((result.held * (k + 1) // steps, pct(sample, 50), pct(sample, 95)))
+            say(f"{profile}: {result.held * (k + 1) // steps} held after {time.perf_counter() - started:.0f} s")
+        result.held_seconds = time.perf_counter() - started
+        say(f"{profile}: {result.held} suspended transfers held in {result.held_seconds:.0f} s")
+
+        with httpx.Client(base_url=stack.api_url, timeout=60) as http:
+            idle = [list_latency(http) for _ in range(30)]
+        result.list_idle_p50_ms = pct([ms for ms, _ in idle], 50)
+        result.list_idle_p95_ms = pct([ms for ms, _ in idle], 95)
+        say(
+            f"{profile}: listing 200 suspended runs, idle: p50 {result.list_idle_p50_ms:.0f} ms, p95 {result.list_idle_p95_ms:.0f} ms"
+        )
+
+        form = base_form()
+        lister = Lister(stack.api_url, args.list_interval)
+        cpu0, pg0, own0 = tree_cpu(server_pid, worker_pids), postgres_cpu(), own_cpu()
+        load_start = time.time()
+        lister.start()
+        done: list[tuple[str, str, float, list[StepSample]]] = []
+        with ThreadPoolExecutor(args.concurrency) as pool:
+            futures = [pool.submit(drive, i, form, args.step_timeout) for i in range(args.transfers)]
+            last_report = time.monotonic()
+            for future in as_completed(futures):
+                try:
+                    done.append(future.result())
+                except Exception as exc:
+                    result.failures.append(f"{type(exc).__name__}: {exc}")
+                if time.monotonic() - last_report > 30:
+                    last_report = time.monotonic()
+                    rate = 7 * len(done) / max(1.0, time.time() - load_start) * 60
+                    say(f"{profile}: {len(done)}/{args.transfers} transfers completed, ~{rate:.0f} steps/min")
+        lister.stop.set()
+        lister.join()
+        result.load_seconds = time.time() - load_start
+        cpu = {k: v - cpu0[k] for k, v in tree_cpu(server_pid, worker_pids).items()}
+        result.stack_cpu_s = sum(cpu.values())
+        pg_cpu, driver_cpu = postgres_cpu() - pg0, own_cpu() - own0
+        result.stack_rss_mb = rss_mb(roots)
+
+        with httpx.Client(base_url=stack.api_url, timeout=60) as http:
+            latencies, poll, start, work, raises, ends = [], [], [], [], [], []
+            for _, run_id, raised, samples in done:
+                states = run_states(http, run_id)
+                first_pause = first_after(states, raised, {"PAUSED"})
+                if first_pause:
+                    raises.append(first_pause - raised)
+                for sample in samples:
+                    resuming = first_after(states, sample.sent - 1, {"SCHEDULED"}, "Resuming")
+                    if resuming is None:
+                        continue
+                    pending = first_after(states, resuming, {"PENDING"})
+                    running = first_after(states, pending or resuming, {"RUNNING"})
+                    end = first_after(states, running or resuming, {"PAUSED", "COMPLETED"})
+                    if end is None:
+                        continue
+                    latencies.append(end - sample.sent)
+                    ends.append(end)
+                    if pending and running:
+                        poll.append(pending - resuming)
+                        start.append(running - pending)
+                        work.append(end - running)
+            result.paused_runs_at_end = len(http.post("/flow_runs/filter", json={**PAUSED_FILTER, "limit": 200}).json())
+
+        result.steps = len(latencies)
+        result.segments = result.steps + len(raises)
+        if ends:
+            window = max(ends) - load_start
+            result.steps_per_min = result.steps / window * 60
+            lo, hi = load_start + 0.1 * window, max(ends) - 0.1 * window
+            result.steady_steps_per_min = sum(lo <= e <= hi for e in ends) / (hi - lo) * 60
+        result.step_p50_s, result.step_p95_s = pct(latencies, 50), pct(latencies, 95)
+        result.step_max_s = max(latencies) if latencies else None
+        result.poll_wait_p50_s, result.process_start_p50_s, result.flow_work_p50_s = (
+            pct(poll, 50),
+            pct(start, 50),
+            pct(work, 50),
+        )
+        result.raise_p50_s = pct(raises, 50)
+        if result.segments:
+            result.cpu_per_segment_s = result.stack_cpu_s / result.segments
+            result.server_cpu_per_segment_s = cpu["server"] / result.segments
+            result.worker_cpu_per_segment_s = cpu["workers"] / result.segments
+            result.run_cpu_per_segment_s = cpu["runs"] / result.segments
+        if result.steps:
+            result.cpu_per_step_s = result.stack_cpu_s / result.steps
+            result.driver_cpu_per_step_s = driver_cpu / result.steps
+            result.postgres_cpu_per_step_s = pg_cpu / result.steps
+        result.list_loaded_p50_ms = pct(lister.latencies, 50)
+        result.list_loaded_p95_ms = pct(lister.latencies, 95)
+        result.list_loaded_samples = len(lister.latencies)
+        result.list_page_size = lister.page
+        return result
+    finally:
+        stack.stop()
+        if drop:
+            from flows.production import drop_database
+
+            for url in drop:
+                drop_database(url)
+        import shutil
+
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _fmt(value: float | None, spec: str = ".1f") -> str:
+    return "–" if value is None else format(value, spec)
+
+
+ROWS: list[tuple[str, Callable[[ProfileResult], str]]] = [
+    ("workers (poll interval s)", lambda r: f"{r.workers} ({r.worker_query_seconds:g})"),
+    ("flow-run command", lambda r: r.engine),
+    ("transfers driven / in flight", lambda r: f"{r.transfers} / {r.concurrency}"),
+    ("held suspended (API level)", lambda r: f"{r.held} in {r.held_seconds:.0f} s"),
+    ("steps recorded", lambda r: str(r.steps)),
+    ("failures", lambda r: str(len(r.failures))),
+    ("steps/min, whole run", lambda r: _fmt(r.steps_per_min)),
+    ("steps/min, steady (middle 80%)", lambda r: _fmt(r.steady_steps_per_min)),
+    ("step → next suspension p50 s", lambda r: _fmt(r.step_p50_s)),
+    ("step → next suspension p95 s", lambda r: _fmt(r.step_p95_s)),
+    ("  of which waiting for a poll, p50 s", lambda r: _fmt(r.poll_wait_p50_s)),
+    ("  of which process start + imports, p50 s", lambda r: _fmt(r.process_start_p50_s)),
+    ("  of which the flow's work, p50 s", lambda r: _fmt(r.flow_work_p50_s)),
+    ("raise → first suspension p50 s", lambda r: _fmt(r.raise_p50_s)),
+    ("CPU s per segment (server+workers+runs)", lambda r: _fmt(r.cpu_per_segment_s, ".2f")),
+    ("  server", lambda r: _fmt(r.server_cpu_per_segment_s, ".2f")),
+    ("  workers (polling, starting runs)", lambda r: _fmt(r.worker_cpu_per_segment_s, ".2f")),
+    ("  flow-run processes", lambda r: _fmt(r.run_cpu_per_segment_s, ".2f")),
+    ("CPU s per step, incl. raises", lambda r: _fmt(r.cpu_per_step_s, ".2f")),
+    ("driver (CLI path) CPU s per step", lambda r: _fmt(r.driver_cpu_per_step_s, ".2f")),
+    ("PostgreSQL CPU s per step (whole server)", lambda r: _fmt(r.postgres_cpu_per_step_s, ".2f")),
+    ("stack RSS at end MB", lambda r: _fmt(r.stack_rss_mb, ".0f")),
+    ("list 200 suspended, idle p50/p95 ms", lambda r: f"{_fmt(r.list_idle_p50_ms, '.0f')} / {_fmt(r.list_idle_p95_ms, '.0f')}"),
+    (
+        "list 200 suspended, idle, as the volume grew (held: p50/p95 ms)",
+        lambda r: "; ".join(f"{n}: {_fmt(a, '.0f')}/{_fmt(b, '.0f')}" for n, a, b in r.list_by_held),
+    ),
+    (
+        "list 200 suspended, loaded p50/p95 ms",
+        lambda r: f"{_fmt(r.list_loaded_p50_ms, '.0f')} / {_fmt(r.list_loaded_p95_ms, '.0f')} ({r.list_loaded_samples} samples)",
+    ),
+]
+
+
+def table(results: list[ProfileResult]) -> str:
+    lines = ["| | " + " | ".join(r.profile for r in results) + " |", "| --- |" + " --- |" * len(results)]
+    lines += [f"| {name} | " + " | ".join(fmt(r) for r in results) + " |" for name, fmt in ROWS]
+    return "\n".join(lines)
+
+
+def verdict(r: ProfileResult) -> list[str]:
+    checks = [
+        ("steps/min ≥ 30 (steady)", r.steady_steps_per_min >= TARGET_STEPS_PER_MIN),
+        ("p95 step → next suspension < 30 s", r.step_p95_s is not None and r.step_p95_s < TARGET_P95_STEP_S),
+        ("p95 list of 200 < 500 ms under load", r.list_loaded_p95_ms is not None and r.list_loaded_p95_ms < TARGET_LIST_P95_MS),
+    ]
+    return [f"{r.profile}: {name}: {'met' if ok else 'NOT met'}" for name, ok in checks]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profiles", default="embedded,production", help="comma-separated: embedded, production")
+    parser.add_argument("--transfers", type=int, default=1000, help="transfers driven through every step")
+    parser.add_argument("--held", type=int, default=10_000, help="further transfers held suspended (API level)")
+    parser.add_argument("--held-embedded", type=int, default=None, help="--held for the embedded profile only (SQLite is slower)")
+    parser.add_argument("--concurrency", type=int, default=8, help="transfers in flight at once")
+    parser.add_argument("--workers", type=int, default=2, help="workers in the production profile")
+    parser.add_argument("--worker-query-seconds", type=float, default=None, help="override each profile's worker poll interval")
+    parser.add_argument("--pg", default=os.environ.get("CASETRANSFER_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument(
+        "--start",
+        choices=["profile", "prefork", "direct", "default"],
+        default="profile",
+        help="how flow runs start (flows.production.STARTS): each profile's own, forked from a warm launcher, "
+        "a new interpreter running the engine, or Prefect's default (workspace supervisor first)",
+    )
+    parser.add_argument("--list-interval", type=float, default=1.0, help="seconds between list requests under load")
+    parser.add_argument("--step-timeout", type=float, default=600.0, help="seconds a transfer may take to reach a step")
+    parser.add_argument("--out", type=Path, default=ROOT / "out" / "load", help="directory for the JSON and Markdown results")
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: run one profile in this process
+    args = parser.parse_args(argv)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.child:
+        result = run_profile(args.child, args)
+        (args.out / f"{args.child}.json").write_text(json.dumps(asdict(result), indent=2))
+        return 0
+
+    results = []
+    for profile in [p.strip() for p in args.profiles.split(",") if p.strip()]:
+        if profile not in ("embedded", "production"):
+            parser.error(f"--profiles: unknown profile {profile!r}")
+        # Each profile in its own process: Prefect reads its API URL once, and CPU is counted apart.
+        child = [sys.executable, __file__, *(argv if argv is not None else sys.argv[1:]), "--child", profile]
+        if subprocess.run(child, cwd=ROOT).returncode != 0:
+            say(f"{profile}: the run failed")
+            continue
+        results.append(ProfileResult(**json.loads((args.out / f"{profile}.json").read_text())))
+    if not results:
+        return 1
+    report = [table(results), "", *[line for r in results for line in verdict(r)]]
+    for r in results:
+        report += [f"{r.profile}: {f}" for f in r.failures[:5]]
+    text_report = "\n".join(report)
+    (args.out / "load.md").write_text(text_report + "\n")
+    print(text_report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,285 @@
+"""Start each flow run by forking a warm interpreter instead of starting a cold one.
+
+A transfer's flow run is a new process at every waiting step. In that process, starting Python
+and importing Prefect and the flows costs about 1.5 s of CPU, most of what the step costs
+(bench/load.py). The launcher imports them once, next to a worker, and forks a child per run.
+
+    python -m flows.launcher serve SOCKET -- COMMAND...
+        The warm parent: imports Prefect's engine and every flow in prefect.yaml, starts COMMAND
+        (the worker) with CASETRANSFER_LAUNCHER_SOCKET=SOCKET, forks a child for each request on
+        SOCKET, and exits as COMMAND exits. flows.stack.Stack.start_worker runs this when the
+        stack's `prefork` is on (the production profile).
+
+    python flows/launcher.py [ARGS...]
+        The command a worker runs for each flow run (the pool's `command` job variable). It hands
+        its environment, working directory and stdin/stdout/stderr to the warm parent, passes
+        signals on to the child, and exits as the child did. When there is no parent to talk to
+        (a worker started without one, on another host) it execs `python -m prefect.engine`, so
+        one pool serves workers with and without a launcher.
+
+Why a fork is safe here: the parent only imports modules; it starts no thread, opens no connection
+and reads none of the project's cached settings before forking (checked in `serve`). The child
+takes the run's environment, refreshes Prefect's settings and clears the project's caches, runs
+`prefect.engine` as __main__, and ends through normal interpreter shutdown, so Prefect's exit
+handlers still flush the run's logs and events.
+
+Only the standard library is imported at module level: the per-run command must start in
+milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+from dataclasses import dataclass
+from typing import NoReturn
+
+SOCKET_ENV = "CASETRANSFER_LAUNCHER_SOCKET"
+MAGIC = b"CTL1"
+
+
+@dataclass
+class Request:
+    env: dict[str, str]
+    cwd: str
+    argv: list[str]
+    fds: list[int]
+
+
+# --- the per-run command ---------------------------------------------------------------------
+
+
+def _exec_engine(argv: list[str]) -> NoReturn:
+    os.execv(sys.executable, [sys.executable, "-m", "prefect.engine", *argv])
+
+
+def client(argv: list[str]) -> NoReturn:
+    path = os.environ.get(SOCKET_ENV)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        if not path:
+            raise OSError("no launcher")
+        sock.connect(path)
+    except OSError:
+        sock.close()
+        _exec_engine(argv)
+    payload = json.dumps({"env": dict(os.environ), "cwd": os.getcwd(), "argv": argv}).encode()
+    socket.send_fds(sock, [MAGIC + len(payload).to_bytes(4, "big")], [0, 1, 2])
+    sock.sendall(payload)
+    replies = sock.makefile("rb")
+    first = replies.readline().split()
+    if len(first) != 2 or first[0] != b"pid":
+        print("flows.launcher: the launcher did not start the flow run", file=sys.stderr)
+        sys.exit(1)
+    child = int(first[1])
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.kill(child, signum)  # a cancellation (SIGTERM) reaches the engine as it would directly
+        except ProcessLookupError:
+            pass
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, forward)
+    last = replies.readline().split()
+    if len(last) == 2 and last[0] == b"exit":
+        sys.exit(int(last[1]))
+    if len(last) == 2 and last[0] == b"signal":
+        # Die of the same signal, so the worker sees what it would have seen (a crash, a kill).
+        signum = int(last[1])
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+    print("flows.launcher: lost the launcher while the flow run was running", file=sys.stderr)
+    sys.exit(1)
+
+
+# --- the warm parent -------------------------------------------------------------------------
+
+
+def preload() -> list[str]:
+    """Import the engine and every flow module the deployments name; returns what failed."""
+    import importlib
+
+    import yaml
+
+    from tasks.settings import ROOT
+
+    modules = ["prefect.engine", "prefect.flow_engine", "prefect.task_engine", "prefect.flow_runs", "prefect.deployments.steps"]
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text()) or {}
+    for deployment in spec.get("deployments") or []:
+        path = str(deployment.get("entrypoint", "")).split(":")[0]
+        if path.endswith(".py"):
+            modules.append(path.removesuffix(".py").replace("/", "."))
+    failed = []
+    for name in dict.fromkeys(modules):
+        try:
+            importlib.import_module(name)
+        except Exception:  # a broken flow module fails in its own runs, as it would without the launcher
+            failed.append(name)
+    return failed
+
+
+def _receive(conn: socket.socket) -> Request | None:
+    conn.settimeout(10)
+    try:
+        header, fds, _, _ = socket.recv_fds(conn, 8, 3)
+        if len(header) != 8 or header[:4] != MAGIC or len(fds) != 3:
+            for fd in fds:
+                os.close(fd)
+            return None
+        size, data = int.from_bytes(header[4:], "big"), b""
+        while len(data) < size:
+            chunk = conn.recv(size - len(data))
+            if not chunk:
+                return None
+            data += chunk
+    except OSError:
+        return None
+    conn.settimeout(None)
+    body = json.loads(data)
+    return Request(env=body["env"], cwd=body["cwd"], argv=body["argv"], fds=fds)
+
+
+def serve(path: str, command: list[str]) -> Request | int:
+    """Run COMMAND and fork a child per request until COMMAND exits.
+
+    Returns COMMAND's exit status in the parent, and the request in a forked child (the caller
+    then runs the engine). Single-threaded on purpose: forking a process with other threads can
+    copy a lock some thread was holding."""
+    import selectors
+    import subprocess
+    import threading
+
+    # `-m` put the starting directory on sys.path as "": pin it, since children chdir elsewhere.
+    sys.path[:] = [os.getcwd() if entry == "" else entry for entry in sys.path]
+    failed = preload()
+    if failed:
+        print(f"flows.launcher: could not preload {', '.join(failed)}", file=sys.stderr)
+    if threading.active_count() != 1:  # importing must not have started anything
+        print("flows.launcher: threads after preloading; not forking, runs start cold", file=sys.stderr)
+        os.execvp(command[0], command)
+    if os.path.exists(path):
+        os.unlink(path)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(128)
+    worker = subprocess.Popen(command, env={**os.environ, SOCKET_ENV: path})
+
+    def stop(signum: int, _frame: object) -> None:
+        worker.send_signal(signum)  # the worker shuts down; its runs' children get the same
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    sel = selectors.DefaultSelector()
+    sel.register(listener, selectors.EVENT_READ, None)
+    children: dict[int, socket.socket] = {}
+    while worker.poll() is None:
+        for key, _ in sel.select(timeout=0.2):
+            if key.data is None:
+                conn, _ = listener.accept()
+                request = _receive(conn)
+                if request is None:
+                    conn.close()
+                    continue
+                sys.stdout.flush()
+                sys.stderr.flush()
+                pid = os.fork()
+                if pid == 0:
+                    sel.close()
+                    listener.close()
+                    conn.close()
+                    for other in children.values():
+                        other.close()
+                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                    signal.signal(signal.SIGINT, signal.default_int_handler)
+                    return request
+                for fd in request.fds:
+                    os.close(fd)
+                children[pid] = conn
+                conn.sendall(f"pid {pid}\n".encode())
+                sel.register(conn, selectors.EVENT_READ, pid)
+            else:
+                # The client never speaks after its request: readable means it has gone (killed,
+                # or its worker died), and the run must not outlive it.
+                conn, pid = key.fileobj, key.data
+                sel.unregister(conn)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        for pid in list(children):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if not done:
+                continue
+            conn = children.pop(pid)
+            code = os.waitstatus_to_exitcode(status)
+            try:
+                conn.sendall((f"signal {-code}\n" if code < 0 else f"exit {code}\n").encode())
+            except OSError:
+                pass
+            try:
+                sel.unregister(conn)
+            except (KeyError, ValueError):
+                pass  # already unregistered when its client went away
+            conn.close()
+    listener.close()
+    os.unlink(path)
+    for pid in children:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    return worker.returncode
+
+
+def _clear_project_caches() -> None:
+    """Forget anything cached from the parent's environment (there should be nothing)."""
+    for name, module in list(sys.modules.items()):
+        if not name.startswith(("tasks.", "flows.")) or module is None:
+            continue
+        for value in list(vars(module).values()):
+            if callable(getattr(value, "cache_clear", None)) and getattr(value, "__module__", None) == name:
+                value.cache_clear()
+
+
+def run_engine(request: Request) -> None:
+    """In the forked child: become the flow run's process, then run the engine as __main__."""
+    import runpy
+
+    for target, fd in enumerate(request.fds):
+        if fd != target:
+            os.dup2(fd, target)
+            os.close(fd)
+    os.chdir(request.cwd)
+    os.environ.clear()
+    os.environ.update(request.env)
+    from prefect.context import refresh_global_settings_context
+
+    refresh_global_settings_context()  # Prefect read its settings from the parent's environment
+    _clear_project_caches()
+    import prefect.engine
+
+    sys.argv = [prefect.engine.__file__ or "prefect.engine", *request.argv]
+    # run_path rather than run_module: the module is already imported (that is the point), and
+    # run_module warns about re-running an imported module in every run's log.
+    runpy.run_path(sys.argv[0], run_name="__main__")
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] != ["serve"]:
+        client(argv)
+    if len(argv) < 4 or argv[2] != "--":
+        print("usage: python -m flows.launcher serve SOCKET -- COMMAND...", file=sys.stderr)
+        return 2
+    outcome = serve(argv[1], argv[3:])
+    if isinstance(outcome, Request):
+        run_engine(outcome)  # a forked child; exits through normal interpreter shutdown
+        return 0
+    return outcome
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

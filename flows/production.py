@@ -1,0 +1,234 @@
+"""`casetransfer up-production`: the production profile on one machine that has PostgreSQL.
+
+The Prefect server keeps its own state (flow runs, suspended steps, their forms) in a PostgreSQL
+database, the domain store is another PostgreSQL database, and several process workers serve the
+`casetransfer` work pool, so a worker can die (or be upgraded) while the others carry on.
+
+Everything here is plain configuration around flows.stack.Stack; the benchmark (bench/load.py)
+and the fault tests (tests/integration/test_faults.py) build the same stack through
+`start_production`, so what is measured and tested is what `up-production` starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from flows.stack import Stack
+from tasks.settings import get_settings
+
+Say = Callable[[str], None]
+
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+PREFECT_DB = "casetransfer_prefect"
+STORE_DB = "casetransfer"
+
+# Worker and flow-run settings for the profile. A resumed transfer waits for a worker's next
+# poll before its process starts, so the poll interval is a direct part of every step's latency;
+# one poll per worker per second is a trivial load on the server.
+PRODUCTION_ENV = {
+    "PREFECT_WORKER_QUERY_SECONDS": "1",
+    "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
+}
+# The server's pause-expiry service reads every suspended run, every 5 s by default, in the
+# API's own event loop: with 1,000 transfers waiting that stalls the API ~0.35 s each time, with
+# 10,000 for seconds. A waiting step times out after a year (suspend_timeout_days), so checking
+# hourly fails an abandoned run at most an hour late.
+PRODUCTION_SERVER_ENV = {"PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_LOOP_SECONDS": "3600"}
+# How a worker starts each flow run (every waiting step of a transfer is a new one):
+#   prefork: forked from a warm interpreter next to the worker (flows.launcher), the default;
+#   direct:  a new interpreter running the engine, skipping the workspace-supervisor interpreter
+#            Prefect puts in between by default (flows.stack.Stack.engine_command);
+#   default: Prefect's own (supervisor, then engine).
+ENGINE_COMMAND = shlex.join([sys.executable, "-m", "prefect.engine"])
+# By path, not `-m flows.launcher`: the worker starts runs in a scratch directory, where the
+# project is importable only if it is installed; the per-run side needs only the standard library.
+LAUNCHER_COMMAND = shlex.join([sys.executable, str(Path(__file__).with_name("launcher.py"))])
+STARTS = {"prefork": LAUNCHER_COMMAND, "direct": ENGINE_COMMAND, "default": None}
+
+
+@dataclass(frozen=True)
+class ProductionUrls:
+    """Where the two databases live: Prefect's (asyncpg, as the server needs) and the store's."""
+
+    prefect: str
+    store: str
+
+
+def _with_db(url: str, driver: str, database: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(drivername=driver, database=database).render_as_string(hide_password=False)
+
+
+def production_urls(pg: str = DEFAULT_PG, prefect_db: str = PREFECT_DB, store_db: str = STORE_DB) -> ProductionUrls:
+    """The two database URLs on one PostgreSQL server (any database in `pg` is replaced)."""
+    return ProductionUrls(
+        prefect=_with_db(pg, "postgresql+asyncpg", prefect_db), store=_with_db(pg, "postgresql+psycopg", store_db)
+    )
+
+
+def ensure_database(url: str) -> bool:
+    """Create the database that `url` names unless it exists; True when it was created."""
+    import psycopg
+    from psycopg import sql
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url)
+    name = target.database
+    if not name:
+        raise ValueError(f"{url}: names no database")
+    # Connect to the maintenance database of the same server: the target may not exist yet.
+    admin = target.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            return False
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return True
+
+
+def drop_database(url: str) -> None:
+    """Drop a database (tests and benchmarks clean up after themselves)."""
+    import psycopg
+    from psycopg import sql
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url)
+    admin = target.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(target.database or "")))
+
+
+def production_stack(
+    home: Path, port: int, urls: ProductionUrls, env: dict[str, str] | None = None, start: str = "prefork"
+) -> Stack:
+    """A Stack whose server runs on PostgreSQL and whose workers and flow runs use the PostgreSQL store."""
+    if start not in STARTS:
+        raise ValueError(f"start: one of {', '.join(STARTS)}, not {start!r}")
+    return Stack(
+        home=home,
+        port=port,
+        env={**PRODUCTION_ENV, "CASETRANSFER_DATABASE_URL": urls.store, **(env or {})},
+        server_env={"PREFECT_SERVER_DATABASE_CONNECTION_URL": urls.prefect, **PRODUCTION_SERVER_ENV},
+        worker_nice=10,
+        server_gc_freeze=True,
+        engine_command=STARTS[start],
+        prefork=start == "prefork",
+    )
+
+
+def start_production(
+    home: Path,
+    port: int,
+    urls: ProductionUrls,
+    workers: int = 2,
+    env: dict[str, str] | None = None,
+    start: str = "prefork",
+) -> Stack:
+    """Create the databases if missing, migrate the store, start the server, register the
+    deployments and start `workers` workers. The caller stops the stack."""
+    from tasks.store.migrate import upgrade
+
+    if workers < 1:
+        raise ValueError("workers: at least one")
+    ensure_database(urls.prefect)
+    ensure_database(urls.store)
+    upgrade(urls.store)
+    stack = production_stack(home, port, urls, env, start)
+    try:
+        stack.start_server(timeout=180)  # a new database is migrated first, which takes a while
+        stack.deploy()
+        for i in range(workers):
+            stack.start_worker(f"{socket.gethostname()}-{i + 1}")
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
+def _state_file() -> Path:
+    return get_settings().data_dir / "stack-production.json"
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+        return True
+    except OSError:
+        return False
+
+
+def bring_up_production(port: int, workers: int, pg: str, say: Say) -> None:
+    """Start (or top up) the production profile and print how to use it."""
+    from tasks.locator import build_index
+    from tasks.store.migrate import upgrade
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    urls = production_urls(pg)
+    if settings.database_url.startswith("postgresql"):
+        urls = ProductionUrls(prefect=urls.prefect, store=settings.database_url)  # the operator named the store
+    for url in (urls.prefect, urls.store):
+        say(("created " if ensure_database(url) else "using ") + _hide_password(url))
+    upgrade(urls.store)
+    say(f"postcode index: {build_index()}")
+
+    stack = production_stack(settings.data_dir / "prefect-production", port, urls)
+    saved = json.loads(_state_file().read_text()) if _state_file().exists() else {}
+    try:
+        answering = httpx.get(f"{stack.api_url}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        answering = False
+    server_pid = saved.get("server")
+    if answering and not (_alive(server_pid) and saved.get("port") == port):
+        raise RuntimeError(f"something else answers on port {port} (`casetransfer up`'s server?): stop it or pass --port")
+    if not answering:
+        say("starting the Prefect server on PostgreSQL (a new database is migrated first)...")
+        stack.start_server(timeout=180)
+        server_pid = stack.server.pid if stack.server else None
+    say("registering the deployments from prefect.yaml...")
+    stack.deploy()
+    worker_pids = [pid for pid in saved.get("workers", []) if _alive(pid)] if saved.get("port") == port else []
+    while len(worker_pids) < workers:
+        worker_pids.append(stack.start_worker(f"{socket.gethostname()}-{len(worker_pids) + 1}").pid)
+    _state_file().write_text(json.dumps({"server": server_pid, "workers": worker_pids, "port": port}))
+    say(f"{len(worker_pids)} workers running; logs in {stack.home / 'logs'}")
+    say("")
+    say(f"[bold]Prefect UI: http://127.0.0.1:{port}[/]")
+    say("Point the CLI (and workers on other machines) at this profile:")
+    say(f"  export PREFECT_API_URL={stack.api_url}")
+    say(f"  export CASETRANSFER_DATABASE_URL={_hide_password(urls.store)}")
+    say("Stop it with: casetransfer down-production")
+
+
+def take_down_production(say: Say) -> None:
+    path = _state_file()
+    if not path.exists():
+        say("nothing to stop")
+        return
+    state = json.loads(path.read_text())
+    for name, pid in [*(("worker", p) for p in state.get("workers", [])), ("server", state.get("server"))]:
+        if _alive(pid):
+            try:
+                os.killpg(pid, signal.SIGTERM)  # each was started in its own session: its flow runs go too
+            except OSError:
+                os.kill(pid, signal.SIGTERM)
+            say(f"stopped the {name} (pid {pid})")
+    path.unlink()
+
+
+def _hide_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,405 @@
+"""Faults on the production profile: Prefect on PostgreSQL, the store on PostgreSQL, two workers.
+
+Each test breaks something real (a worker SIGKILLed mid-step, the Prefect server restarted, the
+domain database cut off behind a TCP proxy, the same step recorded twice at once) and checks
+that the transfers carry on and that the store holds every action and history entry once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import selectors
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import PG_ADMIN_URL, TODAY, _clear_caches, demo_form
+
+from tasks import transfers
+from tasks.settings import ROOT
+
+pytestmark = [pytest.mark.prefect, pytest.mark.postgres]
+
+STEPS = [
+    ("allocation", ["--practitioner", "Pat Receiver", "--team-code", "N50CAD", "--recorded-by", "Kim SPO"]),
+    (
+        "address_assessment",
+        ["--method", "home_visit", "--suitable", "true", "--notes", "Room seen", "--recorded-by", "Pat Receiver"],
+    ),
+    ("police_checks", ["--returned-on", "2026-12-30", "--recorded-by", "Admin A"]),
+    ("safeguarding_checks", ["--returned-on", "2026-12-31", "--recorded-by", "Admin A"]),
+    ("handover", ["--held-on", "2027-01-05", "--recorded-by", "Sam Practitioner"]),
+    ("decision", ["--outcome", "accept", "--recorded-by", "Kim SPO"]),
+    ("completion", ["--responsible-officer", "Pat Receiver", "--recorded-by", "Kim SPO"]),
+]
+ARGS = dict(STEPS)
+
+
+@dataclass
+class Production:
+    stack: Any  # flows.stack.Stack
+    store_url: str
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def production_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Production]:
+    """`casetransfer up-production` in miniature: its own PostgreSQL databases for Prefect and the
+    store, the deployments from prefect.yaml, two process workers."""
+    from flows.production import drop_database, production_urls, start_production
+    from flows.stack import free_port
+
+    tag = uuid.uuid4().hex[:8]
+    urls = production_urls(PG_ADMIN_URL, prefect_db=f"ct_prefect_{tag}", store_db=f"ct_store_{tag}")
+    base = tmp_path_factory.mktemp("production")
+    env = {
+        "CASETRANSFER_DATA_DIR": str(ROOT / ".data"),  # shares the built postcode index
+        "CASETRANSFER_TODAY": TODAY.isoformat(),
+        "CASETRANSFER_OUTBOX": str(base / "outbox"),
+    }
+    try:
+        stack = start_production(base / "prefect", free_port(), urls, workers=2, env=env)
+    except Exception as exc:  # pragma: no cover - CI starts PostgreSQL
+        for url in (urls.prefect, urls.store):
+            drop_database(url)
+        pytest.fail(f"the production profile did not start: {exc}")
+    try:
+        yield Production(stack=stack, store_url=urls.store, env={**env, "CASETRANSFER_DATABASE_URL": urls.store})
+    finally:
+        stack.stop()
+        for url in (urls.prefect, urls.store):
+            drop_database(url)
+
+
+@pytest.fixture
+def prod(production_stack: Production, monkeypatch: pytest.MonkeyPatch) -> Iterator[Production]:
+    """Point this process (and the CLI subprocesses it starts) at the production stack for one test."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    for key, value in production_stack.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("PREFECT_API_URL", production_stack.stack.api_url)
+    monkeypatch.setenv("PREFECT_HOME", str(production_stack.stack.home))
+    _clear_caches()
+    # Prefect reads its settings once per process; the CLI subprocesses read the environment.
+    with temporary_settings({PREFECT_API_URL: production_stack.stack.api_url}):
+        yield production_stack
+    while len(production_stack.stack.workers) < 2:  # leave two workers for the next test
+        production_stack.stack.start_worker(f"worker-{uuid.uuid4().hex[:4]}")
+
+
+def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.cli", *args], cwd=ROOT, capture_output=True, text=True, env=dict(os.environ)
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"casetransfer {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 90.0, what: str = "condition") -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def state_of(flow_run_id: str) -> str:
+    from flows import engine
+
+    return engine.run_state(flow_run_id)[0]
+
+
+def waiting_at(reference: str, step: str) -> Callable[[], bool]:
+    return lambda: transfers.nsi_status(reference) == (f"awaiting_{step}", step)
+
+
+def suspended_at(reference: str, step: str) -> Callable[[], bool]:
+    """Waiting in the store and Paused in Prefect: what an operator can answer."""
+    return lambda: waiting_at(reference, step)() and state_of(transfers.status_of(reference).flow_run_id or "") == "PAUSED"
+
+
+def raise_form(tmp_path: Path, crn: str) -> str:
+    path = tmp_path / f"{crn}.yaml"
+    path.write_text(yaml.safe_dump(demo_form(crn=crn)))
+    return cli("raise", str(path)).stdout.strip()
+
+
+def assert_recorded_exactly_once(reference: str) -> None:
+    view = transfers.status_of(reference)
+    codes = [a.code for a in view.actions]
+    assert len(codes) == len(set(codes))
+    events = [(h.event, h.detail) for h in view.history]
+    assert len(events) == len(set(events)), events
+    steps = [h.event for h in view.history if h.event in ARGS]
+    assert steps == [s for s, _ in STEPS][: len(steps)]
+    assert list(transfers.recorded_steps(reference)) == steps
+
+
+def _environ(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return b""
+
+
+def flow_run_processes(flow_run_id: str) -> list[int]:
+    """Processes running this flow run (the worker passes the id in their environment)."""
+    marker = f"PREFECT__FLOW_RUN_ID={flow_run_id}".encode()
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and marker in _environ(int(p))]
+
+
+def parent_of(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def descends_from(pid: int, ancestor: int) -> bool:
+    """Is `ancestor` this process or one of its ancestors? (Under flows.launcher the worker is
+    the launcher's child and runs its flow runs through a small client process.)"""
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        try:
+            pid = parent_of(pid)
+        except OSError:
+            return False
+    return False
+
+
+def test_a_worker_sigkilled_mid_step_is_recovered_by_the_other_worker_and_nothing_is_stored_twice(prod, tmp_path):
+    from flows.cli import raise_transfer
+    from tasks.form import parse_form
+
+    stack = prod.stack
+    # This run holds each step's task for 4 s after committing, so the kill lands mid-step.
+    reference, flow_run_id = raise_transfer(
+        parse_form(demo_form(crn="F100001")), job_variables={"env": {"CASETRANSFER_FAULT_DELAY_SECONDS": "4"}}
+    )
+    for step, _ in STEPS[:2]:
+        wait_for(waiting_at(reference, step), what=step)
+        cli("record", reference, step, *ARGS[step])
+    wait_for(waiting_at(reference, "police_checks"), what="police checks")
+    cli("record", reference, "police_checks", *ARGS["police_checks"], "--no-wait")
+    wait_for(lambda: "police_checks" in transfers.recorded_steps(reference), what="the step to commit")
+
+    runners = flow_run_processes(flow_run_id)
+    assert runners, "the flow run's process should be holding the step"
+    worker_pids = {w.pid for w in stack.workers}
+    victim = next(w for w in stack.workers if any(descends_from(p, w.pid) for p in runners))
+    os.killpg(victim.pid, signal.SIGKILL)  # the worker, its launcher and everything they started
+    for pid in runners:  # in case the worker put its runs in their own session
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    victim.wait()
+    stack.workers.remove(victim)
+    assert len(worker_pids) == 2 and all(w.poll() is None for w in stack.workers), "the other worker keeps running"
+    assert state_of(flow_run_id) == "RUNNING"  # the server cannot know the process died
+
+    # The recover-transfers deployment does this every few minutes; here, at once.
+    assert reference in cli("recover", "--stale-after", "0").stdout
+    for step, args in STEPS[3:]:
+        wait_for(waiting_at(reference, step), what=f"{step} after recovery")
+        cli("record", reference, step, *args)
+    wait_for(lambda: state_of(flow_run_id) == "COMPLETED", what="completion")
+    assert transfers.status_of(reference).status == "completed"
+    assert_recorded_exactly_once(reference)
+
+
+def test_transfers_waiting_when_the_prefect_server_restarts_are_still_waiting_and_resumable(prod, tmp_path):
+    stack = prod.stack
+    references = [raise_form(tmp_path, crn) for crn in ("F100011", "F100012", "F100013")]
+    for reference in references:
+        wait_for(suspended_at(reference, "allocation"), what=f"{reference} to wait at allocation")
+
+    # A hard stop, as a crash or a host reboot would do: nothing is left to flush.
+    os.killpg(stack.server.pid, signal.SIGKILL)
+    stack.server.wait()
+    stack.start_server(timeout=120)
+
+    for reference in references:
+        assert suspended_at(reference, "allocation")(), f"{reference} should still be waiting"
+    for reference in references:
+        cli("record", reference, "allocation", *ARGS["allocation"])
+    for reference in references:
+        wait_for(suspended_at(reference, "address_assessment"), what=f"{reference} to move on")
+        assert_recorded_exactly_once(reference)
+    assert all(w.poll() is None for w in stack.workers), "workers ride out a server restart"
+
+
+class PgProxy:
+    """A TCP proxy on loopback in front of PostgreSQL that can cut the database off.
+
+    `cut_on(marker, seconds)`: when a client sends a message containing `marker` (SQL is plain
+    text on the wire without TLS), that message is not forwarded, every connection is dropped
+    and new ones are refused for `seconds`: the database vanishes in the middle of a statement.
+    """
+
+    def __init__(self, target: tuple[str, int]):
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.down_until = 0.0
+        self.marker: bytes | None = None
+        self.outage = 0.0
+        self.cuts = 0
+        self.refused = 0
+        self._lock = threading.Lock()
+        self._sockets: set[socket.socket] = set()
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def cut_on(self, marker: bytes, seconds: float) -> None:
+        self.marker, self.outage = marker, seconds
+
+    def close(self) -> None:
+        self._closed = True
+        self.listener.close()
+        self._drop_all()
+
+    @staticmethod
+    def _reset(sock: socket.socket) -> None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST, not FIN
+            sock.close()
+        except OSError:
+            pass
+
+    def _drop_all(self) -> None:
+        with self._lock:
+            doomed, self._sockets = self._sockets, set()
+        for sock in doomed:
+            self._reset(sock)
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if time.monotonic() < self.down_until:
+                self.refused += 1
+                self._reset(client)
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                self._reset(client)
+                continue
+            with self._lock:
+                self._sockets |= {client, upstream}
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+
+    def _pump(self, client: socket.socket, upstream: socket.socket) -> None:
+        sel = selectors.DefaultSelector()
+        sel.register(client, selectors.EVENT_READ, upstream)
+        sel.register(upstream, selectors.EVENT_READ, client)
+        try:
+            while True:
+                for key, _ in sel.select(timeout=1):
+                    src: socket.socket = key.fileobj  # type: ignore[assignment]
+                    data = src.recv(65536)
+                    if not data:
+                        return
+                    if src is client and self.marker and self.marker in data:
+                        self.marker = None
+                        self.cuts += 1
+                        self.down_until = time.monotonic() + self.outage
+                        self._drop_all()
+                        return
+                    key.data.sendall(data)
+        except OSError:
+            return
+        finally:
+            sel.close()
+            for sock in (client, upstream):
+                with self._lock:
+                    self._sockets.discard(sock)
+                self._reset(sock)
+
+
+@pytest.fixture
+def pg_proxy() -> Iterator[PgProxy]:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(PG_ADMIN_URL)
+    proxy = PgProxy((url.host or "127.0.0.1", url.port or 5432))
+    yield proxy
+    proxy.close()
+
+
+def _task_runs(flow_run_id: str, name_prefix: str) -> list[Any]:
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(flow_run_id)])))
+    return [r for r in runs if r.name.startswith(name_prefix)]
+
+
+def test_the_domain_database_vanishing_mid_step_is_retried_and_the_step_is_recorded_once(prod, pg_proxy, tmp_path):
+    from sqlalchemy.engine import make_url
+
+    from flows.cli import raise_transfer
+    from tasks.form import parse_form
+
+    # This transfer's flow run reaches the store through the proxy (no TLS, so the proxy sees
+    # the SQL); the CLI and this test use the database directly.
+    via_proxy = (
+        make_url(prod.store_url).set(host="127.0.0.1", port=pg_proxy.port, query={"sslmode": "disable"})
+    ).render_as_string(hide_password=False)
+    reference, flow_run_id = raise_transfer(
+        parse_form(demo_form(crn="F100021")), job_variables={"env": {"CASETRANSFER_DATABASE_URL": via_proxy}}
+    )
+    wait_for(suspended_at(reference, "allocation"), what="allocation")
+    # The first attempt to write the step dies with its connection; the database then refuses
+    # connections for 5 s, longer than the task's first two retries (1 s, then 2 s) wait.
+    pg_proxy.cut_on(b"INSERT INTO step_record ", seconds=5)
+    started = time.monotonic()
+    out = cli("record", reference, "allocation", *ARGS["allocation"]).stdout
+    assert "allocation recorded" in out
+    assert pg_proxy.cuts == 1 and pg_proxy.refused >= 1, "the outage should have happened during the step"
+    assert time.monotonic() - started >= 5
+    wait_for(suspended_at(reference, "address_assessment"), what="the next step")
+
+    record_step = [r for r in _task_runs(flow_run_id, "record-step") if r.state and r.state.is_completed()]
+    assert len(record_step) == 1 and record_step[0].run_count >= 2, [(r.name, r.run_count) for r in record_step]
+    assert_recorded_exactly_once(reference)
+    assert transfers.recorded_steps(reference)["allocation"]["practitioner"] == "Pat Receiver"
+
+
+def test_the_same_step_recorded_twice_at_once_is_applied_once_and_the_second_is_refused_plainly(prod, tmp_path):
+    reference = raise_form(tmp_path, "F100031")
+    wait_for(suspended_at(reference, "allocation"), what="allocation")
+    command = [sys.executable, "-m", "flows.cli", "record", reference, "allocation", *ARGS["allocation"]]
+    first, second = (
+        subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+        for _ in range(2)
+    )
+    results = [(p.wait(timeout=180), *p.communicate()) for p in (first, second)]
+    codes = sorted(code for code, _, _ in results)
+    assert codes[0] == 0 and codes[1] != 0, results
+    _, refused_out, refused_err = next(r for r in results if r[0] != 0)
+    assert re.search(r"allocation .*already (recorded|answered)", refused_err) and "Traceback" not in refused_err, refused_err
+    wait_for(suspended_at(reference, "address_assessment"), what="the next step")
+    assert_recorded_exactly_once(reference)
+    assert [h.event for h in transfers.status_of(reference).history].count("allocation") == 1
