@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import PG_ADMIN_URL, TODAY, _clear_caches, demo_form
+from test_case_transfer_flow import cli, wait_for
 
 from tasks import transfers
 from tasks.settings import ROOT
@@ -98,25 +99,6 @@ def prod(production_stack: Production, monkeypatch: pytest.MonkeyPatch) -> Itera
         yield production_stack
     while len(production_stack.stack.workers) < 2:  # leave two workers for the next test
         production_stack.stack.start_worker(f"worker-{uuid.uuid4().hex[:4]}")
-
-
-def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "flows.cli", *args], cwd=ROOT, capture_output=True, text=True, env=dict(os.environ)
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"casetransfer {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 90.0, what: str = "condition") -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def state_of(flow_run_id: str) -> str:
