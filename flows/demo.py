@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from flows.stack import Stack
+from flows.stack import Stack, process_alive
 from tasks.settings import ROOT, get_settings
 
 Say = Callable[[str], None]
@@ -26,16 +26,6 @@ DEMO = ROOT / "demo"
 
 def _state_file() -> Path:
     return get_settings().data_dir / "stack.json"
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-        return True
-    except OSError:
-        return False
 
 
 def bring_up(port: int, seed_transfers: int, say: Say) -> None:
@@ -65,7 +55,7 @@ def bring_up(port: int, seed_transfers: int, say: Say) -> None:
     say("registering the deployments from prefect.yaml...")
     stack.deploy()
     worker_pid = saved.get("worker")
-    if not _alive(worker_pid):
+    if not process_alive(worker_pid):
         worker_pid = stack.start_worker("worker-1").pid
     _state_file().write_text(json.dumps({"server": server_pid, "worker": worker_pid, "port": port}))
     say(f"worker running (pid {worker_pid}); logs in {stack.home / 'logs'}")
@@ -150,7 +140,7 @@ def take_down(say: Say) -> None:
     state = json.loads(path.read_text())
     for name in ("worker", "server"):
         pid = state.get(name)
-        if _alive(pid):
+        if process_alive(pid):
             try:
                 os.killpg(pid, signal.SIGTERM)
             except OSError:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from flows.stack import Stack
+from flows.stack import Stack, process_alive
 from tasks.settings import get_settings
 
 Say = Callable[[str], None]
@@ -159,16 +159,6 @@ def _state_file() -> Path:
     return get_settings().data_dir / "stack-production.json"
 
 
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-        return True
-    except OSError:
-        return False
-
-
 def bring_up_production(port: int, workers: int, pg: str, say: Say) -> None:
     """Start (or top up) the production profile and print how to use it."""
     from tasks.locator import build_index
@@ -191,7 +181,7 @@ def bring_up_production(port: int, workers: int, pg: str, say: Say) -> None:
     except httpx.HTTPError:
         answering = False
     server_pid = saved.get("server")
-    if answering and not (_alive(server_pid) and saved.get("port") == port):
+    if answering and not (process_alive(server_pid) and saved.get("port") == port):
         raise RuntimeError(f"something else answers on port {port} (`casetransfer up`'s server?): stop it or pass --port")
     if not answering:
         say("starting the Prefect server on PostgreSQL (a new database is migrated first)...")
@@ -199,7 +189,7 @@ def bring_up_production(port: int, workers: int, pg: str, say: Say) -> None:
         server_pid = stack.server.pid if stack.server else None
     say("registering the deployments from prefect.yaml...")
     stack.deploy()
-    worker_pids = [pid for pid in saved.get("workers", []) if _alive(pid)] if saved.get("port") == port else []
+    worker_pids = [pid for pid in saved.get("workers", []) if process_alive(pid)] if saved.get("port") == port else []
     while len(worker_pids) < workers:
         worker_pids.append(stack.start_worker(f"{socket.gethostname()}-{len(worker_pids) + 1}").pid)
     _state_file().write_text(json.dumps({"server": server_pid, "workers": worker_pids, "port": port}))
@@ -219,7 +209,7 @@ def take_down_production(say: Say) -> None:
         return
     state = json.loads(path.read_text())
     for name, pid in [*(("worker", p) for p in state.get("workers", [])), ("server", state.get("server"))]:
-        if _alive(pid):
+        if process_alive(pid):
             try:
                 os.killpg(pid, signal.SIGTERM)  # each was started in its own session: its flow runs go too
             except OSError:

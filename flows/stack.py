@@ -29,6 +29,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def process_alive(pid: int | None) -> bool:
+    """Is a process we started (its pid saved in a state file) still running?"""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+        return True
+    except OSError:
+        return False
+
+
 def prefect_cmd() -> list[str]:
     return [sys.executable, "-m", "prefect"]
 

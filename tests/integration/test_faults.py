@@ -26,25 +26,13 @@ from typing import Any
 import pytest
 import yaml
 from conftest import PG_ADMIN_URL, TODAY, _clear_caches, demo_form
-from test_case_transfer_flow import cli, wait_for
+from test_case_transfer_flow import STEPS, cli, wait_for
 
 from tasks import transfers
 from tasks.settings import ROOT
 
 pytestmark = [pytest.mark.prefect, pytest.mark.postgres]
 
-STEPS = [
-    ("allocation", ["--practitioner", "Pat Receiver", "--team-code", "N50CAD", "--recorded-by", "Kim SPO"]),
-    (
-        "address_assessment",
-        ["--method", "home_visit", "--suitable", "true", "--notes", "Room seen", "--recorded-by", "Pat Receiver"],
-    ),
-    ("police_checks", ["--returned-on", "2026-12-30", "--recorded-by", "Admin A"]),
-    ("safeguarding_checks", ["--returned-on", "2026-12-31", "--recorded-by", "Admin A"]),
-    ("handover", ["--held-on", "2027-01-05", "--recorded-by", "Sam Practitioner"]),
-    ("decision", ["--outcome", "accept", "--recorded-by", "Kim SPO"]),
-    ("completion", ["--responsible-officer", "Pat Receiver", "--recorded-by", "Kim SPO"]),
-]
 ARGS = dict(STEPS)
 
 
