@@ -13,8 +13,8 @@ from functools import lru_cache
 
 import holidays
 import numpy as np
-import yaml
 
+from tasks.config_files import read_yaml
 from tasks.settings import CONFIG_DIR
 
 FIRST_YEAR = 2000
@@ -82,7 +82,7 @@ def load_closures(path=None) -> frozenset[dt.date]:  # type: ignore[no-untyped-d
     path = path or CONFIG_DIR / "closures.yaml"
     if not path.exists():
         return frozenset()
-    data = yaml.safe_load(path.read_text()) or {}
+    data = read_yaml(path) or {}
     return frozenset(dt.date.fromisoformat(str(d["date"])) for d in data.get("closures", []))
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from tasks.config_files import read_csv
 from tasks.settings import get_settings
 
 
@@ -63,8 +63,7 @@ class Estate:
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
+    return read_csv(path)
 
 
 def estate_dir(version: str | None = None) -> Path:

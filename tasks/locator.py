@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import yaml
 
+from tasks.config_files import read_yaml
 from tasks.estate import Estate, load_estate
 from tasks.form import normalise_postcode
 from tasks.settings import get_settings
@@ -119,7 +119,7 @@ def load_spocs(files: Sequence[Path] | None = None, estate: Estate | None = None
     files = list(files) if files is not None else spoc_files()
     spocs: dict[str, Spoc] = {}
     for path in files:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        doc = read_yaml(path) or {}
         entries = doc.get("spocs") or {}
         if not isinstance(entries, dict):
             raise ValueError(f"{path}: 'spocs' must map PDU codes to {{mailbox, role}}")

@@ -6,9 +6,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, Field, model_validator
 
+from tasks.config_files import read_yaml
 from tasks.settings import get_settings
 
 Clock = Literal["raised", "received", "move", "reallocation", "returned"]
@@ -69,11 +69,11 @@ def load_policy(profile: str | None = None, config_dir: Path | None = None) -> P
     settings = get_settings()
     config_dir = config_dir or settings.config_dir
     profile = profile or settings.profile
-    base = yaml.safe_load((config_dir / "timescales.yaml").read_text())
+    base = read_yaml(config_dir / "timescales.yaml")
     profile_path = config_dir / "profiles" / f"{profile}.yaml"
     if not profile_path.exists():
         raise ValueError(f"profile: no config/profiles/{profile}.yaml")
-    prof = yaml.safe_load(profile_path.read_text()) or {}
+    prof = read_yaml(profile_path) or {}
     overrides: dict[str, dict] = prof.get("overrides") or {}
     actions = []
     for raw in base.get("actions", []):

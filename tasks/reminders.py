@@ -53,11 +53,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import yaml
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tasks.calendar import WorkingDayCalendar, get_calendar
+from tasks.config_files import read_yaml
 from tasks.policy import get_policy
 from tasks.settings import get_settings
 from tasks.store.models import Action, HistoryEntry, Nsi
@@ -103,7 +103,7 @@ class ReminderRules:
 @lru_cache(maxsize=4)
 def load_email_config(path: Path | None = None) -> dict[str, Any]:
     path = path or get_settings().config_dir / "email.yaml"
-    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return read_yaml(path) or {}
 
 
 def load_rules(profile: str | None = None) -> ReminderRules:

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import Connection, Table, bindparam, insert, select, text, update
 
 from tasks.actions import Facts, applies, due_date, transfer_due
 from tasks.calendar import WorkingDayCalendar, get_calendar
+from tasks.config_files import read_yaml
 from tasks.estate import load_estate
 from tasks.form import NsiType, TransferForm
 from tasks.policy import Policy, get_policy
@@ -117,7 +117,7 @@ class SeedExists(ValueError):
 @lru_cache(maxsize=2)
 def load_seed_profile(path: Path | None = None) -> dict[str, Any]:
     path = path or get_settings().config_dir / "seed.yaml"
-    return yaml.safe_load(path.read_text())
+    return read_yaml(path)
 
 
 def _pick(rng: np.random.Generator, shares: dict[Any, float], n: int) -> tuple[list[Any], np.ndarray]:

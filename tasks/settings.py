@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-import yaml
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from tasks.config_files import read_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "config"
@@ -25,7 +26,7 @@ class _YamlDefaults(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         path = CONFIG_DIR / "settings.yaml"
-        return yaml.safe_load(path.read_text()) or {} if path.exists() else {}
+        return read_yaml(path) or {} if path.exists() else {}
 
 
 class Settings(BaseSettings):

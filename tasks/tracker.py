@@ -35,12 +35,12 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import xlsxwriter
-import yaml
 from dateutil.relativedelta import relativedelta
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import String, and_, or_, select, type_coerce
 
 from tasks.calendar import get_calendar
+from tasks.config_files import read_yaml
 from tasks.estate import load_estate
 from tasks.policy import Policy, get_policy
 from tasks.settings import get_settings
@@ -102,7 +102,7 @@ class TrackerConfig(BaseModel):
 @lru_cache(maxsize=2)
 def load_tracker_config(path: Path | None = None) -> TrackerConfig:
     path = path or get_settings().config_dir / "tracker.yaml"
-    return TrackerConfig.model_validate(yaml.safe_load(path.read_text()))
+    return TrackerConfig.model_validate(read_yaml(path))
 
 
 @dataclass(frozen=True)
