@@ -42,6 +42,12 @@ def reject_answer(reference: str, step: str, attempt: int, message: str, actor: 
     transfers.record_rejection(reference, step, attempt, message, actor, flow_run_id=str(flow_run.id))
 
 
+def raise_once(form: TransferForm, request_key: str) -> str:
+    """The run's NSI: registered by the task on the run's first start, read back on every resume
+    after (a resumed run starts again from the top, and a task run per resume adds up)."""
+    return transfers.registered(request_key) or raise_nsi(form, request_key, str(flow_run.id))
+
+
 def transfer_run_name() -> str:
     form = flow_run.parameters["form"]
     crn = form["crn"] if isinstance(form, dict) else form.crn
@@ -121,5 +127,5 @@ def case_transfer(form: TransferForm, request_key: str | None = None) -> str:
         request_key: Leave empty. Set when another flow has already registered this NSI
             (a Temporary Move converted to a Case Transfer), so the run picks that NSI up.
     """
-    reference = raise_nsi(form, request_key or str(flow_run.id), str(flow_run.id))
+    reference = raise_once(form, request_key or str(flow_run.id))
     return drive_steps(reference, CASE_TRANSFER_STEPS)

@@ -13,7 +13,7 @@ from prefect import flow, get_run_logger, task
 from prefect.runtime import flow_run
 
 from flows import engine
-from flows.case_transfer import STORE, drive_steps, raise_nsi
+from flows.case_transfer import STORE, drive_steps, raise_once
 from flows.steps import TEMPORARY_MOVE_STEPS
 from tasks import conversion, transfers
 from tasks.form import TransferForm
@@ -64,7 +64,7 @@ def temporary_move(form: TransferForm) -> str:
             the expected return date).
     """
     form = as_temporary_move(form)
-    reference = raise_nsi(form, str(flow_run.id), str(flow_run.id))
+    reference = raise_once(form, str(flow_run.id))
     status = drive_steps(reference, TEMPORARY_MOVE_STEPS, waiting_status={"outcome": SUPPORTING})
     if conversion.pending_conversion(reference):
         c = register_case_transfer(reference)

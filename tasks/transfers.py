@@ -217,6 +217,13 @@ def register_nsi(
         return nsi.reference
 
 
+def registered(request_key: str, url: str | None = None) -> str | None:
+    """The reference of the NSI stored under `request_key` once a flow run has taken it on."""
+    with UnitOfWork(url) as uow:
+        row = uow.session.execute(select(Nsi.reference, Nsi.flow_run_id).where(Nsi.request_key == request_key)).first()
+        return row.reference if row is not None and row.flow_run_id else None
+
+
 def _load(session: Session, reference: str) -> Nsi:
     nsi = session.scalar(select(Nsi).where(Nsi.reference == reference.strip().upper()))
     if nsi is None:
