@@ -103,7 +103,7 @@ def _procs() -> dict[int, tuple[int, str, float, float]]:
     return procs
 
 
-def tree_cpu(server: int, workers: list[int]) -> dict[str, float]:
+def tree_cpu(servers: list[int], workers: list[int]) -> dict[str, float]:
     """CPU seconds of the server (with its children), the worker processes themselves, and the
     flow-run processes they started, living or reaped.
 
@@ -133,7 +133,7 @@ def tree_cpu(server: int, workers: list[int]) -> dict[str, float]:
                 own += cpu
         except OSError:
             continue
-    return {"server": subtree([server]), "workers": own, "runs": subtree(workers) - own}
+    return {"server": subtree(servers), "workers": own, "runs": subtree(workers) - own}
 
 
 def _descends(pid: int, roots: list[int], procs: dict[int, tuple[int, str, float, float]]) -> bool:
@@ -142,6 +142,11 @@ def _descends(pid: int, roots: list[int], procs: dict[int, tuple[int, str, float
             return True
         pid = procs[pid][0]
     return False
+
+
+def redis_cpu() -> float:
+    """CPU seconds of the Redis server (the whole server: other users of it count too)."""
+    return sum(cpu + children for _, comm, cpu, children in _procs().values() if comm.startswith("redis-server"))
 
 
 def postgres_cpu() -> float:
@@ -191,6 +196,7 @@ class ProfileResult:
     workers: int
     worker_query_seconds: float
     engine: str
+    server_layout: str
     transfers: int
     concurrency: int
     held: int
@@ -216,6 +222,7 @@ class ProfileResult:
     cpu_per_step_s: float = 0.0
     driver_cpu_per_step_s: float = 0.0
     postgres_cpu_per_step_s: float = 0.0
+    redis_cpu_per_step_s: float = 0.0
     stack_rss_mb: float = 0.0
     list_idle_p50_ms: float | None = None
     list_idle_p95_ms: float | None = None
@@ -256,6 +263,9 @@ def start_stack(profile: str, base: Path, args: argparse.Namespace) -> tuple[Any
         tag = uuid.uuid4().hex[:8]
         urls = production_urls(args.pg, prefect_db=f"ct_load_prefect_{tag}", store_db=f"ct_load_store_{tag}")
         store_url, drop = urls.store, [urls.prefect, urls.store]
+        from flows.production import claim_redis_db
+
+        redis_url = claim_redis_db(args.redis) if args.server == "split" else None
     else:
         store_url = f"sqlite:///{base / 'store.sqlite'}"
     os.environ.update(
@@ -273,7 +283,17 @@ def start_stack(profile: str, base: Path, args: argparse.Namespace) -> tuple[Any
     # "profile": each profile's own choice (embedded: Prefect's default, production: prefork).
     start = args.start if args.start != "profile" else ("prefork" if profile == "production" else "default")
     if profile == "production":
-        return start_production(base / "prefect", port, urls, workers=args.workers, env=common, start=start), drop
+        stack = start_production(
+            base / "prefect",
+            port,
+            urls,
+            workers=args.workers,
+            env=common,
+            start=start,
+            redis_url=redis_url,
+            engine_port=free_port() if redis_url else None,
+        )
+        return stack, drop
     if start == "prefork":
         raise SystemExit("--start prefork: the embedded profile (`casetransfer up`) has no launcher")
     engine = STARTS[start]
@@ -496,12 +516,17 @@ def run_profile(profile: str, args: argparse.Namespace) -> ProfileResult:
         workers=len(stack.workers),
         worker_query_seconds=float(stack.child_env()["PREFECT_WORKER_QUERY_SECONDS"]),
         engine="prefork" if stack.prefork else "direct" if stack.engine_command else "default (supervisor)",
-        transfers=args.transfers,
+        server_layout=(
+            f"API for people + API for workers + services, Redis ({len(stack.server_processes)} processes)"
+            if stack.engine_server
+            else "one process"
+        ),
+        transfers=args.transfers if profile == "production" or args.transfers_embedded is None else args.transfers_embedded,
         concurrency=args.concurrency,
         held=args.held if profile == "production" or args.held_embedded is None else args.held_embedded,
     )
-    roots = [p.pid for p in [stack.server, *stack.workers] if p is not None]
-    server_pid, worker_pids = roots[0], roots[1:]
+    server_pids, worker_pids = [p.pid for p in stack.server_processes], [p.pid for p in stack.workers]
+    roots = server_pids + worker_pids
     try:
         started = time.perf_counter()
         # In steps, listing after each, to see how the list latency grows with the volume held.
@@ -530,12 +555,12 @@ def run_profile(profile: str, args: argparse.Namespace) -> ProfileResult:
 
         form = base_form()
         lister = Lister(stack.api_url, args.list_interval)
-        cpu0, pg0, own0 = tree_cpu(server_pid, worker_pids), postgres_cpu(), own_cpu()
+        cpu0, pg0, redis0, own0 = tree_cpu(server_pids, worker_pids), postgres_cpu(), redis_cpu(), own_cpu()
         load_start = time.time()
         lister.start()
         done: list[tuple[str, str, float, list[StepSample]]] = []
         with ThreadPoolExecutor(args.concurrency) as pool:
-            futures = [pool.submit(drive, i, form, args.step_timeout) for i in range(args.transfers)]
+            futures = [pool.submit(drive, i, form, args.step_timeout) for i in range(result.transfers)]
             last_report = time.monotonic()
             for future in as_completed(futures):
                 try:
@@ -545,13 +570,13 @@ def run_profile(profile: str, args: argparse.Namespace) -> ProfileResult:
                 if time.monotonic() - last_report > 30:
                     last_report = time.monotonic()
                     rate = 7 * len(done) / max(1.0, time.time() - load_start) * 60
-                    say(f"{profile}: {len(done)}/{args.transfers} transfers completed, ~{rate:.0f} steps/min")
+                    say(f"{profile}: {len(done)}/{result.transfers} transfers completed, ~{rate:.0f} steps/min")
         lister.stop.set()
         lister.join()
         result.load_seconds = time.time() - load_start
-        cpu = {k: v - cpu0[k] for k, v in tree_cpu(server_pid, worker_pids).items()}
+        cpu = {k: v - cpu0[k] for k, v in tree_cpu(server_pids, worker_pids).items()}
         result.stack_cpu_s = sum(cpu.values())
-        pg_cpu, driver_cpu = postgres_cpu() - pg0, own_cpu() - own0
+        pg_cpu, redis_cpu_s, driver_cpu = postgres_cpu() - pg0, redis_cpu() - redis0, own_cpu() - own0
         result.stack_rss_mb = rss_mb(roots)
 
         with httpx.Client(base_url=stack.api_url, timeout=60) as http:
@@ -602,6 +627,7 @@ def run_profile(profile: str, args: argparse.Namespace) -> ProfileResult:
             result.cpu_per_step_s = result.stack_cpu_s / result.steps
             result.driver_cpu_per_step_s = driver_cpu / result.steps
             result.postgres_cpu_per_step_s = pg_cpu / result.steps
+            result.redis_cpu_per_step_s = redis_cpu_s / result.steps
         result.list_loaded_p50_ms = pct(lister.latencies, 50)
         result.list_loaded_p95_ms = pct(lister.latencies, 95)
         result.list_loaded_samples = len(lister.latencies)
@@ -609,6 +635,10 @@ def run_profile(profile: str, args: argparse.Namespace) -> ProfileResult:
         return result
     finally:
         stack.stop()
+        if stack.redis_url:
+            from flows.production import release_redis_db
+
+            release_redis_db(stack.redis_url)
         if drop:
             from flows.production import drop_database
 
@@ -626,6 +656,7 @@ def _fmt(value: float | None, spec: str = ".1f") -> str:
 ROWS: list[tuple[str, Callable[[ProfileResult], str]]] = [
     ("workers (poll interval s)", lambda r: f"{r.workers} ({r.worker_query_seconds:g})"),
     ("flow-run command", lambda r: r.engine),
+    ("Prefect server", lambda r: r.server_layout),
     ("transfers driven / in flight", lambda r: f"{r.transfers} / {r.concurrency}"),
     ("held suspended (API level)", lambda r: f"{r.held} in {r.held_seconds:.0f} s"),
     ("steps recorded", lambda r: str(r.steps)),
@@ -645,6 +676,7 @@ ROWS: list[tuple[str, Callable[[ProfileResult], str]]] = [
     ("CPU s per step, incl. raises", lambda r: _fmt(r.cpu_per_step_s, ".2f")),
     ("driver (CLI path) CPU s per step", lambda r: _fmt(r.driver_cpu_per_step_s, ".2f")),
     ("PostgreSQL CPU s per step (whole server)", lambda r: _fmt(r.postgres_cpu_per_step_s, ".2f")),
+    ("Redis CPU s per step (whole server)", lambda r: _fmt(r.redis_cpu_per_step_s, ".2f")),
     ("stack RSS at end MB", lambda r: _fmt(r.stack_rss_mb, ".0f")),
     ("list 200 suspended, idle p50/p95 ms", lambda r: f"{_fmt(r.list_idle_p50_ms, '.0f')} / {_fmt(r.list_idle_p95_ms, '.0f')}"),
     (
@@ -677,6 +709,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profiles", default="embedded,production", help="comma-separated: embedded, production")
     parser.add_argument("--transfers", type=int, default=1000, help="transfers driven through every step")
+    parser.add_argument("--transfers-embedded", type=int, default=None, help="--transfers for the embedded profile only")
     parser.add_argument("--held", type=int, default=10_000, help="further transfers held suspended (API level)")
     parser.add_argument("--held-embedded", type=int, default=None, help="--held for the embedded profile only (SQLite is slower)")
     parser.add_argument("--concurrency", type=int, default=8, help="transfers in flight at once")
@@ -690,6 +723,13 @@ def main(argv: list[str] | None = None) -> int:
         help="how flow runs start (flows.production.STARTS): each profile's own, forked from a warm launcher, "
         "a new interpreter running the engine, or Prefect's default (workspace supervisor first)",
     )
+    parser.add_argument(
+        "--server",
+        choices=["split", "single"],
+        default="split",
+        help="production profile's server: Prefect's multi-server layout on Redis (what up-production runs), or one process",
+    )
+    parser.add_argument("--redis", default=os.environ.get("CASETRANSFER_REDIS_URL", "redis://127.0.0.1:6379/0"))
     parser.add_argument("--list-interval", type=float, default=1.0, help="seconds between list requests under load")
     parser.add_argument("--step-timeout", type=float, default=600.0, help="seconds a transfer may take to reach a step")
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "load", help="directory for the JSON and Markdown results")

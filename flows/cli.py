@@ -391,13 +391,19 @@ def up_production(
         os.environ.get("CASETRANSFER_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
         help="PostgreSQL server for both databases (casetransfer_prefect, casetransfer); its database part is ignored",
     ),
+    redis: str = typer.Option(
+        os.environ.get("CASETRANSFER_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        help="Redis database that carries Prefect's events between its API servers and services",
+    ),
+    engine_port: int = typer.Option(0, help="Port of the API server for workers and flow runs (default: --port + 1)"),
 ) -> None:
-    """The production profile: Prefect on PostgreSQL, the store on PostgreSQL, several workers.
-    Creates the databases if missing, migrates the store, prints the UI address."""
+    """The production profile: Prefect on PostgreSQL and Redis (an API server for people, one for
+    workers and flow runs, the services in their own process), the store on PostgreSQL, several
+    workers. Creates the databases if missing, migrates the store, prints the UI address."""
     from flows.production import bring_up_production
 
     try:
-        bring_up_production(port=port, workers=workers, pg=pg, say=out.print)
+        bring_up_production(port=port, workers=workers, pg=pg, say=out.print, redis=redis, engine_port=engine_port or None)
     except (RuntimeError, ValueError) as exc:
         fail(str(exc), 1)
 

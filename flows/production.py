@@ -29,6 +29,7 @@ from tasks.settings import get_settings
 Say = Callable[[str], None]
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 PREFECT_DB = "casetransfer_prefect"
 STORE_DB = "casetransfer"
 
@@ -108,12 +109,64 @@ def drop_database(url: str) -> None:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(target.database or "")))
 
 
+CLAIM_KEY = "casetransfer:claimed-by"
+
+
+def claim_redis_db(url: str = DEFAULT_REDIS) -> str:
+    """A Redis database of its own for a stack that lives and dies with this process (tests and
+    benchmarks): Prefect's streams have fixed key names, so two stacks on one database would read
+    each other's events. Claims the first database (1-15) that is unclaimed or whose claimant has
+    died, empties it, and returns `url` naming it; `release_redis_db` gives it back."""
+    import redis
+
+    for db in range(1, 16):
+        client = redis.Redis.from_url(url, db=db)
+        try:
+            owner = client.get(CLAIM_KEY)
+            if owner is not None and process_alive(int(owner)):
+                continue
+            client.flushdb()
+            if client.set(CLAIM_KEY, os.getpid(), nx=True):
+                return _with_redis_db(url, db)
+        finally:
+            client.close()
+    raise RuntimeError(f"{url}: no free Redis database among 1-15")
+
+
+def release_redis_db(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
+def _with_redis_db(url: str, db: int) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
 def production_stack(
-    home: Path, port: int, urls: ProductionUrls, env: dict[str, str] | None = None, start: str = "prefork"
+    home: Path,
+    port: int,
+    urls: ProductionUrls,
+    env: dict[str, str] | None = None,
+    start: str = "prefork",
+    redis_url: str | None = DEFAULT_REDIS,
+    engine_port: int | None = None,
 ) -> Stack:
-    """A Stack whose server runs on PostgreSQL and whose workers and flow runs use the PostgreSQL store."""
+    """A Stack whose server runs on PostgreSQL and whose workers and flow runs use the PostgreSQL
+    store. With `redis_url` (the default), in Prefect's multi-server layout: the API for people on
+    `port`, the services in their own process, and (with `engine_port`) a second API for the
+    workers and flow runs; `redis_url=None` runs one server process that does everything."""
     if start not in STARTS:
         raise ValueError(f"start: one of {', '.join(STARTS)}, not {start!r}")
+    if engine_port is not None and redis_url is None:
+        raise ValueError("engine_port: a second API server needs Redis (redis_url) to share events")
     return Stack(
         home=home,
         port=port,
@@ -123,6 +176,8 @@ def production_stack(
         server_gc_freeze=True,
         engine_command=STARTS[start],
         prefork=start == "prefork",
+        redis_url=redis_url,
+        engine_port=engine_port,
     )
 
 
@@ -133,6 +188,8 @@ def start_production(
     workers: int = 2,
     env: dict[str, str] | None = None,
     start: str = "prefork",
+    redis_url: str | None = DEFAULT_REDIS,
+    engine_port: int | None = None,
 ) -> Stack:
     """Create the databases if missing, migrate the store, start the server, register the
     deployments and start `workers` workers. The caller stops the stack."""
@@ -143,7 +200,7 @@ def start_production(
     ensure_database(urls.prefect)
     ensure_database(urls.store)
     upgrade(urls.store)
-    stack = production_stack(home, port, urls, env, start)
+    stack = production_stack(home, port, urls, env, start, redis_url, engine_port)
     try:
         stack.start_server(timeout=180)  # a new database is migrated first, which takes a while
         stack.deploy()
@@ -159,7 +216,7 @@ def _state_file() -> Path:
     return get_settings().data_dir / "stack-production.json"
 
 
-def bring_up_production(port: int, workers: int, pg: str, say: Say) -> None:
+def bring_up_production(port: int, workers: int, pg: str, say: Say, redis: str = DEFAULT_REDIS, engine_port: int | None = None) -> None:
     """Start (or top up) the production profile and print how to use it."""
     from tasks.locator import build_index
     from tasks.store.migrate import upgrade
@@ -174,26 +231,27 @@ def bring_up_production(port: int, workers: int, pg: str, say: Say) -> None:
     upgrade(urls.store)
     say(f"postcode index: {build_index()}")
 
-    stack = production_stack(settings.data_dir / "prefect-production", port, urls)
+    engine_port = engine_port or port + 1
+    stack = production_stack(settings.data_dir / "prefect-production", port, urls, redis_url=redis, engine_port=engine_port)
     saved = json.loads(_state_file().read_text()) if _state_file().exists() else {}
     try:
         answering = httpx.get(f"{stack.api_url}/health", timeout=2).status_code == 200
     except httpx.HTTPError:
         answering = False
-    server_pid = saved.get("server")
-    if answering and not (process_alive(server_pid) and saved.get("port") == port):
+    server_pids = [pid for pid in saved.get("servers", []) if process_alive(pid)]
+    if answering and not (server_pids and saved.get("port") == port):
         raise RuntimeError(f"something else answers on port {port} (`casetransfer up`'s server?): stop it or pass --port")
     if not answering:
-        say("starting the Prefect server on PostgreSQL (a new database is migrated first)...")
+        say("starting the Prefect API servers and services on PostgreSQL and Redis (a new database is migrated first)...")
         stack.start_server(timeout=180)
-        server_pid = stack.server.pid if stack.server else None
+        server_pids = [p.pid for p in stack.server_processes]
     say("registering the deployments from prefect.yaml...")
     stack.deploy()
     worker_pids = [pid for pid in saved.get("workers", []) if process_alive(pid)] if saved.get("port") == port else []
     while len(worker_pids) < workers:
         worker_pids.append(stack.start_worker(f"{socket.gethostname()}-{len(worker_pids) + 1}").pid)
-    _state_file().write_text(json.dumps({"server": server_pid, "workers": worker_pids, "port": port}))
-    say(f"{len(worker_pids)} workers running; logs in {stack.home / 'logs'}")
+    _state_file().write_text(json.dumps({"servers": server_pids, "workers": worker_pids, "port": port}))
+    say(f"{len(worker_pids)} workers running (API for workers and flow runs: {stack.engine_api_url}); logs in {stack.home / 'logs'}")
     say("")
     say(f"[bold]Prefect UI: http://127.0.0.1:{port}[/]")
     say("Point the CLI (and workers on other machines) at this profile:")
@@ -208,7 +266,7 @@ def take_down_production(say: Say) -> None:
         say("nothing to stop")
         return
     state = json.loads(path.read_text())
-    for name, pid in [*(("worker", p) for p in state.get("workers", [])), ("server", state.get("server"))]:
+    for name, pid in [*(("worker", p) for p in state.get("workers", [])), *(("server", p) for p in state.get("servers", []))]:
         if process_alive(pid):
             try:
                 os.killpg(pid, signal.SIGTERM)  # each was started in its own session: its flow runs go too

@@ -67,13 +67,46 @@ class Stack:
     worker_nice: int = 0
     # Start the server through flows.prefect_frozen (gc.freeze() after import): shorter API pauses.
     server_gc_freeze: bool = False
+    # Prefect's multi-server layout (docs.prefect.io/v3/advanced/self-hosted): API servers that
+    # only answer the API, the server's services (event persister, task-run recorder, late runs,
+    # pause expiry...) in a process of their own, and Redis carrying events and background work
+    # between them. With `redis_url` set the stack runs that way (the server's database must be
+    # PostgreSQL); with `engine_port` as well, the workers and their flow runs get an API server
+    # of their own on that port, so a step's calls never queue in front of what people ask in the
+    # UI or the CLI (`port`).
+    redis_url: str | None = None
+    engine_port: int | None = None
     server: subprocess.Popen | None = None
+    engine_server: subprocess.Popen | None = None
+    services: subprocess.Popen | None = None
     workers: list[subprocess.Popen] = field(default_factory=list)
     log_dir: Path | None = None
 
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api"
+
+    @property
+    def engine_api_url(self) -> str:
+        """The API the workers and flow runs use."""
+        return f"http://127.0.0.1:{self.engine_port or self.port}/api"
+
+    @property
+    def server_processes(self) -> list[subprocess.Popen]:
+        return [p for p in (self.server, self.engine_server, self.services) if p is not None]
+
+    def messaging_env(self) -> dict[str, str]:
+        """Prefect's settings for sharing events, leases and background work through Redis."""
+        if not self.redis_url:
+            return {}
+        return {
+            "PREFECT_MESSAGING_BROKER": "prefect_redis.messaging",
+            "PREFECT_MESSAGING_CACHE": "prefect_redis.messaging",
+            "PREFECT_SERVER_EVENTS_CAUSAL_ORDERING": "prefect_redis.ordering",
+            "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect_redis.lease_storage",
+            "PREFECT_REDIS_MESSAGING_URL": self.redis_url,
+            "PREFECT_SERVER_DOCKET_URL": self.redis_url,
+        }
 
     def child_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         env = dict(os.environ)
@@ -100,29 +133,54 @@ class Stack:
         return open(log_dir / f"{name}.log", "ab")
 
     def start_server(self, timeout: float = 90.0) -> None:
+        """Start the server (in the multi-server layout: the API servers and the services)."""
         self.home.mkdir(parents=True, exist_ok=True)
-        self.server = subprocess.Popen(
-            [
-                *([sys.executable, "-m", "flows.prefect_frozen"] if self.server_gc_freeze else prefect_cmd()),
-                *("server", "start", "--host", "127.0.0.1", "--port", str(self.port)),
-            ],
-            env=self.child_env(self.server_env),
+        env = self.child_env({**self.server_env, **self.messaging_env()})
+        split = self.redis_url is not None
+        # The first API server migrates a new database; the others start once it answers.
+        self.server = self._start_prefect("server", env, "server", "start", *self._api_args(self.port, split))
+        self._wait_until_answering(self.server, self.api_url, "server", timeout)
+        if not split:
+            return
+        self.services = self._start_prefect("services", env, "server", "services", "start")
+        if self.engine_port:
+            self.engine_server = self._start_prefect("engine-server", env, "server", "start", *self._api_args(self.engine_port, True))
+            self._wait_until_answering(self.engine_server, self.engine_api_url, "engine-server", timeout)
+        time.sleep(1)
+        if self.services.poll() is not None:
+            raise RuntimeError(f"Prefect services exited with {self.services.returncode}; see {self.home}/logs/services.log")
+
+    def stop_server(self) -> None:
+        """Stop every server process (the workers carry on, retrying, as when a server restarts)."""
+        self._stop(self.server_processes)
+        self.server = self.engine_server = self.services = None
+
+    @staticmethod
+    def _api_args(port: int, api_only: bool) -> list[str]:
+        return ["--host", "127.0.0.1", "--port", str(port), *(["--no-services"] if api_only else [])]
+
+    def _start_prefect(self, log: str, env: dict[str, str], *args: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [*([sys.executable, "-m", "flows.prefect_frozen"] if self.server_gc_freeze else prefect_cmd()), *args],
+            env=env,
             cwd=ROOT,
-            stdout=self._log("server"),
+            stdout=self._log(log),
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+    def _wait_until_answering(self, proc: subprocess.Popen, api_url: str, name: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.server.poll() is not None:
-                raise RuntimeError(f"Prefect server exited with {self.server.returncode}; see {self.home}/logs/server.log")
+            if proc.poll() is not None:
+                raise RuntimeError(f"Prefect {name} exited with {proc.returncode}; see {self.home}/logs/{name}.log")
             try:
-                if httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200:
+                if httpx.get(f"{api_url}/health", timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.5)
-        raise RuntimeError(f"Prefect server did not answer on {self.api_url} within {timeout:.0f} s")
+        raise RuntimeError(f"Prefect {name} did not answer on {api_url} within {timeout:.0f} s")
 
     def run_prefect(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -158,7 +216,7 @@ class Stack:
             command = ["nice", "-n", str(self.worker_nice), *command]
         worker = subprocess.Popen(
             command,
-            env=self.child_env(),
+            env=self.child_env({"PREFECT_API_URL": self.engine_api_url}),
             cwd=ROOT,
             stdout=self._log(name),
             stderr=subprocess.STDOUT,
@@ -168,16 +226,21 @@ class Stack:
         return worker
 
     def stop(self) -> None:
-        for proc in [*self.workers, self.server]:
-            if proc is not None and proc.poll() is None:
+        self._stop([*self.workers, *self.server_processes])
+        self.workers.clear()
+        self.server = self.engine_server = self.services = None
+
+    @staticmethod
+    def _stop(procs: list[subprocess.Popen]) -> None:
+        for proc in procs:
+            if proc.poll() is None:
                 try:
                     os.killpg(proc.pid, 15)
                 except ProcessLookupError:
                     pass
-        for proc in [*self.workers, self.server]:
-            if proc is not None:
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, 9)
-        self.workers.clear()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+                proc.wait()

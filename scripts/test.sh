@@ -9,5 +9,11 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
     pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
   fi
 fi
+# So does Redis (the production profile's fault tests run Prefect's multi-server layout on it).
+if ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
+  if command -v redis-server >/dev/null 2>&1; then
+    redis-server --bind 127.0.0.1 --port 6379 --save '' --daemonize yes || true
+  fi
+fi
 ruff check .
 python -m pytest -q "$@"

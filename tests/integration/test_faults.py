@@ -46,8 +46,9 @@ class Production:
 @pytest.fixture(scope="session")
 def production_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Production]:
     """`casetransfer up-production` in miniature: its own PostgreSQL databases for Prefect and the
-    store, the deployments from prefect.yaml, two process workers."""
-    from flows.production import drop_database, production_urls, start_production
+    store and its own Redis database, an API server for people and one for the workers, the
+    services in their own process, the deployments from prefect.yaml, two process workers."""
+    from flows.production import claim_redis_db, drop_database, production_urls, release_redis_db, start_production
     from flows.stack import free_port
 
     tag = uuid.uuid4().hex[:8]
@@ -58,11 +59,15 @@ def production_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Produ
         "CASETRANSFER_TODAY": TODAY.isoformat(),
         "CASETRANSFER_OUTBOX": str(base / "outbox"),
     }
+    redis_url = claim_redis_db()
     try:
-        stack = start_production(base / "prefect", free_port(), urls, workers=2, env=env)
-    except Exception as exc:  # pragma: no cover - CI starts PostgreSQL
+        stack = start_production(
+            base / "prefect", free_port(), urls, workers=2, env=env, redis_url=redis_url, engine_port=free_port()
+        )
+    except Exception as exc:  # pragma: no cover - CI starts PostgreSQL and Redis
         for url in (urls.prefect, urls.store):
             drop_database(url)
+        release_redis_db(redis_url)
         pytest.fail(f"the production profile did not start: {exc}")
     try:
         yield Production(stack=stack, store_url=urls.store, env={**env, "CASETRANSFER_DATABASE_URL": urls.store})
@@ -70,6 +75,7 @@ def production_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Produ
         stack.stop()
         for url in (urls.prefect, urls.store):
             drop_database(url)
+        release_redis_db(redis_url)
 
 
 @pytest.fixture
@@ -199,9 +205,13 @@ def test_transfers_waiting_when_the_prefect_server_restarts_are_still_waiting_an
     for reference in references:
         wait_for(suspended_at(reference, "allocation"), what=f"{reference} to wait at allocation")
 
-    # A hard stop, as a crash or a host reboot would do: nothing is left to flush.
-    os.killpg(stack.server.pid, signal.SIGKILL)
-    stack.server.wait()
+    # A hard stop of every server process (both API servers and the services), as a crash or a
+    # host reboot would do: nothing is left to flush.
+    servers = stack.server_processes
+    assert len(servers) == 3
+    for proc in servers:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
     stack.start_server(timeout=120)
 
     for reference in references:
