@@ -56,7 +56,7 @@ class Nsi(Base):
     form: Mapped[dict[str, Any]] = mapped_column(JSON)
     flow_run_id: Mapped[str | None] = mapped_column(String(36), index=True)
     waiting_step: Mapped[str | None] = mapped_column(String(40))
-    parent_reference: Mapped[str | None] = mapped_column(String(20))
+    parent_reference: Mapped[str | None] = mapped_column(String(20), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
