@@ -41,12 +41,21 @@ def mark_action_done(reference: str, code: str, done_by: str, done_on: dt.date |
 
 
 def recover_now(stale_after_seconds: float | None = None) -> list[str]:
-    """Reschedule the flow runs of open transfers whose process died (see engine.reschedule_stale)."""
+    """Reschedule the flow runs of open transfers whose process died, and give back its form to
+    a run left waiting without one (see engine.reschedule_stale)."""
+    from flows.steps import STEP_FORMS
     from tasks.settings import get_settings
 
     stale = get_settings().stale_run_seconds if stale_after_seconds is None else stale_after_seconds
     runs = dict((f, r) for r, f in transfers.open_flow_runs())
-    return [runs[f] for f in engine.reschedule_stale(list(runs), stale)]
+    forms = {
+        flow_run_id: STEP_FORMS[step].with_initial_data(
+            description=f"### {reference}: {step.replace('_', ' ')}\n\n{(STEP_FORMS[step].__doc__ or '').strip()}"
+        )
+        for flow_run_id, (reference, step) in transfers.waiting_steps().items()
+        if step in STEP_FORMS
+    }
+    return [runs[f] for f in engine.reschedule_stale(list(runs), stale, forms)]
 
 
 @flow(name="recover-transfers")

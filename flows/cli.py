@@ -321,11 +321,12 @@ def action_done(
 def recover(
     stale_after: float | None = typer.Option(None, help="Seconds a run may sit running before it counts as lost"),
 ) -> None:
-    """Reschedule transfers whose flow run lost its process (a killed worker), so they carry on."""
+    """Reschedule transfers whose flow run lost its process (a killed worker), so they carry on, and
+    give back its form to a transfer left waiting without one."""
     from flows.admin import recover_now
 
     recovered = recover_now(stale_after)
-    print(f"rescheduled {len(recovered)}" + (": " + ", ".join(recovered) if recovered else ""))
+    print(f"recovered {len(recovered)}" + (": " + ", ".join(recovered) if recovered else ""))
 
 
 @app.command("locate")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Mapping
 from uuid import UUID
 
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.flow_runs import NotPausedError, resume_flow_run
+from prefect.input import RunInput
 from prefect.states import Cancelled, Scheduled
 
 
@@ -115,8 +117,13 @@ def resume(flow_run_id: str, answer: dict, timeout: float = 30.0) -> None:
                 "the transfer's flow run is not waiting for input any more: was this step already recorded?"
             ) from None
         except RuntimeError as exc:
-            if "schema not found" not in str(exc) or time.monotonic() > deadline:
+            if "schema not found" not in str(exc):
                 raise EngineError(f"the Prefect server refused the answer: {exc}") from None
+            if time.monotonic() > deadline:
+                raise EngineError(
+                    "the transfer's flow run is waiting without its form (its process stopped while suspending); "
+                    "`casetransfer recover` gives the form back, then record the step again"
+                ) from None
             time.sleep(0.3)
 
 
@@ -129,11 +136,18 @@ def stop(flow_run_id: str, message: str) -> None:
         client.set_flow_run_state(UUID(flow_run_id), Cancelled(message=message), force=True)
 
 
-def reschedule_stale(flow_run_ids: list[str], stale_after_seconds: float) -> list[str]:
+def reschedule_stale(
+    flow_run_ids: list[str], stale_after_seconds: float, forms: Mapping[str, type[RunInput]] | None = None
+) -> list[str]:
     """Put back in the queue every run whose process died: crashed, or running/pending with no
     state change for longer than a segment ever takes. A worker then re-runs it from the top,
-    which is safe because every step it takes is idempotent."""
-    rescheduled = []
+    which is safe because every step it takes is idempotent.
+
+    A run whose process died between suspending and saving its step's form (Prefect saves the
+    form just after the state) waits with no form, and no answer can be given to it. For such a
+    run, the form its step asks for (`forms`, by run id) is saved for it. Returns the runs
+    rescheduled or given their form back."""
+    recovered = []
     now = dt.datetime.now(dt.UTC)
     with get_client(sync_client=True) as client:
         for run_id in flow_run_ids:
@@ -150,5 +164,18 @@ def reschedule_stale(flow_run_ids: list[str], stale_after_seconds: float) -> lis
                 client.set_flow_run_state(
                     UUID(run_id), Scheduled(message=f"rescheduled after {state.type.value.lower()} {age:.0f} s"), force=True
                 )
-                rescheduled.append(run_id)
-    return rescheduled
+                recovered.append(run_id)
+            elif state.type.value == "PAUSED" and forms and run_id in forms and age >= stale_after_seconds:
+                keyset = state.state_details.run_input_keyset
+                if keyset and not _has_input(client, run_id, keyset["schema"]):
+                    forms[run_id].save(keyset, flow_run_id=UUID(run_id))
+                    recovered.append(run_id)
+    return recovered
+
+
+def _has_input(client: SyncPrefectClient, run_id: str, key: str) -> bool:
+    try:
+        client.read_flow_run_input(UUID(run_id), key)
+    except ObjectNotFound:
+        return False
+    return True

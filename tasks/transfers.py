@@ -240,6 +240,17 @@ def open_flow_runs(url: str | None = None) -> list[tuple[str, str]]:
         return [(r, f) for r, f in rows if f]
 
 
+def waiting_steps(url: str | None = None) -> dict[str, tuple[str, str]]:
+    """flow run id -> (reference, the step it waits at) for every open NSI waiting at a step."""
+    with UnitOfWork(url) as uow:
+        rows = uow.session.execute(
+            select(Nsi.flow_run_id, Nsi.reference, Nsi.waiting_step).where(
+                Nsi.status.not_in(CLOSED), Nsi.flow_run_id.is_not(None), Nsi.waiting_step.is_not(None)
+            )
+        )
+        return {f: (r, s) for f, r, s in rows if f and s}
+
+
 def set_flow_run(reference: str, flow_run_id: str, url: str | None = None) -> None:
     with UnitOfWork(url) as uow:
         nsi = _load(uow.session, reference)

@@ -383,3 +383,28 @@ def test_the_same_step_recorded_twice_at_once_is_applied_once_and_the_second_is_
     wait_for(suspended_at(reference, "address_assessment"), what="the next step")
     assert_recorded_exactly_once(reference)
     assert [h.event for h in transfers.status_of(reference).history].count("allocation") == 1
+
+
+def test_a_transfer_left_waiting_without_its_form_is_given_it_back_by_recover(prod, tmp_path):
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+
+    reference = raise_form(tmp_path, "F100041")
+    wait_for(suspended_at(reference, "allocation"), what="allocation")
+    flow_run_id = UUID(transfers.status_of(reference).flow_run_id or "")
+    # Prefect saves a step's form just after the run turns Paused: a process that died in between
+    # leaves the run waiting with no form. Take the form away, as that death would have.
+    with get_client(sync_client=True) as client:
+        keyset = client.read_flow_run(flow_run_id).state.state_details.run_input_keyset
+        client.delete_flow_run_input(flow_run_id, keyset["schema"])
+
+    refused = cli("record", reference, "allocation", *ARGS["allocation"], check=False)
+    assert refused.returncode == 1 and "casetransfer recover" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert "allocation" not in transfers.recorded_steps(reference)
+
+    assert reference in cli("recover", "--stale-after", "20").stdout  # the run has waited formless 30 s
+    cli("record", reference, "allocation", *ARGS["allocation"])
+    wait_for(suspended_at(reference, "address_assessment"), what="the next step")
+    assert_recorded_exactly_once(reference)
