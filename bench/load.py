@@ -1,18 +1,22 @@
 """Load benchmark: transfers driven step by step through real flow runs, on both profiles.
 
     python bench/load.py [--profiles embedded,production] [--transfers 1000] [--held 10000]
-                         [--held-embedded N] [--concurrency 8] [--workers 2]
-                         [--start profile|prefork|direct|default] [--out out/load]
+                         [--transfers-embedded N] [--held-embedded N] [--concurrency 8]
+                         [--workers 2] [--start profile|prefork|direct|default]
+                         [--server split|single] [--redis URL] [--out out/load]
 
-The run reported in README.md ("Running for a whole region or the country"), ~25 minutes on 2 cores:
-    python bench/load.py --transfers 20 --held 10000 --held-embedded 2000 --concurrency 8
+The run reported in README.md ("Running for a whole region or the country"), ~70 minutes on 2 cores:
+    python bench/load.py --transfers 400 --transfers-embedded 40 --held 10000 --held-embedded 2000 \
+                         --concurrency 10
 
 For each profile, in its own child process (so Prefect's settings and the CPU count are the
 profile's own):
 
 1. Start the stack: `embedded` is what `casetransfer up` runs (Prefect on SQLite, the store on
    SQLite, one worker); `production` is what `casetransfer up-production` runs (Prefect and the
-   store on PostgreSQL, --workers workers), through flows.production.start_production.
+   store on PostgreSQL, an API server for people and one for workers, the services in their own
+   process, Redis between them, --workers workers), through flows.production.start_production.
+   The production stack gets a Redis database of its own (flows.production.claim_redis_db).
 2. Hold --held transfers suspended at allocation, in five steps, listing after each. A real
    suspension costs a flow-run process start (~1.5 s of a core), so 10,000 would take hours on
    2 cores. They are made at the API
@@ -31,8 +35,8 @@ Reported per profile: steps per minute (whole run, and the steady middle 80% of 
 a step being sent to the run suspended at the next step (p50, p95; taken from the server's own
 state timestamps, split into waiting for a worker's poll, process start, and the flow's work),
 CPU seconds per flow-run segment for server + workers + flow-run processes (from /proc, reaped
-children included), the driver's own CPU (the CLI path), PostgreSQL's CPU (the whole server:
-other users of the machine's PostgreSQL count too), and the list latency (idle and loaded).
+children included), the driver's own CPU (the CLI path), PostgreSQL's and Redis's CPU (whole servers:
+other users of them count too), and the list latency (idle and loaded).
 """
 
 from __future__ import annotations
@@ -468,7 +472,7 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None
     while not predicate():
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what}: not within {timeout:.0f} s")
-        time.sleep(0.25)
+        time.sleep(0.5)  # ten of these polling the store take CPU from the stack being measured
 
 
 def drive(i: int, form: dict[str, Any], timeout: float) -> tuple[str, str, float, list[StepSample]]:

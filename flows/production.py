@@ -44,7 +44,15 @@ PRODUCTION_ENV = {
 # API's own event loop: with 1,000 transfers waiting that stalls the API ~0.35 s each time, with
 # 10,000 for seconds. A waiting step times out after a year (suspend_timeout_days), so checking
 # hourly fails an abandoned run at most an hour late.
-PRODUCTION_SERVER_ENV = {"PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_LOOP_SECONDS": "3600"}
+PRODUCTION_SERVER_ENV = {
+    "PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_LOOP_SECONDS": "3600",
+    # Each server process keeps this many PostgreSQL connections open. With Prefect's default
+    # (5, and 10 more opened and closed as needed) ten steps in flight kept opening connections,
+    # and asyncpg reads the type catalogue on every new one: a third of PostgreSQL's CPU at 10,000
+    # held transfers. Three processes at 10 + 5 stay well under PostgreSQL's default 100.
+    "PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE": "10",
+    "PREFECT_SERVER_DATABASE_SQLALCHEMY_MAX_OVERFLOW": "5",
+}
 # How a worker starts each flow run (every waiting step of a transfer is a new one):
 #   prefork: forked from a warm interpreter next to the worker (flows.launcher), the default;
 #   direct:  a new interpreter running the engine, skipping the workspace-supervisor interpreter
@@ -173,6 +181,7 @@ def production_stack(
         env={**PRODUCTION_ENV, "CASETRANSFER_DATABASE_URL": urls.store, **(env or {})},
         server_env={"PREFECT_SERVER_DATABASE_CONNECTION_URL": urls.prefect, **PRODUCTION_SERVER_ENV},
         worker_nice=10,
+        engine_nice=5,
         server_gc_freeze=True,
         engine_command=STARTS[start],
         prefork=start == "prefork",
@@ -216,7 +225,9 @@ def _state_file() -> Path:
     return get_settings().data_dir / "stack-production.json"
 
 
-def bring_up_production(port: int, workers: int, pg: str, say: Say, redis: str = DEFAULT_REDIS, engine_port: int | None = None) -> None:
+def bring_up_production(
+    port: int, workers: int, pg: str, say: Say, redis: str = DEFAULT_REDIS, engine_port: int | None = None
+) -> None:
     """Start (or top up) the production profile and print how to use it."""
     from tasks.locator import build_index
     from tasks.store.migrate import upgrade
@@ -251,7 +262,9 @@ def bring_up_production(port: int, workers: int, pg: str, say: Say, redis: str =
     while len(worker_pids) < workers:
         worker_pids.append(stack.start_worker(f"{socket.gethostname()}-{len(worker_pids) + 1}").pid)
     _state_file().write_text(json.dumps({"servers": server_pids, "workers": worker_pids, "port": port}))
-    say(f"{len(worker_pids)} workers running (API for workers and flow runs: {stack.engine_api_url}); logs in {stack.home / 'logs'}")
+    say(
+        f"{len(worker_pids)} workers running (API for workers and flow runs: {stack.engine_api_url}); logs in {stack.home / 'logs'}"
+    )
     say("")
     say(f"[bold]Prefect UI: http://127.0.0.1:{port}[/]")
     say("Point the CLI (and workers on other machines) at this profile:")
@@ -266,7 +279,7 @@ def take_down_production(say: Say) -> None:
         say("nothing to stop")
         return
     state = json.loads(path.read_text())
-    for name, pid in [*(("worker", p) for p in state.get("workers", [])), *(("server", p) for p in state.get("servers", []))]:
+    for name, pid in [*(("worker", p) for p in state.get("workers", [])), *(("server", p) for p in state.get("servers", [state.get("server")]))]:
         if process_alive(pid):
             try:
                 os.killpg(pid, signal.SIGTERM)  # each was started in its own session: its flow runs go too

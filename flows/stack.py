@@ -76,6 +76,10 @@ class Stack:
     # UI or the CLI (`port`).
     redis_url: str | None = None
     engine_port: int | None = None
+    # Run the workers' API server and the services at this niceness: between people (the API on
+    # `port`, nice 0) and the steps themselves (`worker_nice`). When the CPU is short, a person
+    # listing transfers in the UI is answered first, the bookkeeping of steps next.
+    engine_nice: int = 0
     server: subprocess.Popen | None = None
     engine_server: subprocess.Popen | None = None
     services: subprocess.Popen | None = None
@@ -142,9 +146,10 @@ class Stack:
         self._wait_until_answering(self.server, self.api_url, "server", timeout)
         if not split:
             return
-        self.services = self._start_prefect("services", env, "server", "services", "start")
+        self.services = self._start_prefect("services", env, "server", "services", "start", nice=self.engine_nice)
         if self.engine_port:
-            self.engine_server = self._start_prefect("engine-server", env, "server", "start", *self._api_args(self.engine_port, True))
+            args = self._api_args(self.engine_port, True)
+            self.engine_server = self._start_prefect("engine-server", env, "server", "start", *args, nice=self.engine_nice)
             self._wait_until_answering(self.engine_server, self.engine_api_url, "engine-server", timeout)
         time.sleep(1)
         if self.services.poll() is not None:
@@ -159,9 +164,10 @@ class Stack:
     def _api_args(port: int, api_only: bool) -> list[str]:
         return ["--host", "127.0.0.1", "--port", str(port), *(["--no-services"] if api_only else [])]
 
-    def _start_prefect(self, log: str, env: dict[str, str], *args: str) -> subprocess.Popen:
+    def _start_prefect(self, log: str, env: dict[str, str], *args: str, nice: int = 0) -> subprocess.Popen:
+        command = [*([sys.executable, "-m", "flows.prefect_frozen"] if self.server_gc_freeze else prefect_cmd()), *args]
         return subprocess.Popen(
-            [*([sys.executable, "-m", "flows.prefect_frozen"] if self.server_gc_freeze else prefect_cmd()), *args],
+            ["nice", "-n", str(nice), *command] if nice else command,
             env=env,
             cwd=ROOT,
             stdout=self._log(log),
