@@ -128,7 +128,8 @@ def claim_redis_db(url: str = DEFAULT_REDIS) -> str:
     import redis
 
     for db in range(1, 16):
-        client = redis.Redis.from_url(url, db=db)
+        # The URL's own database would win over a `db=` argument: name the database in the URL.
+        client = redis.Redis.from_url(_with_redis_db(url, db))
         try:
             owner = client.get(CLAIM_KEY)
             if owner is not None and process_alive(int(owner)):
