@@ -5,9 +5,9 @@
                          [--workers 2] [--start profile|prefork|direct|default]
                          [--server split|single] [--redis URL] [--out out/load]
 
-The run reported in README.md ("Running for a whole region or the country"), ~70 minutes on 2 cores:
-    python bench/load.py --transfers 400 --transfers-embedded 40 --held 10000 --held-embedded 2000 \
-                         --concurrency 10
+The run reported in README.md ("Running for a whole region or the country"), ~75 minutes on 2 cores
+(17 of them creating the 10,000 held runs):
+    python bench/load.py --profiles production --transfers 200 --held 10000 --concurrency 10
 
 For each profile, in its own child process (so Prefect's settings and the CPU count are the
 profile's own):
