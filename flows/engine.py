@@ -9,7 +9,7 @@ from uuid import UUID
 
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.deployments import run_deployment
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.flow_runs import NotPausedError, resume_flow_run
 from prefect.input import RunInput
 from prefect.states import Cancelled, Scheduled
@@ -178,4 +178,8 @@ def _has_input(client: SyncPrefectClient, run_id: str, key: str) -> bool:
         client.read_flow_run_input(UUID(run_id), key)
     except ObjectNotFound:
         return False
+    except PrefectHTTPStatusError as exc:  # this call answers a missing input with a bare 404
+        if exc.response.status_code == 404:
+            return False
+        raise
     return True

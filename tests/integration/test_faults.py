@@ -397,7 +397,8 @@ def test_a_transfer_left_waiting_without_its_form_is_given_it_back_by_recover(pr
     # leaves the run waiting with no form. Take the form away, as that death would have.
     with get_client(sync_client=True) as client:
         keyset = client.read_flow_run(flow_run_id).state.state_details.run_input_keyset
-        client.delete_flow_run_input(flow_run_id, keyset["schema"])
+        for key in ("schema", "description"):  # saved together, after the state: neither is there
+            client.delete_flow_run_input(flow_run_id, keyset[key])
 
     refused = cli("record", reference, "allocation", *ARGS["allocation"], check=False)
     assert refused.returncode == 1 and "casetransfer recover" in refused.stderr, refused.stderr
