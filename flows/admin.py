@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from prefect import flow, get_run_logger
+from prefect.input import RunInput
 
 from flows import engine
 from tasks import transfers
@@ -48,14 +49,18 @@ def recover_now(stale_after_seconds: float | None = None) -> list[str]:
 
     stale = get_settings().stale_run_seconds if stale_after_seconds is None else stale_after_seconds
     runs = dict((f, r) for r, f in transfers.open_flow_runs())
-    forms = {
-        flow_run_id: STEP_FORMS[step].with_initial_data(
-            description=f"### {reference}: {step.replace('_', ' ')}\n\n{(STEP_FORMS[step].__doc__ or '').strip()}"
-        )
-        for flow_run_id, (reference, step) in transfers.waiting_steps().items()
-        if step in STEP_FORMS
-    }
-    return [runs[f] for f in engine.reschedule_stale(list(runs), stale, forms)]
+    waiting = transfers.waiting_steps()
+
+    def form_for(flow_run_id: str) -> type[RunInput] | None:
+        # Built only for a run found without its form: a form class per open transfer, every
+        # few minutes, would cost far more than the rare repair.
+        reference, step = waiting.get(flow_run_id, (None, None))
+        if step not in STEP_FORMS:
+            return None
+        form = STEP_FORMS[step]
+        return form.with_initial_data(description=f"### {reference}: {step.replace('_', ' ')}\n\n{(form.__doc__ or '').strip()}")
+
+    return [runs[f] for f in engine.reschedule_stale(list(runs), stale, form_for)]
 
 
 @flow(name="recover-transfers")

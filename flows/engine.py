@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Mapping
+from collections.abc import Callable
 from uuid import UUID
 
 from prefect.client.orchestration import SyncPrefectClient, get_client
@@ -137,7 +137,7 @@ def stop(flow_run_id: str, message: str) -> None:
 
 
 def reschedule_stale(
-    flow_run_ids: list[str], stale_after_seconds: float, forms: Mapping[str, type[RunInput]] | None = None
+    flow_run_ids: list[str], stale_after_seconds: float, form_for: Callable[[str], type[RunInput] | None] | None = None
 ) -> list[str]:
     """Put back in the queue every run whose process died: crashed, or running/pending with no
     state change for longer than a segment ever takes. A worker then re-runs it from the top,
@@ -145,7 +145,7 @@ def reschedule_stale(
 
     A run whose process died between suspending and saving its step's form (Prefect saves the
     form just after the state) waits with no form, and no answer can be given to it. For such a
-    run, the form its step asks for (`forms`, by run id) is saved for it. Returns the runs
+    run, the form its step asks for (`form_for(run id)`) is saved for it. Returns the runs
     rescheduled or given their form back."""
     recovered = []
     now = dt.datetime.now(dt.UTC)
@@ -165,10 +165,10 @@ def reschedule_stale(
                     UUID(run_id), Scheduled(message=f"rescheduled after {state.type.value.lower()} {age:.0f} s"), force=True
                 )
                 recovered.append(run_id)
-            elif state.type.value == "PAUSED" and forms and run_id in forms and age >= stale_after_seconds:
+            elif state.type.value == "PAUSED" and form_for and age >= stale_after_seconds:
                 keyset = state.state_details.run_input_keyset
-                if keyset and not _has_input(client, run_id, keyset["schema"]):
-                    forms[run_id].save(keyset, flow_run_id=UUID(run_id))
+                if keyset and not _has_input(client, run_id, keyset["schema"]) and (form := form_for(run_id)):
+                    form.save(keyset, flow_run_id=UUID(run_id))
                     recovered.append(run_id)
     return recovered
 
