@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import yaml
 
-from flows.stack import Stack, process_alive
+from flows.stack import Stack, process_alive, stop_started
 from tasks.settings import ROOT, get_settings
 
 Say = Callable[[str], None]
@@ -138,12 +137,4 @@ def take_down(say: Say) -> None:
         say("nothing to stop")
         return
     state = json.loads(path.read_text())
-    for name in ("worker", "server"):
-        pid = state.get(name)
-        if process_alive(pid):
-            try:
-                os.killpg(pid, signal.SIGTERM)
-            except OSError:
-                os.kill(pid, signal.SIGTERM)
-            say(f"stopped the {name} (pid {pid})")
-    path.unlink()
+    stop_started(path, [(name, state.get(name)) for name in ("worker", "server")], say)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import signal
 import socket
 import sys
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from flows.stack import Stack, process_alive
+from flows.stack import Stack, process_alive, stop_started
 from tasks.settings import get_settings
 
 Say = Callable[[str], None]
@@ -280,14 +279,8 @@ def take_down_production(say: Say) -> None:
         say("nothing to stop")
         return
     state = json.loads(path.read_text())
-    for name, pid in [*(("worker", p) for p in state.get("workers", [])), *(("server", p) for p in state.get("servers", [state.get("server")]))]:
-        if process_alive(pid):
-            try:
-                os.killpg(pid, signal.SIGTERM)  # each was started in its own session: its flow runs go too
-            except OSError:
-                os.kill(pid, signal.SIGTERM)
-            say(f"stopped the {name} (pid {pid})")
-    path.unlink()
+    workers = [("worker", p) for p in state.get("workers", [])]
+    stop_started(path, [*workers, *(("server", p) for p in state.get("servers", [state.get("server")]))], say)
 
 
 def _hide_password(url: str) -> str:

@@ -7,12 +7,14 @@ run the same deployments from prefect.yaml that operations staff run.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +40,18 @@ def process_alive(pid: int | None) -> bool:
         return True
     except OSError:
         return False
+
+
+def stop_started(state_file: Path, started: list[tuple[str, int | None]], say: Callable[[str], None]) -> None:
+    """Stop what `up` or `up-production` started (named pids from its state file), then forget it."""
+    for name, pid in started:
+        if process_alive(pid):
+            try:
+                os.killpg(pid, signal.SIGTERM)  # each was started in its own session: its flow runs go too
+            except OSError:
+                os.kill(pid, signal.SIGTERM)
+            say(f"stopped the {name} (pid {pid})")
+    state_file.unlink()
 
 
 def prefect_cmd() -> list[str]:
