@@ -58,6 +58,24 @@ def prefect_cmd() -> list[str]:
     return [sys.executable, "-m", "prefect"]
 
 
+def set_group_nice(pid: int, nice: int) -> bool:
+    """Give the scheduling group of `pid`'s session the niceness `nice`. False where the kernel
+    has no such groups (autogroup off, not Linux) or refuses.
+
+    Why a process's nice is not enough: with autogroup scheduling (on by default in many Linux
+    kernels: /proc/sys/kernel/sched_autogroup_enabled), the CPU is shared out between sessions
+    first, and a process's own nice value only counts against others of its session. Every
+    process of the stack leads a session of its own, and so does every PostgreSQL backend: with
+    `nice -n 10` alone a worker and all its flow runs still had the same share of the CPU as the
+    API people use, and a list of 200 suspended transfers spent two thirds of its time waiting
+    for a core (bench/load.py). Raising a group's niceness needs no privilege."""
+    try:
+        Path(f"/proc/{pid}/autogroup").write_text(f"{nice}\n")
+    except OSError:
+        return False
+    return True
+
+
 @dataclass
 class Stack:
     """A Prefect server and the workers serving casetransfer's deployments."""
@@ -76,8 +94,9 @@ class Stack:
     # Start each worker under flows.launcher, which forks flow runs from a warm interpreter
     # (engine_command must then be `python -m flows.launcher`).
     prefork: bool = False
-    # Run workers and their flow runs at this niceness: when the CPU is short, people using the
-    # API and UI (and the server's own bookkeeping) come before background steps.
+    # Run workers and their flow runs at this niceness (as processes and as a scheduling group,
+    # see set_group_nice): when the CPU is short, people using the API and UI (and the server's
+    # own bookkeeping) come before background steps.
     worker_nice: int = 0
     # Start the server through flows.prefect_frozen (gc.freeze() after import): shorter API pauses.
     server_gc_freeze: bool = False
@@ -180,7 +199,12 @@ class Stack:
 
     def _start_prefect(self, log: str, env: dict[str, str], *args: str, nice: int = 0) -> subprocess.Popen:
         command = [*([sys.executable, "-m", "flows.prefect_frozen"] if self.server_gc_freeze else prefect_cmd()), *args]
-        return subprocess.Popen(
+        return self._spawn(command, env, log, nice)
+
+    def _spawn(self, command: list[str], env: dict[str, str], log: str, nice: int = 0) -> subprocess.Popen:
+        """Start a process of the stack in a session of its own (so it stops with its children),
+        at niceness `nice` both as a process and as a scheduling group (set_group_nice)."""
+        proc = subprocess.Popen(
             ["nice", "-n", str(nice), *command] if nice else command,
             env=env,
             cwd=ROOT,
@@ -188,6 +212,10 @@ class Stack:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        if nice:
+            # Popen returns once the child has exec'd, so its new session (and group) exists.
+            set_group_nice(proc.pid, nice)
+        return proc
 
     def _wait_until_answering(self, proc: subprocess.Popen, api_url: str, name: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -232,16 +260,9 @@ class Stack:
             # A short path: Unix socket paths are limited to about 100 bytes.
             sock = Path(tempfile.gettempdir()) / f"ctl-{uuid.uuid4().hex[:12]}.sock"
             command = [sys.executable, "-m", "flows.launcher", "serve", str(sock), "--", *command]
-        if self.worker_nice:
-            command = ["nice", "-n", str(self.worker_nice), *command]
-        worker = subprocess.Popen(
-            command,
-            env=self.child_env({"PREFECT_API_URL": self.engine_api_url}),
-            cwd=ROOT,
-            stdout=self._log(name),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        # Its flow runs stay in its session (forked by the launcher or started by the worker), so
+        # they share the worker's group and its niceness.
+        worker = self._spawn(command, self.child_env({"PREFECT_API_URL": self.engine_api_url}), name, self.worker_nice)
         self.workers.append(worker)
         return worker
 
