@@ -323,8 +323,11 @@ def base_form() -> dict[str, Any]:
     return parse_form(yaml.safe_load(FORM.read_text())).model_dump(mode="json")
 
 
-def hold(api_url: str, store_url: str, n: int, stack_is_postgres: bool) -> None:
-    """n API-level suspended case-transfer runs, each with its NSI waiting at allocation."""
+def hold(api_urls: list[str], store_url: str, n: int, stack_is_postgres: bool) -> None:
+    """n API-level suspended case-transfer runs, each with its NSI waiting at allocation.
+
+    The batches go round the API servers given: creating a run is CPU-bound in the server
+    (Prefect validates its parameters against the deployment's schema)."""
     import httpx
     from sqlalchemy import delete, func, insert, select, text
 
@@ -358,10 +361,13 @@ def hold(api_url: str, store_url: str, n: int, stack_is_postgres: bool) -> None:
         "state_details": {"pause_key": "allocation-0", "pause_reschedule": True, "pause_timeout": timeout.isoformat()},
     }
     crns = [f"H{(first_id + i) % 1_000_000:06d}" for i in range(n)]
-    with httpx.Client(base_url=api_url, timeout=120) as http:
-        deployment = http.get("/deployments/name/case-transfer/case-transfer").raise_for_status().json()["id"]
+    clients = [httpx.Client(base_url=url, timeout=120) for url in api_urls]
+    try:
+        deployment = clients[0].get("/deployments/name/case-transfer/case-transfer").raise_for_status().json()["id"]
 
-        def create(batch: list[str]) -> list[str]:
+        def create(numbered: tuple[int, list[str]]) -> list[str]:
+            k, batch = numbered
+            http = clients[k % len(clients)]
             made: dict[str, str] = {}
             for attempt in range(8):
                 todo = [crn for crn in batch if crn not in made]
@@ -389,10 +395,13 @@ def hold(api_url: str, store_url: str, n: int, stack_is_postgres: bool) -> None:
             return [made[crn] for crn in batch]
 
         # SQLite takes one writer at a time: one request at a time, in smaller transactions.
-        size, threads = (100, 4) if stack_is_postgres else (25, 1)
+        size, threads = (100, 2 * len(clients)) if stack_is_postgres else (25, 1)
         batches = [crns[i : i + size] for i in range(0, n, size)]
         with ThreadPoolExecutor(threads) as pool:
-            run_ids = [run_id for ids in pool.map(create, batches) for run_id in ids]
+            run_ids = [run_id for ids in pool.map(create, enumerate(batches)) for run_id in ids]
+    finally:
+        for client in clients:
+            client.close()
 
     with engine.begin() as conn:
         for start in range(0, n, 1000):
@@ -537,7 +546,7 @@ def run_profile(profile: str, args: argparse.Namespace) -> ProfileResult:
         steps = 5 if result.held >= 1000 else 1
         for k in range(steps):
             hold(
-                stack.api_url,
+                list(dict.fromkeys([stack.api_url, stack.engine_api_url])),
                 os.environ["CASETRANSFER_DATABASE_URL"],
                 result.held * (k + 1) // steps - result.held * k // steps,
                 profile == "production",
