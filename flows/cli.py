@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
+import httpx
 import typer
 import yaml
 from rich.console import Console
@@ -541,6 +542,22 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except httpx.HTTPError as exc:
+        # Prefect's client has already retried what a busy or restarting server answers (a
+        # locked SQLite database answers 503): say so in words, never with a traceback.
+        print(
+            f"The Prefect server did not answer: {_http_problem(exc)}. Anything this command stored before "
+            "that is kept (`casetransfer status` shows it); run the command again in a moment.",
+            file=sys.stderr,
+        )
+        sys.exit(1)
+
+
+def _http_problem(exc: httpx.HTTPError) -> str:
+    if isinstance(exc, httpx.HTTPStatusError):
+        response = exc.response
+        return f"{response.status_code} {response.reason_phrase} for {exc.request.method} {exc.request.url.path}"
+    return str(exc) or type(exc).__name__
 
 
 if __name__ == "__main__":
