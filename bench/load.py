@@ -5,9 +5,10 @@
                          [--workers 2] [--start profile|prefork|direct|default]
                          [--server split|single] [--redis URL] [--out out/load]
 
-The run reported in README.md ("Running for a whole region or the country"), ~75 minutes on 2 cores
-(17 of them creating the 10,000 held runs):
-    python bench/load.py --profiles production --transfers 200 --held 10000 --concurrency 10
+The run reported in README.md ("Running for a whole region or the country"), 64 minutes on 2 cores
+(10 of them creating the 10,000 held runs, 36 driving the 300 transfers, 16 the embedded profile):
+    python bench/load.py --profiles embedded,production --transfers 300 --held 10000 \
+        --transfers-embedded 20 --held-embedded 1000 --concurrency 10
 
 For each profile, in its own child process (so Prefect's settings and the CPU count are the
 profile's own):
