@@ -519,8 +519,6 @@ def seed_store(
 
 
 def _answers(api_url: str) -> bool:
-    import httpx
-
     try:
         return httpx.get(f"{api_url}/health", timeout=1.0).status_code == 200
     except httpx.HTTPError:

@@ -62,7 +62,6 @@ def test_a_process_started_without_niceness_keeps_the_default_group(stack):
 @needs_autogroups
 def test_a_workers_flow_runs_share_its_group_and_niceness(stack):
     made, started = stack
-    made.worker_nice = 9
     # A stand-in for the worker: the same start, with a child as its flow run.
     parent = made._spawn(
         [
@@ -72,7 +71,7 @@ def test_a_workers_flow_runs_share_its_group_and_niceness(stack):
         ],
         dict(os.environ),
         "worker",
-        made.worker_nice,
+        9,
     )
     started.append(parent)
     children = []
