@@ -57,6 +57,13 @@ class Nsi(Base):
     flow_run_id: Mapped[str | None] = mapped_column(String(36), index=True)
     waiting_step: Mapped[str | None] = mapped_column(String(40))
     parent_reference: Mapped[str | None] = mapped_column(String(20), index=True)
+    # The process shape the NSI was raised under (config `shape_version`): 1 = one step after
+    # another (before concurrent tasks), 2 = concurrent waiting tasks. An open NSI finishes on its own.
+    shape_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # Wake-ups: every change the transfer's run must react to bumps wake_seq; the run records the
+    # value it last acted on in seen_seq, so a wake-up lost in flight is found and re-sent.
+    wake_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    seen_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
@@ -64,6 +71,12 @@ class Nsi(Base):
     steps: Mapped[list[StepRecord]] = relationship(back_populates="nsi", order_by="StepRecord.id", cascade="all, delete-orphan")
     history: Mapped[list[HistoryEntry]] = relationship(
         back_populates="nsi", order_by="HistoryEntry.id", cascade="all, delete-orphan"
+    )
+    tasks: Mapped[list[WaitingTask]] = relationship(
+        back_populates="nsi", order_by="WaitingTask.id", cascade="all, delete-orphan"
+    )
+    challenges: Mapped[list[Challenge]] = relationship(
+        back_populates="nsi", order_by="Challenge.seq", cascade="all, delete-orphan"
     )
 
 
@@ -102,8 +115,64 @@ class StepRecord(Base):
     recorded_by: Mapped[str] = mapped_column(String(200))
     recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     flow_run_id: Mapped[str | None] = mapped_column(String(36))
+    # The day the work was done (not the day it was typed); corrections change it, the history keeps both.
+    done_on: Mapped[dt.date | None] = mapped_column(Date)
 
     nsi: Mapped[Nsi] = relationship(back_populates="steps")
+
+
+class WaitingTask(Base):
+    """One waiting task of a transfer (police checks, a challenge...) and the flow run that asks
+    for it. A task reopened after an overturned refusal gets a new round and a new run."""
+
+    __tablename__ = "waiting_task"
+    __table_args__ = (
+        UniqueConstraint("nsi_id", "task", "round", name="uq_waiting_task_nsi_task_round"),
+        Index("ix_waiting_task_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    nsi_id: Mapped[int] = mapped_column(ForeignKey("nsi.id", ondelete="CASCADE"), index=True)
+    task: Mapped[str] = mapped_column(String(60))
+    round: Mapped[int] = mapped_column(Integer, default=1)
+    owner_role: Mapped[str] = mapped_column(String(30))
+    status: Mapped[str] = mapped_column(String(12), default="open")  # open | done | cancelled
+    flow_run_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    opened_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    nsi: Mapped[Nsi] = relationship(back_populates="tasks")
+
+
+class Challenge(Base):
+    """A challenge about risk raised by the receiving side before completion, settled by the
+    receiving SPO (upheld: a refusal; or withdrawn), and the transferring SPO's dispute of an
+    upheld one, settled above the SPO (confirmed or overturned)."""
+
+    __tablename__ = "challenge"
+    __table_args__ = (UniqueConstraint("nsi_id", "seq", name="uq_challenge_nsi_seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    nsi_id: Mapped[int] = mapped_column(ForeignKey("nsi.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    concern: Mapped[str] = mapped_column(Text)
+    raised_by: Mapped[str] = mapped_column(String(200))
+    raised_role: Mapped[str] = mapped_column(String(30))
+    raised_on: Mapped[dt.date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(12), default="open")  # open | upheld | withdrawn
+    reasons: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    evidence: Mapped[str] = mapped_column(Text, default="")
+    settled_by: Mapped[str | None] = mapped_column(String(200))
+    settled_on: Mapped[dt.date | None] = mapped_column(Date)
+    dispute_status: Mapped[str | None] = mapped_column(String(12))  # open | confirmed | overturned
+    disputed_by: Mapped[str | None] = mapped_column(String(200))
+    disputed_on: Mapped[dt.date | None] = mapped_column(Date)
+    grounds: Mapped[str | None] = mapped_column(Text)
+    dispute_settled_by: Mapped[str | None] = mapped_column(String(200))
+    dispute_settled_on: Mapped[dt.date | None] = mapped_column(Date)
+    dispute_notes: Mapped[str | None] = mapped_column(Text)
+
+    nsi: Mapped[Nsi] = relationship(back_populates="challenges")
 
 
 class HistoryEntry(Base):
