@@ -213,3 +213,55 @@ class SentEmail(Base):
     body: Mapped[str | None] = mapped_column(Text)  # the rendered message, kept to resend unchanged
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PomComHandover(Base):
+    """A prison-to-community (POM to COM) handover (seed 003, tasks/handovers.py).
+
+    One record per CRN: an import or a correction updates it in place and bumps `revision`,
+    which becomes the SEQUENCE of the COM's calendar event, so a corrected date updates it.
+    """
+
+    __tablename__ = "pom_com_handover"
+    __table_args__ = (UniqueConstraint("crn", name="uq_pom_com_handover_crn"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    crn: Mapped[str] = mapped_column(String(7))
+    name: Mapped[str] = mapped_column(String(200))
+    prison: Mapped[str] = mapped_column(String(200))
+    pom_name: Mapped[str] = mapped_column(String(200))
+    pom_email: Mapped[str] = mapped_column(String(320))
+    com_name: Mapped[str] = mapped_column(String(200))
+    com_email: Mapped[str] = mapped_column(String(320))
+    com_team_code: Mapped[str | None] = mapped_column(String(20))
+    com_pdu_code: Mapped[str] = mapped_column(String(20))
+    com_region_code: Mapped[str] = mapped_column(String(10), index=True)
+    omu_mailbox: Mapped[str] = mapped_column(String(320))
+    sentence_type: Mapped[str] = mapped_column(String(10))
+    sentence_length_months: Mapped[int] = mapped_column(Integer)
+    release_date: Mapped[dt.date] = mapped_column(Date)
+    handover_date: Mapped[dt.date] = mapped_column(Date, index=True)
+    lao: Mapped[bool] = mapped_column(Boolean, default=False)
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    updated_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    sessions: Mapped[list[PomComSession]] = relationship(
+        back_populates="handover", cascade="all, delete-orphan", order_by="PomComSession.held_on"
+    )
+
+
+class PomComSession(Base):
+    """An in-person supervision session before a handover; recording one day twice stores it once."""
+
+    __tablename__ = "pom_com_session"
+    __table_args__ = (UniqueConstraint("handover_id", "held_on", name="uq_pom_com_session_day"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    handover_id: Mapped[int] = mapped_column(ForeignKey("pom_com_handover.id", ondelete="CASCADE"), index=True)
+    held_on: Mapped[dt.date] = mapped_column(Date)
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    handover: Mapped[PomComHandover] = relationship(back_populates="sessions")

@@ -1,0 +1,247 @@
+"""The `casetransfer` commands for POM-COM handovers (issue 14), registered by flows/cli.py.
+
+Exit codes as for every command: 0 done; 2 bad input (each bad row and field named, nothing
+stored); 3 not found. Output names cases by CRN and dates only: a terminal may be shared or logged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    print(message, file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def _day(value: str | None, option: str) -> dt.date:
+    from tasks.settings import get_settings
+
+    if value is None:
+        return get_settings().current_date()
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        _fail(f"{option}: {value!r} is not a date (YYYY-MM-DD)")
+
+
+def _migrated() -> None:
+    from tasks.store.migrate import upgrade
+
+    upgrade()
+
+
+def import_handovers(
+    file: Path = typer.Argument(..., help="A .csv or .xlsx file: one row per handover, a header row of the field names"),
+    by: str | None = typer.Option(None, "--by", help="Who is importing (default: your login)"),
+) -> None:
+    """Load POM-COM handover records from a spreadsheet. Every row is checked first: any bad row is
+    reported with its row number and nothing is stored. A CRN already stored is corrected; an
+    identical row changes nothing."""
+    from tasks.handovers import HandoverInputError, import_file
+
+    if not file.is_file():
+        _fail(f"{file}: no such file", 3)
+    _migrated()
+    try:
+        result = import_file(file, by or getpass.getuser())
+    except HandoverInputError as exc:
+        for line in exc.errors:
+            print(line, file=sys.stderr)
+        _fail(f"{file.name}: {len(exc.errors)} problems; nothing was stored")
+    print(f"{file.name}: {result.line()}")
+
+
+def _options(**values: Any) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def add_handover(
+    crn: str = typer.Option(..., "--crn"),
+    name: str = typer.Option(..., "--name"),
+    prison: str = typer.Option(..., "--prison"),
+    pom_name: str = typer.Option(..., "--pom-name"),
+    pom_email: str = typer.Option(..., "--pom-email"),
+    com_name: str = typer.Option(..., "--com-name"),
+    com_email: str = typer.Option(..., "--com-email"),
+    omu_mailbox: str = typer.Option(..., "--omu-mailbox"),
+    sentence_type: str = typer.Option(..., "--sentence-type", help="A code from config/handovers.yaml, e.g. SDS"),
+    sentence_length_months: str = typer.Option(..., "--sentence-months"),
+    release_date: str = typer.Option(..., "--release-date", help="YYYY-MM-DD"),
+    handover_date: str = typer.Option(..., "--handover-date", help="The date the handover must happen by, YYYY-MM-DD"),
+    com_team_code: str | None = typer.Option(None, "--com-team", help="The COM's team code (its PDU follows)"),
+    com_pdu_code: str | None = typer.Option(None, "--com-pdu", help="The COM's PDU code, if no team is given"),
+    lao: bool = typer.Option(False, "--lao/--no-lao", help="A limited access (restricted) case"),
+    by: str | None = typer.Option(None, "--by"),
+) -> None:
+    """Add one POM-COM handover record."""
+    from tasks.handovers import HandoverInputError, check_record, get_record, save_records
+
+    values = _options(
+        crn=crn,
+        name=name,
+        prison=prison,
+        pom_name=pom_name,
+        pom_email=pom_email,
+        com_name=com_name,
+        com_email=com_email,
+        omu_mailbox=omu_mailbox,
+        sentence_type=sentence_type,
+        sentence_length_months=sentence_length_months,
+        release_date=release_date,
+        handover_date=handover_date,
+        com_team_code=com_team_code,
+        com_pdu_code=com_pdu_code,
+        lao=lao,
+    )
+    _migrated()
+    try:
+        record = check_record(values)
+        if get_record(record.crn) is not None:
+            _fail(f"crn: a handover for {record.crn} is already stored; change it with correct-handover {record.crn}")
+        save_records([record], by or getpass.getuser())
+    except HandoverInputError as exc:
+        _fail(str(exc))
+    print(f"{record.crn}: handover by {record.handover_date} stored")
+
+
+def correct_handover(
+    crn: str = typer.Argument(...),
+    name: str | None = typer.Option(None, "--name"),
+    prison: str | None = typer.Option(None, "--prison"),
+    pom_name: str | None = typer.Option(None, "--pom-name"),
+    pom_email: str | None = typer.Option(None, "--pom-email"),
+    com_name: str | None = typer.Option(None, "--com-name"),
+    com_email: str | None = typer.Option(None, "--com-email"),
+    omu_mailbox: str | None = typer.Option(None, "--omu-mailbox"),
+    sentence_type: str | None = typer.Option(None, "--sentence-type"),
+    sentence_length_months: str | None = typer.Option(None, "--sentence-months"),
+    release_date: str | None = typer.Option(None, "--release-date"),
+    handover_date: str | None = typer.Option(None, "--handover-date"),
+    com_team_code: str | None = typer.Option(None, "--com-team"),
+    com_pdu_code: str | None = typer.Option(None, "--com-pdu"),
+    lao: bool | None = typer.Option(None, "--lao/--no-lao"),
+    by: str | None = typer.Option(None, "--by"),
+) -> None:
+    """Correct a stored POM-COM handover: only the options given change; the whole record is checked again.
+    A corrected handover date or address is sent again; the COM's calendar entry is updated, not duplicated."""
+    from tasks.handovers import HandoverInputError, correct_record
+
+    changes = _options(
+        name=name,
+        prison=prison,
+        pom_name=pom_name,
+        pom_email=pom_email,
+        com_name=com_name,
+        com_email=com_email,
+        omu_mailbox=omu_mailbox,
+        sentence_type=sentence_type,
+        sentence_length_months=sentence_length_months,
+        release_date=release_date,
+        handover_date=handover_date,
+        com_team_code=com_team_code,
+        com_pdu_code=com_pdu_code,
+        lao=lao,
+    )
+    if not changes:
+        _fail("nothing to correct: give at least one option, e.g. --handover-date 2027-02-01")
+    _migrated()
+    try:
+        result = correct_record(crn, changes, by or getpass.getuser())
+    except HandoverInputError as exc:
+        code = 3 if str(exc).startswith("crn: no handover stored") else 2
+        _fail(str(exc), code)
+    print(f"{crn.strip().upper()}: {'corrected' if result.updated else 'unchanged'}")
+
+
+def record_handover_session(
+    crn: str = typer.Argument(...),
+    on: str = typer.Option(..., "--on", help="The day the in-person session was held, YYYY-MM-DD"),
+    by: str | None = typer.Option(None, "--by"),
+) -> None:
+    """Record an in-person supervision session held before a POM-COM handover."""
+    from tasks.handovers import HandoverInputError, record_session
+
+    day = _day(on, "--on")
+    _migrated()
+    try:
+        new = record_session(crn, day, by or getpass.getuser())
+    except HandoverInputError as exc:
+        _fail(str(exc))
+    except LookupError as exc:
+        _fail(str(exc).strip("'\""), 3)
+    print(f"{crn.strip().upper()}: in-person session on {day} {'recorded' if new else 'was already recorded'}")
+
+
+def handover_reminders(
+    as_of: str | None = typer.Option(None, "--as-of", help="The day, YYYY-MM-DD (default: today, Europe/London)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be sent; send and log nothing"),
+) -> None:
+    """Send today's POM-COM handover emails and diary alerts now (the handover-reminders flow)."""
+    from tasks import handover_reminders as hr
+
+    day = _day(as_of, "--as-of")
+    if dry_run:
+        if not hr.is_send_day(day):
+            print(hr.HandoverRunSummary(day=day, working_day=False).lines()[0])
+            return
+        summary, emails = hr.preview(day)
+        for e in emails:
+            print(f"{e.kind} to {e.recipient}: {e.subject}")
+        for line in summary.lines():
+            print(line)
+        return
+    from flows.handover_reminders import handover_reminders as flow
+
+    state = flow(as_of=day, return_state=True)
+    result = state.result(raise_on_failure=False)
+    summary = result.summary if isinstance(result, hr.HandoverRemindersNotDelivered) else result
+    if not isinstance(summary, hr.HandoverRunSummary):
+        _fail(f"handover-reminders: the run failed: {result}", 1)
+    for line in summary.lines():
+        print(line)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+def handovers(as_of: str | None = typer.Option(None, "--as-of", help="The day, YYYY-MM-DD (default: today)")) -> None:
+    """List the POM-COM handovers in their report window: CRN, deadline, report and alert days, session flag."""
+    from tasks import handover_reminders as hr
+
+    day = _day(as_of, "--as-of")
+    plan = hr.plan_for(day)
+    for line in hr.describe(plan.report):
+        print(line)
+    print(f"{len(plan.report)} handovers in the report on {day}")
+
+
+def seed_handovers(
+    seed: int = typer.Option(0, "--seed", help="Same seed and day, same records"),
+    records: int | None = typer.Option(None, "--records", help="How many (default: config/handovers.yaml demo.records)"),
+    as_of: str | None = typer.Option(None, "--as-of", help="Handover dates fall after this day (default: today)"),
+) -> None:
+    """Store example POM-COM handovers for the demo (placeholder addresses: never mailed through SMTP)."""
+    from tasks.handover_seed import seed_handovers as write
+
+    if records is not None and records < 0:
+        _fail(f"--records: {records} is not a number of records (0 or more)")
+    day = _day(as_of, "--as-of")
+    _migrated()
+    print(f"example handovers: {write(day, seed, records).line()}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the handover commands to the `casetransfer` app."""
+    app.command("import-handovers")(import_handovers)
+    app.command("add-handover")(add_handover)
+    app.command("correct-handover")(correct_handover)
+    app.command("record-handover-session")(record_handover_session)
+    app.command("handover-reminders")(handover_reminders)
+    app.command("handovers")(handovers)
+    app.command("seed-handovers")(seed_handovers)

@@ -1,0 +1,85 @@
+"""handover-reminders: the POM-COM handovers' 28-day report and emails, and the COM's diary alerts.
+
+Thin on purpose: the rules are in tasks/handover_reminders.py, rendering and exactly-once
+delivery in tasks/email.py (the same sent-log as the transfer reminders). Scheduled each morning,
+Europe/London (prefect.yaml); `casetransfer handover-reminders` runs it now. On a day that is not
+a working day it logs and returns without reading the store: the working day before has already
+sent whatever fell on it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from tasks import handover_reminders as hr
+from tasks.email import DeliveryReport, OutgoingEmail, deliver
+from tasks.settings import get_settings
+
+# The day's plan and messages hold names and addresses: kept in memory, never persisted as task
+# results (the sent-log keeps the messages). Retrying is the next run's job; the sent-log makes it safe.
+IN_MEMORY = dict(persist_result=False, cache_policy=NO_CACHE)
+
+
+@task(name="plan-handovers", **IN_MEMORY)
+def plan_handovers(day: dt.date) -> hr.HandoverPlan:
+    return hr.plan_for(day)
+
+
+@task(name="render-handover-emails", **IN_MEMORY)
+def render_emails(plan: hr.HandoverPlan) -> tuple[list[OutgoingEmail], int]:
+    return hr.render_all(plan)
+
+
+@task(name="deliver-handover-emails", **IN_MEMORY)
+def deliver_emails(emails: list[OutgoingEmail]) -> DeliveryReport:
+    return deliver(emails)
+
+
+@task(name="publish-handover-report", **IN_MEMORY)
+def publish(plan: hr.HandoverPlan) -> None:
+    # CRNs and dates only: the Prefect UI is not where a person's name belongs.
+    create_table_artifact(
+        key="handover-report",
+        table=hr.artifact_rows(plan),
+        description=f"POM-COM handovers in their report window on {plan.day:%d %B %Y}: CRN and dates.",
+    )
+
+
+def _run_name() -> str:
+    day = flow_run.parameters.get("as_of") or get_settings().current_date()
+    return f"handovers-{day}" + ("-dry-run" if flow_run.parameters.get("dry_run") else "")
+
+
+@flow(name="handover-reminders", flow_run_name=_run_name)
+def handover_reminders(as_of: dt.date | None = None, dry_run: bool = False) -> hr.HandoverRunSummary:
+    """Report the POM-COM handovers 28 days out, email the POM, COM and OMU, send the COM's alerts.
+
+    as_of: the day (default today in Europe/London). dry_run: log what would be sent; send and
+    log nothing. Fails, after trying every message, when any stayed queued; the next run sends them.
+    """
+    logger = get_run_logger()
+    day = as_of or get_settings().current_date()
+    if not hr.is_send_day(day):
+        summary = hr.HandoverRunSummary(day=day, working_day=False)
+        logger.info(summary.lines()[0])
+        return summary
+    if dry_run:
+        summary, emails = hr.preview(day)
+        for e in emails:
+            logger.info("would send %s (%s)", e.kind, e.day)  # no addresses or subjects (CRNs) in the log
+    else:
+        plan = plan_handovers(day)
+        emails, held = render_emails(plan)
+        report = deliver_emails(emails)
+        summary = hr.summarise(plan, len(emails), held, report)
+        publish(plan)
+    for line in summary.lines():
+        logger.info(line)
+    if summary.failed:
+        raise hr.HandoverRemindersNotDelivered(summary)
+    return summary
