@@ -77,12 +77,12 @@ def _raise_demo_transfers(say: Say) -> None:
     with UnitOfWork() as uow:
         raised = {crn for (crn,) in uow.session.query(Nsi.crn).filter(Nsi.flow_run_id.is_not(None))}
     for item in script:
-        form = parse_form(yaml.safe_load((DEMO / "forms" / item["form"]).read_text()))
+        # An item may name a profile (youth): its form, NSI and flow run follow that policy.
+        profile = item.get("profile")
+        form = parse_form(yaml.safe_load((DEMO / "forms" / item["form"]).read_text()), profile)
         if form.crn in raised:
             say(f"{form.crn}: already raised")
             continue
-        # An item may name a profile (youth): its NSI and flow run follow that policy.
-        profile = item.get("profile")
         reference, _ = raise_transfer(form, {"env": {"CASETRANSFER_PROFILE": profile}} if profile else None)
         say(f"{reference}: raised from demo/forms/{item['form']}")
         for step, answer in (item.get("steps") or {}).items():

@@ -1,18 +1,23 @@
 """The slim, nationally standardised transfer form (DOMAIN.md) and its validation.
 
 A bad form is refused whole: FormError lists every bad field with the rule it broke, and
-nothing is stored.
+nothing is stored. Every problem is reported at once: a field that fails its own rule does not
+hide the cross-field rules on the fields that did parse, nor the profile's rules (parse_form).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from enum import Enum
-from typing import Any
+from functools import lru_cache
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
+from tasks.policy import Policy, get_policy
+from tasks.settings import get_settings
 from tasks.transfer_in import TransferInSummary
 
 CRN_PATTERN = re.compile(r"^[A-Z][0-9]{6}$")
@@ -177,29 +182,9 @@ class TransferForm(BaseModel):
 
     @model_validator(mode="after")
     def _cross_field(self) -> TransferForm:
-        problems: list[str] = []
-        if self.sentence_end_date <= self.date_of_birth:
-            problems.append("sentence_end_date: must be after date_of_birth")
-        if self.mappa_level is not None and self.mappa_category is None:
-            problems.append("mappa_category: required when mappa_level is given")
-        if self.last_oasys_date and self.last_oasys_date < self.date_of_birth:
-            problems.append("last_oasys_date: must be after date_of_birth")
-        if self.received_on and self.raised_on and self.received_on < self.raised_on:
-            problems.append("received_on: cannot be before raised_on")
-        if self.nsi_type is NsiType.temporary_move:
-            if not self.temporary_reason:
-                problems.append("temporary_reason: required for a Temporary Move")
-            if self.expected_return_date is None:
-                problems.append("expected_return_date: required for a Temporary Move")
-            if self.released_from_custody and not self.post_release_accommodation_temporary:
-                problems.append(
-                    "nsi_type: a person released to live in the receiving area is a Case Transfer, "
-                    "not a Temporary Move, unless the post-release accommodation is temporary"
-                )
-        if self.internal_transfer and self.nsi_type is not NsiType.case_transfer:
-            problems.append("internal_transfer: only a Case Transfer can be an internal transfer")
+        problems = cross_field_problems(self.__dict__, get_settings().current_date())
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("; ".join(f"{field}: {rule}" for field, rule in problems))
         return self
 
     @property
@@ -211,20 +196,141 @@ class TransferForm(BaseModel):
         return self.sentence_type in COURT_ORDERS
 
 
-def parse_form(data: dict[str, Any]) -> TransferForm:
-    """Validate a form dict; FormError names every bad field."""
+# The fields the cross-field and profile rules read (all plain values, no field validators).
+RULE_FIELDS = (
+    "nsi_type",
+    "date_of_birth",
+    "sentence_end_date",
+    "mappa_category",
+    "mappa_level",
+    "last_oasys_date",
+    "raised_on",
+    "received_on",
+    "temporary_reason",
+    "expected_return_date",
+    "released_from_custody",
+    "post_release_accommodation_temporary",
+    "internal_transfer",
+)
+
+
+def cross_field_problems(values: Mapping[str, Any], today: dt.date) -> list[tuple[str, str]]:
+    """The rules that hold whatever the profile, as (field, rule). `values` holds the fields that
+    parsed; a rule whose fields are not all there is not checked (their own errors say why)."""
+
+    def have(*names: str) -> bool:
+        return all(n in values for n in names)
+
+    v = values
+    problems: list[tuple[str, str]] = []
+    dob_known = have("date_of_birth") and v["date_of_birth"] <= today
+    if have("date_of_birth") and not dob_known:
+        problems.append(("date_of_birth", f"cannot be in the future (today is {today})"))
+    if dob_known and have("sentence_end_date") and v["sentence_end_date"] <= v["date_of_birth"]:
+        problems.append(("sentence_end_date", "must be after date_of_birth"))
+    if have("mappa_level", "mappa_category") and v["mappa_level"] is not None and v["mappa_category"] is None:
+        problems.append(("mappa_category", "required when mappa_level is given"))
+    if dob_known and have("last_oasys_date") and v["last_oasys_date"] and v["last_oasys_date"] < v["date_of_birth"]:
+        problems.append(("last_oasys_date", "must be after date_of_birth"))
+    if have("received_on", "raised_on") and v["received_on"] and v["raised_on"] and v["received_on"] < v["raised_on"]:
+        problems.append(("received_on", "cannot be before raised_on"))
+    if have("nsi_type") and v["nsi_type"] is NsiType.temporary_move:
+        if have("temporary_reason") and not v["temporary_reason"]:
+            problems.append(("temporary_reason", "required for a Temporary Move"))
+        if have("expected_return_date") and v["expected_return_date"] is None:
+            problems.append(("expected_return_date", "required for a Temporary Move"))
+        if (
+            have("released_from_custody", "post_release_accommodation_temporary")
+            and v["released_from_custody"]
+            and not v["post_release_accommodation_temporary"]
+        ):
+            problems.append(
+                (
+                    "nsi_type",
+                    "a person released to live in the receiving area is a Case Transfer, "
+                    "not a Temporary Move, unless the post-release accommodation is temporary",
+                )
+            )
+    if have("internal_transfer", "nsi_type") and v["internal_transfer"] and v["nsi_type"] is not NsiType.case_transfer:
+        problems.append(("internal_transfer", "only a Case Transfer can be an internal transfer"))
+    return problems
+
+
+def age_on(date_of_birth: dt.date, day: dt.date) -> int:
+    """Age in completed years on `day` (a 29 February birthday comes on 1 March in other years)."""
+    return day.year - date_of_birth.year - ((day.month, day.day) < (date_of_birth.month, date_of_birth.day))
+
+
+def profile_problems(values: Mapping[str, Any], policy: Policy, today: dt.date) -> list[tuple[str, str]]:
+    """The rules that count from the day raised (raised_on, else today) and the profile's age
+    range, as (field, rule); like cross_field_problems, only on the fields that parsed."""
+    if "raised_on" not in values:  # given but unreadable: no day to count from
+        return []
+    day = values["raised_on"] or today
+    problems: list[tuple[str, str]] = []
+    dob = values.get("date_of_birth")
+    if dob is not None and dob <= today:  # a future date of birth is refused as such
+        if dob > day:
+            problems.append(("date_of_birth", f"is after the day raised ({day})"))
+        elif not policy.min_age <= (age := age_on(dob, day)) <= policy.max_age:
+            problems.append(
+                (
+                    "date_of_birth",
+                    f"aged {age} on the day raised ({day}); the {policy.profile} profile takes ages "
+                    f"{policy.min_age} to {policy.max_age}",
+                )
+            )
+    end = values.get("sentence_end_date")
+    if end is not None and end < day:
+        problems.append(("sentence_end_date", f"the sentence or licence ended on {end}, before the day raised ({day})"))
+    return problems
+
+
+@lru_cache(maxsize=len(RULE_FIELDS))
+def _field_adapter(name: str) -> TypeAdapter:
+    info = TransferForm.model_fields[name]
+    return TypeAdapter(Annotated[info.annotation, info], config=ConfigDict(str_strip_whitespace=True))
+
+
+def _parsed_rule_fields(data: Any, bad: set[str]) -> dict[str, Any]:
+    """The rule fields that parsed: given and valid, or left out and defaulted."""
+    if not isinstance(data, Mapping):
+        return {}
+    parsed: dict[str, Any] = {}
+    for name in RULE_FIELDS:
+        info = TransferForm.model_fields[name]
+        if name in bad:
+            continue
+        if name in data:
+            try:
+                parsed[name] = _field_adapter(name).validate_python(data[name])
+            except ValidationError:
+                continue
+        elif not info.is_required():
+            parsed[name] = info.get_default(call_default_factory=True)
+    return parsed
+
+
+def parse_form(data: dict[str, Any], profile: str | None = None) -> TransferForm:
+    """Validate a form dict under a profile (default: the settings' profile). FormError names
+    every bad field: its own rule, the cross-field rules and the profile's rules, all at once."""
+    policy = get_policy(profile)
+    today = get_settings().current_date()
     try:
-        return TransferForm.model_validate(data)
+        form = TransferForm.model_validate(data)
     except ValidationError as exc:
         problems: list[tuple[str, str]] = []
+        bad: set[str] = set()
         for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"])
-            msg = err["msg"].removeprefix("Value error, ")
-            if not loc:
-                # cross-field rules come as one "field: rule; field: rule" message
-                for part in msg.split("; "):
-                    field, _, rule = part.partition(": ")
-                    problems.append((field, rule))
-            else:
-                problems.append((loc, msg))
-        raise FormError(problems) from None
+            if not err["loc"] and err["type"] == "value_error":
+                continue  # the cross-field rules: checked again below on what parsed
+            loc = ".".join(str(p) for p in err["loc"]) or "form"
+            bad.add(str(err["loc"][0]) if err["loc"] else "form")
+            problems.append((loc, err["msg"].removeprefix("Value error, ")))
+        parsed = _parsed_rule_fields(data, bad)
+        problems += cross_field_problems(parsed, today) + profile_problems(parsed, policy, today)
+        raise FormError(list(dict.fromkeys(problems))) from None
+    problems = profile_problems(form.__dict__, policy, today)
+    if problems:
+        raise FormError(problems)
+    return form

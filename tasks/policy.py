@@ -53,6 +53,10 @@ class Policy(BaseModel):
     internal_transfers: bool = False  # a move between teams of one PDU may be a transfer when the form says so
     caretaking_agreement_required: bool = False  # a temporary move's support allocation records who does what
     step_requires_actions: dict[str, list[str]] = Field(default_factory=dict)  # step -> actions done before it
+    # Age in completed years on the day the NSI is raised (parse_form refuses a form outside it);
+    # the defaults are the adult Probation Service's: 18 and over, 110 as a typing-error bound.
+    min_age: int = 18
+    max_age: int = 110
     actions: list[ActionRule] = Field(default_factory=list)
 
     def rule(self, code: str) -> ActionRule:

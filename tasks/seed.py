@@ -225,7 +225,9 @@ def generate(
     c["first"], c["last"] = rng.integers(0, len(FIRST_NAMES), n), rng.integers(0, len(SURNAMES), n)
     c["crn_letter"], c["crn_number"] = rng.integers(0, len(CRN_LETTERS), n), rng.integers(0, 1_000_000, n)
     c["people"] = rng.integers(0, len(FIRST_NAMES) * len(SURNAMES), (4, n))  # transferring PP, SPO, receiving PP, receiving SPO
-    c["age_days"] = rng.integers(18 * 365, 70 * 365, n)
+    # Age on the day raised inside the profile's range (parse_form refuses others): at least min_age
+    # years of 366 days, under max_age + 1 years of 365 days, and under 70 as before.
+    c["age_days"] = rng.integers(policy.min_age * 366, min(policy.max_age + 1, 70) * 365, n)
     c["sentence_days"] = rng.integers(180, 3 * 365, n)
     c["oasys_days"] = rng.integers(0, 180, n)
     c["postcodes"] = rng.integers(0, 10_000_000, (2, n))
