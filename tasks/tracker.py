@@ -42,6 +42,7 @@ from sqlalchemy import String, and_, or_, select, type_coerce
 from tasks.calendar import get_calendar
 from tasks.config_files import read_yaml
 from tasks.estate import load_estate
+from tasks.handover_reminders import report_records
 from tasks.policy import Policy, get_policy
 from tasks.settings import get_settings
 from tasks.store.models import Action, Nsi
@@ -157,6 +158,8 @@ class TrackerData:
     measures: list[Measure]
     transfer_working_days: int
     caretaking_months: int
+    # POM-COM handovers in their report window (tasks/handover_reminders.report_records), LAO already redacted.
+    handovers: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _d(col: Any) -> Any:
@@ -380,6 +383,7 @@ def load_data(as_of: dt.date, url: str | None = None, config: TrackerConfig | No
         measures=resolve_measures(cfg, policy),
         transfer_working_days=policy.transfer_working_days,
         caretaking_months=policy.caretaking_months,
+        handovers=report_records(as_of, url),
     )
 
 
@@ -838,6 +842,7 @@ class RegionInput:
     transfer_working_days: int
     caretaking_months: int
     config: TrackerConfig
+    handovers: list[dict[str, Any]] = field(default_factory=list)
 
 
 def region_input(data: TrackerData, code: str, config: TrackerConfig | None = None) -> RegionInput:
@@ -861,6 +866,8 @@ def region_input(data: TrackerData, code: str, config: TrackerConfig | None = No
         transfer_working_days=data.transfer_working_days,
         caretaking_months=data.caretaking_months,
         config=config or load_tracker_config(),
+        # A handover belongs to the region of the COM's PDU: that is where the case is going.
+        handovers=[h for h in data.handovers if h["region_code"] == code],
     )
 
 
@@ -1199,7 +1206,61 @@ def build_region_sheets(book: Book, inp: RegionInput) -> RegionResult:
         highlight=f'=${_letter(12)}2="Yes"',
         note=f"Caretaking should not normally last beyond {inp.caretaking_months} months (004 12.1); past that, full transfer is presumed.",
     )
+    handover_sheet(book, inp)
     return result
+
+
+def handover_sheet(book: Book, inp: RegionInput) -> None:
+    """'POM-COM handovers': the case admins' report (seed 003) of each handover whose COM is in this
+    region, from 28 days before it until it is due. A limited access case shows its CRN only."""
+    from tasks.handovers import load_rules
+
+    rules = load_rules()
+    rows = sorted(inp.handovers, key=lambda h: (h["handover_by"], h["crn"]))
+    lao_name = inp.config.layout.lao_name
+
+    def dates(key: str) -> np.ndarray:
+        return np.array([h[key] if h[key] is not None else NAT for h in rows], dtype="datetime64[D]")
+
+    def texts(key: str) -> list[Any]:
+        return [h[key] for h in rows]
+
+    alert_cols = [
+        date_col(f"{label.capitalize()} alert", np.array([h["alerts"][label] for h in rows], dtype="datetime64[D]"))
+        for label in [a.label for a in rules.alerts]
+    ]
+    flag_header = f"No session in final {rules.session_final_months} months"
+    cols = [
+        text_col("CRN", texts("crn")),
+        text_col("Name", [lao_name if h["lao"] else h["name"] for h in rows]),
+        text_col("Prison", [None if h["lao"] else h["prison"] for h in rows]),
+        date_col("Handover by", dates("handover_by")),
+        date_col("Report day", dates("report_on")),
+        *alert_cols,
+        date_col("Release date", dates("release_date")),
+        text_col("POM", texts("pom_name")),
+        text_col("POM email", texts("pom_email")),
+        text_col("COM", texts("com_name")),
+        text_col("COM email", texts("com_email")),
+        text_col("COM team", texts("com_team_code")),
+        text_col("COM PDU", texts("com_pdu")),
+        text_col("Prison OMU mailbox", texts("omu_mailbox")),
+        text_col("Sentence", texts("sentence")),
+        num_col("Sentence (months)", [h["sentence_length_months"] for h in rows]),
+        text_col("Qualifies for in-person session", ["Yes" if h["qualifies"] else "" for h in rows]),
+        date_col("Last in-person session", dates("last_session_on")),
+        text_col(flag_header, ["Yes" if h["session_missing"] else "" for h in rows]),
+    ]
+    book.list_sheet(
+        "POM-COM handovers",
+        cols,
+        highlight=f'=${_letter(len(cols) - 1)}2="Yes"',
+        note=(
+            f"Handovers from the report day ({rules.report_days_before} days before, or the working day before that) "
+            f"until they are due. Qualifying sentences need an in-person session in the final "
+            f"{rules.session_final_months} months before the handover (seed 003)."
+        ),
+    )
 
 
 # --------------------------------------------------------------------------- national summary
