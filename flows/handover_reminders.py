@@ -31,7 +31,7 @@ def plan_handovers(day: dt.date) -> hr.HandoverPlan:
 
 
 @task(name="render-handover-emails", **IN_MEMORY)
-def render_emails(plan: hr.HandoverPlan) -> tuple[list[OutgoingEmail], int]:
+def render_emails(plan: hr.HandoverPlan) -> hr.Rendered:
     return hr.render_all(plan)
 
 
@@ -74,9 +74,9 @@ def handover_reminders(as_of: dt.date | None = None, dry_run: bool = False) -> h
             logger.info("would send %s (%s)", e.kind, e.day)  # no addresses or subjects (CRNs) in the log
     else:
         plan = plan_handovers(day)
-        emails, held = render_emails(plan)
-        report = deliver_emails(emails)
-        summary = hr.summarise(plan, len(emails), held, report)
+        rendered = render_emails(plan)
+        report = deliver_emails(rendered.emails)
+        summary = hr.summarise(plan, rendered, report)
         publish(plan)
     for line in summary.lines():
         logger.info(line)

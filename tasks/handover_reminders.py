@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -227,14 +227,35 @@ def _hash(*parts: object) -> str:
     return hashlib.sha256("\n".join(str(p) for p in parts).encode()).hexdigest()
 
 
-def report_emails(plan: HandoverPlan, settings: Settings, rules: HandoverRules) -> list[OutgoingEmail]:
-    """One email per recipient (POM, COM, OMU) for each handover on its report day or after it."""
+def report_key(case: Case, role: str) -> str:
+    """The sent-log key: the recipient, the scheduled report day and (CRN, role, deadline), not the wording."""
+    from tasks.email import sent_log_key
+
+    recipient = {"pom": case.pom_email, "com": case.com_email, "omu": case.omu_mailbox}[role]
+    return sent_log_key(REPORT_KIND, recipient, case.schedule.report_on, _hash(case.crn, role, case.deadline))
+
+
+def alert_key(case: Case, alert: AlertDay) -> str:
+    from tasks.email import sent_log_key
+
+    return sent_log_key(ALERT_KIND, case.com_email, alert.day, _hash(case.crn, alert.name, case.deadline))
+
+
+def report_emails(
+    plan: HandoverPlan, settings: Settings, rules: HandoverRules, wanted: Callable[[str, str], bool] = lambda key, to: True
+) -> list[OutgoingEmail]:
+    """One email per recipient (POM, COM, OMU) for each handover on its report day or after it.
+
+    wanted(key, recipient): False skips rendering (already sent, or a held placeholder address).
+    """
     from tasks.email import compose
 
     out = []
     for case in plan.report:
         recipients = {"pom": case.pom_email, "com": case.com_email, "omu": case.omu_mailbox}
         for role in ROLES:
+            if not wanted(report_key(case, role), recipients[role]):
+                continue
             shown = case.redacted() if role == "omu" else case
             context = {
                 "case": shown,
@@ -244,17 +265,17 @@ def report_emails(plan: HandoverPlan, settings: Settings, rules: HandoverRules) 
                 "recipients": recipients,
                 "final_months": rules.session_final_months,
             }
-            out.append(
-                compose(
-                    REPORT_TEMPLATE,
-                    REPORT_KIND,
-                    recipients[role],
-                    case.schedule.report_on,
-                    _hash(case.crn, role, case.deadline),
-                    context,
-                    settings,
-                )
+            email = compose(
+                REPORT_TEMPLATE,
+                REPORT_KIND,
+                recipients[role],
+                case.schedule.report_on,
+                _hash(case.crn, role, case.deadline),
+                context,
+                settings,
             )
+            assert email.key == report_key(case, role)  # the pre-check above must test the key deliver() uses
+            out.append(email)
     return out
 
 
@@ -297,12 +318,16 @@ def calendar_event(case: Case, alert: AlertDay, settings: Settings, alert_count:
     return cal.to_ical()
 
 
-def alert_emails(plan: HandoverPlan, settings: Settings, rules: HandoverRules) -> list[OutgoingEmail]:
+def alert_emails(
+    plan: HandoverPlan, settings: Settings, rules: HandoverRules, wanted: Callable[[str, str], bool] = lambda key, to: True
+) -> list[OutgoingEmail]:
     """The COM's diary alerts: the message of tasks/email.py with the event attached."""
-    from tasks.email import POLICY, OutgoingEmail, build_message, render, sent_log_key
+    from tasks.email import POLICY, OutgoingEmail, build_message, render
 
     out = []
     for case, alert in plan.alerts:
+        if not wanted(alert_key(case, alert), case.com_email):
+            continue
         context = {"case": case, "alert": alert, "day": plan.day, "final_months": rules.session_final_months}
         rendered = render(ALERT_TEMPLATE, context)
         msg = build_message(rendered, case.com_email, settings)
@@ -312,7 +337,7 @@ def alert_emails(plan: HandoverPlan, settings: Settings, rules: HandoverRules) -
         )
         out.append(
             OutgoingEmail(
-                key=sent_log_key(ALERT_KIND, case.com_email, alert.day, _hash(case.crn, alert.name, case.deadline)),
+                key=alert_key(case, alert),
                 kind=ALERT_KIND,
                 recipient=case.com_email,
                 day=alert.day,
@@ -324,9 +349,9 @@ def alert_emails(plan: HandoverPlan, settings: Settings, rules: HandoverRules) -
     return out
 
 
-def held(email: OutgoingEmail, rules: HandoverRules) -> bool:
+def is_held(recipient: str, rules: HandoverRules) -> bool:
     """A placeholder address (config held_domains): never sent through SMTP."""
-    domain = email.recipient.rpartition("@")[2].lower()
+    domain = recipient.rpartition("@")[2].lower()
     return any(domain == d or domain.endswith("." + d) for d in rules.held_domains)
 
 
@@ -391,45 +416,63 @@ def is_send_day(day: dt.date) -> bool:
     return get_calendar(get_settings().calendar).is_working_day(day)
 
 
-def render_all(plan: HandoverPlan, rules: HandoverRules | None = None) -> tuple[list[OutgoingEmail], int]:
-    """Every email due today, and how many were held back as placeholders (SMTP only)."""
+@dataclass
+class Rendered:
+    emails: list[OutgoingEmail]  # to deliver now
+    held: int = 0  # to placeholder addresses, through SMTP: not sent
+    already_sent: int = 0  # sent by an earlier run: not rendered again
+
+
+def render_all(plan: HandoverPlan, rules: HandoverRules | None = None, url: str | None = None) -> Rendered:
+    """Every email due today that is not sent yet. Already-sent keys are looked up first, so a
+    repeat run renders nothing (3 ms a message, bench/handovers.py) only for deliver() to skip it."""
+    from tasks.email import pending_keys
+
     rules = rules or load_rules()
     settings = get_settings()
-    emails = [*report_emails(plan, settings, rules), *alert_emails(plan, settings, rules)]
-    if not settings.smtp_host:
-        return emails, 0
-    keep = [e for e in emails if not held(e, rules)]
-    return keep, len(emails) - len(keep)
+    keys = [report_key(c, role) for c in plan.report for role in ROLES] + [alert_key(c, a) for c, a in plan.alerts]
+    sent = {k for k, status in pending_keys(keys, url).items() if status == "sent"}
+    out = Rendered([])
+
+    def wanted(key: str, recipient: str) -> bool:
+        if key in sent:
+            out.already_sent += 1
+            return False
+        if settings.smtp_host and is_held(recipient, rules):
+            out.held += 1
+            return False
+        return True
+
+    out.emails = [*report_emails(plan, settings, rules, wanted), *alert_emails(plan, settings, rules, wanted)]
+    return out
 
 
-def summarise(plan: HandoverPlan, emails_due: int, held_count: int, report: DeliveryReport | None) -> HandoverRunSummary:
+def summarise(plan: HandoverPlan, rendered: Rendered, report: DeliveryReport | None) -> HandoverRunSummary:
     summary = HandoverRunSummary(
         day=plan.day,
         reported=len(plan.report),
-        report_emails=sum(len(ROLES) for c in plan.report),
+        report_emails=len(plan.report) * len(ROLES),
         alerts=len(plan.alerts),
         flagged=sum(1 for c in plan.report if c.session_missing),
-        held=held_count,
+        held=rendered.held,
+        skipped=rendered.already_sent,
     )
     if report is not None:
         summary.transport = report.transport
-        summary.sent, summary.retried, summary.skipped = report.sent, report.retried, report.skipped
+        summary.sent, summary.retried = report.sent, report.retried
+        summary.skipped += report.skipped
         summary.in_flight, summary.failed, summary.errors = report.in_flight, report.failed, list(report.errors)
     return summary
 
 
 def preview(as_of: dt.date, url: str | None = None) -> tuple[HandoverRunSummary, list[OutgoingEmail]]:
     """A dry run: what would be sent today, with nothing sent or logged."""
-    from tasks.email import pending_keys
-
     plan = plan_for(as_of, url)
-    emails, held_count = render_all(plan)
-    status = pending_keys([e.key for e in emails], url)
-    summary = summarise(plan, len(emails), held_count, None)
+    rendered = render_all(plan, url=url)
+    summary = summarise(plan, rendered, None)
     summary.dry_run = True
-    summary.sent = sum(1 for e in emails if status.get(e.key) != "sent")
-    summary.skipped = len(emails) - summary.sent
-    return summary, [e for e in emails if status.get(e.key) != "sent"]
+    summary.sent = len(rendered.emails)
+    return summary, rendered.emails
 
 
 def run_handover_reminders(
@@ -445,9 +488,9 @@ def run_handover_reminders(
     if not is_send_day(as_of):
         return HandoverRunSummary(day=as_of, working_day=False), None
     plan = plan_for(as_of, url)
-    emails, held_count = render_all(plan)
-    report = deliver(emails, url, transport)
-    summary = summarise(plan, len(emails), held_count, report)
+    rendered = render_all(plan, url=url)
+    report = deliver(rendered.emails, url, transport)
+    summary = summarise(plan, rendered, report)
     if summary.failed:
         raise HandoverRemindersNotDelivered(summary)
     return summary, plan
