@@ -360,3 +360,17 @@ def test_the_deployment_runs_the_flow_daily_on_working_days_in_london_time() -> 
     (schedule,) = dep["schedules"]
     assert schedule["timezone"] == "Europe/London" and schedule["cron"].endswith("1-5")
     assert dep["work_pool"]["name"] == "casetransfer"
+
+
+def test_casetransfer_up_loads_the_example_handovers_after_its_own_work(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import flows.demo
+
+    calls: list[int] = []
+    # Starting a Prefect server is not what is tested here: only that `up` stores the example handovers after it.
+    monkeypatch.setattr(flows.demo, "bring_up", lambda port, seed_transfers, say: calls.append(port))
+    result = CliRunner().invoke(app, ["up", "--port", "4299", "--seed-transfers", "0"])
+    assert result.exit_code == 0, result.output
+    assert calls == [4299]
+    assert "example POM-COM handovers: 40 created" in result.output
+    assert count(PomComHandover) == 40
+    assert "40 unchanged" in CliRunner().invoke(app, ["up", "--port", "4299", "--seed-transfers", "0"]).output
