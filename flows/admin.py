@@ -41,14 +41,36 @@ def mark_action_done(reference: str, code: str, done_by: str, done_on: dt.date |
     transfers.mark_action_done(reference, code, done_by, done_on)
 
 
-def recover_now(stale_after_seconds: float | None = None) -> list[str]:
+def recover_now(stale_after_seconds: float | None = None, flow_run_id: str | None = None) -> list[str]:
     """Reschedule the flow runs of open transfers whose process died, and give back its form to
-    a run left waiting without one (see engine.reschedule_stale)."""
+    a run left waiting without one (see engine.reschedule_stale).
+
+    Without `flow_run_id` (recover-transfers' schedule, the fallback), every open transfer's runs
+    are looked at, and a run counts as lost once it has sat running for `stale_run_seconds`.
+    With it (a `prefect.flow-run.<id>` resource id or a bare id; an automation names a run that
+    crashed or stays running, flows.stack.dead_worker_automations), only that run, which counts
+    as lost when it sent no heartbeat for `run_heartbeat_timeout_seconds`. A run still sending
+    them (a long step) is looked at again that much later."""
     from flows.steps import STEP_FORMS
     from tasks.settings import get_settings
 
-    stale = get_settings().stale_run_seconds if stale_after_seconds is None else stale_after_seconds
+    settings = get_settings()
     runs = dict((f, r) for r, f in transfers.open_flow_runs())
+    if flow_run_id:
+        wanted = flow_run_id.removeprefix("prefect.flow-run.")
+        runs = {f: r for f, r in runs.items() if f == wanted}
+        if not runs:
+            return []  # not a transfer's run (a tracker, a finished transfer): nothing to re-run
+        state = engine.run_state(wanted)[0]
+        if state not in ("RUNNING", "PENDING", "CRASHED"):
+            return []  # suspended, finished or back in the queue since
+        silent = settings.run_heartbeat_timeout_seconds
+        if state != "CRASHED" and _heartbeat_within(wanted, silent):
+            _check_again(wanted, silent)
+            return []
+        stale = silent if stale_after_seconds is None else stale_after_seconds
+    else:
+        stale = settings.stale_run_seconds if stale_after_seconds is None else stale_after_seconds
     waiting = transfers.waiting_steps()
 
     def form_for(flow_run_id: str) -> type[RunInput] | None:
@@ -63,11 +85,42 @@ def recover_now(stale_after_seconds: float | None = None) -> list[str]:
     return [runs[f] for f in engine.reschedule_stale(list(runs), stale, form_for)]
 
 
+def _heartbeat_within(flow_run_id: str, seconds: float) -> bool:
+    """Did the run send Prefect's heartbeat event in the last `seconds`? (A live run sends one
+    every run_heartbeat_seconds, from a thread of its own, whatever its flow is doing.)"""
+    import httpx
+
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds)
+    event_filter = {
+        "event": {"name": ["prefect.flow-run.heartbeat"]},
+        "resource": {"id": [f"prefect.flow-run.{flow_run_id}"]},
+        "occurred": {"since": since.isoformat()},
+    }
+    response = httpx.post(f"{engine.api_url()}/events/filter", json={"filter": event_filter, "limit": 1}, timeout=30)
+    response.raise_for_status()
+    return bool(response.json().get("events"))
+
+
+def _check_again(flow_run_id: str, after_seconds: float) -> None:
+    """A run still alive after the automation's wait: look at it again later, for as long as it runs."""
+    from prefect.deployments import run_deployment
+
+    from flows.stack import RECOVER_DEPLOYMENT
+
+    when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=after_seconds)
+    run_deployment(
+        RECOVER_DEPLOYMENT, parameters={"flow_run_id": flow_run_id}, scheduled_time=when, timeout=0, as_subflow=False
+    )
+
+
 @flow(name="recover-transfers")
-def recover_transfers(stale_after_seconds: float | None = None) -> list[str]:
-    """Find transfers whose flow run lost its process (a killed worker) and run them again."""
-    recovered = recover_now(stale_after_seconds)
+def recover_transfers(stale_after_seconds: float | None = None, flow_run_id: str | None = None) -> list[str]:
+    """Find transfers whose flow run lost its process (a killed worker) and run them again: all
+    of them on the schedule, or the one run an automation names (`flow_run_id`)."""
+    recovered = recover_now(stale_after_seconds, flow_run_id)
     logger = get_run_logger()
     for reference in recovered:
         logger.warning("%s: its flow run had stalled and was rescheduled", reference)
+    if flow_run_id and not recovered:
+        logger.info("%s: not a lost run of an open transfer; nothing to do", flow_run_id)
     return recovered

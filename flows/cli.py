@@ -518,6 +518,35 @@ def seed_store(
     print(f"{n} synthetic NSIs written (seed {seed}, raised in the 12 months before {day}) in {seconds:.1f} s")
 
 
+@app.command("worker")
+def worker(
+    name: str | None = typer.Option(None, "--name", help="The worker's name in the UI (default: this host and process)"),
+    pool: str = typer.Option("casetransfer", "--pool", help="The work pool to serve"),
+) -> None:
+    """Start a process worker for the pool in the foreground (Ctrl-C stops it), with the settings
+    `casetransfer up` gives its workers: among them the flow-run heartbeats that let a dead
+    worker's runs be rescheduled by themselves (see the README)."""
+    import socket
+    import subprocess
+
+    from flows.stack import Stack
+    from tasks.settings import ROOT, get_settings
+
+    api = os.environ.get("PREFECT_API_URL") or get_settings().prefect_api_url
+    if not _answers(api):
+        fail(f"no Prefect server answers on {api}: start one with `casetransfer up`, or set PREFECT_API_URL", 1)
+    home = Path(os.environ.get("PREFECT_HOME") or get_settings().data_dir / "prefect")
+    stack = Stack(home=home, port=0)
+    env = stack.worker_env()
+    env["PREFECT_API_URL"] = api
+    env.pop("PREFECT_UI_URL", None)
+    command = stack.worker_command(name or f"{socket.gethostname()}-{os.getpid()}", pool)
+    try:
+        raise typer.Exit(subprocess.run(command, env=env, cwd=ROOT).returncode)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
 def _answers(api_url: str) -> bool:
     try:
         return httpx.get(f"{api_url}/health", timeout=1.0).status_code == 200

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import httpx
 
-from tasks.settings import ROOT
+from tasks.settings import ROOT, get_settings
 
 POOL = "casetransfer"
+RECOVER_DEPLOYMENT = "recover-transfers/recover-transfers"
 
 
 def free_port() -> int:
@@ -157,6 +158,8 @@ class Stack:
                 "PREFECT_RUNNER_POLL_FREQUENCY": "2",
                 "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
                 "PREFECT_LOGGING_LEVEL": "INFO",
+                # Every flow run a worker starts says it is alive this often (dead_worker_automations).
+                "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(get_settings().run_heartbeat_seconds),
                 "PWD": str(ROOT),
             }
         )
@@ -245,6 +248,7 @@ class Stack:
         result = self.run_prefect("--no-prompt", "deploy", "--all", check=False)
         if result.returncode != 0:
             raise RuntimeError(f"prefect deploy failed:\n{result.stdout}\n{result.stderr}")
+        ensure_automations(self.api_url)
 
     def _set_engine_command(self, command: str) -> None:
         from prefect.workers.process import ProcessWorker
@@ -253,16 +257,23 @@ class Stack:
         template["variables"]["properties"]["command"]["default"] = command
         httpx.patch(f"{self.api_url}/work_pools/{POOL}", json={"base_job_template": template}, timeout=30).raise_for_status()
 
-    def start_worker(self, name: str | None = None) -> subprocess.Popen:
-        name = name or f"worker-{len(self.workers) + 1}"
-        command = [*prefect_cmd(), "worker", "start", "--pool", POOL, "--type", "process", "--name", name]
+    def worker_command(self, name: str, pool: str = POOL) -> list[str]:
+        """The command that runs a worker for `pool` (under the warm-fork launcher with `prefork`)."""
+        command = [*prefect_cmd(), "worker", "start", "--pool", pool, "--type", "process", "--name", name]
         if self.prefork:
             # A short path: Unix socket paths are limited to about 100 bytes.
             sock = Path(tempfile.gettempdir()) / f"ctl-{uuid.uuid4().hex[:12]}.sock"
             command = [sys.executable, "-m", "flows.launcher", "serve", str(sock), "--", *command]
+        return command
+
+    def worker_env(self) -> dict[str, str]:
+        return self.child_env({"PREFECT_API_URL": self.engine_api_url})
+
+    def start_worker(self, name: str | None = None) -> subprocess.Popen:
+        name = name or f"worker-{len(self.workers) + 1}"
         # Its flow runs stay in its session (forked by the launcher or started by the worker), so
         # they share the worker's group and its niceness.
-        worker = self._spawn(command, self.child_env({"PREFECT_API_URL": self.engine_api_url}), name, self.worker_nice)
+        worker = self._spawn(self.worker_command(name), self.worker_env(), name, self.worker_nice)
         self.workers.append(worker)
         return worker
 
@@ -285,3 +296,92 @@ class Stack:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, 9)
                 proc.wait()
+
+
+# Dead-worker detection. A worker killed outright (SIGKILL, a lost machine) takes its flow runs'
+# processes with it and tells nobody: the server keeps those runs Running for ever. Two
+# automations, evaluated by the server's triggers service, start a recover-transfers run for one
+# flow run (flows.admin.recover_now decides, and reschedules only an open transfer's run):
+#   - a run still pending or running `run_check_seconds` after its last state change. A live run
+#     sends Prefect's heartbeat event every `run_heartbeat_seconds` (child_env); recover-transfers
+#     reschedules the run if none came for `run_heartbeat_timeout_seconds`, and looks again later
+#     if one did (a long step).
+#   - a run that crashed (its process died under a live worker, which reports it).
+# Why not Prefect's own recipe (docs.prefect.io/v3/advanced/detect-zombie-flows: no heartbeat for
+# a while after a heartbeat, mark the run Crashed): a run's first heartbeat goes out as its flow
+# starts, over a websocket the process has yet to open, while its state changes are recorded by
+# the server at once. A run that suspends or finishes within a second (most of a transfer's runs)
+# has its heartbeat arrive after its last state: the trigger then saw silence, and fired, for half
+# of them (measured with 3.8.8), which would crash waiting transfers. State changes are emitted by
+# the server in order, so the trigger below waits on them alone.
+# recover-transfers' own runs are left out, so a broken worker cannot start a chain of them.
+CHECK_AUTOMATION = "casetransfer: check runs that stay running"
+CRASHED_AUTOMATION = "casetransfer: reschedule crashed runs"
+_RUNNING = ["Pending", "Submitting", "Running", "Retrying"]
+_NOT_RUNNING = [
+    *("Scheduled", "Late", "AwaitingRetry", "AwaitingConcurrencySlot", "Resuming", "Paused", "Suspended", "Cancelling"),
+    *("Completed", "Cached", "RolledBack", "Failed", "Crashed", "Cancelled", "TimedOut"),
+]
+
+
+def dead_worker_automations(recover_deployment_id: str) -> list[dict]:
+    """The automations (as the API takes them) that start recover-transfers for a lost run."""
+    from prefect.events.actions import RunDeployment
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+
+    settings = get_settings()
+    not_recover = {"prefect.resource.role": "deployment", "prefect.resource.id": f"!prefect.deployment.{recover_deployment_id}"}
+    recover = RunDeployment(
+        source="selected", deployment_id=recover_deployment_id, parameters={"flow_run_id": "{{ event.resource.id }}"}
+    )
+    common = dict(
+        match={"prefect.resource.id": "prefect.flow-run.*"}, match_related=not_recover, for_each={"prefect.resource.id"}
+    )
+    check = AutomationCore(
+        name=CHECK_AUTOMATION,
+        description=(
+            f"A flow run pending or running {settings.run_check_seconds:.0f} s after its last state change: recover-transfers "
+            f"reschedules it if it is a transfer's and sent no heartbeat for {settings.run_heartbeat_timeout_seconds:.0f} s."
+        ),
+        trigger=EventTrigger(
+            # Each of these (re)starts the wait; any other state ends it; the full wait fires.
+            after={f"prefect.flow-run.{name}" for name in _RUNNING},
+            expect={f"prefect.flow-run.{name}" for name in _RUNNING + _NOT_RUNNING},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=settings.run_check_seconds,
+            **common,
+        ),
+        actions=[recover],
+    )
+    crashed = AutomationCore(
+        name=CRASHED_AUTOMATION,
+        description="A flow run crashed: recover-transfers reschedules it if it is a transfer's.",
+        trigger=EventTrigger(expect={"prefect.flow-run.Crashed"}, posture=Posture.Reactive, threshold=1, within=0, **common),
+        actions=[recover],
+    )
+    # owner_resource: not accepted by the update (PUT) endpoint, and ours have none.
+    return [a.model_dump(mode="json", exclude={"owner_resource"}) for a in (check, crashed)]
+
+
+def ensure_automations(api_url: str) -> list[str]:
+    """Create or update (by name) the dead-worker automations; returns their ids. Needs the
+    recover-transfers deployment, so it runs after the deployments are registered."""
+    with httpx.Client(base_url=api_url, timeout=30) as http:
+        response = http.get(f"/deployments/name/{RECOVER_DEPLOYMENT}")
+        response.raise_for_status()
+        ids = []
+        for automation in dead_worker_automations(response.json()["id"]):
+            found = http.post("/automations/filter", json={"automations": {"name": {"any_": [automation["name"]]}}})
+            found.raise_for_status()
+            existing = [a["id"] for a in found.json()]
+            if existing:
+                http.put(f"/automations/{existing[0]}", json=automation).raise_for_status()
+                for extra in existing[1:]:  # two `up`s at once: keep one
+                    http.delete(f"/automations/{extra}").raise_for_status()
+                ids.append(existing[0])
+            else:
+                created = http.post("/automations/", json=automation)
+                created.raise_for_status()
+                ids.append(created.json()["id"])
+    return ids

@@ -1,0 +1,143 @@
+"""A dead worker, for real: SIGKILL the worker and its flow runs' processes while a transfer's run
+is running, start a new worker, and let the server notice by itself (heartbeats, an automation,
+recover-transfers) with nobody calling `casetransfer recover`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from uuid import UUID
+
+import httpx
+import pytest
+from conftest import demo_form
+
+from tasks import transfers
+from tasks.settings import ROOT
+
+pytestmark = pytest.mark.prefect
+
+REQUIREMENT_SECONDS = 120.0
+ALLOCATION = ["--practitioner", "Pat Receiver", "--team-code", "N50CAD", "--recorded-by", "Kim SPO"]
+
+
+def cli(*args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.cli", *args], cwd=ROOT, capture_output=True, text=True, env=dict(os.environ)
+    )
+    assert result.returncode == 0, f"casetransfer {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def run_state(flow_run_id: str) -> str:
+    from flows import engine
+
+    return engine.run_state(flow_run_id)[0]
+
+
+def kill_worker_and_its_runs(stack, flow_run_id: str) -> None:
+    """SIGKILL, as a lost machine would: nobody gets to tell the server."""
+    for worker in stack.workers:
+        os.killpg(worker.pid, signal.SIGKILL)
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            continue
+        if f"PREFECT__FLOW_RUN_ID={flow_run_id}".encode() in environ:
+            os.kill(int(pid), signal.SIGKILL)
+    for worker in stack.workers:
+        worker.wait()
+    stack.workers.clear()
+
+
+def test_the_automations_are_registered_once_by_name(prefect_stack):
+    from flows.stack import CHECK_AUTOMATION, CRASHED_AUTOMATION, ensure_automations
+
+    first = ensure_automations(prefect_stack.api_url)
+    assert ensure_automations(prefect_stack.api_url) == first  # again: updated, not duplicated
+    names = [a["name"] for a in httpx.post(f"{prefect_stack.api_url}/automations/filter", json={}).json()]
+    assert names.count(CHECK_AUTOMATION) == names.count(CRASHED_AUTOMATION) == 1
+
+
+def test_a_run_whose_worker_died_is_rescheduled_by_itself_within_two_minutes(prefect_stack):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: prefect_stack.api_url}):
+        _kill_and_watch(prefect_stack)
+
+
+def _running_run(reference: str) -> str | None:
+    """The run of this transfer that is running now (its main run or one of its task runs)."""
+    return next((f for r, f in transfers.open_flow_runs() if r == reference and run_state(f) == "RUNNING"), None)
+
+
+def _kill_and_watch(prefect_stack) -> None:
+    from prefect.client.orchestration import get_client
+
+    from flows.cli import raise_transfer
+    from tasks.form import parse_form
+    from tasks.settings import get_settings
+
+    settings = get_settings()
+    # This transfer's runs hold a recorded step's task for 30 s after committing it: the kill
+    # lands while a run is running. Re-run from the top, it finds the step recorded and moves on.
+    reference, _ = raise_transfer(
+        parse_form(demo_form(crn="D100001")), job_variables={"env": {"CASETRANSFER_FAULT_DELAY_SECONDS": "30"}}
+    )
+    waiting = (reference, "allocation")
+    wait_for(lambda: waiting in transfers.waiting_steps().values(), 120, "the transfer to wait for its allocation")
+    cli("record", reference, "allocation", *ALLOCATION, "--no-wait")
+    wait_for(lambda: "allocation" in transfers.recorded_steps(reference), 120, "allocation to commit")
+    flow_run_id = str(wait_for(lambda: _running_run(reference), 30, "a run of the transfer to be running"))
+
+    kill_worker_and_its_runs(prefect_stack, flow_run_id)
+    killed_at = dt.datetime.now(dt.UTC)
+    killed = time.monotonic()
+    assert run_state(flow_run_id) == "RUNNING"  # nobody told the server
+    prefect_stack.start_worker()
+
+    wait_for(lambda: run_state(flow_run_id) != "RUNNING", REQUIREMENT_SECONDS + 30, "the run to be rescheduled")
+    wait_for(
+        lambda: run_state(flow_run_id) in ("PAUSED", "COMPLETED"), REQUIREMENT_SECONDS + 60, "the re-run to suspend or finish"
+    )
+    done = time.monotonic() - killed
+
+    with get_client(sync_client=True) as client:
+        states = client.read_flow_run_states(UUID(flow_run_id))
+        recover_runs = [
+            r
+            for r in client.read_flow_runs(limit=200)
+            if r.parameters.get("flow_run_id", "").endswith(flow_run_id) and r.start_time is not None
+        ]
+    rescheduled = next(s for s in states if s.type.value == "SCHEDULED" and s.timestamp > killed_at)
+    detected = min((r.start_time for r in recover_runs), default=None)
+    print(
+        f"\nheartbeat every {settings.run_heartbeat_seconds} s; a run still running {settings.run_check_seconds:.0f} s after "
+        f"its last state is checked, and is lost after {settings.run_heartbeat_timeout_seconds:.0f} s without a heartbeat."
+    )
+    print("After the SIGKILL:")
+    if detected:
+        print(f"  recover-transfers started for the run by the automation: {(detected - killed_at).total_seconds():.1f} s")
+    print(f"  run rescheduled ({rescheduled.message}): {(rescheduled.timestamp - killed_at).total_seconds():.1f} s")
+    print(f"  re-run done (suspended again or finished): {done:.1f} s")
+
+    assert recover_runs, "the run was rescheduled, but not by a recover-transfers run the automation started"
+    assert "rescheduled after running" in (rescheduled.message or "")
+    assert done < REQUIREMENT_SECONDS
+    assert "allocation" in transfers.recorded_steps(reference)
