@@ -1,15 +1,28 @@
-"""case-transfer: one flow run per Case Transfer NSI, suspended at each human step."""
+"""case-transfer: one flow run per Case Transfer NSI.
+
+Concurrent shape (2): the run opens a waiting task run for each piece of work that has become
+possible (flows/transfer_task.py; allocation first, then address assessment, checks, documents,
+handover and the actions the form calls for, all at once), publishes the Action List, and
+suspends. Each finished task wakes it; it opens what that made possible and suspends again, until
+the transfer completes, is refused or is withdrawn. No process is held while people work.
+
+Sequential shape (1): the NSIs raised before the concurrent shape finish on theirs: one step
+after another in this same run (`drive_steps`), chosen by the NSI's shape version.
+"""
 
 from __future__ import annotations
 
 import time
 
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.flow_runs import suspend_flow_run
 from prefect.runtime import flow_run
 
-from flows.steps import CASE_TRANSFER_STEPS, StepForm, validate_step
+from flows import engine
+from flows.steps import CASE_TRANSFER_STEPS, StepForm, form_for, validate_step
+from tasks import steps as registry
 from tasks import transfers
 from tasks.form import FormError, TransferForm
 from tasks.policy import get_policy
@@ -17,6 +30,7 @@ from tasks.settings import get_settings
 
 # The store is the record; tasks are retried when it blips (a restart, a failover).
 STORE = dict(retries=5, retry_delay_seconds=[1, 2, 4, 8, 16], persist_result=True, cache_policy=NO_CACHE)
+TASK_DEPLOYMENT = "transfer-task/transfer-task"
 
 
 @task(name="raise-nsi", **STORE)
@@ -24,12 +38,12 @@ def raise_nsi(form: TransferForm, request_key: str, flow_run_id: str | None = No
     return transfers.register_nsi(form, request_key, flow_run_id=flow_run_id or request_key)
 
 
-@task(name="wait-for-step", **STORE)
+@task(name="wait-for-step", task_run_name="wait-for-{step}", **STORE)
 def mark_waiting(reference: str, step: str, status: str | None = None) -> None:
     transfers.mark_waiting(reference, step, flow_run_id=str(flow_run.id), status=status)
 
 
-@task(name="record-step", **STORE)
+@task(name="record-step", task_run_name="record-{step}", **STORE)
 def record_step(reference: str, step: str, answer: dict, attempt: int = 0) -> str:
     status = transfers.apply_step(reference, step, answer, flow_run_id=str(flow_run.id), attempt=attempt)
     if delay := get_settings().fault_delay_seconds:
@@ -37,7 +51,7 @@ def record_step(reference: str, step: str, answer: dict, attempt: int = 0) -> st
     return status
 
 
-@task(name="reject-answer", **STORE)
+@task(name="reject-answer", task_run_name="reject-{step}-answer", **STORE)
 def reject_answer(reference: str, step: str, attempt: int, message: str, actor: str) -> None:
     transfers.record_rejection(reference, step, attempt, message, actor, flow_run_id=str(flow_run.id))
 
@@ -49,19 +63,25 @@ def raise_once(form: TransferForm, request_key: str) -> str:
 
 
 def transfer_run_name() -> str:
-    form = flow_run.parameters["form"]
+    params = flow_run.parameters
+    if params.get("reference"):
+        return f"transfer-{params['reference']}"
+    form = params["form"]
     crn = form["crn"] if isinstance(form, dict) else form.crn
     return f"transfer-{crn}"
 
 
 def describe(reference: str, step: str, form_cls: type[StepForm], note: str | None) -> str:
     view = transfers.status_of(reference)
-    due = next((a.due_on for a in view.actions if a.status == "open" and a.code in _step_actions(reference, step)), None)
+    policy = transfers.policy_of(reference)
+    codes = {r.code for r in policy.rules_for_step(step)} | {step}
+    due = next((a.due_on for a in view.actions if a.status == "open" and a.code in codes), None)
     who = view.crn if view.lao else f"{view.name} ({view.crn})"
     lines = [
-        f"### {reference}: {step.replace('_', ' ')}",
+        f"### {reference}: {registry.spec_for(step, policy).title}",
         f"{who}, {view.transferring} → {view.receiving}.",
         (form_cls.__doc__ or "").strip(),
+        "Give **done_on** (or the step's own date) as the day the work was done; empty means today.",
     ]
     if due:
         whole = "the caretaking limit is" if view.nsi_type == "temporary_move" else "the whole transfer is due"
@@ -71,61 +91,155 @@ def describe(reference: str, step: str, form_cls: type[StepForm], note: str | No
     return "\n\n".join(lines)
 
 
-def _step_actions(reference: str, step: str) -> set[str]:
-    return {r.code for r in transfers.policy_of(reference).rules_for_step(step)}
+def wait_for_answer(reference: str, step: str, key: str, waiting_status: str | None = None, sequential: bool = True) -> str:
+    """Suspend until `step` is answered and recorded; a rejected answer asks again with the reason,
+    and so does an answer the policy records without completing the step (a handover that did not
+    transfer the case, a stayed decision). Each asking has its own suspend key: `key`-attempt."""
+    logger = get_run_logger()
+    timeout = get_policy().suspend_timeout_days * 86400
+    policy = transfers.policy_of(reference)
+    form_cls = form_for(step, policy)
+    note: str | None = None
+    status, _ = transfers.nsi_status(reference)
+    while True:
+        # Rejected and not-final answers both count, so each asking has its own suspend key.
+        attempt = transfers.step_attempts(reference, step)
+        if sequential:
+            mark_waiting(reference, step, waiting_status)
+        form = form_cls.with_initial_data(description=describe(reference, step, form_cls, note))
+        answer = suspend_flow_run(wait_for_input=form, key=f"{key}-{attempt}", timeout=timeout)
+        data = answer.model_dump(mode="json")
+        try:
+            validate_step(step, data, policy)
+            status = record_step(reference, step, data, attempt)
+        except (FormError, transfers.StepRefused) as exc:
+            closed = transfers.nsi_status(reference)[0]
+            if closed in transfers.CLOSED and (sequential or not _still_open(reference, step)):
+                return closed
+            rejection = str(exc)
+            note = f"**The last answer was not accepted.** {rejection}"
+            logger.warning("%s: %s answer rejected: %s", reference, step, rejection)
+            reject_answer(reference, step, attempt, rejection, data.get("recorded_by") or "unknown")
+            continue
+        if step in transfers.recorded_steps(reference) or status in transfers.CLOSED:
+            logger.info("%s: %s recorded by %s", reference, step.replace("_", " "), data.get("recorded_by"))
+            return status
+        event, detail = transfers.last_attempt(reference, step) or ("asked again", "")
+        note = f"**Asked again: {event}.** {detail}"
+        logger.warning("%s: %s %s: %s", reference, step.replace("_", " "), event, detail)
+
+
+def _still_open(reference: str, step: str) -> bool:
+    """Can this task still be answered on a closed NSI (an after-the-move action, a dispute)?"""
+    found = transfers.task_round(reference, step)
+    return found is not None and found[1] == "open"
 
 
 def drive_steps(reference: str, steps: dict[str, type[StepForm]], waiting_status: dict[str, str] | None = None) -> str:
-    """Wait at each step not yet recorded; a rejected answer asks again with the reason, and so
-    does an answer the policy records without completing the step (a handover that did not
-    transfer the case, a stayed decision). `waiting_status` names waits that are a period of
-    their own (a temporary move's "supporting")."""
+    """The sequential shape: wait at each step not yet recorded, in order. `waiting_status` names
+    waits that are a period of their own (a temporary move's "supporting")."""
     logger = get_run_logger()
-    timeout = get_policy().suspend_timeout_days * 86400
-    for step, form_cls in steps.items():
+    for step in steps:
         status, _ = transfers.nsi_status(reference)
         if status in transfers.CLOSED:
             break
         if step in transfers.recorded_steps(reference):
             continue
-        note: str | None = None
-        while True:
-            # Rejected and not-final answers both count, so each asking has its own suspend key.
-            attempt = transfers.step_attempts(reference, step)
-            mark_waiting(reference, step, (waiting_status or {}).get(step))
-            form = form_cls.with_initial_data(description=describe(reference, step, form_cls, note))
-            answer = suspend_flow_run(wait_for_input=form, key=f"{step.replace('_', '-')}-{attempt}", timeout=timeout)
-            data = answer.model_dump(mode="json")
-            try:
-                validate_step(step, data, transfers.policy_of(reference))
-                status = record_step(reference, step, data, attempt)
-            except (FormError, transfers.StepRefused) as exc:
-                if transfers.nsi_status(reference)[0] in transfers.CLOSED:
-                    break
-                rejection = str(exc)
-                note = f"**The last answer was not accepted.** {rejection}"
-                logger.warning("%s: %s answer rejected: %s", reference, step, rejection)
-                reject_answer(reference, step, attempt, rejection, data.get("recorded_by") or "unknown")
-                continue
-            if step in transfers.recorded_steps(reference) or status in transfers.CLOSED:
-                logger.info("%s: %s recorded by %s", reference, step.replace("_", " "), data.get("recorded_by"))
-                break
-            event, detail = transfers.last_attempt(reference, step) or ("asked again", "")
-            note = f"**Asked again: {event}.** {detail}"
-            logger.warning("%s: %s %s: %s", reference, step.replace("_", " "), event, detail)
+        wait_for_answer(reference, step, step.replace("_", "-"), (waiting_status or {}).get(step))
     status, _ = transfers.nsi_status(reference)
     logger.info("%s finished: %s", reference, status)
     return status
 
 
+@task(name="open-tasks", **STORE)
+def open_tasks(reference: str) -> transfers.Progress:
+    """Open a task run for everything that has become possible; cancel the ones that no longer apply."""
+    progress = transfers.progress(reference)
+    logger = get_run_logger()
+    for run_id in progress.to_stop:
+        try:
+            engine.stop(run_id, f"{reference} is {progress.status}: this task is no longer needed")
+        except engine.EngineError:
+            pass
+    for t in progress.to_start:
+        slug = t.task.replace("_", "-")
+        run_id = engine.start_run(
+            TASK_DEPLOYMENT,
+            {"reference": progress.reference, "task": t.task, "round": t.round},
+            run_name=f"{slug}-{progress.reference}",
+            idempotency_key=f"{progress.reference}:{t.task}:{t.round}",
+            tags=[progress.reference, f"owner:{t.owner_role}"],
+        )
+        transfers.task_started(progress.reference, t.task, t.round, run_id)
+        logger.info("%s: %s opened for %s", progress.reference, t.title, t.owner_role.replace("_", " "))
+    return progress
+
+
+def publish_action_list(reference: str) -> None:
+    """The transfer's Action List as a markdown artifact on its run, rewritten at each change.
+    References, roles and dates only: no names, addresses or free text."""
+    view = transfers.status_of(reference)
+    ui = get_settings().ui_url.rstrip("/")
+    run_of = {t.task: t.flow_run_id for t in view.tasks}
+    policy = transfers.policy_of(reference)
+    lines = [
+        f"## Action List: {view.reference}",
+        f"Status **{view.status.replace('_', ' ')}**; whole transfer due {view.due_on:%d %B %Y}. "
+        f"Written {get_settings().now():%d %B %Y %H:%M} (Europe/London).",
+        "",
+        "| action | owner | due | done | status | task |",
+        "|---|---|---|---|---|---|",
+    ]
+    for a in view.actions:
+        rule = next((r for r in policy.actions if r.code == a.code), None)
+        task_name = rule.task if rule else a.code
+        link = f"[{task_name.replace('_', '-')}]({ui}/runs/flow-run/{run_of[task_name]})" if run_of.get(task_name) else ""
+        overdue = f" (overdue {a.days_overdue} wd)" if a.days_overdue else ""
+        lines.append(
+            f"| {a.title} | {a.owner_role.replace('_', ' ')} | {a.due_on:%d %b %Y} | "
+            f"{a.done_on.strftime('%d %b %Y') if a.done_on else ''} | {a.status}{overdue} | {link} |"
+        )
+    for t in view.tasks:
+        if t.task.startswith(("challenge-", "dispute-")) and t.flow_run_id:
+            lines.append(f"| {t.title} | {t.owner_role.replace('_', ' ')} | | | open | "
+                         f"[{t.task}]({ui}/runs/flow-run/{t.flow_run_id}) |")  # fmt: skip
+    create_markdown_artifact(
+        key=f"action-list-{view.reference.lower()}", markdown="\n".join(lines), description=f"Action List of {view.reference}"
+    )
+
+
+def orchestrate(reference: str) -> str:
+    """The concurrent shape: open tasks, publish, suspend until a task wakes the run; again."""
+    logger = get_run_logger()
+    timeout = transfers.policy_of(reference).suspend_timeout_days * 86400
+    while True:
+        progress = open_tasks(reference)
+        publish_action_list(reference)
+        if progress.finished:
+            logger.info("%s finished: %s", reference, progress.status)
+            return progress.status
+        if delay := get_settings().fault_wake_delay_seconds:
+            time.sleep(delay)  # fault tests finish a task here: read, not yet suspended
+        # Returns at once only when this key already fired (resumed before with nothing new read
+        # since): move the sequence past it and read again.
+        suspend_flow_run(key=f"wake-{progress.seen}", timeout=timeout)
+        transfers.bump_wake(reference)
+
+
 @flow(name="case-transfer", flow_run_name=transfer_run_name, persist_result=True, log_prints=True)
-def case_transfer(form: TransferForm, request_key: str | None = None) -> str:
+def case_transfer(form: TransferForm | None = None, request_key: str | None = None, reference: str | None = None) -> str:
     """Raise a Case Transfer and drive it to completion, refusal or withdrawal.
 
     Args:
         form: The transfer form.
         request_key: Leave empty. Set when another flow has already registered this NSI
             (a Temporary Move converted to a Case Transfer), so the run picks that NSI up.
+        reference: Leave empty. The NSI a new run takes on (a disputed refusal).
     """
-    reference = raise_once(form, request_key or str(flow_run.id))
-    return drive_steps(reference, CASE_TRANSFER_STEPS)
+    if reference is None:
+        if form is None:
+            raise ValueError("form: give the transfer form")
+        reference = raise_once(form, request_key or str(flow_run.id))
+    if transfers.shape_of(reference) < 2:
+        return drive_steps(reference, CASE_TRANSFER_STEPS)
+    return orchestrate(reference)

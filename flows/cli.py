@@ -88,6 +88,8 @@ def raise_transfer(form: TransferForm, job_variables: dict | None = None) -> tup
     # life; the run gets it too, so the NSI and its flow agree whoever registers it first.
     env = dict((job_variables or {}).get("env") or {})
     profile = env.setdefault("CASETRANSFER_PROFILE", settings.profile)
+    if settings.shape_version:  # a pinned shape holds for the run too, whoever registers the NSI first
+        env.setdefault("CASETRANSFER_SHAPE_VERSION", str(settings.shape_version))
     job_variables = {**(job_variables or {}), "env": env}
     placement = transfers.place(form)
     transfers.check_placement(form, placement, get_policy(profile))
@@ -141,42 +143,49 @@ def _parse_fields(args: list[str]) -> dict[str, Any]:
 
 
 def send_answer(reference: str, step: str, fields: dict[str, Any], wait: bool = True, timeout: float = 120.0) -> str:
-    """Validate an answer as the flow will, resume the waiting run with it and (optionally)
-    wait until the flow has recorded it. Raises FormError / StepRefused / NotFound / EngineError."""
+    """Validate an answer as the flow will, resume the run waiting for it and (optionally) wait
+    until the flow has recorded it. Raises FormError / StepRefused / NotFound / EngineError."""
     from flows import engine
-    from flows.steps import STEP_FORMS, validate_step
+    from tasks import steps as registry
     from tasks import transfers
+    from tasks.settings import get_settings
 
-    step = step.replace("-", "_")
-    form_cls = STEP_FORMS.get(step)
-    if form_cls is not None:
-        for name, value in list(fields.items()):
-            info = form_cls.model_fields.get(name)
-            if info is not None and "list" in str(info.annotation) and not isinstance(value, list):
-                fields[name] = [value]
-    answer = validate_step(step, fields, transfers.policy_of(reference)).model_dump(mode="json")
-    transfers.check_step(reference, step, answer)
+    step = step.replace("-", "_") if not step.startswith(("challenge-", "dispute-")) else step
     reference = reference.strip().upper()
+    policy = transfers.policy_of(reference)
+    spec = registry.spec_for(step, policy)
+    for name, value in list(fields.items()):
+        info = spec.form.model_fields.get(name)
+        if info is not None and "list" in str(info.annotation) and not isinstance(value, list):
+            fields[name] = [value]
+    raised_on = transfers.status_of(reference).raised_on
+    answer = registry.validate_answer(step, fields, policy, get_settings().current_date(), raised_on).model_dump(mode="json")
+    transfers.check_step(reference, step, answer)
     attempts = transfers.step_attempts(reference, step)
-    view = transfers.status_of(reference)
-    if not view.flow_run_id:
-        raise engine.EngineError(f"{reference} has no flow run")
-    pause_key = engine.wait_until_paused(view.flow_run_id, timeout=min(timeout, 30))
+    if transfers.shape_of(reference) >= 2:
+        flow_run_id, prefix = _open_task_run(reference, step, min(timeout, 60))
+    else:
+        view = transfers.status_of(reference)
+        if not view.flow_run_id:
+            raise engine.EngineError(f"{reference} has no flow run")
+        flow_run_id, prefix = view.flow_run_id, step.replace("_", "-") + "-"
+    # A task run just started by its transfer needs a worker to pick it up and reach its wait.
+    pause_key = engine.wait_until_paused(flow_run_id, timeout=timeout)
     # Two operators answering at once: by now the run may wait at the next step. Its pause key
     # names the step, so a late answer is refused instead of landing on the wrong form.
-    if not (pause_key or "").startswith(step.replace("_", "-") + "-"):
+    if not (pause_key or "").startswith(prefix):
         raise transfers.StepRefused("step", f"{step} for {reference} was already answered; the transfer has moved on")
     try:
-        engine.resume(view.flow_run_id, answer)
+        engine.resume(flow_run_id, answer)
     except Exception:
         # The same race, a moment later: the other answer resumed the run between our check and
         # our resume (the server says "not paused", or 409 when both resumes met in flight).
         # Say so in the same words rather than asking the operator to work it out.
         try:
-            pause_key = engine.wait_until_paused(view.flow_run_id, timeout=0)
+            pause_key = engine.wait_until_paused(flow_run_id, timeout=0)
         except engine.EngineError:
             pause_key = None
-        if not (pause_key or "").startswith(step.replace("_", "-") + "-"):
+        if not (pause_key or "").startswith(prefix):
             raise transfers.StepRefused(
                 "step", f"{step} for {reference} was already answered; the transfer has moved on"
             ) from None
@@ -198,7 +207,50 @@ def send_answer(reference: str, step: str, fields: dict[str, Any], wait: bool = 
     raise engine.EngineError(f"{step} was sent but the flow run has not recorded it within {timeout:.0f} s; is a worker running?")
 
 
-@app.command("record", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def _open_task_run(reference: str, step: str, timeout: float) -> tuple[str, str]:
+    """(flow run id, pause-key prefix) of the run waiting for this task. Right after `raise` or
+    after the step that opens it, the task may not be open yet: wait for it up to `timeout`."""
+    from flows import engine
+    from tasks import transfers
+
+    deadline = time.monotonic() + timeout
+    while True:
+        found = transfers.task_round(reference, step)
+        if found is not None and found[1] == "open" and found[2]:
+            round_, _, run_id = found
+            return run_id, f"{step.replace('_', '-')}-r{round_}-"
+        if time.monotonic() > deadline:
+            open_now = ", ".join(t.task for t in transfers.status_of(reference).tasks) or "none"
+            if found is not None and found[1] == "done":
+                raise transfers.StepRefused("step", f"{step} is already recorded for {reference}")
+            raise engine.EngineError(
+                f"{step} has no open task for {reference} after {timeout:.0f} s (open tasks: {open_now}); is a worker running?"
+            )
+        time.sleep(0.3)
+
+
+def _step_help(reference: str, step: str) -> str:
+    """The fields of one step's form: `casetransfer record REF STEP --help`."""
+    from tasks import steps as registry
+    from tasks import transfers
+    from tasks.policy import get_policy
+
+    try:
+        policy = transfers.policy_of(reference)
+    except transfers.NotFound:
+        policy = get_policy()
+    try:
+        spec = registry.spec_for(step.replace("-", "_") if not step.startswith(("challenge-", "dispute-")) else step, policy)
+    except FormError as exc:
+        fail(str(exc))
+    lines = [f"casetransfer record {reference.upper()} {spec.name} --field value ...", "", (spec.form.__doc__ or "").strip(), ""]
+    for flag, desc, required in registry.field_help(spec.name, policy):
+        lines.append(f"  {flag:<30} {'(required) ' if required else ''}{desc}")
+    lines += ["", "  --no-wait                      Send and return at once", "  --timeout SECONDS              How long to wait"]
+    return "\n".join(lines)
+
+
+@app.command("record", context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []})
 def record(
     ctx: typer.Context,
     reference: str = typer.Argument(..., help="NSI reference, e.g. CT000001"),
@@ -210,6 +262,9 @@ def record(
     from flows import engine
     from tasks import transfers
 
+    if "--help" in ctx.args or "-h" in ctx.args:
+        print(_step_help(reference, step))
+        return
     fields = _parse_fields(list(ctx.args))
     fields.setdefault("recorded_by", getpass.getuser())
     try:
@@ -255,6 +310,21 @@ def status(reference: str, as_json: bool = typer.Option(False, "--json", help="O
         out.print(f"converted from Temporary Move {view.parent_reference}", highlight=False)
     if view.converted_to:
         out.print(f"converted to Case Transfer {view.converted_to}", highlight=False)
+    if view.tasks:
+        from tasks.settings import get_settings
+
+        ui = get_settings().ui_url.rstrip("/")
+        tasks = Table("task", "waiting for", "due", "record with", "Prefect UI", title="Open tasks", title_justify="left")
+        for t in view.tasks:
+            link = f"{ui}/runs/flow-run/{t.flow_run_id}" if t.flow_run_id else "(starting)"
+            due = t.due_on.isoformat() if t.due_on else ""
+            tasks.add_row(t.title, t.owner_role.replace("_", " "), due, f"record {view.reference} {t.task}", link)
+        out.print(tasks)
+    for c in view.challenges:
+        settled = f", settled {c.settled_on}" if c.settled_on else ""
+        dispute = f"; dispute {c.dispute_status}" if c.dispute_status else ""
+        out.print(f"challenge {c.seq} about risk: {c.status} (raised {c.raised_on} by {c.raised_by}{settled}){dispute}",
+                  highlight=False, markup=False)  # fmt: skip
     actions = Table("action", "owner", "due", "status", "overdue", title="Actions", title_justify="left")
     for a in view.actions:
         overdue = f"[red]OVERDUE {a.days_overdue} wd[/]" if a.days_overdue > 0 else ""
@@ -306,16 +376,98 @@ def action_done(
     reference: str, code: str, by: str | None = typer.Option(None, "--by"), on: str | None = typer.Option(None, "--on")
 ) -> None:
     """Mark an action with no waiting step of its own as done (documents, VLO liaison...)."""
+    from flows import engine
     from tasks import transfers
     from tasks.decisions import RuleBroken
 
     try:
+        found = transfers.task_round(reference, code)
+        if found is not None and found[1] == "open":
+            # Its waiting task records it (and wakes the transfer), as the UI's form would.
+            fields = {"recorded_by": _by(by), **({"done_on": on} if on else {})}
+            print(send_answer(reference, code, fields))
+            return
         transfers.mark_action_done(reference, code, _by(by), _date(on, "on") if on else None)
+    except (RuleBroken, transfers.StepRefused, FormError) as exc:
+        fail(str(exc))
+    except transfers.NotFound as exc:
+        fail(str(exc), 3)
+    except engine.EngineError as exc:
+        fail(f"{reference.upper()}: {exc}", 1)
+    print(f"{reference.upper()}: {code} done")
+
+
+@app.command("challenge")
+def challenge(
+    reference: str,
+    concern: str = typer.Option(..., "--concern", help="The concern about risk"),
+    role: str = typer.Option("receiving_pp", "--role", help="receiving_pp or receiving_spo"),
+    by: str | None = typer.Option(None, "--by"),
+) -> None:
+    """Raise a challenge about risk before completion (receiving practitioner or SPO). The receiving
+    SPO settles it: `record REF challenge-N --outcome uphold|withdraw ...`. Completion waits meanwhile."""
+    from flows import engine
+    from flows.admin import challenge_now
+    from tasks import transfers
+    from tasks.decisions import RuleBroken
+
+    try:
+        seq = challenge_now(reference, concern, _by(by), role)
     except (RuleBroken, transfers.StepRefused) as exc:
         fail(str(exc))
     except transfers.NotFound as exc:
         fail(str(exc), 3)
-    print(f"{reference.upper()}: {code} done")
+    except engine.EngineError as exc:
+        fail(f"{reference.upper()}: {exc}", 1)
+    print(f"{reference.upper()}: challenge-{seq} raised; the receiving SPO settles it with: "
+          f"casetransfer record {reference.upper()} challenge-{seq} --outcome uphold|withdraw")  # fmt: skip
+
+
+@app.command("dispute")
+def dispute(
+    reference: str,
+    grounds: str = typer.Option(..., "--grounds", help="Why the refusal should be overturned"),
+    by: str | None = typer.Option(None, "--by"),
+) -> None:
+    """Transferring SPO: dispute a refusal within the period in config. The head of the receiving PDU
+    settles it: `record REF dispute-N --outcome confirm|overturn --notes ...`."""
+    from flows import engine
+    from flows.admin import dispute_now
+    from tasks import transfers
+    from tasks.decisions import RuleBroken
+
+    try:
+        dispute_now(reference, grounds, _by(by))
+    except (RuleBroken, transfers.StepRefused) as exc:
+        fail(str(exc))
+    except transfers.NotFound as exc:
+        fail(str(exc), 3)
+    except engine.EngineError as exc:
+        fail(f"{reference.upper()}: {exc}", 1)
+    seq = transfers.status_of(reference).challenges[-1].seq
+    print(f"{reference.upper()}: refusal disputed; the head of the receiving PDU settles it with: "
+          f"casetransfer record {reference.upper()} dispute-{seq} --outcome confirm|overturn --notes ...")  # fmt: skip
+
+
+@app.command("correct")
+def correct(
+    reference: str,
+    step: str,
+    done_on: str = typer.Option(..., "--done-on", help="The day the work was really done, YYYY-MM-DD"),
+    reason: str = typer.Option(..., "--reason", help="Why the recorded date was wrong"),
+    by: str | None = typer.Option(None, "--by"),
+) -> None:
+    """Correct the day a recorded step or action was done. The history keeps the original entry."""
+    from tasks import transfers
+    from tasks.decisions import RuleBroken
+
+    try:
+        was = transfers.correct(reference, step.replace("-", "_"), _date(done_on, "done_on"), reason, _by(by))
+    except (RuleBroken, transfers.StepRefused) as exc:
+        fail(f"The correction was not accepted; nothing was changed.\n{exc}")
+    except transfers.NotFound as exc:
+        fail(str(exc), 3)
+    print(f"{reference.upper()}: {step} done on {done_on} (was {was})")
 
 
 @app.command("recover")

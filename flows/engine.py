@@ -38,6 +38,7 @@ def start_run(
     run_name: str | None = None,
     job_variables: dict | None = None,
     idempotency_key: str | None = None,
+    tags: list[str] | None = None,
 ) -> str:
     """Create a flow run of a deployment and return its id without waiting for it.
 
@@ -54,6 +55,7 @@ def start_run(
             job_variables=job_variables,
             idempotency_key=idempotency_key,
             as_subflow=False,
+            tags=tags,
         )
     except ObjectNotFound:
         raise EngineError(f"deployment {deployment} is not registered on {api_url()}: run `casetransfer up`") from None
@@ -183,3 +185,35 @@ def _has_input(client: SyncPrefectClient, run_id: str, key: str) -> bool:
             return False
         raise
     return True
+
+
+def wake_transfer(reference: str, timeout: float | None = None) -> bool:
+    """Make sure the transfer's run reads the store after the change just committed (a task
+    recorded, a challenge raised). Its run may be between its last read and its suspension: then
+    it is not paused yet, and a resume now would be lost, so wait until it either records that it
+    has read this change (seen_seq) or is paused, and resume it then. True once the change is
+    seen or on its way; False after `timeout` (`recover` re-sends wake-ups still unseen)."""
+    from tasks import transfers
+    from tasks.settings import get_settings
+
+    target, _, _, _ = transfers.wake_state(reference)
+    deadline = time.monotonic() + (get_settings().wake_timeout_seconds if timeout is None else timeout)
+    while True:
+        _, seen, run_id, _ = transfers.wake_state(reference)
+        if seen >= target or not run_id:
+            return True
+        try:
+            state_type, _ = run_state(run_id)
+        except EngineError:
+            return True  # no run to wake: nothing waits for this change
+        if state_type in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            return True
+        if state_type == "PAUSED":
+            try:
+                resume_flow_run(UUID(run_id))
+                return True
+            except (NotPausedError, RuntimeError, PrefectHTTPStatusError):
+                pass  # resumed by another wake-up a moment ago: check again what it has read
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.3)

@@ -83,12 +83,15 @@ def applies(rule: ActionRule, facts: Facts) -> bool:
         raise ValueError(f"config/timescales.yaml: action {rule.code} names unknown condition {rule.when!r}") from None
 
 
-def plan_actions(facts: Facts, clocks: Clocks, policy: Policy, calendar: WorkingDayCalendar) -> list[PlannedAction]:
-    """Every action that applies and whose clock has started, with its due date."""
+def plan_actions(
+    facts: Facts, clocks: Clocks, policy: Policy, calendar: WorkingDayCalendar, shape: int | None = None
+) -> list[PlannedAction]:
+    """Every action that applies (to the NSI's process shape, when given) and whose clock has
+    started, with its due date."""
     planned = []
     for rule in policy.actions:
         start = clocks.start(rule.clock)
-        if start is None or not applies(rule, facts):
+        if start is None or not applies(rule, facts) or (shape is not None and shape not in rule.shapes):
             continue
         planned.append(PlannedAction(rule.code, rule.title, rule.owner, due_date(rule, start, calendar), rule.step))
     return planned

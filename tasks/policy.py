@@ -12,7 +12,7 @@ from tasks.config_files import read_yaml
 from tasks.settings import get_settings
 
 Clock = Literal["raised", "received", "move", "reallocation", "returned"]
-OwnerRole = Literal["transferring_pp", "transferring_spo", "receiving_spo", "receiving_pp", "admin"]
+OwnerRole = Literal["transferring_pp", "transferring_spo", "receiving_spo", "receiving_pp", "admin", "receiving_head"]
 
 
 class ActionRule(BaseModel):
@@ -27,6 +27,13 @@ class ActionRule(BaseModel):
     when: str | None = None
     step: str | None = None
     nsi_types: list[str] = Field(default_factory=lambda: ["case_transfer"])
+    opens_after: list[str] = Field(default_factory=list)  # concurrent shape: steps/actions done before its task opens
+    shapes: list[int] = Field(default_factory=lambda: [1, 2])
+
+    @property
+    def task(self) -> str:
+        """The waiting task that completes this action: its step, or the action itself."""
+        return self.step or self.code
 
     @model_validator(mode="after")
     def _one_deadline(self) -> ActionRule:
@@ -53,6 +60,14 @@ class Policy(BaseModel):
     internal_transfers: bool = False  # a move between teams of one PDU may be a transfer when the form says so
     caretaking_agreement_required: bool = False  # a temporary move's support allocation records who does what
     step_requires_actions: dict[str, list[str]] = Field(default_factory=dict)  # step -> actions done before it
+    # The concurrent shape (config/timescales.yaml explains each).
+    shape_version: int = 1
+    completion_requires: list[str] = Field(default_factory=list)
+    challenge_raisers: list[OwnerRole] = Field(default_factory=lambda: ["receiving_pp", "receiving_spo"])
+    challenge_owner: OwnerRole = "receiving_spo"
+    dispute_raiser: OwnerRole = "transferring_spo"
+    dispute_owner: OwnerRole = "receiving_head"
+    dispute_working_days: int = 5
     # Age in completed years on the day the NSI is raised (parse_form refuses a form outside it);
     # the defaults are the adult Probation Service's: 18 and over, 110 as a typing-error bound.
     min_age: int = 18
@@ -65,8 +80,12 @@ class Policy(BaseModel):
                 return r
         raise KeyError(code)
 
-    def rules_for_step(self, step: str) -> list[ActionRule]:
-        return [r for r in self.actions if r.step == step]
+    def rules_for_step(self, step: str, shape: int | None = None) -> list[ActionRule]:
+        return [r for r in self.actions if r.step == step and (shape is None or shape in r.shapes)]
+
+    def rule_for_task(self, task: str) -> ActionRule | None:
+        """The action rule a concurrent-shape task completes (its step's, or the action's own)."""
+        return next((r for r in self.actions if r.task == task and 2 in r.shapes), None)
 
 
 def load_policy(profile: str | None = None, config_dir: Path | None = None) -> Policy:

@@ -65,6 +65,13 @@ class Settings(BaseSettings):
     run_heartbeat_timeout_seconds: float = 50.0
     # Fault testing only: seconds to hold a step's task after its answer is committed.
     fault_delay_seconds: float = 0.0
+    # Fault testing only: seconds a transfer's run waits between reading the store and suspending
+    # (the window in which a finished task's wake-up must not be lost).
+    fault_wake_delay_seconds: float = 0.0
+    # Pin the process shape of new Case Transfers (1 sequential, 2 concurrent); empty: the policy's.
+    shape_version: int | None = None
+    # How long a finished task keeps trying to wake its transfer's run before leaving it to `recover`.
+    wake_timeout_seconds: float = 120.0
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):  # type: ignore[no-untyped-def,override]

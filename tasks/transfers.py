@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tasks import profile_rules, temporary_moves
+from tasks import steps as registry
 from tasks.actions import Clocks, Facts, PlannedAction, plan_actions, transfer_due
 from tasks.calendar import get_calendar
 from tasks.decisions import RefusalReason, RuleBroken, check_decision, check_reason
@@ -23,10 +24,13 @@ from tasks.estate import load_estate
 from tasks.form import FormError, NsiType, TransferForm
 from tasks.policy import Policy, get_policy
 from tasks.settings import get_settings
-from tasks.store.models import Action, HistoryEntry, Nsi, StepRecord
+from tasks.store.models import Action, Challenge, HistoryEntry, Nsi, StepRecord, WaitingTask, utcnow
 from tasks.store.unit_of_work import UnitOfWork
 
 CLOSED = {"completed", "refused", "withdrawn", "returned", "converted", "ended"}
+# The concurrent shape's statuses while open: waiting for allocation, tasks under way, a challenge
+# about risk waiting for the receiving SPO, a refusal disputed and waiting for the head of PDU.
+AWAITING_ALLOCATION, IN_PROGRESS, CHALLENGED, DISPUTED = "awaiting_allocation", "in_progress", "challenged", "disputed"
 REFERENCE_PREFIX = {NsiType.case_transfer: "CT", NsiType.temporary_move: "TM"}
 
 
@@ -153,14 +157,16 @@ def register_nsi(
     received = form.received_on or raised
     move = form.move_date or received
     facts = Facts(form, nearby_pdu=placement.distance_km is not None and placement.distance_km < policy.nearby_pdu_km)
-    planned = plan_actions(facts, Clocks(raised=raised, received=received, move=move), policy, calendar)
+    shape = shape_for(form.nsi_type, policy)
+    planned = plan_actions(facts, Clocks(raised=raised, received=received, move=move), policy, calendar, shape)
     with UnitOfWork(url) as uow:
         nsi = Nsi(
             reference=f"new-{uuid.uuid4().hex[:16]}",  # replaced by the id-based reference below
             request_key=request_key,
             nsi_type=form.nsi_type.value,
             profile=policy.profile,
-            status="raised",
+            status=AWAITING_ALLOCATION if shape == 2 else "raised",
+            shape_version=shape,
             crn=form.crn,
             name=form.name,
             lao=form.lao,
@@ -217,6 +223,14 @@ def register_nsi(
         return nsi.reference
 
 
+def shape_for(nsi_type: NsiType, policy: Policy) -> int:
+    """The process shape a new NSI follows. A Temporary Move is one step after another (support,
+    then its outcome) whatever the policy; settings can pin a shape (tests of the old one)."""
+    if nsi_type is NsiType.temporary_move:
+        return 1
+    return get_settings().shape_version or policy.shape_version
+
+
 def registered(request_key: str, url: str | None = None) -> str | None:
     """The reference of the NSI stored under `request_key` once a flow run has taken it on."""
     with UnitOfWork(url) as uow:
@@ -232,23 +246,34 @@ def _load(session: Session, reference: str) -> Nsi:
 
 
 def open_flow_runs(url: str | None = None) -> list[tuple[str, str]]:
-    """(reference, flow run id) of every open NSI that has a flow run."""
+    """(reference, flow run id) of every open NSI's run and of every open waiting task's run."""
     with UnitOfWork(url) as uow:
         rows = uow.session.execute(
             select(Nsi.reference, Nsi.flow_run_id).where(Nsi.status.not_in(CLOSED), Nsi.flow_run_id.is_not(None))
         )
-        return [(r, f) for r, f in rows if f]
+        tasks = uow.session.execute(
+            select(Nsi.reference, WaitingTask.flow_run_id)
+            .join(WaitingTask, WaitingTask.nsi_id == Nsi.id)
+            .where(WaitingTask.status == "open", WaitingTask.flow_run_id.is_not(None))
+        )
+        return [(r, f) for r, f in [*rows, *tasks] if f]
 
 
 def waiting_steps(url: str | None = None) -> dict[str, tuple[str, str]]:
-    """flow run id -> (reference, the step it waits at) for every open NSI waiting at a step."""
+    """flow run id -> (reference, the step it waits at) for every open NSI waiting at a step, and
+    for every open waiting task's run."""
     with UnitOfWork(url) as uow:
         rows = uow.session.execute(
             select(Nsi.flow_run_id, Nsi.reference, Nsi.waiting_step).where(
                 Nsi.status.not_in(CLOSED), Nsi.flow_run_id.is_not(None), Nsi.waiting_step.is_not(None)
             )
         )
-        return {f: (r, s) for f, r, s in rows if f and s}
+        tasks = uow.session.execute(
+            select(WaitingTask.flow_run_id, Nsi.reference, WaitingTask.task)
+            .join(Nsi, WaitingTask.nsi_id == Nsi.id)
+            .where(WaitingTask.status == "open", WaitingTask.flow_run_id.is_not(None))
+        )
+        return {f: (r, s) for f, r, s in [*rows, *tasks] if f and s}
 
 
 def set_flow_run(reference: str, flow_run_id: str, url: str | None = None) -> None:
@@ -269,6 +294,13 @@ def nsi_status(reference: str, url: str | None = None) -> tuple[str, str | None]
     with UnitOfWork(url) as uow:
         nsi = _load(uow.session, reference)
         return nsi.status, nsi.waiting_step
+
+
+def shape_of(reference: str, url: str | None = None) -> int:
+    """The process shape the NSI was raised under (1 sequential, 2 concurrent tasks)."""
+    with UnitOfWork(url) as uow:
+        nsi = _load(uow.session, reference)
+        return nsi.shape_version if nsi.nsi_type == NsiType.case_transfer.value else 1
 
 
 def policy_of(reference: str, url: str | None = None) -> Policy:
@@ -372,11 +404,57 @@ def _valid_handover(nsi: Nsi, policy: Policy) -> StepRecord | None:
     return next((s for s in nsi.steps if s.step == "handover" and not profile_rules.handover_shortfall(policy, s.answer)), None)
 
 
+def _done_codes(nsi: Nsi, policy: Policy | None = None) -> set[str]:
+    """Steps recorded and actions done (an action done counts for its step too): what a
+    concurrent task's gate asks about."""
+    policy = policy or _policy_for(nsi.profile)
+    done = {s.step for s in nsi.steps}
+    for a in nsi.actions:
+        if a.status == "done":
+            done.add(a.code)
+            rule = next((r for r in policy.actions if r.code == a.code), None)
+            if rule is not None:
+                done.add(rule.task)
+    return done
+
+
+def _open_challenge(nsi: Nsi) -> Challenge | None:
+    return next((c for c in nsi.challenges if c.status == "open"), None)
+
+
+def _disputed(nsi: Nsi) -> Challenge | None:
+    return next((c for c in nsi.challenges if c.dispute_status == "open"), None)
+
+
+def _blocking_completion(nsi: Nsi, policy: Policy) -> list[Action]:
+    """Concurrent shape: the actions config marks as required before completion that are still open."""
+    required = set(policy.completion_requires)
+    return [a for a in nsi.actions if a.code in required and a.status == "open"]
+
+
+def _gate(nsi: Nsi, policy: Policy, task: str) -> list[str]:
+    """What a concurrent task waits for before it opens (steps or actions not yet done)."""
+    rule = policy.rule_for_task(task)
+    if rule is None:
+        return []
+    done = _done_codes(nsi, policy)
+    return [g for g in rule.opens_after if g not in done]
+
+
 def _check_answer(nsi: Nsi, step: str, answer: dict[str, Any]) -> None:
     """Rules that need the NSI, under the NSI's own policy: StepRefused names the field."""
-    if nsi.status in CLOSED:
-        raise StepRefused("nsi", f"{nsi.reference} is {nsi.status}; no more steps can be recorded")
     policy = _policy_for(nsi.profile)
+    spec = registry.spec_for(step, policy)
+    concurrent = nsi.shape_version >= 2 and nsi.nsi_type == NsiType.case_transfer.value
+    if nsi.status in CLOSED:
+        # After completion, the after-the-move actions (reassessment, plan review, court
+        # application) stay open and can still be recorded; a refusal can still be disputed.
+        action = next((a for a in nsi.actions if a.code == step and a.status == "open"), None)
+        late_action = concurrent and nsi.status == "completed" and spec.kind == "action" and action is not None
+        if not late_action and not (spec.kind == "dispute" and _disputed(nsi) is not None):
+            raise StepRefused("nsi", f"{nsi.reference} is {nsi.status}; no more steps can be recorded")
+    for field_name, problem in registry.date_problems(spec, answer, today(), nsi.raised_on):
+        raise StepRefused(field_name, problem)
     try:
         if step in ("allocation", "support_allocation"):
             team = load_estate().teams.get(str(answer["team_code"]).strip().upper())
@@ -403,13 +481,38 @@ def _check_answer(nsi: Nsi, step: str, answer: dict[str, Any]) -> None:
             on = answer.get("on") and dt.date.fromisoformat(str(answer["on"])) or today()
             form = temporary_moves.conversion_form(nsi.form, on, str(answer.get("recorded_by")), nsi.receiving_pdu_code)
             check_placement(form, Placement(nsi.receiving_pdu_code, nsi.distance_km), policy)
+        elif spec.kind == "challenge":
+            open_one = _open_challenge(nsi)
+            if open_one is None or f"challenge-{open_one.seq}" != step:
+                raise StepRefused("step", f"{nsi.reference} has no open {spec.title}")
+            registry.check_rules(spec, registry.ChallengeOutcome.model_validate(answer), policy, today())
+        elif spec.kind == "dispute":
+            disputed = _disputed(nsi)
+            if disputed is None or f"dispute-{disputed.seq}" != step:
+                raise StepRefused("step", f"{nsi.reference} has no open {spec.title}")
     except RuleBroken as exc:
         raise StepRefused(exc.field, str(exc).removeprefix(f"{exc.field}: ")) from None
     except FormError as exc:
         raise StepRefused("outcome", f"cannot convert to a Case Transfer: {exc}") from None
+    if concurrent and spec.kind in ("step", "action"):
+        if spec.kind == "action" and not any(a.code == step for a in nsi.actions):
+            have = ", ".join(a.code for a in nsi.actions)
+            raise StepRefused("step", f"{nsi.reference} has no action {step!r}; it has: {have}")
+        if waiting := _gate(nsi, policy, step):
+            raise StepRefused(
+                "step", f"{spec.title} opens after {', '.join(w.replace('_', ' ') for w in waiting)}, not yet recorded"
+            )
+        if step == "completion":
+            if challenge := _open_challenge(nsi):
+                raise StepRefused(
+                    "step", f"completion waits while challenge {challenge.seq} about risk is open: the receiving SPO settles it first"
+                )
+            if blocking := _blocking_completion(nsi, policy):
+                names = "; ".join(f"{a.title} ({a.code})" for a in blocking)
+                raise StepRefused("step", f"completion waits for: {names}")
     # After the step's own rules, which say the more fundamental thing (no valid meeting yet).
-    if blocking := profile_rules.open_required_actions(policy, step, nsi.actions):
-        names = "; ".join(f"{a.title} ({a.code})" for a in blocking)
+    if blocking_actions := profile_rules.open_required_actions(policy, step, nsi.actions):
+        names = "; ".join(f"{a.title} ({a.code})" for a in blocking_actions)
         raise StepRefused(
             "step",
             f"{step.replace('_', ' ')} cannot be recorded before: {names}. "
@@ -422,9 +525,11 @@ def check_step(reference: str, step: str, answer: dict[str, Any], url: str | Non
     with UnitOfWork(url) as uow:
         nsi = _load(uow.session, reference)
         if uow.session.scalar(select(StepRecord.id).where(StepRecord.nsi_id == nsi.id, StepRecord.step == step)) is not None:
-            raise StepRefused("step", f"{step} is already recorded for {nsi.reference}")
+            raise StepRefused(
+                "step", f"{step} is already recorded for {nsi.reference}; to change its date use: casetransfer correct"
+            )
         _check_answer(nsi, step, answer)
-        if nsi.waiting_step != step:
+        if nsi.shape_version < 2 and nsi.waiting_step != step:
             waiting = nsi.waiting_step.replace("_", " ") if nsi.waiting_step else "no step"
             raise StepRefused("step", f"{nsi.reference} is waiting for {waiting}, not {step.replace('_', ' ')}")
 
@@ -432,6 +537,10 @@ def check_step(reference: str, step: str, answer: dict[str, Any], url: str | Non
 def _date_in(answer: dict[str, Any], key: str) -> dt.date | None:
     value = answer.get(key)
     return dt.date.fromisoformat(str(value)) if value else None
+
+
+def _done_note(on: dt.date, recorded: dt.date) -> str:
+    return f" (done {on.isoformat()})" if on != recorded else ""
 
 
 def apply_step(
@@ -442,15 +551,17 @@ def apply_step(
     url: str | None = None,
     attempt: int = 0,
 ) -> str:
-    """Record a step's answer and its effects. Returns the NSI status after it.
+    """Record a step's answer and its effects, dated the day the work was done (the answer's
+    done date; today when empty). Returns the NSI status after it.
 
     A step is recorded once: the same answer again (a re-run flow) changes nothing; raises
     StepRefused when the NSI is closed or the answer breaks a rule. An answer the policy records
     without completing the step (a handover that did not transfer the case, a stayed decision)
-    goes in the history under `attempt`, and the step stays waiting.
+    goes in the history under `attempt`, and the step stays waiting. On the concurrent shape the
+    NSI's wake-up counter moves, so its transfer's run opens whatever became possible.
     """
     actor = answer.get("recorded_by") or "unknown"
-    on = today()
+    recorded_today = today()
     settings = get_settings()
     with UnitOfWork(url) as uow:
         session = uow.session
@@ -458,8 +569,11 @@ def apply_step(
         if session.scalar(select(StepRecord.id).where(StepRecord.nsi_id == nsi.id, StepRecord.step == step)) is not None:
             return nsi.status
         policy = _policy_for(nsi.profile)
+        spec = registry.spec_for(step, policy)
+        on = registry.done_date(step, answer, recorded_today, policy)
+        concurrent = nsi.shape_version >= 2 and nsi.nsi_type == NsiType.case_transfer.value
         calendar = get_calendar(settings.calendar)
-        detail = step.replace("_", " ") + " recorded"
+        detail = spec.title + " recorded"
         _check_answer(nsi, step, answer)
         transferring = f"{nsi.transferring_practitioner} ({nsi.transferring_team_code})"
         if (pending := profile_rules.not_final(policy, step, answer, transferring)) is not None:
@@ -467,7 +581,9 @@ def apply_step(
             uow.commit()
             return nsi.status
         close_as: tuple[str, dt.date] | None = None
-        status_after = f"{step}_recorded"
+        status_after = IN_PROGRESS if concurrent else f"{step}_recorded"
+        if nsi.status in CLOSED:
+            status_after = nsi.status  # an after-the-move action recorded after completion
         if step in ("allocation", "support_allocation"):
             team = load_estate().teams[str(answer["team_code"]).strip().upper()]
             nsi.receiving_team_code = team.code
@@ -478,7 +594,7 @@ def apply_step(
                 clocks = Clocks(
                     raised=nsi.raised_on, received=nsi.received_on, move=nsi.move_on or nsi.received_on, reallocation=on
                 )
-                _add_planned(session, nsi, plan_actions(Facts(form), clocks, policy, calendar))
+                _add_planned(session, nsi, plan_actions(Facts(form), clocks, policy, calendar, nsi.shape_version))
                 session.flush()
                 session.refresh(nsi)
                 detail = f"allocated to {answer['practitioner']} ({team.name})"
@@ -505,10 +621,13 @@ def apply_step(
             detail = f"completed: responsible officer {answer['responsible_officer']}"
             handover = _valid_handover(nsi, policy) if policy.handover_is_transfer_date else None
             # Where the handover is the formal transfer date, completion dates from it.
-            completed_on = _date_in(answer, "completed_on") or (handover and _date_in(handover.answer, "held_on")) or on
+            completed_on = (
+                _date_in(answer, "completed_on") or _date_in(answer, "done_on") or (handover and _date_in(handover.answer, "held_on")) or on
+            )
+            on = completed_on
             close_as = ("completed", completed_on)
         elif step == "outcome":
-            outcome, ended_on = answer["outcome"], _date_in(answer, "on") or on
+            outcome, ended_on = answer["outcome"], on
             answer = {**answer, "on": ended_on.isoformat()}  # stored resolved: a conversion re-run uses the same day
             if outcome == "converted":
                 status_after = temporary_moves.CONVERTING  # closes once the Case Transfer exists
@@ -516,9 +635,43 @@ def apply_step(
             else:
                 close_as = (temporary_moves.OUTCOMES[outcome], ended_on)
                 detail = f"temporary move {outcome}" + (f": {answer['notes']}" if answer.get("notes") else "")
-        codes = [r.code for r in policy.rules_for_step(step)]
+        elif spec.kind == "challenge":
+            challenge = _open_challenge(nsi)
+            assert challenge is not None  # _check_answer refused otherwise
+            challenge.settled_by, challenge.settled_on = actor, on
+            if answer["outcome"] == "uphold":
+                challenge.status = "upheld"
+                challenge.reasons = [RefusalReason(r).value for r in answer.get("reasons", [])]
+                challenge.evidence = answer.get("evidence", "")
+                close_as = ("refused", on)
+                detail = f"challenge {challenge.seq} upheld: refused: " + "; ".join(challenge.reasons)
+            else:
+                challenge.status = "withdrawn"
+                detail = f"challenge {challenge.seq} withdrawn: the transfer carries on"
+        elif spec.kind == "dispute":
+            challenge = _disputed(nsi)
+            assert challenge is not None
+            challenge.dispute_settled_by, challenge.dispute_settled_on = actor, on
+            challenge.dispute_notes = answer.get("notes", "")
+            if answer["outcome"] == "overturn":
+                challenge.dispute_status = "overturned"
+                nsi.closed_on = None
+                for action in nsi.actions:
+                    if action.status == "cancelled":
+                        action.status = "open"  # the tasks reopen as they stood
+                detail = f"refusal overturned on dispute: the transfer proceeds. {answer.get('notes', '')}".strip()
+            else:
+                challenge.dispute_status = "confirmed"
+                status_after = "refused"
+                nsi.closed_on = challenge.settled_on
+                detail = f"refusal confirmed on dispute. {answer.get('notes', '')}".strip()
+        elif spec.kind == "action":
+            detail = f"{spec.title}: done" + (f". {answer['notes']}" if answer.get("notes") else "")
+        codes = [r.code for r in policy.rules_for_step(step, nsi.shape_version)] + ([step] if spec.kind == "action" else [])
         _finish_actions(session, nsi, codes, on)
-        session.add(StepRecord(nsi_id=nsi.id, step=step, answer=answer, recorded_by=actor, flow_run_id=flow_run_id))
+        session.add(
+            StepRecord(nsi_id=nsi.id, step=step, answer=answer, recorded_by=actor, flow_run_id=flow_run_id, done_on=on)
+        )
         if close_as is not None:
             _close(nsi, *close_as)
         else:
@@ -527,11 +680,16 @@ def apply_step(
         if step == "outcome" and answer["outcome"] == "returned":
             # After closing, so the review stays open: the case is reviewed on the person's return.
             clocks = Clocks(
-                raised=nsi.raised_on, received=nsi.received_on, move=nsi.move_on or nsi.received_on, returned=ended_on
+                raised=nsi.raised_on, received=nsi.received_on, move=nsi.move_on or nsi.received_on, returned=on
             )
-            planned = plan_actions(Facts(TransferForm.model_validate(nsi.form)), clocks, policy, calendar)
+            planned = plan_actions(Facts(TransferForm.model_validate(nsi.form)), clocks, policy, calendar, nsi.shape_version)
             _add_planned(session, nsi, [p for p in planned if policy.rule(p.code).clock == "returned"])
-        _history(session, nsi, f"step:{step}", step, detail, actor, flow_run_id)
+        for row in nsi.tasks:
+            if row.task == step and row.status == "open":
+                row.status, row.closed_at = "done", utcnow()
+        if concurrent:
+            nsi.wake_seq += 1
+        _history(session, nsi, f"step:{step}", step, detail + _done_note(on, recorded_today), actor, flow_run_id)
         try:
             uow.commit()
         except IntegrityError:
@@ -540,8 +698,59 @@ def apply_step(
         return nsi.status
 
 
-def withdraw(reference: str, reason: str, by: str, url: str | None = None) -> str | None:
-    """Withdraw at any step. Returns the flow run id to stop, if any."""
+def correct(reference: str, step: str, done_on: dt.date, reason: str, by: str, url: str | None = None) -> dt.date:
+    """Correct the day a recorded step (or action) was done. The answer and the action take the new
+    date; the history keeps the original entry and adds who corrected it, when and why. Returns
+    the date it replaced."""
+    reason = check_reason("reason", reason)
+    by = check_reason("by", by)
+    with UnitOfWork(url) as uow:
+        session = uow.session
+        nsi = _load(session, reference)
+        policy = _policy_for(nsi.profile)
+        record = session.scalar(select(StepRecord).where(StepRecord.nsi_id == nsi.id, StepRecord.step == step))
+        codes = [r.code for r in policy.rules_for_step(step, nsi.shape_version)] or [step]
+        actions = [a for a in nsi.actions if a.code in codes and a.status == "done"]
+        if record is None and not actions:
+            done = sorted({s.step for s in nsi.steps} | {a.code for a in nsi.actions if a.status == "done"})
+            raise StepRefused("step", f"{step} is not recorded for {nsi.reference}; recorded: {', '.join(done) or 'nothing yet'}")
+        if done_on > today():
+            raise StepRefused("done_on", f"{done_on} is in the future: record work on or after the day it was done")
+        if done_on < nsi.raised_on:
+            raise StepRefused("done_on", f"{done_on} is before the NSI was raised ({nsi.raised_on})")
+        was = (record.done_on if record is not None else None) or (actions[0].done_on if actions else None) or today()
+        if record is not None:
+            record.done_on = done_on
+            spec = registry.spec_for(step, policy)
+            answer = dict(record.answer)
+            for key in (spec.date_field, "done_on"):
+                if key and answer.get(key):
+                    answer[key] = done_on.isoformat()
+            answer.setdefault("done_on", done_on.isoformat())
+            record.answer = answer
+        for action in actions:
+            action.done_on = done_on
+        if step == "allocation":
+            nsi.allocated_on = done_on
+        if step == "completion" and nsi.status == "completed":
+            nsi.closed_on = done_on
+        n = session.scalar(
+            select(func.count()).select_from(HistoryEntry).where(HistoryEntry.nsi_id == nsi.id, HistoryEntry.event == "corrected")
+        )
+        _history(
+            session,
+            nsi,
+            f"corrected:{step}:{(n or 0) + 1}",
+            "corrected",
+            f"{step.replace('_', ' ')} done on {done_on.isoformat()} (was {was.isoformat()}): {reason}",
+            by,
+        )
+        uow.commit()
+        return was
+
+
+def withdraw(reference: str, reason: str, by: str, url: str | None = None) -> list[str]:
+    """Withdraw at any step. Returns the flow runs to stop: the transfer's and every task still open."""
     reason = check_reason("reason", reason)
     by = check_reason("by", by)
     with UnitOfWork(url) as uow:
@@ -549,9 +758,16 @@ def withdraw(reference: str, reason: str, by: str, url: str | None = None) -> st
         if nsi.status in CLOSED:
             raise StepRefused("nsi", f"{nsi.reference} is already {nsi.status}")
         _close(nsi, "withdrawn", today())
+        runs = [nsi.flow_run_id] if nsi.flow_run_id else []
+        for row in nsi.tasks:
+            if row.status == "open":
+                row.status, row.closed_at = "cancelled", utcnow()
+                if row.flow_run_id:
+                    runs.append(row.flow_run_id)
+        nsi.wake_seq += 1
         _history(uow.session, nsi, "withdrawn", "withdrawn", reason, by)
         uow.commit()
-        return nsi.flow_run_id
+        return runs
 
 
 def escalate(reference: str, concern: str, by: str, url: str | None = None) -> int:
@@ -584,9 +800,229 @@ def mark_action_done(reference: str, code: str, by: str, on: dt.date | None = No
             )
         if action.status != "open":
             raise StepRefused("action", f"{code} is already {action.status}")
+        on = on or today()
+        if on > today():
+            raise StepRefused("on", f"{on} is in the future: record work on or after the day it was done")
+        if on < nsi.raised_on:
+            raise StepRefused("on", f"{on} is before the NSI was raised ({nsi.raised_on})")
         action.status = "done"
-        action.done_on = on or today()
-        _history(uow.session, nsi, f"action:{code}", "action done", action.title, by)
+        action.done_on = on
+        if nsi.shape_version >= 2:
+            nsi.wake_seq += 1  # its waiting task, if any, is closed by the transfer's run
+        _history(uow.session, nsi, f"action:{code}", "action done", action.title + _done_note(on, today()), by)
+        uow.commit()
+
+
+# ---- The concurrent shape: challenges, disputes, and what the transfer's run opens and closes ----
+
+
+def raise_challenge(reference: str, concern: str, by: str, role: str, url: str | None = None) -> tuple[int, int]:
+    """A challenge about risk from the receiving side, before completion: a waiting task for the
+    receiving SPO. At most one is open at a time. Returns (challenge number, wake-up sequence)."""
+    concern = check_reason("concern", concern)
+    by = check_reason("by", by)
+    with UnitOfWork(url) as uow:
+        nsi = _load(uow.session, reference)
+        policy = _policy_for(nsi.profile)
+        if nsi.shape_version < 2 or nsi.nsi_type != NsiType.case_transfer.value:
+            raise StepRefused("nsi", f"{nsi.reference} follows the sequential shape: the receiving SPO answers its decision step")
+        if role not in policy.challenge_raisers:
+            raise StepRefused("role", f"{role!r} cannot raise a challenge; it is for: {', '.join(policy.challenge_raisers)}")
+        if nsi.status in CLOSED:
+            raise StepRefused("nsi", f"{nsi.reference} is {nsi.status}: a challenge can be raised only before completion")
+        if (open_one := _open_challenge(nsi)) is not None:
+            raise StepRefused("nsi", f"challenge {open_one.seq} is already open for {nsi.reference}; one at a time")
+        seq = len(nsi.challenges) + 1
+        uow.session.add(
+            Challenge(nsi_id=nsi.id, seq=seq, concern=concern, raised_by=by, raised_role=role, raised_on=today(), status="open",
+                      reasons=[], evidence="")  # fmt: skip
+        )
+        nsi.status = CHALLENGED
+        nsi.wake_seq += 1
+        _history(uow.session, nsi, f"challenge:{seq}", "challenge raised", f"challenge {seq} about risk: {concern}", by)
+        uow.commit()
+        return seq, nsi.wake_seq
+
+
+def dispute_deadline(reference: str, url: str | None = None) -> dt.date | None:
+    with UnitOfWork(url) as uow:
+        nsi = _load(uow.session, reference)
+        upheld = [c for c in nsi.challenges if c.status == "upheld"]
+        if not upheld or upheld[-1].settled_on is None:
+            return None
+        policy = _policy_for(nsi.profile)
+        return get_calendar(get_settings().calendar).add_working_days(upheld[-1].settled_on, policy.dispute_working_days)
+
+
+def raise_dispute(reference: str, grounds: str, by: str, url: str | None = None) -> int:
+    """The transferring SPO disputes an upheld challenge (a refusal) within the period in config.
+    Returns the challenge number; its dispute is a waiting task for the head of the receiving PDU."""
+    grounds = check_reason("grounds", grounds)
+    by = check_reason("by", by)
+    deadline = dispute_deadline(reference, url)
+    with UnitOfWork(url) as uow:
+        nsi = _load(uow.session, reference)
+        policy = _policy_for(nsi.profile)
+        upheld = [c for c in nsi.challenges if c.status == "upheld"]
+        if nsi.status != "refused" or not upheld:
+            raise StepRefused("nsi", f"{nsi.reference} is {nsi.status}: only a refusal (an upheld challenge) can be disputed")
+        challenge = upheld[-1]
+        if challenge.dispute_status is not None:
+            raise StepRefused("nsi", f"the refusal of {nsi.reference} was already disputed ({challenge.dispute_status})")
+        if deadline is not None and today() > deadline:
+            raise StepRefused(
+                "nsi",
+                f"the period to dispute the refusal ended on {deadline} ({policy.dispute_working_days} working days from "
+                f"{challenge.settled_on})",
+            )
+        challenge.dispute_status, challenge.disputed_by, challenge.disputed_on, challenge.grounds = "open", by, today(), grounds
+        nsi.status = DISPUTED
+        nsi.closed_on = None
+        nsi.wake_seq += 1
+        _history(uow.session, nsi, f"dispute:{challenge.seq}", "refusal disputed", f"dispute of the refusal: {grounds}", by)
+        uow.commit()
+        return challenge.seq
+
+
+@dataclass(frozen=True)
+class TaskToStart:
+    task: str
+    round: int
+    owner_role: str
+    title: str
+
+
+@dataclass
+class Progress:
+    """What the transfer's run does after reading the store: start these task runs, stop those,
+    and suspend until woken (or finish)."""
+
+    reference: str
+    crn: str
+    lao: bool
+    status: str
+    seen: int
+    finished: bool
+    to_start: list[TaskToStart] = field(default_factory=list)
+    to_stop: list[str] = field(default_factory=list)
+
+
+def _wanted_tasks(nsi: Nsi, policy: Policy) -> dict[str, str]:
+    """task -> owner role: every task whose gate is open and that is not done, now."""
+    if nsi.status in ("refused", "withdrawn"):
+        return {}
+    if (disputed := _disputed(nsi)) is not None:
+        return {f"dispute-{disputed.seq}": policy.dispute_owner}
+    done = _done_codes(nsi, policy)
+    wanted: dict[str, str] = {}
+    challenge = _open_challenge(nsi)
+    for action in nsi.actions:
+        rule = next((r for r in policy.actions if r.code == action.code), None)
+        if action.status != "open" or rule is None:
+            continue
+        if nsi.status == "completed":
+            if rule.task != "completion":
+                wanted[rule.task] = rule.owner  # after the move: still open, still reminded
+            continue
+        if any(g not in done for g in rule.opens_after):
+            continue
+        if rule.task == "completion" and (challenge is not None or _blocking_completion(nsi, policy)):
+            continue
+        wanted[rule.task] = rule.owner
+    if challenge is not None:
+        wanted[f"challenge-{challenge.seq}"] = policy.challenge_owner
+    return wanted
+
+
+def progress(reference: str, url: str | None = None) -> Progress:
+    """Concurrent shape: open a waiting task for everything that has become possible, close the
+    tasks that no longer apply, and note the wake-up sequence read. One transaction; idempotent."""
+    with UnitOfWork(url) as uow:
+        session = uow.session
+        nsi = _load(session, reference)
+        policy = _policy_for(nsi.profile)
+        seen = nsi.wake_seq
+        wanted = _wanted_tasks(nsi, policy)
+        latest: dict[str, WaitingTask] = {}
+        for row in nsi.tasks:
+            if row.task not in latest or row.round > latest[row.task].round:
+                latest[row.task] = row
+        to_stop = []
+        for row in nsi.tasks:
+            if row.status == "open" and row.task not in wanted:
+                row.status, row.closed_at = "cancelled", utcnow()
+                if row.flow_run_id:
+                    to_stop.append(row.flow_run_id)
+        to_start = []
+        for task, owner in wanted.items():
+            row = latest.get(task)
+            if row is None or row.status == "cancelled":
+                row = WaitingTask(nsi_id=nsi.id, task=task, round=(row.round + 1) if row else 1, owner_role=owner, status="open")
+                session.add(row)
+                title = registry.spec_for(task, policy).title
+                _history(session, nsi, f"opened:{task}:{row.round}", "task opened", f"{title}: waiting for {owner.replace('_', ' ')}",
+                         "casetransfer")  # fmt: skip
+            if row.status == "open" and row.flow_run_id is None:
+                to_start.append(TaskToStart(task, row.round, owner, registry.spec_for(task, policy).title))
+        nsi.seen_seq = max(nsi.seen_seq, seen)
+        finished = nsi.status in CLOSED
+        result = Progress(nsi.reference, nsi.crn, nsi.lao, nsi.status, seen, finished, to_start, to_stop)
+        uow.commit()
+        return result
+
+
+def task_started(reference: str, task: str, round_: int, flow_run_id: str, url: str | None = None) -> None:
+    with UnitOfWork(url) as uow:
+        nsi = _load(uow.session, reference)
+        row = next((r for r in nsi.tasks if r.task == task and r.round == round_), None)
+        if row is not None and row.flow_run_id != flow_run_id:
+            row.flow_run_id = flow_run_id
+            uow.commit()
+
+
+def task_round(reference: str, task: str, url: str | None = None) -> tuple[int, str, str | None] | None:
+    """(round, status, flow run id) of the latest waiting task `task`, or None before it opens."""
+    with UnitOfWork(url) as uow:
+        nsi = _load(uow.session, reference)
+        rows = [r for r in nsi.tasks if r.task == task]
+        if not rows:
+            return None
+        row = max(rows, key=lambda r: r.round)
+        return row.round, row.status, row.flow_run_id
+
+
+def wake_state(reference: str, url: str | None = None) -> tuple[int, int, str | None, str]:
+    """(wake_seq, seen_seq, the transfer's flow run id, status)."""
+    with UnitOfWork(url) as uow:
+        nsi = _load(uow.session, reference)
+        return nsi.wake_seq, nsi.seen_seq, nsi.flow_run_id, nsi.status
+
+
+def bump_wake(reference: str, url: str | None = None) -> int:
+    """Move the wake-up sequence on (a run resumed with nothing new moves past the key it used)."""
+    with UnitOfWork(url) as uow:
+        nsi = _load(uow.session, reference)
+        nsi.wake_seq += 1
+        uow.commit()
+        return nsi.wake_seq
+
+
+def unseen_wakeups(url: str | None = None) -> list[tuple[str, str]]:
+    """(reference, flow run id) of open concurrent transfers with a change their run has not read."""
+    with UnitOfWork(url) as uow:
+        rows = uow.session.execute(
+            select(Nsi.reference, Nsi.flow_run_id).where(
+                Nsi.shape_version >= 2, Nsi.wake_seq > Nsi.seen_seq, Nsi.flow_run_id.is_not(None)
+            )
+        )
+        return [(r, f) for r, f in rows if f]
+
+
+def set_transfer_run(reference: str, flow_run_id: str, url: str | None = None) -> None:
+    """A new run drives the transfer (a disputed refusal): it becomes the NSI's run."""
+    with UnitOfWork(url) as uow:
+        nsi = _load(uow.session, reference)
+        nsi.flow_run_id = flow_run_id
         uow.commit()
 
 
@@ -599,6 +1035,28 @@ class ActionView:
     status: str
     done_on: dt.date | None
     days_overdue: int
+
+
+@dataclass
+class TaskView:
+    """An open waiting task: who it waits for, when it is due, and its run in the Prefect UI."""
+
+    task: str
+    title: str
+    owner_role: str
+    due_on: dt.date | None
+    round: int
+    flow_run_id: str | None
+
+
+@dataclass
+class ChallengeView:
+    seq: int
+    status: str
+    raised_on: dt.date
+    raised_by: str
+    settled_on: dt.date | None
+    dispute_status: str | None
 
 
 @dataclass
@@ -631,6 +1089,9 @@ class StatusView:
     profile: str = "adult"
     parent_reference: str | None = None  # the Temporary Move this Case Transfer was converted from
     converted_to: str | None = None  # the Case Transfer this Temporary Move became
+    shape_version: int = 1
+    tasks: list[TaskView] = field(default_factory=list)
+    challenges: list[ChallengeView] = field(default_factory=list)
 
 
 def status_of(reference: str, as_of: dt.date | None = None, url: str | None = None) -> StatusView:
@@ -665,4 +1126,17 @@ def status_of(reference: str, as_of: dt.date | None = None, url: str | None = No
         view.actions.sort(key=lambda a: (a.due_on, a.code))
         for h in nsi.history:
             view.history.append(HistoryView(h.at, h.event, h.detail, h.actor, h.flow_run_id))
+        view.shape_version = nsi.shape_version
+        policy = _policy_for(nsi.profile)
+        due = {a.code: a.due_on for a in nsi.actions}
+        for row in nsi.tasks:
+            if row.status != "open":
+                continue
+            rule = policy.rule_for_task(row.task)
+            title = registry.spec_for(row.task, policy).title
+            view.tasks.append(TaskView(row.task, title, row.owner_role, due.get(rule.code) if rule else None, row.round, row.flow_run_id))
+        view.tasks.sort(key=lambda t: (t.due_on or dt.date.max, t.task))
+        view.challenges = [
+            ChallengeView(c.seq, c.status, c.raised_on, c.raised_by, c.settled_on, c.dispute_status) for c in nsi.challenges
+        ]
         return view

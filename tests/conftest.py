@@ -42,6 +42,20 @@ def _pinned_today(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     _clear_caches()
 
 
+def pin_today(monkeypatch: pytest.MonkeyPatch, day: dt.date) -> None:
+    """Move "today" on within a test (work recorded on the day it was done, after raising)."""
+    monkeypatch.setenv("CASETRANSFER_TODAY", day.isoformat())
+    reset_settings()
+
+
+@pytest.fixture
+def sequential_shape(monkeypatch: pytest.MonkeyPatch) -> None:
+    """New Case Transfers are raised under the sequential shape (1), as before concurrent tasks:
+    NSIs still open from then finish on it, so its rules are still tested."""
+    monkeypatch.setenv("CASETRANSFER_SHAPE_VERSION", "1")
+    reset_settings()
+
+
 def _pg_database() -> Iterator[str]:
     import psycopg
 

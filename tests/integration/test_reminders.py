@@ -324,7 +324,7 @@ def test_example_mailboxes_are_held_not_mailed_through_smtp(smtp: SmtpServer) ->
 
 
 def test_a_digest_is_one_multipart_alternative_message_marked_official_sensitive(smtp: SmtpServer) -> None:
-    make_transfer("shape", {"allocate": dt.date(2026, 12, 17), "decision": dt.date(2026, 12, 22), "complete": CHRISTMAS_EVE})
+    make_transfer("shape", {"allocate": dt.date(2026, 12, 17), "documents": dt.date(2026, 12, 22), "complete": CHRISTMAS_EVE})
     run(CHRISTMAS_EVE)
     msg = only(smtp.inbox.to(mailbox(TO_PDU)))
     assert msg.get_content_type() == "multipart/alternative"

@@ -91,7 +91,7 @@ def test_allocation_to_a_team_outside_the_receiving_pdu_is_refused(store_url):
     assert counts()[2] == 0
 
 
-def test_a_refusal_closes_the_nsi_and_cancels_open_actions(store_url):
+def test_a_refusal_closes_the_nsi_and_cancels_open_actions(store_url, sequential_shape):
     ref = raise_demo()
     transfers.apply_step(
         ref,
@@ -109,7 +109,7 @@ def test_a_refusal_closes_the_nsi_and_cancels_open_actions(store_url):
     assert {a.status for a in view.actions if a.code != "decision"} == {"cancelled"}
 
 
-def test_completion_names_the_responsible_officer(store_url):
+def test_completion_names_the_responsible_officer(store_url, sequential_shape):
     ref = raise_demo()
     transfers.apply_step(ref, "completion", {"recorded_by": "Kim", "responsible_officer": "Pat Receiver", "completed_on": None})
     view = transfers.status_of(ref)

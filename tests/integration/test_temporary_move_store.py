@@ -4,7 +4,7 @@ converted to a linked Case Transfer, each exactly once however often it is run."
 import datetime as dt
 
 import pytest
-from conftest import demo_form
+from conftest import demo_form, pin_today
 from sqlalchemy import func, select
 
 from tasks import conversion, transfers
@@ -64,9 +64,10 @@ def test_a_support_contact_outside_the_receiving_pdu_is_refused(store_url):
     assert exc.value.field == "team_code"
 
 
-def test_a_return_closes_the_move_and_opens_the_case_review(store_url):
+def test_a_return_closes_the_move_and_opens_the_case_review(store_url, monkeypatch):
     ref = raise_move()
     supported(ref)
+    pin_today(monkeypatch, dt.date(2027, 2, 1))  # the return is recorded after it happened
     status = transfers.apply_step(ref, "outcome", {"recorded_by": "Sam", "outcome": "returned", "on": "2027-01-29"})
     assert status == "returned"
     view = transfers.status_of(ref)

@@ -5,7 +5,7 @@ transfers. The adult profile, raised beside it, keeps its own rules."""
 import datetime as dt
 
 import pytest
-from conftest import demo_form
+from conftest import TODAY, demo_form, pin_today
 from sqlalchemy import select
 
 from tasks import transfers
@@ -21,7 +21,14 @@ COMPLETION = {"recorded_by": "Kim TM", "responsible_officer": "Pat Receiver", "c
 STAY = {"recorded_by": "Kim TM", "outcome": "stay", "reasons": ["Missing information"], "evidence": "No AssetPlus since June"}
 
 
+@pytest.fixture(autouse=True)
+def _meetings_already_held(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Transfers raised on TODAY; the meetings below are recorded once held, in January."""
+    pin_today(monkeypatch, dt.date(2027, 1, 8))
+
+
 def raise_transfer(profile: str, key: str = "ct-1", **changes) -> str:
+    changes.setdefault("raised_on", TODAY.isoformat())
     return transfers.register_nsi(parse_form(demo_form(**changes)), key, profile=profile)
 
 
@@ -87,7 +94,7 @@ def test_youth_enforcement_is_done_before_completion(store_url):
     assert transfers.apply_step(ref, "completion", COMPLETION) == "completed"
 
 
-def test_the_adult_handover_is_recorded_as_given(store_url):
+def test_the_adult_handover_is_recorded_as_given(store_url, sequential_shape):
     ref = raise_transfer("adult")
     transfers.apply_step(ref, "handover", MISSED)
     assert "handover" in transfers.recorded_steps(ref) and "not transferred" not in events(ref)

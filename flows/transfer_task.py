@@ -1,0 +1,41 @@
+"""transfer-task: one waiting task of a Case Transfer (police checks, the address assessment, a
+challenge about risk...) as a flow run of its own, suspended with its own typed form, so the
+Prefect UI shows exactly what waits and for whom. Started unlinked by the transfer's run
+(a linked subflow cannot be suspended) and tagged with the transfer's reference; when its answer
+is recorded it wakes the transfer's run.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+
+from flows import engine
+from flows.case_transfer import wait_for_answer
+from tasks import transfers
+
+
+def task_run_name() -> str:
+    params = flow_run.parameters
+    return f"{str(params['task']).replace('_', '-')}-{params['reference']}"
+
+
+@flow(name="transfer-task", flow_run_name=task_run_name, persist_result=True, log_prints=True)
+def transfer_task(reference: str, task: str, round: int = 1) -> str:
+    """Wait for one task of a transfer to be answered, record it, and wake the transfer.
+
+    Args:
+        reference: The NSI, e.g. CT000001.
+        task: The task: a step (police_checks...), an action code (documents...), challenge-N or dispute-N.
+        round: 1, or more when the task reopened (a refusal overturned on dispute).
+    """
+    logger = get_run_logger()
+    found = transfers.task_round(reference, task)
+    if found is None or found[0] != round or found[1] == "cancelled":
+        logger.info("%s: %s is no longer open", reference, task)
+        return "cancelled"
+    if task not in transfers.recorded_steps(reference):
+        wait_for_answer(reference, task, f"{task.replace('_', '-')}-r{round}", sequential=False)
+    if not engine.wake_transfer(reference):
+        logger.warning("%s: the transfer's run did not take the wake-up in time; recover-transfers sends it again", reference)
+    return transfers.nsi_status(reference)[0]

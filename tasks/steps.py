@@ -1,0 +1,308 @@
+"""The step registry: for every waiting step or task, its fields, its owner, its done date and the
+rules its answer must keep. Prefect-free: the flows wrap these forms in RunInput (flows/steps.py),
+the CLI validates with them before sending, the store (tasks/transfers.py) applies their effects,
+and the seeder builds its answers from them.
+
+A task of the concurrent shape is a step (allocation, police checks...), an action of the Action
+List that has no step of its own (documents, VLO liaison...: the generic `ActionDone`), a
+challenge about risk (`challenge-N`) or a dispute of a refusal (`dispute-N`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tasks.decisions import RefusalReason, RuleBroken, check_decision
+from tasks.form import FormError
+from tasks.policy import Policy
+from tasks.temporary_moves import check_caretaking_agreement
+
+
+class StepAnswer(BaseModel):
+    """What every answer carries: who gives it, and the day the work was done."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    recorded_by: str = Field(..., min_length=1, max_length=200, description="Your name: who is answering this step")
+    done_on: dt.date | None = Field(
+        None, description="The day the work was done (YYYY-MM-DD); leave empty for today. Not in the future, not before the NSI was raised"
+    )
+
+
+class Allocation(StepAnswer):
+    """Receiving SPO/SPOC: allocate the case to a practitioner."""
+
+    practitioner: str = Field(..., min_length=1, max_length=200, description="Receiving practitioner")
+    team_code: str = Field(..., min_length=1, max_length=20, description="Receiving team code (nDelius), e.g. N07NCL")
+
+
+class AssessmentMethod(str, Enum):
+    home_visit = "home_visit"
+    desktop = "desktop"
+
+
+class AddressAssessment(StepAnswer):
+    """Receiving practitioner: the address assessment."""
+
+    method: AssessmentMethod = Field(..., description="Home visit or desktop")
+    suitable: bool = Field(..., description="Is the proposed address suitable?")
+    notes: str = Field("", max_length=4000)
+
+
+class PoliceChecks(StepAnswer):
+    """Case admin: police checks returned. The return date is the checks' done date."""
+
+    returned_on: dt.date | None = Field(None, description="Date the checks came back (the done date; or give done_on)")
+    concerns: bool = Field(False, description="Did the checks raise concerns?")
+    notes: str = Field("", max_length=4000)
+
+
+class SafeguardingChecks(StepAnswer):
+    """Case admin: safeguarding and child protection checks returned."""
+
+    returned_on: dt.date | None = Field(None, description="Date the checks came back (the done date; or give done_on)")
+    concerns: bool = False
+    notes: str = Field("", max_length=4000)
+
+
+class Handover(StepAnswer):
+    """Transferring practitioner: the three-way handover (transferring PP, receiving PP, PoP)."""
+
+    held_on: dt.date | None = Field(None, description="Date the meeting was held (or was planned for); or give done_on")
+    held: bool = Field(True, description="Did the meeting take place?")
+    pop_attended: bool = Field(True, description="Did the person on probation attend?")
+    notes: str = Field("", max_length=4000)
+
+
+class Decision(StepAnswer):
+    """Receiving SPO: accept, or refuse with reasons and evidence. The presumption is to accept.
+    Where the policy allows it, stay or refuse a request for missing information or poor-quality
+    assessments, saying what is missing."""
+
+    outcome: Literal["accept", "refuse", "stay"]
+    reasons: list[RefusalReason] = Field(default_factory=list, description="Refusal or stay reasons (not for accept)")
+    evidence: str = Field(
+        "", max_length=4000, description="Evidence that risk would increase and could not be managed; or what is missing"
+    )
+
+
+class Completion(StepAnswer):
+    """Receiving SPO: management responsibility passes to a named responsible officer."""
+
+    responsible_officer: str = Field(..., min_length=1, max_length=200)
+    completed_on: dt.date | None = Field(None, description="The day responsibility passed (the done date; or give done_on)")
+
+
+class SupportAllocation(StepAnswer):
+    """Receiving SPO/SPOC: name the support contact for the temporary move. The transferring
+    practitioner stays responsible for the case; the receiving team supports with appointments.
+    Caretaking: record which side does what, and a review date within the caretaking limit."""
+
+    support_contact: str = Field(..., min_length=1, max_length=200, description="Receiving practitioner who supports")
+    team_code: str = Field(..., min_length=1, max_length=20, description="Receiving team code (nDelius), e.g. N55SS1")
+    caretaking_from: dt.date | None = Field(None, description="Caretaking agreement: the day the receiving side takes it on")
+    receiving_responsibilities: str = Field("", max_length=4000, description="Caretaking agreement: what the receiving side does")
+    home_responsibilities: str = Field("", max_length=4000, description="Caretaking agreement: what the home side keeps")
+    review_date: dt.date | None = Field(None, description="Caretaking agreement: review, within the caretaking limit")
+
+
+class MoveOutcome(StepAnswer):
+    """Transferring practitioner: how the temporary move ended. Returned: the case is reviewed.
+    Converted: it becomes a Case Transfer (full transfer). Ended: closed with no further move."""
+
+    outcome: Literal["returned", "converted", "ended"]
+    on: dt.date | None = Field(None, description="The day it ended (the done date; or give done_on)")
+    notes: str = Field("", max_length=4000)
+
+
+class ActionDone(StepAnswer):
+    """The action is done: say when, and anything the next person should know."""
+
+    notes: str = Field("", max_length=4000)
+
+
+class ChallengeOutcome(StepAnswer):
+    """Receiving SPO: settle the challenge about risk. Uphold it (a refusal: only evidence that risk
+    would increase and could not be managed at the new address is enough) or withdraw it (the
+    transfer carries on)."""
+
+    outcome: Literal["uphold", "withdraw"]
+    reasons: list[RefusalReason] = Field(default_factory=list, description="Refusal reasons (uphold only)")
+    evidence: str = Field("", max_length=4000, description="Evidence that risk would increase and could not be managed")
+    notes: str = Field("", max_length=4000)
+
+
+class DisputeOutcome(StepAnswer):
+    """Head of the receiving PDU: settle the transferring SPO's dispute of a refusal. Confirm the
+    refusal, or overturn it (the transfer proceeds and its tasks reopen as they stood)."""
+
+    outcome: Literal["confirm", "overturn"]
+    notes: str = Field(..., min_length=1, max_length=4000, description="Why: the record of the decision")
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """One waiting step: its form, its words, and which field (if any) dates the work."""
+
+    name: str
+    form: type[StepAnswer]
+    title: str
+    date_field: str | None = None  # a field of the form that, when given, is the done date
+    kind: Literal["step", "action", "challenge", "dispute"] = "step"
+
+    @property
+    def run_slug(self) -> str:
+        """For run names and suspend keys: police_checks -> police-checks."""
+        return self.name.replace("_", "-")
+
+
+STEPS: dict[str, StepSpec] = {
+    s.name: s
+    for s in (
+        StepSpec("allocation", Allocation, "allocation"),
+        StepSpec("address_assessment", AddressAssessment, "address assessment"),
+        StepSpec("police_checks", PoliceChecks, "police checks", "returned_on"),
+        StepSpec("safeguarding_checks", SafeguardingChecks, "safeguarding checks", "returned_on"),
+        StepSpec("handover", Handover, "three-way handover", "held_on"),
+        StepSpec("decision", Decision, "decision"),
+        StepSpec("completion", Completion, "completion", "completed_on"),
+        StepSpec("support_allocation", SupportAllocation, "support allocation"),
+        StepSpec("outcome", MoveOutcome, "outcome", "on"),
+    )
+}
+
+# The sequential shape (1): a Case Transfer's steps in the order they are asked.
+SEQUENTIAL_STEPS = ["allocation", "address_assessment", "police_checks", "safeguarding_checks", "handover", "decision", "completion"]
+TEMPORARY_MOVE_STEPS = ["support_allocation", "outcome"]
+
+_NUMBERED = re.compile(r"^(challenge|dispute)-(\d+)$")
+
+
+def spec_for(task: str, policy: Policy | None = None) -> StepSpec:
+    """The spec of a step, a numbered challenge or dispute, or (with the policy) an action's task.
+    FormError names the field when there is none."""
+    if task in STEPS:
+        return STEPS[task]
+    if m := _NUMBERED.match(task):
+        kind = m.group(1)
+        if kind == "challenge":
+            return StepSpec(task, ChallengeOutcome, f"challenge {m.group(2)} about risk", kind="challenge")
+        return StepSpec(task, DisputeOutcome, f"dispute {m.group(2)} of the refusal", kind="dispute")
+    if policy is not None:
+        rule = next((r for r in policy.actions if r.code == task and r.step is None), None)
+        if rule is not None:
+            return StepSpec(task, ActionDone, rule.title[0].lower() + rule.title[1:], kind="action")
+    known = ", ".join(STEPS)
+    raise FormError([("step", f"unknown step {task!r}; steps: {known}, an action code, challenge-N or dispute-N")])
+
+
+def owner_of(task: str, policy: Policy) -> str:
+    """Who a task waits for (config): its action's owner, or the challenge's and dispute's."""
+    spec = spec_for(task, policy)
+    if spec.kind == "challenge":
+        return policy.challenge_owner
+    if spec.kind == "dispute":
+        return policy.dispute_owner
+    rule = next((r for r in policy.actions if r.task == task), None)
+    return rule.owner if rule is not None else "receiving_spo"
+
+
+def done_date(task: str, answer: dict[str, Any], today: dt.date, policy: Policy | None = None) -> dt.date:
+    """The day the work was done: the step's own date field, else done_on, else today."""
+    spec = spec_for(task, policy)
+    for key in (spec.date_field, "done_on"):
+        if key and answer.get(key):
+            value = answer[key]
+            return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+    return today
+
+
+def _problems(exc: ValidationError) -> list[tuple[str, str]]:
+    return [(".".join(str(p) for p in e["loc"]) or "answer", e["msg"].removeprefix("Value error, ")) for e in exc.errors()]
+
+
+def _parsed_date(value: Any) -> dt.date | None:
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value)) if value not in (None, "") else None
+    except ValueError:
+        return None  # the form's own validation names it
+
+
+def date_problems(
+    spec: StepSpec, data: dict[str, Any], today: dt.date, raised_on: dt.date | None
+) -> list[tuple[str, str]]:
+    """The done date may not be in the future, nor before the NSI was raised. A handover that did
+    not take place is dated by its plan, which may be ahead."""
+    problems = []
+    planned = spec.name == "handover" and str(data.get("held", True)).lower() in ("false", "0", "no")
+    given = {k: _parsed_date(data.get(k)) for k in (spec.date_field, "done_on") if k and data.get(k) not in (None, "")}
+    if len({v for v in given.values() if v}) > 1:
+        a, b = list(given)
+        problems.append((a, f"{given[a]} differs from {b} {given[b]}: give the day the work was done once"))
+    for key, day in given.items():
+        if day is None:
+            continue
+        if day > today and not planned:
+            problems.append((key, f"{day} is in the future: record work on or after the day it was done"))
+        if raised_on is not None and day < raised_on:
+            problems.append((key, f"{day} is before the NSI was raised ({raised_on})"))
+    return problems
+
+
+def validate_answer(
+    task: str,
+    data: dict[str, Any],
+    policy: Policy,
+    today: dt.date,
+    raised_on: dt.date | None = None,
+) -> StepAnswer:
+    """Validate an answer as the flow will: FormError lists every bad field with its rule, all at once."""
+    spec = spec_for(task, policy)
+    problems: list[tuple[str, str]] = []
+    answer: StepAnswer | None = None
+    try:
+        answer = spec.form.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_problems(exc))
+    named = {field for field, _ in problems}
+    problems.extend(p for p in date_problems(spec, data, today, raised_on) if p[0] not in named)
+    if answer is not None:
+        try:
+            check_rules(spec, answer, policy, today)
+        except RuleBroken as exc:
+            problems.append((exc.field, str(exc).removeprefix(f"{exc.field}: ")))
+    if problems or answer is None:
+        raise FormError(problems)
+    return answer
+
+
+def check_rules(spec: StepSpec, answer: StepAnswer, policy: Policy, today: dt.date) -> None:
+    """The policy's rules for an answer that need no store (the refusal rules, the caretaking agreement)."""
+    if isinstance(answer, SupportAllocation):
+        check_caretaking_agreement(policy, answer.model_dump(), today)
+    elif isinstance(answer, Decision):
+        check_decision(answer.outcome, answer.reasons, answer.evidence, policy.information_refusals)
+    elif isinstance(answer, ChallengeOutcome):
+        if answer.outcome == "uphold":
+            check_decision("refuse", answer.reasons, answer.evidence, policy.information_refusals)
+        elif answer.reasons:
+            raise RuleBroken("reasons", "give refusal reasons only when the challenge is upheld")
+
+
+def field_help(task: str, policy: Policy | None = None) -> list[tuple[str, str, bool]]:
+    """(--field, description, required) for a task's form: what `record REF STEP --help` lists."""
+    spec = spec_for(task, policy)
+    rows = []
+    for name, info in spec.form.model_fields.items():
+        annotation = getattr(info.annotation, "__name__", str(info.annotation)).replace("typing.", "")
+        desc = info.description or ""
+        rows.append((f"--{name.replace('_', '-')}", f"{annotation}. {desc}".strip(), info.is_required()))
+    return rows
