@@ -1,5 +1,8 @@
-"""The case-transfer flow for real: a Prefect server, the deployments from prefect.yaml, a
-process worker, suspend and resume through the API, and the CLI as operations staff use it."""
+"""The case-transfer flow's sequential shape (1) for real: a Prefect server, the deployments from
+prefect.yaml, a process worker, suspend and resume through the API, and the CLI as operations
+staff use it. Transfers raised before the concurrent shape finish on this one, in the same flow
+(chosen by the NSI's shape version), so it is tested as long as such transfers may be open.
+tests/integration/test_concurrent_flow.py tests the concurrent shape new transfers follow."""
 
 from __future__ import annotations
 
@@ -21,15 +24,22 @@ from tasks.settings import ROOT
 
 pytestmark = pytest.mark.prefect
 
+
+@pytest.fixture(autouse=True)
+def _sequential_shape(sequential_shape: None) -> None:
+    """Every transfer in this module is raised under the sequential shape (the CLI passes the
+    pinned shape to its run's environment too)."""
+
+
 STEPS = [
     ("allocation", ["--practitioner", "Pat Receiver", "--team-code", "N50CAD", "--recorded-by", "Kim SPO"]),
     (
         "address_assessment",
         ["--method", "home_visit", "--suitable", "true", "--notes", "Room seen", "--recorded-by", "Pat Receiver"],
     ),
-    ("police_checks", ["--returned-on", "2026-12-30", "--recorded-by", "Admin A"]),
-    ("safeguarding_checks", ["--returned-on", "2026-12-31", "--recorded-by", "Admin A"]),
-    ("handover", ["--held-on", "2027-01-05", "--recorded-by", "Sam Practitioner"]),
+    ("police_checks", ["--returned-on", "2026-12-21", "--recorded-by", "Admin A"]),
+    ("safeguarding_checks", ["--returned-on", "2026-12-21", "--recorded-by", "Admin A"]),
+    ("handover", ["--held-on", "2026-12-21", "--recorded-by", "Sam Practitioner"]),
     ("decision", ["--outcome", "accept", "--recorded-by", "Kim SPO"]),
     ("completion", ["--responsible-officer", "Pat Receiver", "--recorded-by", "Kim SPO"]),
 ]
@@ -166,8 +176,11 @@ def test_the_ui_run_form_raises_a_transfer_too(prefect_stack):
     reference = wait_for(
         lambda: next((r for r, f in transfers.open_flow_runs() if f == flow_run_id), None), what="the flow to raise the NSI"
     )
-    wait_for(waiting_at(reference, "allocation"), what="allocation")
-    assert transfers.status_of(reference).crn == "A100004"
+    # A run raised from the UI registers its own NSI under the current shape: the concurrent one.
+    wait_for(lambda: any(t.task == "allocation" and t.flow_run_id for t in transfers.status_of(reference).tasks),
+             what="the allocation task to open")  # fmt: skip
+    assert transfers.status_of(reference).crn == "A100004" and transfers.shape_of(reference) == 2
+    cli("withdraw", reference, "--reason", "test finished", "--by", "Sam")
 
 
 def test_withdrawal_stops_the_waiting_run(prefect_stack, tmp_path):
@@ -247,3 +260,28 @@ def test_a_worker_killed_mid_step_recovers_and_stores_everything_exactly_once(pr
     wait_for(lambda: state_of(prefect_stack, flow_run_id) == "COMPLETED", what="completion")
     assert_recorded_exactly_once(reference)
     assert transfers.status_of(reference).status == "completed"
+
+
+def test_a_transfer_suspended_under_the_sequential_shape_finishes_on_it_after_the_upgrade(prefect_stack, tmp_path, monkeypatch):
+    """Raised and suspended under shape 1; then the setting that pinned it goes (as after an
+    upgrade): the old transfer still finishes step after step, each step recorded once, while a
+    transfer raised now follows the concurrent shape."""
+    from tasks.settings import reset_settings
+
+    reference = raise_form(tmp_path, crn="A100009")
+    for step, args in STEPS[:2]:
+        wait_for(waiting_at(reference, step), what=step)
+        cli("record", reference, step, *args)
+    wait_for(waiting_at(reference, "police_checks"), what="police checks")
+    monkeypatch.delenv("CASETRANSFER_SHAPE_VERSION")
+    reset_settings()
+    new = raise_form(tmp_path, crn="A100010")
+    assert transfers.shape_of(new) == 2 and transfers.shape_of(reference) == 1
+    for step, args in STEPS[2:]:
+        wait_for(waiting_at(reference, step), what=step)
+        cli("record", reference, step, *args)
+    flow_run_id = transfers.status_of(reference).flow_run_id or ""
+    wait_for(lambda: state_of(prefect_stack, flow_run_id) == "COMPLETED", what="the old transfer's run to complete")
+    assert transfers.status_of(reference).status == "completed"
+    assert_recorded_exactly_once(reference)
+    cli("withdraw", new, "--reason", "test finished", "--by", "Sam")

@@ -54,7 +54,7 @@ def test_a_youth_transfer_whose_three_way_meeting_did_not_happen_has_not_transfe
     assert early.returncode == 2 and "the case has not transferred" in early.stderr
 
     out = cli(
-        "record", reference, "handover", "--held-on", "2027-01-05", "--pop-attended", "false", "--recorded-by", "Sam"
+        "record", reference, "handover", "--held-on", "2026-12-21", "--pop-attended", "false", "--recorded-by", "Sam"
     ).stdout
     assert "the young person did not attend" in out
     wait_for(waiting_at(reference, "handover"), what="another meeting")
@@ -65,7 +65,7 @@ def test_a_youth_transfer_whose_three_way_meeting_did_not_happen_has_not_transfe
     assert [h.event for h in history].count("not transferred") == 2
     assert all("keeps case management responsibility" in h.detail for h in history if h.event == "not transferred")
 
-    cli("record", reference, "handover", "--held-on", "2027-01-06", "--recorded-by", "Sam")
+    cli("record", reference, "handover", "--held-on", "2026-12-21", "--recorded-by", "Sam")
     wait_for(waiting_at(reference, "decision"), what="the decision")
     stay = ["--outcome", "stay", "--reasons", "Missing information", "--evidence", "No AssetPlus since June"]
     out = cli("record", reference, "decision", *stay, "--recorded-by", "Kim TM").stdout
