@@ -98,7 +98,8 @@ def recover_now(stale_after_seconds: float | None = None, flow_run_id: str | Non
     crashed or stays running, flows.stack.dead_worker_automations), only that run, which counts
     as lost when it sent no heartbeat for `run_heartbeat_timeout_seconds`. A run still sending
     them (a long step) is looked at again that much later."""
-    from flows.steps import STEP_FORMS
+    from flows.steps import form_for as step_form
+    from tasks.form import FormError
     from tasks.settings import get_settings
 
     settings = get_settings()
@@ -124,12 +125,29 @@ def recover_now(stale_after_seconds: float | None = None, flow_run_id: str | Non
         # Built only for a run found without its form: a form class per open transfer, every
         # few minutes, would cost far more than the rare repair.
         reference, step = waiting.get(flow_run_id, (None, None))
-        if step not in STEP_FORMS:
+        if reference is None or step is None:
             return None
-        form = STEP_FORMS[step]
+        try:
+            form = step_form(step, transfers.policy_of(reference))
+        except FormError:
+            return None
         return form.with_initial_data(description=f"### {reference}: {step.replace('_', ' ')}\n\n{(form.__doc__ or '').strip()}")
 
-    return [runs[f] for f in engine.reschedule_stale(list(runs), stale, form_for)]
+    recovered = [runs[f] for f in engine.reschedule_stale(list(runs), stale, form_for)]
+    if not flow_run_id:
+        recovered += wake_unseen(stale)
+    return recovered
+
+
+def wake_unseen(older_than_seconds: float) -> list[str]:
+    """A task recorded but its wake-up lost (its process died between committing and waking, or
+    the transfer's run was slow to suspend): resume each transfer's run that has been waiting
+    longer than `older_than_seconds` with a change it has not read."""
+    woken = []
+    for reference, run_id in transfers.unseen_wakeups():
+        if engine.resume_if_paused(run_id, older_than_seconds):
+            woken.append(reference)
+    return woken
 
 
 def _heartbeat_within(flow_run_id: str, seconds: float) -> bool:

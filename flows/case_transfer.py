@@ -12,6 +12,7 @@ after another in this same run (`drive_steps`), chosen by the NSI's shape versio
 
 from __future__ import annotations
 
+import os
 import time
 
 from prefect import flow, get_run_logger, task
@@ -169,10 +170,21 @@ def open_tasks(reference: str) -> transfers.Progress:
             run_name=f"{slug}-{progress.reference}",
             idempotency_key=f"{progress.reference}:{t.task}:{t.round}",
             tags=[progress.reference, f"owner:{t.owner_role}"],
+            job_variables=_forwarded_env(),
         )
         transfers.task_started(progress.reference, t.task, t.round, run_id)
         logger.info("%s: %s opened for %s", progress.reference, t.title, t.owner_role.replace("_", " "))
     return progress
+
+
+# What a transfer's run was started with that its task runs need too: the NSI's profile, the
+# database it reaches the store by, and the fault tests' delays.
+FORWARDED_ENV = ("CASETRANSFER_PROFILE", "CASETRANSFER_DATABASE_URL", "CASETRANSFER_FAULT_DELAY_SECONDS")
+
+
+def _forwarded_env() -> dict | None:
+    env = {k: v for k in FORWARDED_ENV if (v := os.environ.get(k))}
+    return {"env": env} if env else None
 
 
 def publish_action_list(reference: str) -> None:

@@ -169,8 +169,11 @@ def send_answer(reference: str, step: str, fields: dict[str, Any], wait: bool = 
         if not view.flow_run_id:
             raise engine.EngineError(f"{reference} has no flow run")
         flow_run_id, prefix = view.flow_run_id, step.replace("_", "-") + "-"
-    # A task run just started by its transfer needs a worker to pick it up and reach its wait.
-    pause_key = engine.wait_until_paused(flow_run_id, timeout=timeout)
+    # A task run just started by its transfer needs a worker to pick it up and reach its wait;
+    # meanwhile another operator may answer it (then it finishes instead of pausing).
+    pause_key = engine.wait_until_paused(
+        flow_run_id, timeout=timeout, gone=lambda: step in transfers.recorded_steps(reference)
+    )
     # Two operators answering at once: by now the run may wait at the next step. Its pause key
     # names the step, so a late answer is refused instead of landing on the wrong form.
     if not (pause_key or "").startswith(prefix):
@@ -221,7 +224,7 @@ def _open_task_run(reference: str, step: str, timeout: float) -> tuple[str, str]
             return run_id, f"{step.replace('_', '-')}-r{round_}-"
         if time.monotonic() > deadline:
             open_now = ", ".join(t.task for t in transfers.status_of(reference).tasks) or "none"
-            if found is not None and found[1] == "done":
+            if found is not None and found[1] in ("recorded", "done"):
                 raise transfers.StepRefused("step", f"{step} is already recorded for {reference}")
             raise engine.EngineError(
                 f"{step} has no open task for {reference} after {timeout:.0f} s (open tasks: {open_now}); is a worker running?"

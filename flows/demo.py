@@ -85,9 +85,17 @@ def _raise_demo_transfers(say: Say) -> None:
             continue
         reference, _ = raise_transfer(form, {"env": {"CASETRANSFER_PROFILE": profile}} if profile else None)
         say(f"{reference}: raised from demo/forms/{item['form']}")
+        concurrent = transfers.shape_of(reference) >= 2
         for step, answer in (item.get("steps") or {}).items():
-            _wait_until_waiting(reference, step)
+            if not concurrent:
+                _wait_until_waiting(reference, step)
+            # On the concurrent shape send_answer waits for the task to open (its gate, its run).
             say("  " + send_answer(reference, step, dict(answer)))
+        if challenge := item.get("challenge"):
+            from flows.admin import challenge_now
+
+            seq = challenge_now(reference, challenge["concern"], challenge["by"], challenge["role"])
+            say(f"  challenge-{seq} about risk raised: waiting for the receiving SPO")
         transfers.nsi_status(reference)
 
 

@@ -72,12 +72,15 @@ def run_state(flow_run_id: str) -> tuple[str, str | None]:
         return (run.state.type.value if run.state else "UNKNOWN", run.state.name if run.state else None)
 
 
-def wait_until_paused(flow_run_id: str, timeout: float = 60.0) -> str | None:
+def wait_until_paused(flow_run_id: str, timeout: float = 60.0, gone: Callable[[], bool] | None = None) -> str | None:
     """Wait until the run suspends (it may still be starting or finishing the previous step).
-    Returns the pause key, which names the step it waits at."""
+    Returns the pause key, which names the step it waits at; None at once when the run has
+    finished, or when `gone()` says what it waits for was answered meanwhile."""
     require_server()
     deadline = time.monotonic() + timeout
     while True:
+        if gone is not None and gone():
+            return None
         with get_client(sync_client=True) as client:
             try:
                 run = client.read_flow_run(UUID(flow_run_id))
@@ -86,6 +89,8 @@ def wait_until_paused(flow_run_id: str, timeout: float = 60.0) -> str | None:
         state = run.state
         if state is not None and state.is_paused():
             return state.state_details.pause_key
+        if gone is not None and state is not None and state.is_final():
+            return None
         if time.monotonic() > deadline:
             raise EngineError(f"flow run {flow_run_id} is {state.type.value if state else 'UNKNOWN'}, not waiting for input")
         time.sleep(0.5)
@@ -217,3 +222,22 @@ def wake_transfer(reference: str, timeout: float | None = None) -> bool:
         if time.monotonic() > deadline:
             return False
         time.sleep(0.3)
+
+
+def resume_if_paused(flow_run_id: str, older_than_seconds: float) -> bool:
+    """Resume a run paused for longer than `older_than_seconds` (a lost wake-up re-sent)."""
+    with get_client(sync_client=True) as client:
+        try:
+            run = client.read_flow_run(UUID(flow_run_id))
+        except ObjectNotFound:
+            return False
+    state = run.state
+    if state is None or not state.is_paused():
+        return False
+    if (dt.datetime.now(dt.UTC) - state.timestamp).total_seconds() < older_than_seconds:
+        return False
+    try:
+        resume_flow_run(UUID(flow_run_id))
+    except (NotPausedError, RuntimeError, PrefectHTTPStatusError):
+        return False
+    return True

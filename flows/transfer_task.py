@@ -36,6 +36,8 @@ def transfer_task(reference: str, task: str, round: int = 1) -> str:
         return "cancelled"
     if task not in transfers.recorded_steps(reference):
         wait_for_answer(reference, task, f"{task.replace('_', '-')}-r{round}", sequential=False)
-    if not engine.wake_transfer(reference):
+    if engine.wake_transfer(reference):
+        transfers.task_done(reference, task, round)
+    else:
         logger.warning("%s: the transfer's run did not take the wake-up in time; recover-transfers sends it again", reference)
     return transfers.nsi_status(reference)[0]

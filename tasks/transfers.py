@@ -254,7 +254,7 @@ def open_flow_runs(url: str | None = None) -> list[tuple[str, str]]:
         tasks = uow.session.execute(
             select(Nsi.reference, WaitingTask.flow_run_id)
             .join(WaitingTask, WaitingTask.nsi_id == Nsi.id)
-            .where(WaitingTask.status == "open", WaitingTask.flow_run_id.is_not(None))
+            .where(WaitingTask.status.in_(("open", "recorded")), WaitingTask.flow_run_id.is_not(None))
         )
         return [(r, f) for r, f in [*rows, *tasks] if f]
 
@@ -686,7 +686,9 @@ def apply_step(
             _add_planned(session, nsi, [p for p in planned if policy.rule(p.code).clock == "returned"])
         for row in nsi.tasks:
             if row.task == step and row.status == "open":
-                row.status, row.closed_at = "done", utcnow()
+                # "recorded" until its run has woken the transfer (task_done): a run killed in
+                # between is still found by recover, and the transfer's run leaves it alone.
+                row.status, row.closed_at = "recorded", utcnow()
         if concurrent:
             nsi.wake_seq += 1
         _history(session, nsi, f"step:{step}", step, detail + _done_note(on, recorded_today), actor, flow_run_id)
@@ -977,6 +979,16 @@ def task_started(reference: str, task: str, round_: int, flow_run_id: str, url: 
         row = next((r for r in nsi.tasks if r.task == task and r.round == round_), None)
         if row is not None and row.flow_run_id != flow_run_id:
             row.flow_run_id = flow_run_id
+            uow.commit()
+
+
+def task_done(reference: str, task: str, round_: int, url: str | None = None) -> None:
+    """The task's run has recorded its answer and woken the transfer: nothing of it is left to recover."""
+    with UnitOfWork(url) as uow:
+        nsi = _load(uow.session, reference)
+        row = next((r for r in nsi.tasks if r.task == task and r.round == round_), None)
+        if row is not None and row.status == "recorded":
+            row.status = "done"
             uow.commit()
 
 

@@ -239,3 +239,18 @@ def test_the_action_list_artifact_is_rewritten_at_each_change(prefect_stack, tmp
 def test_record_lists_a_steps_fields(prefect_stack, tmp_path):
     out = cli("record", "CT999999", "police_checks", "--help").stdout
     assert "--returned-on" in out and "--done-on" in out and "--recorded-by" in out
+
+
+def test_a_lost_wake_up_is_sent_again_by_recover(prefect_stack, tmp_path):
+    reference = raise_form(tmp_path, crn="C200008")
+    allocate(reference)
+    run_id = transfers.status_of(reference).flow_run_id or ""
+    wait_for(lambda: parent_caught_up(reference) and state_of(prefect_stack, run_id) == "PAUSED", what="the run to suspend")
+    # Documents marked done straight in the store: committed, and nobody woke the transfer's run.
+    transfers.mark_action_done(reference, "documents", "Admin A")
+    assert not parent_caught_up(reference)
+    assert reference in cli("recover", "--stale-after", "0").stdout
+    wait_for(lambda: parent_caught_up(reference), what="the transfer's run to read the change")
+    # The documents task no longer applies, so its run is cancelled rather than left waiting.
+    wait_for(lambda: task_runs(prefect_stack, reference).get(f"documents-{reference}") == "CANCELLED", what="documents' run to stop")
+    cli("withdraw", reference, "--reason", "test finished", "--by", "Sam")

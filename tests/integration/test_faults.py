@@ -26,15 +26,15 @@ from typing import Any
 import pytest
 import yaml
 from conftest import PG_ADMIN_URL, TODAY, _clear_caches, demo_form
-from test_case_transfer_flow import STEPS, cli, wait_for
-from test_case_transfer_flow import assert_recorded_exactly_once as assert_each_stored_once
+from test_case_transfer_flow import cli, wait_for
+from test_concurrent_flow import AFTER_ALLOCATION, ALLOCATION, COMPLETION, RAISED
 
 from tasks import transfers
 from tasks.settings import ROOT
 
 pytestmark = [pytest.mark.prefect, pytest.mark.postgres]
 
-ARGS = dict(STEPS)
+ARGS = {"allocation": ALLOCATION, **AFTER_ALLOCATION, "completion": COMPLETION}
 
 
 @dataclass
@@ -102,26 +102,48 @@ def state_of(flow_run_id: str) -> str:
     return engine.run_state(flow_run_id)[0]
 
 
-def waiting_at(reference: str, step: str) -> Callable[[], bool]:
-    return lambda: transfers.nsi_status(reference) == (f"awaiting_{step}", step)
+def task_run(reference: str, task: str) -> str | None:
+    found = transfers.task_round(reference, task)
+    return found[2] if found is not None and found[1] == "open" else None
 
 
-def suspended_at(reference: str, step: str) -> Callable[[], bool]:
-    """Waiting in the store and Paused in Prefect: what an operator can answer."""
-    return lambda: waiting_at(reference, step)() and state_of(transfers.status_of(reference).flow_run_id or "") == "PAUSED"
+def suspended_at(reference: str, task: str) -> Callable[[], bool]:
+    """The task is open in the store and its run is Paused in Prefect: what an operator can answer."""
+    return lambda: (run := task_run(reference, task)) is not None and state_of(run) == "PAUSED"
+
+
+def caught_up(reference: str) -> bool:
+    """The transfer's run has read every change and is suspended again."""
+    wake, seen, run_id, _ = transfers.wake_state(reference)
+    return seen >= wake and state_of(run_id or "") in ("PAUSED", "COMPLETED")
 
 
 def raise_form(tmp_path: Path, crn: str) -> str:
     path = tmp_path / f"{crn}.yaml"
-    path.write_text(yaml.safe_dump(demo_form(crn=crn)))
+    path.write_text(yaml.safe_dump(demo_form(crn=crn, raised_on=RAISED)))
     return cli("raise", str(path)).stdout.strip()
 
 
+def finish(reference: str, after: list[str]) -> None:
+    """Record the after-allocation tasks named, then completion, and check the run completes."""
+    for task in after:
+        cli("record", reference, task, *ARGS[task])
+    cli("record", reference, "completion", *ARGS["completion"])
+    run_id = transfers.status_of(reference).flow_run_id or ""
+    wait_for(lambda: state_of(run_id) == "COMPLETED", what="the transfer's run to complete")
+    assert transfers.status_of(reference).status == "completed"
+
+
 def assert_recorded_exactly_once(reference: str) -> None:
-    """The flow tests' check, and every step in history has its answer stored."""
-    assert_each_stored_once(reference)
-    steps = [h.event for h in transfers.status_of(reference).history if h.event in ARGS]
-    assert list(transfers.recorded_steps(reference)) == steps
+    """Every action, history entry, step record and waiting task stored once; every step in the
+    history has its answer stored."""
+    view = transfers.status_of(reference)
+    codes = [a.code for a in view.actions]
+    assert len(codes) == len(set(codes))
+    events = [(h.event, h.detail) for h in view.history]
+    assert len(events) == len(set(events)), events
+    steps = [h.event for h in view.history if h.event in ARGS]
+    assert len(steps) == len(set(steps)) and sorted(transfers.recorded_steps(reference)) == sorted(steps)
 
 
 def _environ(pid: int) -> bytes:
@@ -160,19 +182,19 @@ def test_a_worker_sigkilled_mid_step_is_recovered_by_the_other_worker_and_nothin
     from tasks.form import parse_form
 
     stack = prod.stack
-    # This run holds each step's task for 4 s after committing, so the kill lands mid-step.
-    reference, flow_run_id = raise_transfer(
-        parse_form(demo_form(crn="F100001")), job_variables={"env": {"CASETRANSFER_FAULT_DELAY_SECONDS": "4"}}
+    # This transfer's runs (its task runs too) hold each step's task for 4 s after committing,
+    # so the kill lands mid-step: recorded, and the transfer not yet woken.
+    reference, _ = raise_transfer(
+        parse_form(demo_form(crn="F100001", raised_on=RAISED)), job_variables={"env": {"CASETRANSFER_FAULT_DELAY_SECONDS": "4"}}
     )
-    for step, _ in STEPS[:2]:
-        wait_for(waiting_at(reference, step), what=step)
-        cli("record", reference, step, *ARGS[step])
-    wait_for(waiting_at(reference, "police_checks"), what="police checks")
+    cli("record", reference, "allocation", *ARGS["allocation"])
+    wait_for(suspended_at(reference, "police_checks"), what="police checks", timeout=180)
+    police_run = task_run(reference, "police_checks") or ""
     cli("record", reference, "police_checks", *ARGS["police_checks"], "--no-wait")
     wait_for(lambda: "police_checks" in transfers.recorded_steps(reference), what="the step to commit")
 
-    runners = flow_run_processes(flow_run_id)
-    assert runners, "the flow run's process should be holding the step"
+    runners = flow_run_processes(police_run)
+    assert runners, "the task run's process should be holding the step"
     worker_pids = {w.pid for w in stack.workers}
     victim = next(w for w in stack.workers if any(descends_from(p, w.pid) for p in runners))
     os.killpg(victim.pid, signal.SIGKILL)  # the worker, its launcher and everything they started
@@ -184,15 +206,15 @@ def test_a_worker_sigkilled_mid_step_is_recovered_by_the_other_worker_and_nothin
     victim.wait()
     stack.workers.remove(victim)
     assert len(worker_pids) == 2 and all(w.poll() is None for w in stack.workers), "the other worker keeps running"
-    assert state_of(flow_run_id) == "RUNNING"  # the server cannot know the process died
+    assert state_of(police_run) == "RUNNING"  # the server cannot know the process died
+    assert not caught_up(reference)  # recorded, but the transfer was never woken
 
-    # The recover-transfers deployment does this every few minutes; here, at once.
+    # The recover-transfers deployment does this on its own (an automation, or every few
+    # minutes); here, at once. The re-run finds the step recorded and only wakes the transfer.
     assert reference in cli("recover", "--stale-after", "0").stdout
-    for step, args in STEPS[3:]:
-        wait_for(waiting_at(reference, step), what=f"{step} after recovery")
-        cli("record", reference, step, *args)
-    wait_for(lambda: state_of(flow_run_id) == "COMPLETED", what="completion")
-    assert transfers.status_of(reference).status == "completed"
+    wait_for(lambda: state_of(police_run) == "COMPLETED", what="the recovered task run to finish", timeout=180)
+    wait_for(lambda: caught_up(reference), what="the transfer to read the recorded step", timeout=180)
+    finish(reference, [t for t in AFTER_ALLOCATION if t != "police_checks"])
     assert_recorded_exactly_once(reference)
 
 
@@ -200,7 +222,7 @@ def test_transfers_waiting_when_the_prefect_server_restarts_are_still_waiting_an
     stack = prod.stack
     references = [raise_form(tmp_path, crn) for crn in ("F100011", "F100012", "F100013")]
     for reference in references:
-        wait_for(suspended_at(reference, "allocation"), what=f"{reference} to wait at allocation")
+        wait_for(suspended_at(reference, "allocation"), what=f"{reference} to wait at allocation", timeout=180)
 
     # A hard stop of every server process (both API servers and the services), as a crash or a
     # host reboot would do: nothing is left to flush.
@@ -216,9 +238,12 @@ def test_transfers_waiting_when_the_prefect_server_restarts_are_still_waiting_an
     for reference in references:
         cli("record", reference, "allocation", *ARGS["allocation"])
     for reference in references:
-        wait_for(suspended_at(reference, "address_assessment"), what=f"{reference} to move on")
+        for task in AFTER_ALLOCATION:
+            wait_for(suspended_at(reference, task), what=f"{reference}: {task} to open", timeout=240)
         assert_recorded_exactly_once(reference)
     assert all(w.poll() is None for w in stack.workers), "workers ride out a server restart"
+    for reference in references:
+        cli("withdraw", reference, "--reason", "test finished", "--by", "Sam")
 
 
 class PgProxy:
@@ -339,15 +364,16 @@ def test_the_domain_database_vanishing_mid_step_is_retried_and_the_step_is_recor
     from flows.cli import raise_transfer
     from tasks.form import parse_form
 
-    # This transfer's flow run reaches the store through the proxy (no TLS, so the proxy sees
-    # the SQL); the CLI and this test use the database directly.
+    # This transfer's runs (its task runs get the same URL) reach the store through the proxy
+    # (no TLS, so the proxy sees the SQL); the CLI and this test use the database directly.
     via_proxy = (
         make_url(prod.store_url).set(host="127.0.0.1", port=pg_proxy.port, query={"sslmode": "disable"})
     ).render_as_string(hide_password=False)
-    reference, flow_run_id = raise_transfer(
-        parse_form(demo_form(crn="F100021")), job_variables={"env": {"CASETRANSFER_DATABASE_URL": via_proxy}}
+    reference, _ = raise_transfer(
+        parse_form(demo_form(crn="F100021", raised_on=RAISED)), job_variables={"env": {"CASETRANSFER_DATABASE_URL": via_proxy}}
     )
-    wait_for(suspended_at(reference, "allocation"), what="allocation")
+    wait_for(suspended_at(reference, "allocation"), what="allocation", timeout=180)
+    allocation_run = task_run(reference, "allocation") or ""
     # The first attempt to write the step dies with its connection; the database then refuses
     # connections for 5 s, longer than the task's first two retries (1 s, then 2 s) wait.
     pg_proxy.cut_on(b"INSERT INTO step_record ", seconds=5)
@@ -356,17 +382,18 @@ def test_the_domain_database_vanishing_mid_step_is_retried_and_the_step_is_recor
     assert "allocation recorded" in out
     assert pg_proxy.cuts == 1 and pg_proxy.refused >= 1, "the outage should have happened during the step"
     assert time.monotonic() - started >= 5
-    wait_for(suspended_at(reference, "address_assessment"), what="the next step")
+    wait_for(suspended_at(reference, "address_assessment"), what="the tasks after allocation", timeout=180)
 
-    record_step = [r for r in _task_runs(flow_run_id, "record-step") if r.state and r.state.is_completed()]
+    record_step = [r for r in _task_runs(allocation_run, "record-") if r.state and r.state.is_completed()]
     assert len(record_step) == 1 and record_step[0].run_count >= 2, [(r.name, r.run_count) for r in record_step]
     assert_recorded_exactly_once(reference)
     assert transfers.recorded_steps(reference)["allocation"]["practitioner"] == "Pat Receiver"
+    cli("withdraw", reference, "--reason", "test finished", "--by", "Sam")
 
 
 def test_the_same_step_recorded_twice_at_once_is_applied_once_and_the_second_is_refused_plainly(prod, tmp_path):
     reference = raise_form(tmp_path, "F100031")
-    wait_for(suspended_at(reference, "allocation"), what="allocation")
+    wait_for(suspended_at(reference, "allocation"), what="allocation", timeout=180)
     command = [sys.executable, "-m", "flows.cli", "record", reference, "allocation", *ARGS["allocation"]]
     first, second = (
         subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
@@ -377,9 +404,10 @@ def test_the_same_step_recorded_twice_at_once_is_applied_once_and_the_second_is_
     assert codes[0] == 0 and codes[1] != 0, results
     _, refused_out, refused_err = next(r for r in results if r[0] != 0)
     assert re.search(r"allocation .*already (recorded|answered)", refused_err) and "Traceback" not in refused_err, refused_err
-    wait_for(suspended_at(reference, "address_assessment"), what="the next step")
+    wait_for(suspended_at(reference, "address_assessment"), what="the tasks after allocation", timeout=180)
     assert_recorded_exactly_once(reference)
     assert [h.event for h in transfers.status_of(reference).history].count("allocation") == 1
+    cli("withdraw", reference, "--reason", "test finished", "--by", "Sam")
 
 
 def test_a_transfer_left_waiting_without_its_form_is_given_it_back_by_recover(prod, tmp_path):
@@ -388,8 +416,8 @@ def test_a_transfer_left_waiting_without_its_form_is_given_it_back_by_recover(pr
     from prefect.client.orchestration import get_client
 
     reference = raise_form(tmp_path, "F100041")
-    wait_for(suspended_at(reference, "allocation"), what="allocation")
-    flow_run_id = UUID(transfers.status_of(reference).flow_run_id or "")
+    wait_for(suspended_at(reference, "allocation"), what="allocation", timeout=180)
+    flow_run_id = UUID(task_run(reference, "allocation") or "")
     # Prefect saves a step's form just after the run turns Paused: a process that died in between
     # leaves the run waiting with no form. Take the form away, as that death would have.
     with get_client(sync_client=True) as client:
@@ -404,5 +432,6 @@ def test_a_transfer_left_waiting_without_its_form_is_given_it_back_by_recover(pr
 
     assert reference in cli("recover", "--stale-after", "20").stdout  # the run has waited formless 30 s
     cli("record", reference, "allocation", *ARGS["allocation"])
-    wait_for(suspended_at(reference, "address_assessment"), what="the next step")
+    wait_for(suspended_at(reference, "address_assessment"), what="the tasks after allocation", timeout=180)
     assert_recorded_exactly_once(reference)
+    cli("withdraw", reference, "--reason", "test finished", "--by", "Sam")
