@@ -30,23 +30,16 @@ from tasks.estate import load_estate
 from tasks.form import NsiType, TransferForm
 from tasks.policy import Policy, get_policy
 from tasks.settings import get_settings
+from tasks.steps import SEQUENTIAL_STEPS, TEMPORARY_MOVE_STEPS
 from tasks.store.models import Action, HistoryEntry, Nsi, StepRecord
 from tasks.store.session import get_engine
 from tasks.transfers import REFERENCE_PREFIX
 
-# The case-transfer flow's waiting steps, in its order (flows.steps.CASE_TRANSFER_STEPS; a test
-# checks they agree). Kept here so that seeding does not import Prefect.
-STEPS: tuple[str, ...] = (
-    "allocation",
-    "address_assessment",
-    "police_checks",
-    "safeguarding_checks",
-    "handover",
-    "decision",
-    "completion",
-)
-# The temporary-move flow's steps (flows.steps.TEMPORARY_MOVE_STEPS) and its supporting status.
-SUPPORT_STEP, OUTCOME_STEP = "support_allocation", "outcome"
+# Synthetic NSIs follow the sequential shape (1), step after step, as the transfers still open
+# from before the concurrent shape do: the step registry's order (Prefect-free).
+STEPS: tuple[str, ...] = tuple(SEQUENTIAL_STEPS)
+# The temporary-move flow's steps and its supporting status.
+SUPPORT_STEP, OUTCOME_STEP = TEMPORARY_MOVE_STEPS
 try:
     from tasks.temporary_moves import SUPPORTING
 except ImportError:  # before temporary moves had a flow of their own
@@ -661,6 +654,7 @@ def _write_chunk(conn: Connection, syn: Synthetic, rows: range, seed: int, profi
                     "recorded_by": answer["recorded_by"],
                     "recorded_at": at,
                     "flow_run_id": None,
+                    "done_on": on,
                 }
             )
             history.append(
@@ -689,6 +683,7 @@ def _write_chunk(conn: Connection, syn: Synthetic, rows: range, seed: int, profi
                     "recorded_by": answer["recorded_by"],
                     "recorded_at": at,
                     "flow_run_id": None,
+                    "done_on": on,
                 }
             )
             history.append(
