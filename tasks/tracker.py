@@ -309,7 +309,10 @@ def load_data(as_of: dt.date, url: str | None = None, config: TrackerConfig | No
     nsis["wd_to_completion"] = np.where(completed, _wd_between(d["raised_on"], closed), np.nan)
     nsis["completed_in_time"] = completed & (closed <= d["due_on"])
     returns["expected_return"] = _dates(returns["expected_return"])
-    nsis["expected_return"] = nsis["id"].map(returns.set_index("id")["expected_return"]).to_numpy(dtype="datetime64[D]")
+    if returns.empty:  # a store with no temporary moves: an empty map would come back as floats
+        nsis["expected_return"] = np.full(len(nsis), NAT, dtype="datetime64[D]")
+    else:
+        nsis["expected_return"] = nsis["id"].map(returns.set_index("id")["expected_return"]).to_numpy(dtype="datetime64[D]")
     # Temporary moves: caretaking should not normally last beyond policy.caretaking_months.
     tm = ~nsis["is_ct"].to_numpy()
     start = np.where(np.isnat(d["move_on"]), d["received_on"], d["move_on"])
