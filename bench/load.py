@@ -1,12 +1,12 @@
-"""Load benchmark: transfers driven step by step through real flow runs, on both profiles.
+"""Load benchmark: shape-2 Case Transfers driven task by task through real flow runs, on both profiles.
 
     python bench/load.py [--profiles embedded,production] [--transfers 1000] [--held 10000]
                          [--transfers-embedded N] [--held-embedded N] [--concurrency 8]
                          [--workers 2] [--start profile|prefork|direct|default]
                          [--server split|single] [--redis URL] [--out out/load]
 
-The run reported in README.md ("Running for a whole region or the country"), 64 minutes on 2 cores
-(10 of them creating the 10,000 held runs, 36 driving the 300 transfers, 16 the embedded profile):
+The full measurement (not run on shape 2 yet; on the sequential shape it took 64 minutes on 2 cores,
+see README.md, "Running for a whole region or the country"):
     python bench/load.py --profiles embedded,production --transfers 300 --held 10000 \
         --transfers-embedded 20 --held-embedded 1000 --concurrency 10
 
@@ -18,26 +18,38 @@ profile's own):
    store on PostgreSQL, an API server for people and one for workers, the services in their own
    process, Redis between them, --workers workers), through flows.production.start_production.
    The production stack gets a Redis database of its own (flows.production.claim_redis_db).
-2. Hold --held transfers suspended at allocation, in five steps, listing after each. A real
-   suspension costs a flow-run process start (~1.5 s of a core), so 10,000 would take hours on
-   2 cores. They are made at the API
-   level instead: flow runs of the case-transfer deployment created (bulk endpoint, 100 a
-   request) directly in a Suspended state with the pause key a real run would have, each with a
-   real NSI row in the store (actions and history cloned from one NSI raised for real). The
-   server holds, times out and lists them exactly as it would real suspended runs; they carry no
-   saved Resume form, so they are for measuring volume, not for answering.
-3. Drive --transfers transfers through every step with --concurrency threads, each thread taking
-   one transfer from raise to completed through the CLI's own code path (flows.cli.raise_transfer,
-   then flows.cli.send_answer(wait=False) at each step once the store says it waits there).
-   Meanwhile a thread lists suspended runs the way a dashboard would (POST /api/flow_runs/filter,
-   state PAUSED, limit 200) every --list-interval seconds.
+2. Hold --held transfers as shape 2 has them once allocation is recorded, in five steps, listing
+   after each: the transfer's run Suspended at `wake-1`, and a transfer-task run per task then open
+   (address assessment, police and safeguarding checks, documents, handover, and the actions the
+   form calls for), each Suspended at `<task-slug>-r1-0`. A real suspension costs a flow-run
+   process start, and a held transfer is ~10 of them, so they are made at the API level instead:
+   flow runs of the case-transfer and transfer-task deployments created (bulk endpoint, 100 a
+   request) directly Suspended with the pause key a real run would have, with the store rows a
+   real one has (the NSI on shape 2, its actions, step records, history and `waiting_task` rows
+   with their runs' ids), cloned from a template NSI taken to that point by the store's own
+   functions (tasks.transfers.progress, apply_step). The server holds, times out and
+   lists them as it would real suspended runs. They are VOLUME ONLY (tagged `held`): they carry
+   no saved Resume form and never ran, so they are for measuring volume, not for answering.
+3. Drive --transfers transfers with --concurrency threads, each taking one transfer from raise to
+   completed through the CLI's own code path: flows.cli.raise_transfer; allocation through
+   flows.cli.send_answer(wait=False) once its task run is open; the five tasks after allocation,
+   once all five are open, sent one after another in a shuffled order without waiting between
+   them; completion once it opens. Meanwhile a thread lists suspended runs the way a dashboard
+   would (POST /api/flow_runs/filter, state PAUSED, limit 200) every --list-interval seconds.
+
+A step is one answer recorded. Its next suspension is the last run it wakes reaching its next
+wait: the transfer's run suspended again by a segment that started after the answer was recorded
+(or completed), and any task run that segment opened suspended at its form. All from the server's
+own state timestamps and the history row apply_step wrote; when a segment that did read the answer
+in time is followed by another, the later one counts (conservative).
 
 Reported per profile: steps per minute (whole run, and the steady middle 80% of it), latency from
-a step being sent to the run suspended at the next step (p50, p95; taken from the server's own
-state timestamps, split into waiting for a worker's poll, process start, and the flow's work),
-CPU seconds per flow-run segment for server + workers + flow-run processes (from /proc, reaped
-children included), the driver's own CPU (the CLI path), PostgreSQL's and Redis's CPU (whole servers:
-other users of them count too), and the list latency (idle and loaded).
+a step being sent to its next suspension (p50, p95), every run segment (each one a process start:
+the transfer's run and every task run, each start and each resume) split into waiting for a
+worker's poll, process start and the flow's work, CPU seconds per segment for server + workers +
+flow-run processes (from /proc, reaped children included), the driver's own CPU (the CLI path),
+PostgreSQL's and Redis's CPU (whole servers: other users of them count too), and the list latency
+(idle and loaded).
 """
 
 from __future__ import annotations
@@ -46,6 +58,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -66,15 +79,25 @@ FORM = ROOT / "demo" / "forms" / "london-to-manchester.yaml"
 TARGET_STEPS_PER_MIN = 30.0
 TARGET_P95_STEP_S = 30.0
 TARGET_LIST_P95_MS = 500.0
-STEPS: list[tuple[str, dict[str, Any]]] = [
-    ("allocation", {"practitioner": "Pat Receiver", "team_code": "N50CAD", "recorded_by": "Kim SPO"}),
-    ("address_assessment", {"method": "home_visit", "suitable": "true", "notes": "Room seen", "recorded_by": "Pat Receiver"}),
-    ("police_checks", {"returned_on": "2026-12-30", "recorded_by": "Admin A"}),
-    ("safeguarding_checks", {"returned_on": "2026-12-31", "recorded_by": "Admin A"}),
-    ("handover", {"held_on": "2027-01-05", "recorded_by": "Sam Practitioner"}),
-    ("decision", {"outcome": "accept", "recorded_by": "Kim SPO"}),
-    ("completion", {"responsible_officer": "Pat Receiver", "recorded_by": "Kim SPO"}),
-]
+RAISED = "2026-12-14"  # a week before TODAY, so every answer is dated on the day its work was done (done_on)
+# Shape 2: allocation; then these five at once (sent in a shuffled order); then completion.
+ALLOCATION: tuple[str, dict[str, Any]] = (
+    "allocation",
+    {"practitioner": "Pat Receiver", "team_code": "N50CAD", "recorded_by": "Kim SPO", "done_on": "2026-12-15"},
+)
+AFTER_ALLOCATION: dict[str, dict[str, Any]] = {
+    "address_assessment": {"method": "home_visit", "suitable": "true", "notes": "Room seen", "recorded_by": "Pat Receiver",
+                           "done_on": "2026-12-18"},
+    "police_checks": {"returned_on": "2026-12-16", "recorded_by": "Admin A"},
+    "safeguarding_checks": {"done_on": "2026-12-17", "recorded_by": "Admin A"},
+    "documents": {"done_on": "2026-12-16", "recorded_by": "Admin A"},
+    "handover": {"held_on": "2026-12-18", "recorded_by": "Sam Practitioner"},
+}  # fmt: skip
+COMPLETION: tuple[str, dict[str, Any]] = (
+    "completion",
+    {"responsible_officer": "Pat Receiver", "recorded_by": "Kim SPO", "done_on": "2026-12-21"},
+)
+STEPS_PER_TRANSFER = 2 + len(AFTER_ALLOCATION)
 PAUSED_FILTER = {"flow_runs": {"state": {"type": {"any_": ["PAUSED"]}}}, "limit": 200}
 
 
@@ -206,7 +229,10 @@ class ProfileResult:
     concurrency: int
     held: int
     held_seconds: float = 0.0
+    held_runs: int = 0  # the held transfers' runs: each transfer's own and its suspended task runs
     failures: list[str] = field(default_factory=list)
+    unmeasured: list[str] = field(default_factory=list)  # steps sent whose next suspension was not found
+    workers_alive_at_end: int = 0  # a worker that died mid-run halves the capacity: say so
     steps: int = 0
     segments: int = 0
     load_seconds: float = 0.0
@@ -321,128 +347,182 @@ def base_form() -> dict[str, Any]:
 
     from tasks.form import parse_form
 
-    return parse_form(yaml.safe_load(FORM.read_text())).model_dump(mode="json")
+    return parse_form({**yaml.safe_load(FORM.read_text()), "raised_on": RAISED}).model_dump(mode="json")
 
 
-def hold(api_urls: list[str], store_url: str, n: int, stack_is_postgres: bool) -> None:
-    """n API-level suspended case-transfer runs, each with its NSI waiting at allocation.
+def template_after_allocation(form: dict[str, Any], tag: str) -> tuple[str, int, list[str]]:
+    """One NSI taken, in the store only, to where a real shape-2 transfer stands once allocation is
+    recorded and its run has woken: (reference, the wake key its run suspends at, the tasks open).
+
+    The same calls the flows make: progress opens allocation, apply_step records it (wake_seq 1),
+    task_done once its run has woken the transfer, and the woken run's progress opens the tasks
+    after allocation and marks 1 seen (a resumed run starts from the top, reads, and suspends at
+    the new key `wake-1`)."""
+    from tasks import steps as registry
+    from tasks import transfers
+    from tasks.form import parse_form
+    from tasks.settings import get_settings
+
+    reference = transfers.register_nsi(parse_form({**form, "crn": "H000000"}), f"held-template-{tag}", flow_run_id="template")
+    if transfers.shape_of(reference) < 2:
+        raise SystemExit(f"{reference} was raised on shape {transfers.shape_of(reference)}: this bench measures shape 2")
+    transfers.progress(reference)
+    transfers.task_started(reference, "allocation", 1, "template-allocation")
+    policy, raised_on = transfers.policy_of(reference), transfers.status_of(reference).raised_on
+    answer = registry.validate_answer("allocation", dict(ALLOCATION[1]), policy, get_settings().current_date(), raised_on)
+    transfers.apply_step(reference, "allocation", answer.model_dump(mode="json"), flow_run_id="template-allocation")
+    transfers.task_done(reference, "allocation", 1)  # its run has woken the transfer: "recorded" becomes "done"
+    opened = transfers.progress(reference)
+    return reference, opened.seen, [t.task for t in opened.to_start]
+
+
+def hold(api_urls: list[str], store_url: str, n: int, stack_is_postgres: bool) -> int:
+    """n API-level shape-2 transfers waiting after allocation; returns the flow runs made.
+
+    For each: the transfer's run Suspended at `wake-<n>`, and a transfer-task run per task open
+    after allocation, each Suspended at `<task-slug>-r1-0`, as real ones would be; and the store
+    rows a real one has (NSI on shape 2, actions, step records, history, waiting_task rows with
+    their runs' ids), cloned from a template taken there by the store's own functions. The
+    allocation task run itself (Completed in a real transfer) is not made: its row has no run.
+
+    VOLUME ONLY: no run carries a saved Resume form and no process ever ran for them; they are
+    for measuring what the server and the store hold and list, never for answering. Tagged `held`.
 
     The batches go round the API servers given: creating a run is CPU-bound in the server
     (Prefect validates its parameters against the deployment's schema)."""
     import httpx
     from sqlalchemy import delete, func, insert, select, text
 
-    from tasks import transfers
-    from tasks.form import parse_form
     from tasks.policy import get_policy
-    from tasks.store.models import Action, HistoryEntry, Nsi
+    from tasks.store.models import Base, Nsi
     from tasks.store.session import get_engine
 
     if n <= 0:
-        return
+        return 0
     form = base_form()
     tag = uuid.uuid4().hex[:8]
-    # One NSI raised for real gives the row, its Action List and history that every held one copies.
-    template = transfers.register_nsi(parse_form({**form, "crn": "H000000"}), f"held-template-{tag}")
-    nsi_t, action_t, history_t = Nsi.__table__, Action.__table__, HistoryEntry.__table__
+    template, wake, tasks = template_after_allocation(form, tag)
+    nsi_t = Nsi.__table__
+    # Every table hanging off the NSI (actions, step records, waiting tasks, history...), cloned.
+    children = [t for t in Base.metadata.sorted_tables if "nsi_id" in t.c and t is not nsi_t]
     engine = get_engine(store_url)
     with engine.begin() as conn:
         row = dict(conn.execute(select(nsi_t).where(nsi_t.c.reference == template)).mappings().one())
-        actions = [dict(a) for a in conn.execute(select(action_t).where(action_t.c.nsi_id == row["id"])).mappings()]
-        history = [dict(h) for h in conn.execute(select(history_t).where(history_t.c.nsi_id == row["id"])).mappings()]
-        conn.execute(delete(action_t).where(action_t.c.nsi_id == row["id"]))
-        conn.execute(delete(history_t).where(history_t.c.nsi_id == row["id"]))
+        rows = {t: [dict(r) for r in conn.execute(select(t).where(t.c.nsi_id == row["id"])).mappings()] for t in children}
+        for t in reversed(children):
+            conn.execute(delete(t).where(t.c.nsi_id == row["id"]))
         conn.execute(delete(nsi_t).where(nsi_t.c.id == row["id"]))
         first_id = (conn.scalar(select(func.max(nsi_t.c.id))) or 0) + 1
+    prefix = template[: len(template) - 6]
 
-    timeout = dt.datetime.now(dt.UTC) + dt.timedelta(days=get_policy().suspend_timeout_days)
-    suspended = {
-        "type": "PAUSED",
-        "name": "Suspended",
-        "state_details": {"pause_key": "allocation-0", "pause_reschedule": True, "pause_timeout": timeout.isoformat()},
-    }
+    timeout = (dt.datetime.now(dt.UTC) + dt.timedelta(days=get_policy().suspend_timeout_days)).isoformat()
+
+    def suspended(key: str) -> dict[str, Any]:
+        return {
+            "type": "PAUSED",
+            "name": "Suspended",
+            "state_details": {"pause_key": key, "pause_reschedule": True, "pause_timeout": timeout},
+        }
+
     crns = [f"H{(first_id + i) % 1_000_000:06d}" for i in range(n)]
+    refs = [f"{prefix}{first_id + i:06d}" for i in range(n)]
     clients = [httpx.Client(base_url=url, timeout=120) for url in api_urls]
     try:
-        deployment = clients[0].get("/deployments/name/case-transfer/case-transfer").raise_for_status().json()["id"]
+        deployments = {
+            name: clients[0].get(f"/deployments/name/{name}/{name}").raise_for_status().json()["id"]
+            for name in ("case-transfer", "transfer-task")
+        }
 
-        def create(numbered: tuple[int, list[str]]) -> list[str]:
-            k, batch = numbered
+        def create(job: tuple[int, str, list[dict[str, Any]]]) -> list[str]:
+            k, deployment, batch = job
             http = clients[k % len(clients)]
-            made: dict[str, str] = {}
+            made: dict[int, str] = {}
             for attempt in range(8):
-                todo = [crn for crn in batch if crn not in made]
+                todo = [j for j in range(len(batch)) if j not in made]
                 if not todo:
                     break
-                body = [
-                    {
-                        "name": f"transfer-{crn}",
-                        "parameters": {"form": {**form, "crn": crn}},
-                        "state": suspended,
-                        "tags": ["held"],
-                    }
-                    for crn in todo
-                ]
+                body = [batch[j] for j in todo]
                 results = http.post(f"/deployments/{deployment}/create_flow_run/bulk", json=body).raise_for_status().json()
-                for crn, r in zip(todo, results["results"], strict=True):
+                for j, r in zip(todo, results["results"], strict=True):
                     if r["status"] == "CREATED":
-                        made[crn] = r["flow_run_id"]
+                        made[j] = r["flow_run_id"]
                     elif "database is locked" not in str(r.get("error")):
-                        raise RuntimeError(f"bulk create refused {crn}: {r}")
+                        raise RuntimeError(f"bulk create refused {batch[j]['name']}: {r}")
                 # SQLite: the server's own services (events) hold the write lock at times; retry.
                 time.sleep(0.5 * (attempt + 1) if len(made) < len(batch) else 0)
             if len(made) < len(batch):
                 raise RuntimeError(f"bulk create: {len(batch) - len(made)} runs not created after retries")
-            return [made[crn] for crn in batch]
+            return [made[j] for j in range(len(batch))]
 
         # SQLite takes one writer at a time: one request at a time, in smaller transactions.
         size, threads = (100, 2 * len(clients)) if stack_is_postgres else (25, 1)
-        batches = [crns[i : i + size] for i in range(0, n, size)]
-        with ThreadPoolExecutor(threads) as pool:
-            run_ids = [run_id for ids in pool.map(create, enumerate(batches)) for run_id in ids]
+
+        def bulk(deployment: str, bodies: list[dict[str, Any]]) -> list[str]:
+            jobs = [(k, deployment, bodies[i : i + size]) for k, i in enumerate(range(0, len(bodies), size))]
+            with ThreadPoolExecutor(threads) as pool:
+                return [run_id for ids in pool.map(create, jobs) for run_id in ids]
+
+        transfer_runs = bulk(
+            deployments["case-transfer"],
+            [
+                {"name": f"transfer-{crn}", "parameters": {"form": {**form, "crn": crn}}, "state": suspended(f"wake-{wake}"),
+                 "tags": ["held"]}
+                for crn in crns
+            ],
+        )  # fmt: skip
+        pairs = [(i, task) for i in range(n) for task in tasks]
+        owner = {r["task"]: r["owner_role"] for t, rs in rows.items() if t.name == "waiting_task" for r in rs}
+        task_ids = bulk(
+            deployments["transfer-task"],
+            [
+                {
+                    "name": f"{task.replace('_', '-')}-{refs[i]}",
+                    "parameters": {"reference": refs[i], "task": task, "round": 1},
+                    "state": suspended(f"{task.replace('_', '-')}-r1-0"),
+                    "tags": [refs[i], f"owner:{owner[task]}", "held"],
+                }
+                for i, task in pairs
+            ],
+        )
+        task_runs = dict(zip(pairs, task_ids, strict=True))
     finally:
         for client in clients:
             client.close()
 
     with engine.begin() as conn:
-        for start in range(0, n, 1000):
-            nsis, acts, hist = [], [], []
-            for i in range(start, min(n, start + 1000)):
+        for start in range(0, n, 500):
+            nsis: list[dict[str, Any]] = []
+            clones: dict[Any, list[dict[str, Any]]] = {t: [] for t in children}
+            for i in range(start, min(n, start + 500)):
                 nsi_id, crn = first_id + i, crns[i]
                 nsis.append(
                     {
                         **row,
                         "id": nsi_id,
-                        "reference": f"CT{nsi_id:06d}",
+                        "reference": refs[i],
                         "request_key": f"held-{tag}-{i}",
                         "crn": crn,
                         "form": {**row["form"], "crn": crn},
-                        "flow_run_id": run_ids[i],
-                        "status": "awaiting_allocation",
-                        "waiting_step": "allocation",
+                        "flow_run_id": transfer_runs[i],
                     }
                 )
-                acts.extend({**{k: v for k, v in a.items() if k != "id"}, "nsi_id": nsi_id} for a in actions)
-                hist.extend(
-                    {**{k: v for k, v in h.items() if k != "id"}, "nsi_id": nsi_id, "flow_run_id": run_ids[i]} for h in history
-                )
-                hist.append(
-                    {
-                        **{k: v for k, v in history[0].items() if k != "id"},
-                        "nsi_id": nsi_id,
-                        "key": "waiting:allocation",
-                        "event": "waiting",
-                        "detail": "waiting for allocation",
-                        "actor": "casetransfer",
-                        "flow_run_id": run_ids[i],
-                    }
-                )
+                for t, template_rows in rows.items():
+                    for r in template_rows:
+                        clone = {k: v for k, v in r.items() if k != "id"}
+                        clone["nsi_id"] = nsi_id
+                        if t.name == "waiting_task":  # each open task has its run; allocation's is not made
+                            clone["flow_run_id"] = task_runs.get((i, clone["task"]))
+                        elif clone.get("flow_run_id"):
+                            clone["flow_run_id"] = transfer_runs[i]
+                        clones[t].append(clone)
             conn.execute(insert(nsi_t), nsis)
-            conn.execute(insert(action_t), acts)
-            conn.execute(insert(history_t), hist)
+            for t in children:
+                if clones[t]:
+                    conn.execute(insert(t), clones[t])
         if engine.dialect.name == "postgresql":
             # Explicit ids leave the sequence behind: move it on, or the next real NSI collides.
             conn.execute(text("SELECT setval(pg_get_serial_sequence('nsi', 'id'), (SELECT max(id) FROM nsi))"))
+    return n * (1 + len(tasks))
 
 
 def list_latency(http: Any) -> tuple[float, int]:
@@ -485,22 +565,67 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None
         time.sleep(0.5)  # ten of these polling the store take CPU from the stack being measured
 
 
-def drive(i: int, form: dict[str, Any], timeout: float) -> tuple[str, str, float, list[StepSample]]:
-    """One transfer from raise to completed, through the CLI's code path."""
+def open_runs(store_url: str, reference: str) -> dict[str, str]:
+    """task -> flow run id of the transfer's open waiting tasks that have their run (one query)."""
+    from sqlalchemy import select
+
+    from tasks.store.models import Nsi, WaitingTask
+    from tasks.store.session import get_engine
+
+    query = (
+        select(WaitingTask.task, WaitingTask.flow_run_id)
+        .join(Nsi, Nsi.id == WaitingTask.nsi_id)
+        .where(Nsi.reference == reference, WaitingTask.status == "open", WaitingTask.flow_run_id.is_not(None))
+    )
+    with get_engine(store_url).connect() as conn:
+        return {task: run_id for task, run_id in conn.execute(query)}
+
+
+def drive(i: int, form: dict[str, Any], timeout: float, store_url: str) -> tuple[str, str, float, list[StepSample]]:
+    """One transfer from raise to completed, through the CLI's code path: allocation once its task
+    is open; then the five tasks after allocation, once all five are open, in a shuffled order
+    without waiting between them; then completion once it opens."""
     from flows.cli import raise_transfer, send_answer
     from tasks import transfers
     from tasks.form import parse_form
 
+    rng = random.Random(i)
     raised = time.time()
     reference, run_id = raise_transfer(parse_form({**form, "crn": f"L{i:06d}"}))
     samples = []
-    for step, answer in STEPS:
-        wait_until(lambda s=step: transfers.nsi_status(reference)[1] == s, timeout, f"{reference} waiting at {step}")
+
+    def send(step: str, answer: dict[str, Any]) -> None:
         sent = time.time()
-        send_answer(reference, step, dict(answer), wait=False)
+        send_answer(reference, step, dict(answer), wait=False, timeout=timeout)
         samples.append(StepSample(reference, run_id, step, sent, time.time()))
+
+    wait_until(lambda: "allocation" in open_runs(store_url, reference), timeout, f"{reference}: allocation open")
+    send(*ALLOCATION)
+    wait_until(
+        lambda: set(AFTER_ALLOCATION) <= set(open_runs(store_url, reference)), timeout, f"{reference}: the five tasks open"
+    )
+    for step in rng.sample(sorted(AFTER_ALLOCATION), len(AFTER_ALLOCATION)):
+        send(step, AFTER_ALLOCATION[step])
+    wait_until(lambda: "completion" in open_runs(store_url, reference), timeout, f"{reference}: completion open")
+    send(*COMPLETION)
     wait_until(lambda: transfers.nsi_status(reference)[0] == "completed", timeout, f"{reference} completed")
     return reference, run_id, raised, samples
+
+
+def recorded_at(store_url: str, reference: str) -> dict[str, float]:
+    """step -> when its answer was recorded (the history entry apply_step wrote), epoch s."""
+    from sqlalchemy import select
+
+    from tasks.store.models import HistoryEntry, Nsi
+    from tasks.store.session import get_engine
+
+    query = select(HistoryEntry.event, HistoryEntry.at).join(Nsi, Nsi.id == HistoryEntry.nsi_id).where(Nsi.reference == reference)
+    found: dict[str, float] = {}
+    with get_engine(store_url).connect() as conn:
+        for event, at in conn.execute(query):
+            at = at if at.tzinfo else at.replace(tzinfo=dt.UTC)  # SQLite keeps UTC without its zone
+            found.setdefault(event, at.timestamp())
+    return found
 
 
 def _ts(state: dict[str, Any]) -> float:
@@ -517,6 +642,40 @@ def first_after(states: list[dict[str, Any]], after: float, types: set[str], nam
         if _ts(s) >= after and s["type"] in types and (name is None or s["name"] == name):
             return _ts(s)
     return None
+
+
+ENDS = {"PAUSED", "COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+def segments(states: list[dict[str, Any]]) -> list[tuple[float | None, float | None, float, float | None]]:
+    """(scheduled, pending, running, end) of each segment of a run: each one a process start."""
+    found = []
+    for k, s in enumerate(states):
+        if s["type"] != "RUNNING":
+            continue
+        # Only this segment's own states: those since the last suspension or end before it.
+        last_end = max((j for j in range(k) if states[j]["type"] in ENDS), default=-1)
+        before = states[last_end + 1 : k]
+        pending = next((_ts(b) for b in reversed(before) if b["type"] == "PENDING"), None)
+        scheduled = next(
+            (_ts(b) for b in reversed(before) if b["type"] == "SCHEDULED" and (pending is None or _ts(b) <= pending)), None
+        )
+        end = next((_ts(a) for a in states[k + 1 :] if a["type"] in ENDS), None)
+        found.append((scheduled, pending, _ts(s), end))
+    return found
+
+
+def reacted(transfer: list[dict[str, Any]], recorded: float) -> float | None:
+    """When the transfer's run, having read an answer recorded at `recorded`, suspended again (or
+    finished). Its first suspension after it is the one only if that segment started after it (a
+    segment under way may have read the store just before: then the wake-up makes another).
+    Conservative: a segment that did read it in time but was followed by another counts the later."""
+    ends = []
+    for _, _, running, end in segments(transfer):
+        if end is not None and end > recorded:
+            ends.append((running, end))
+    later = next((end for running, end in ends if running > recorded), None)
+    return later if later is not None else (ends[0][1] if ends else None)
 
 
 def run_profile(profile: str, args: argparse.Namespace) -> ProfileResult:
@@ -546,7 +705,7 @@ def run_profile(profile: str, args: argparse.Namespace) -> ProfileResult:
         # In steps, listing after each, to see how the list latency grows with the volume held.
         steps = 5 if result.held >= 1000 else 1
         for k in range(steps):
-            hold(
+            result.held_runs += hold(
                 list(dict.fromkeys([stack.api_url, stack.engine_api_url])),
                 os.environ["CASETRANSFER_DATABASE_URL"],
                 result.held * (k + 1) // steps - result.held * k // steps,
@@ -574,7 +733,8 @@ def run_profile(profile: str, args: argparse.Namespace) -> ProfileResult:
         lister.start()
         done: list[tuple[str, str, float, list[StepSample]]] = []
         with ThreadPoolExecutor(args.concurrency) as pool:
-            futures = [pool.submit(drive, i, form, args.step_timeout) for i in range(result.transfers)]
+            store_url = os.environ["CASETRANSFER_DATABASE_URL"]
+            futures = [pool.submit(drive, i, form, args.step_timeout, store_url) for i in range(result.transfers)]
             last_report = time.monotonic()
             for future in as_completed(futures):
                 try:
@@ -583,7 +743,7 @@ def run_profile(profile: str, args: argparse.Namespace) -> ProfileResult:
                     result.failures.append(f"{type(exc).__name__}: {exc}")
                 if time.monotonic() - last_report > 30:
                     last_report = time.monotonic()
-                    rate = 7 * len(done) / max(1.0, time.time() - load_start) * 60
+                    rate = STEPS_PER_TRANSFER * len(done) / max(1.0, time.time() - load_start) * 60
                     say(f"{profile}: {len(done)}/{result.transfers} transfers completed, ~{rate:.0f} steps/min")
         lister.stop.set()
         lister.join()
@@ -592,33 +752,47 @@ def run_profile(profile: str, args: argparse.Namespace) -> ProfileResult:
         result.stack_cpu_s = sum(cpu.values())
         pg_cpu, redis_cpu_s, driver_cpu = postgres_cpu() - pg0, redis_cpu() - redis0, own_cpu() - own0
         result.stack_rss_mb = rss_mb(roots)
+        result.workers_alive_at_end = sum(w.poll() is None for w in stack.workers)
 
         with httpx.Client(base_url=stack.api_url, timeout=60) as http:
             latencies, poll, start, work, raises, ends = [], [], [], [], [], []
-            for _, run_id, raised, samples in done:
-                states = run_states(http, run_id)
-                first_pause = first_after(states, raised, {"PAUSED"})
-                if first_pause:
-                    raises.append(first_pause - raised)
+            for reference, run_id, raised, samples in done:
+                transfer = run_states(http, run_id)
+                tagged = http.post("/flow_runs/filter", json={"flow_runs": {"tags": {"all_": [reference]}}, "limit": 200})
+                task_runs = [(r, run_states(http, r["id"])) for r in tagged.raise_for_status().json() if r["id"] != run_id]
+                # Every segment of every run of the transfer is a process start: count them all.
+                for states in [transfer, *(states for _, states in task_runs)]:
+                    for scheduled, pending, running, end in segments(states):
+                        result.segments += 1
+                        if scheduled is not None and pending is not None:
+                            poll.append(pending - scheduled)
+                        if pending is not None:
+                            start.append(running - pending)
+                        if end is not None:
+                            work.append(end - running)
+                allocation = next((states for r, states in task_runs if r["parameters"].get("task") == "allocation"), [])
+                first = [first_after(transfer, raised, {"PAUSED"}), first_after(allocation, raised, {"PAUSED"})]
+                if all(first):
+                    raises.append(max(f for f in first if f) - raised)
+                at = recorded_at(store_url, reference)
                 for sample in samples:
-                    resuming = first_after(states, sample.sent - 1, {"SCHEDULED"}, "Resuming")
-                    if resuming is None:
+                    recorded = at.get(sample.step)
+                    end = reacted(transfer, recorded) if recorded is not None else None
+                    if recorded is None or end is None:
+                        what = "no history row" if recorded is None else "no suspension or end of its run after it"
+                        result.unmeasured.append(f"{reference} {sample.step}: {what}")
                         continue
-                    pending = first_after(states, resuming, {"PENDING"})
-                    running = first_after(states, pending or resuming, {"RUNNING"})
-                    end = first_after(states, running or resuming, {"PAUSED", "COMPLETED"})
-                    if end is None:
-                        continue
+                    # The task runs the transfer's run opened on reading it, each suspended at its form.
+                    for r, states in task_runs:
+                        created = dt.datetime.fromisoformat(r["created"]).timestamp()
+                        if recorded < created <= end:
+                            paused = first_after(states, created, {"PAUSED"})
+                            end = max(end, paused) if paused else end
                     latencies.append(end - sample.sent)
                     ends.append(end)
-                    if pending and running:
-                        poll.append(pending - resuming)
-                        start.append(running - pending)
-                        work.append(end - running)
             result.paused_runs_at_end = len(http.post("/flow_runs/filter", json={**PAUSED_FILTER, "limit": 200}).json())
 
         result.steps = len(latencies)
-        result.segments = result.steps + len(raises)
         if ends:
             window = max(ends) - load_start
             result.steps_per_min = result.steps / window * 60
@@ -668,21 +842,28 @@ def _fmt(value: float | None, spec: str = ".1f") -> str:
 
 
 ROWS: list[tuple[str, Callable[[ProfileResult], str]]] = [
-    ("workers (poll interval s)", lambda r: f"{r.workers} ({r.worker_query_seconds:g})"),
+    ("workers (poll interval s), alive at end", lambda r: f"{r.workers} ({r.worker_query_seconds:g}), {r.workers_alive_at_end}"),
     ("flow-run command", lambda r: r.engine),
     ("Prefect server", lambda r: r.server_layout),
     ("transfers driven / in flight", lambda r: f"{r.transfers} / {r.concurrency}"),
-    ("held suspended (API level)", lambda r: f"{r.held} in {r.held_seconds:.0f} s"),
-    ("steps recorded", lambda r: str(r.steps)),
-    ("failures", lambda r: str(len(r.failures))),
+    (
+        "held after allocation (API level, volume only): transfers / suspended runs",
+        lambda r: f"{r.held} / {r.held_runs} in {r.held_seconds:.0f} s",
+    ),
+    ("steps recorded (answers)", lambda r: str(r.steps)),
+    (
+        "run segments (process starts) / per step",
+        lambda r: f"{r.segments} / {_fmt(r.segments / r.steps if r.steps else None, '.2f')}",
+    ),
+    ("failures / steps sent but not measured", lambda r: f"{len(r.failures)} / {len(r.unmeasured)}"),
     ("steps/min, whole run", lambda r: _fmt(r.steps_per_min)),
     ("steps/min, steady (middle 80%)", lambda r: _fmt(r.steady_steps_per_min)),
     ("step → next suspension p50 s", lambda r: _fmt(r.step_p50_s)),
     ("step → next suspension p95 s", lambda r: _fmt(r.step_p95_s)),
-    ("  of which waiting for a poll, p50 s", lambda r: _fmt(r.poll_wait_p50_s)),
-    ("  of which process start + imports, p50 s", lambda r: _fmt(r.process_start_p50_s)),
-    ("  of which the flow's work, p50 s", lambda r: _fmt(r.flow_work_p50_s)),
-    ("raise → first suspension p50 s", lambda r: _fmt(r.raise_p50_s)),
+    ("a run segment: waiting for a poll, p50 s", lambda r: _fmt(r.poll_wait_p50_s)),
+    ("a run segment: process start + imports, p50 s", lambda r: _fmt(r.process_start_p50_s)),
+    ("a run segment: the flow's work, p50 s", lambda r: _fmt(r.flow_work_p50_s)),
+    ("raise → transfer and allocation suspended p50 s", lambda r: _fmt(r.raise_p50_s)),
     ("CPU s per segment (server+workers+runs)", lambda r: _fmt(r.cpu_per_segment_s, ".2f")),
     ("  server", lambda r: _fmt(r.server_cpu_per_segment_s, ".2f")),
     ("  workers (polling, starting runs)", lambda r: _fmt(r.worker_cpu_per_segment_s, ".2f")),
@@ -771,6 +952,7 @@ def main(argv: list[str] | None = None) -> int:
     report = [table(results), "", *[line for r in results for line in verdict(r)]]
     for r in results:
         report += [f"{r.profile}: {f}" for f in r.failures[:5]]
+        report += [f"{r.profile}: not measured: {u}" for u in r.unmeasured[:5]]
     text_report = "\n".join(report)
     (args.out / "load.md").write_text(text_report + "\n")
     print(text_report)
