@@ -9,57 +9,21 @@ from prefect import flow, get_run_logger
 from prefect.input import RunInput
 
 from flows import engine
-from tasks import transfers
-
-
-def withdraw_transfer_now(reference: str, reason: str, withdrawn_by: str) -> None:
-    """Withdraw in the store (the record), then stop the transfer's run and every task still open."""
-    for flow_run_id in transfers.withdraw(reference, reason, withdrawn_by):
-        try:
-            engine.stop(flow_run_id, f"Withdrawn by {withdrawn_by}")
-        except engine.EngineError:
-            pass  # the store says withdrawn; a run that no longer exists has nothing to stop
-
-
-def challenge_now(reference: str, concern: str, raised_by: str, role: str) -> int:
-    """Raise a challenge about risk in the store, then wake the transfer's run to open its task."""
-    seq, _ = transfers.raise_challenge(reference, concern, raised_by, role)
-    engine.wake_transfer(reference)
-    return seq
-
-
-def dispute_now(reference: str, grounds: str, disputed_by: str) -> str:
-    """Dispute a refusal in the store, then start the run that drives the transfer again: it opens
-    the dispute for the head of the receiving PDU, and the tasks again if the refusal is overturned.
-    Returns that run's id."""
-    from tasks.settings import get_settings
-
-    seq = transfers.raise_dispute(reference, grounds, disputed_by)
-    reference = reference.strip().upper()
-    run_id = engine.start_run(
-        get_settings().case_transfer_deployment,
-        {"reference": reference},
-        run_name=f"transfer-{reference}",
-        idempotency_key=f"dispute:{reference}:{seq}",
-        tags=[reference],
-        job_variables={"env": {"CASETRANSFER_PROFILE": transfers.policy_of(reference).profile}},
-    )
-    transfers.set_transfer_run(reference, run_id)
-    return run_id
+from tasks import services, transfers
 
 
 @flow(name="raise-challenge", flow_run_name="challenge-{reference}")
 def raise_challenge(reference: str, concern: str, raised_by: str, role: str = "receiving_spo") -> int:
     """Receiving practitioner or SPO: challenge the transfer about risk, before completion. The
     receiving SPO settles it (upheld: a refusal; or withdrawn), and completion waits meanwhile."""
-    return challenge_now(reference, concern, raised_by, role)
+    return services.challenge(reference, concern, raised_by, role)
 
 
 @flow(name="dispute-refusal", flow_run_name="dispute-{reference}")
 def dispute_refusal(reference: str, grounds: str, disputed_by: str) -> str:
     """Transferring SPO: dispute a refusal within the period set in config; the head of the
     receiving PDU confirms it or orders the transfer to proceed."""
-    return dispute_now(reference, grounds, disputed_by)
+    return services.dispute(reference, grounds, disputed_by)
 
 
 @flow(name="correct-done-date", flow_run_name="correct-{reference}-{step}")
@@ -72,7 +36,7 @@ def correct_done_date(reference: str, step: str, done_on: dt.date, reason: str, 
 @flow(name="withdraw-transfer", flow_run_name="withdraw-{reference}")
 def withdraw_transfer(reference: str, reason: str, withdrawn_by: str) -> None:
     """Withdraw a transfer at any step."""
-    withdraw_transfer_now(reference, reason, withdrawn_by)
+    services.withdraw(reference, reason, withdrawn_by)
     get_run_logger().info("%s withdrawn by %s", reference, withdrawn_by)
 
 

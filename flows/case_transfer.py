@@ -146,7 +146,7 @@ def drive_steps(reference: str, steps: dict[str, type[StepForm]], waiting_status
             break
         if step in transfers.recorded_steps(reference):
             continue
-        wait_for_answer(reference, step, step.replace("_", "-"), (waiting_status or {}).get(step))
+        wait_for_answer(reference, step, registry.wait_key(step), (waiting_status or {}).get(step))
     status, _ = transfers.nsi_status(reference)
     logger.info("%s finished: %s", reference, status)
     return status

@@ -20,7 +20,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from tasks.form import FormError, TransferForm, parse_form
+from tasks.form import FormError, parse_form
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="England & Wales probation case transfers."
@@ -75,33 +75,6 @@ def _read_form_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def raise_transfer(form: TransferForm, job_variables: dict | None = None) -> tuple[str, str]:
-    """Validate the placement, start the flow run, store the NSI. Returns (reference, flow run id)."""
-    from flows import engine
-    from tasks import transfers
-    from tasks.form import NsiType
-    from tasks.policy import get_policy
-    from tasks.settings import get_settings
-
-    settings = get_settings()
-    # The raiser's profile (or the one job_variables give the run) is the NSI's for its whole
-    # life; the run gets it too, so the NSI and its flow agree whoever registers it first.
-    env = dict((job_variables or {}).get("env") or {})
-    profile = env.setdefault("CASETRANSFER_PROFILE", settings.profile)
-    if settings.shape_version:  # a pinned shape holds for the run too, whoever registers the NSI first
-        env.setdefault("CASETRANSFER_SHAPE_VERSION", str(settings.shape_version))
-    job_variables = {**(job_variables or {}), "env": env}
-    placement = transfers.place(form)
-    transfers.check_placement(form, placement, get_policy(profile))
-    deployment = (
-        settings.temporary_move_deployment if form.nsi_type is NsiType.temporary_move else settings.case_transfer_deployment
-    )
-    prefix = "move" if form.nsi_type is NsiType.temporary_move else "transfer"
-    flow_run_id = engine.start_run(deployment, {"form": form.model_dump(mode="json")}, f"{prefix}-{form.crn}", job_variables)
-    reference = transfers.register_nsi(form, flow_run_id, placement=placement, flow_run_id=flow_run_id, profile=profile)
-    return reference, flow_run_id
-
-
 @app.command("raise")
 def raise_(form_file: Path = typer.Argument(..., help="The transfer form, JSON or YAML")) -> None:
     """Raise a Case Transfer or Temporary Move NSI: validate, store, start its flow run."""
@@ -109,7 +82,9 @@ def raise_(form_file: Path = typer.Argument(..., help="The transfer form, JSON o
 
     try:
         form = parse_form(_read_form_file(form_file))
-        reference, flow_run_id = raise_transfer(form)
+        from tasks import services
+
+        reference, flow_run_id = services.raise_transfer(form)
     except FormError as exc:
         fail(f"The form was not accepted; nothing was stored.\n{exc}")
     except engine.EngineError as exc:
@@ -140,96 +115,6 @@ def _parse_fields(args: list[str]) -> dict[str, Any]:
             fields[name] = value
         i += 1
     return fields
-
-
-def send_answer(reference: str, step: str, fields: dict[str, Any], wait: bool = True, timeout: float = 120.0) -> str:
-    """Validate an answer as the flow will, resume the run waiting for it and (optionally) wait
-    until the flow has recorded it. Raises FormError / StepRefused / NotFound / EngineError."""
-    from flows import engine
-    from tasks import steps as registry
-    from tasks import transfers
-    from tasks.settings import get_settings
-
-    step = step.replace("-", "_") if not step.startswith(("challenge-", "dispute-")) else step
-    reference = reference.strip().upper()
-    policy = transfers.policy_of(reference)
-    spec = registry.spec_for(step, policy)
-    for name, value in list(fields.items()):
-        info = spec.form.model_fields.get(name)
-        if info is not None and "list" in str(info.annotation) and not isinstance(value, list):
-            fields[name] = [value]
-    raised_on = transfers.status_of(reference).raised_on
-    answer = registry.validate_answer(step, fields, policy, get_settings().current_date(), raised_on).model_dump(mode="json")
-    transfers.check_step(reference, step, answer)
-    attempts = transfers.step_attempts(reference, step)
-    if transfers.shape_of(reference) >= 2:
-        flow_run_id, prefix = _open_task_run(reference, step, min(timeout, 60))
-    else:
-        view = transfers.status_of(reference)
-        if not view.flow_run_id:
-            raise engine.EngineError(f"{reference} has no flow run")
-        flow_run_id, prefix = view.flow_run_id, step.replace("_", "-") + "-"
-    # A task run just started by its transfer needs a worker to pick it up and reach its wait;
-    # meanwhile another operator may answer it (then it finishes instead of pausing).
-    pause_key = engine.wait_until_paused(
-        flow_run_id, timeout=timeout, gone=lambda: step in transfers.recorded_steps(reference)
-    )
-    # Two operators answering at once: by now the run may wait at the next step. Its pause key
-    # names the step, so a late answer is refused instead of landing on the wrong form.
-    if not (pause_key or "").startswith(prefix):
-        raise transfers.StepRefused("step", f"{step} for {reference} was already answered; the transfer has moved on")
-    try:
-        engine.resume(flow_run_id, answer)
-    except Exception:
-        # The same race, a moment later: the other answer resumed the run between our check and
-        # our resume (the server says "not paused", or 409 when both resumes met in flight).
-        # Say so in the same words rather than asking the operator to work it out.
-        try:
-            pause_key = engine.wait_until_paused(flow_run_id, timeout=0)
-        except engine.EngineError:
-            pause_key = None
-        if not (pause_key or "").startswith(prefix):
-            raise transfers.StepRefused(
-                "step", f"{step} for {reference} was already answered; the transfer has moved on"
-            ) from None
-        raise
-    if not wait:
-        return f"{reference}: {step} sent to its flow run"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if step in transfers.recorded_steps(reference):
-            status, _ = transfers.nsi_status(reference)
-            return f"{reference}: {step} recorded; status {status}"
-        if transfers.step_attempts(reference, step) > attempts:
-            # Recorded without completing the step (or rejected by the flow): the run asks again.
-            event, detail = transfers.last_attempt(reference, step) or ("answer rejected", "")
-            if event == "answer rejected":
-                raise transfers.StepRefused("step", detail)
-            return f"{reference}: {step} recorded as {event}: {detail}. Waiting for {step.replace('_', ' ')} again"
-        time.sleep(0.3)
-    raise engine.EngineError(f"{step} was sent but the flow run has not recorded it within {timeout:.0f} s; is a worker running?")
-
-
-def _open_task_run(reference: str, step: str, timeout: float) -> tuple[str, str]:
-    """(flow run id, pause-key prefix) of the run waiting for this task. Right after `raise` or
-    after the step that opens it, the task may not be open yet: wait for it up to `timeout`."""
-    from flows import engine
-    from tasks import transfers
-
-    deadline = time.monotonic() + timeout
-    while True:
-        found = transfers.task_round(reference, step)
-        if found is not None and found[1] == "open" and found[2]:
-            round_, _, run_id = found
-            return run_id, f"{step.replace('_', '-')}-r{round_}-"
-        if time.monotonic() > deadline:
-            open_now = ", ".join(t.task for t in transfers.status_of(reference).tasks) or "none"
-            if found is not None and found[1] in ("recorded", "done"):
-                raise transfers.StepRefused("step", f"{step} is already recorded for {reference}")
-            raise engine.EngineError(
-                f"{step} has no open task for {reference} after {timeout:.0f} s (open tasks: {open_now}); is a worker running?"
-            )
-        time.sleep(0.3)
 
 
 def _step_help(reference: str, step: str) -> str:
@@ -270,8 +155,10 @@ def record(
         return
     fields = _parse_fields(list(ctx.args))
     fields.setdefault("recorded_by", getpass.getuser())
+    from tasks import services
+
     try:
-        print(send_answer(reference, step, fields, wait, timeout))
+        print(services.send_answer(reference, step, fields, wait, timeout))
     except (FormError, transfers.StepRefused) as exc:
         fail(f"The answer was not accepted; nothing was recorded.\n{exc}")
     except transfers.NotFound as exc:
@@ -346,12 +233,11 @@ def _by(value: str | None) -> str:
 @app.command("withdraw")
 def withdraw(reference: str, reason: str = typer.Option(..., "--reason"), by: str | None = typer.Option(None, "--by")) -> None:
     """Withdraw a transfer at any step; its flow run stops."""
-    from flows.admin import withdraw_transfer_now
-    from tasks import transfers
+    from tasks import services, transfers
     from tasks.decisions import RuleBroken
 
     try:
-        withdraw_transfer_now(reference, reason, _by(by))
+        services.withdraw(reference, reason, _by(by))
     except (RuleBroken, transfers.StepRefused) as exc:
         fail(str(exc))
     except transfers.NotFound as exc:
@@ -388,7 +274,9 @@ def action_done(
         if found is not None and found[1] == "open":
             # Its waiting task records it (and wakes the transfer), as the UI's form would.
             fields = {"recorded_by": _by(by), **({"done_on": on} if on else {})}
-            print(send_answer(reference, code, fields))
+            from tasks import services
+
+            print(services.send_answer(reference, code, fields))
             return
         transfers.mark_action_done(reference, code, _by(by), _date(on, "on") if on else None)
     except (RuleBroken, transfers.StepRefused, FormError) as exc:
@@ -410,12 +298,11 @@ def challenge(
     """Raise a challenge about risk before completion (receiving practitioner or SPO). The receiving
     SPO settles it: `record REF challenge-N --outcome uphold|withdraw ...`. Completion waits meanwhile."""
     from flows import engine
-    from flows.admin import challenge_now
-    from tasks import transfers
+    from tasks import services, transfers
     from tasks.decisions import RuleBroken
 
     try:
-        seq = challenge_now(reference, concern, _by(by), role)
+        seq = services.challenge(reference, concern, _by(by), role)
     except (RuleBroken, transfers.StepRefused) as exc:
         fail(str(exc))
     except transfers.NotFound as exc:
@@ -435,12 +322,11 @@ def dispute(
     """Transferring SPO: dispute a refusal within the period in config. The head of the receiving PDU
     settles it: `record REF dispute-N --outcome confirm|overturn --notes ...`."""
     from flows import engine
-    from flows.admin import dispute_now
-    from tasks import transfers
+    from tasks import services, transfers
     from tasks.decisions import RuleBroken
 
     try:
-        dispute_now(reference, grounds, _by(by))
+        services.dispute(reference, grounds, _by(by))
     except (RuleBroken, transfers.StepRefused) as exc:
         fail(str(exc))
     except transfers.NotFound as exc:

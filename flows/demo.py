@@ -67,9 +67,9 @@ def bring_up(port: int, seed_transfers: int, say: Say) -> None:
 
 
 def _raise_demo_transfers(say: Say) -> None:
-    from flows.cli import raise_transfer, send_answer
-    from tasks import transfers
+    from tasks import services, transfers
     from tasks.form import parse_form
+    from tasks.services import raise_transfer, send_answer
     from tasks.store.models import Nsi
     from tasks.store.unit_of_work import UnitOfWork
 
@@ -92,9 +92,7 @@ def _raise_demo_transfers(say: Say) -> None:
             # On the concurrent shape send_answer waits for the task to open (its gate, its run).
             say("  " + send_answer(reference, step, dict(answer)))
         if challenge := item.get("challenge"):
-            from flows.admin import challenge_now
-
-            seq = challenge_now(reference, challenge["concern"], challenge["by"], challenge["role"])
+            seq = services.challenge(reference, challenge["concern"], challenge["by"], challenge["role"])
             say(f"  challenge-{seq} about risk raised: waiting for the receiving SPO")
         transfers.nsi_status(reference)
 

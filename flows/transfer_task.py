@@ -12,6 +12,7 @@ from prefect.runtime import flow_run
 
 from flows import engine
 from flows.case_transfer import wait_for_answer
+from tasks import steps as registry
 from tasks import transfers
 
 
@@ -35,7 +36,7 @@ def transfer_task(reference: str, task: str, round: int = 1) -> str:
         logger.info("%s: %s is no longer open", reference, task)
         return "cancelled"
     if task not in transfers.recorded_steps(reference):
-        wait_for_answer(reference, task, f"{task.replace('_', '-')}-r{round}", sequential=False)
+        wait_for_answer(reference, task, registry.wait_key(task, round), sequential=False)
     if engine.wake_transfer(reference):
         transfers.task_done(reference, task, round)
     else:

@@ -202,6 +202,14 @@ def spec_for(task: str, policy: Policy | None = None) -> StepSpec:
     raise FormError([("step", f"unknown step {task!r}; steps: {known}, an action code, challenge-N or dispute-N")])
 
 
+def wait_key(task: str, round_: int | None = None) -> str:
+    """The suspend key of a step's waits, before `-<attempt>`: `police-checks` on the sequential
+    shape (the transfer's run waits there), `police-checks-r1` for a concurrent task's own run.
+    The flows suspend with it and the CLI checks a run waits for the step it answers by it."""
+    slug = task.replace("_", "-")
+    return slug if round_ is None else f"{slug}-r{round_}"
+
+
 def owner_of(task: str, policy: Policy) -> str:
     """Who a task waits for (config): its action's owner, or the challenge's and dispute's."""
     spec = spec_for(task, policy)

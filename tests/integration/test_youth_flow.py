@@ -27,7 +27,7 @@ SUMMARY = {
 
 
 def raise_youth(stack, **changes) -> tuple[str, str]:
-    from flows.cli import raise_transfer
+    from tasks.services import raise_transfer
 
     with prefect_api(stack):
         return raise_transfer(parse_form(demo_form(**changes)), job_variables=YOUTH)

@@ -1,0 +1,174 @@
+"""Raise and answer: the one path the CLI, the demo, the admin flows and the benchmark share.
+
+Each function writes the store first (the record, one transaction), then drives Prefect
+through flows.engine (start a run, resume the run waiting for an answer, wake a transfer's
+run). Prefect is imported only when a function needs it, so the store-only callers stay light.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tasks import steps as registry
+from tasks import transfers
+from tasks.form import TransferForm
+
+
+def raise_transfer(form: TransferForm, job_variables: dict | None = None) -> tuple[str, str]:
+    """Validate the placement, start the flow run, store the NSI. Returns (reference, flow run id)."""
+    from flows import engine
+    from tasks import transfers
+    from tasks.form import NsiType
+    from tasks.policy import get_policy
+    from tasks.settings import get_settings
+
+    settings = get_settings()
+    # The raiser's profile (or the one job_variables give the run) is the NSI's for its whole
+    # life; the run gets it too, so the NSI and its flow agree whoever registers it first.
+    env = dict((job_variables or {}).get("env") or {})
+    profile = env.setdefault("CASETRANSFER_PROFILE", settings.profile)
+    if settings.shape_version:  # a pinned shape holds for the run too, whoever registers the NSI first
+        env.setdefault("CASETRANSFER_SHAPE_VERSION", str(settings.shape_version))
+    job_variables = {**(job_variables or {}), "env": env}
+    placement = transfers.place(form)
+    transfers.check_placement(form, placement, get_policy(profile))
+    deployment = (
+        settings.temporary_move_deployment if form.nsi_type is NsiType.temporary_move else settings.case_transfer_deployment
+    )
+    prefix = "move" if form.nsi_type is NsiType.temporary_move else "transfer"
+    flow_run_id = engine.start_run(deployment, {"form": form.model_dump(mode="json")}, f"{prefix}-{form.crn}", job_variables)
+    reference = transfers.register_nsi(form, flow_run_id, placement=placement, flow_run_id=flow_run_id, profile=profile)
+    return reference, flow_run_id
+
+
+def send_answer(reference: str, step: str, fields: dict[str, Any], wait: bool = True, timeout: float = 120.0) -> str:
+    """Validate an answer as the flow will, resume the run waiting for it and (optionally) wait
+    until the flow has recorded it. Raises FormError / StepRefused / NotFound / EngineError."""
+    from flows import engine
+    from tasks import transfers
+    from tasks.settings import get_settings
+
+    step = step.replace("-", "_") if not step.startswith(("challenge-", "dispute-")) else step
+    reference = reference.strip().upper()
+    policy = transfers.policy_of(reference)
+    spec = registry.spec_for(step, policy)
+    for name, value in list(fields.items()):
+        info = spec.form.model_fields.get(name)
+        if info is not None and "list" in str(info.annotation) and not isinstance(value, list):
+            fields[name] = [value]
+    raised_on = transfers.status_of(reference).raised_on
+    answer = registry.validate_answer(step, fields, policy, get_settings().current_date(), raised_on).model_dump(mode="json")
+    transfers.check_step(reference, step, answer)
+    attempts = transfers.step_attempts(reference, step)
+    if transfers.shape_of(reference) >= 2:
+        flow_run_id, prefix = open_task_run(reference, step, min(timeout, 60))
+    else:
+        view = transfers.status_of(reference)
+        if not view.flow_run_id:
+            raise engine.EngineError(f"{reference} has no flow run")
+        flow_run_id, prefix = view.flow_run_id, registry.wait_key(step) + "-"
+    # A task run just started by its transfer needs a worker to pick it up and reach its wait;
+    # meanwhile another operator may answer it (then it finishes instead of pausing).
+    pause_key = engine.wait_until_paused(
+        flow_run_id, timeout=timeout, gone=lambda: step in transfers.recorded_steps(reference)
+    )
+    # Two operators answering at once: by now the run may wait at the next step. Its pause key
+    # names the step, so a late answer is refused instead of landing on the wrong form.
+    if not (pause_key or "").startswith(prefix):
+        raise transfers.StepRefused("step", f"{step} for {reference} was already answered; the transfer has moved on")
+    try:
+        engine.resume(flow_run_id, answer)
+    except Exception:
+        # The same race, a moment later: the other answer resumed the run between our check and
+        # our resume (the server says "not paused", or 409 when both resumes met in flight).
+        # Say so in the same words rather than asking the operator to work it out.
+        try:
+            pause_key = engine.wait_until_paused(flow_run_id, timeout=0)
+        except engine.EngineError:
+            pause_key = None
+        if not (pause_key or "").startswith(prefix):
+            raise transfers.StepRefused(
+                "step", f"{step} for {reference} was already answered; the transfer has moved on"
+            ) from None
+        raise
+    if not wait:
+        return f"{reference}: {step} sent to its flow run"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if step in transfers.recorded_steps(reference):
+            status, _ = transfers.nsi_status(reference)
+            return f"{reference}: {step} recorded; status {status}"
+        if transfers.step_attempts(reference, step) > attempts:
+            # Recorded without completing the step (or rejected by the flow): the run asks again.
+            event, detail = transfers.last_attempt(reference, step) or ("answer rejected", "")
+            if event == "answer rejected":
+                raise transfers.StepRefused("step", detail)
+            return f"{reference}: {step} recorded as {event}: {detail}. Waiting for {step.replace('_', ' ')} again"
+        time.sleep(0.3)
+    raise engine.EngineError(f"{step} was sent but the flow run has not recorded it within {timeout:.0f} s; is a worker running?")
+
+
+def open_task_run(reference: str, step: str, timeout: float) -> tuple[str, str]:
+    """(flow run id, pause-key prefix) of the run waiting for this task. Right after `raise` or
+    after the step that opens it, the task may not be open yet: wait for it up to `timeout`."""
+    from flows import engine
+    from tasks import transfers
+
+    deadline = time.monotonic() + timeout
+    while True:
+        found = transfers.task_round(reference, step)
+        if found is not None and found[1] == "open" and found[2]:
+            round_, _, run_id = found
+            return run_id, registry.wait_key(step, round_) + "-"
+        if time.monotonic() > deadline:
+            open_now = ", ".join(t.task for t in transfers.status_of(reference).tasks) or "none"
+            if found is not None and found[1] in ("recorded", "done"):
+                raise transfers.StepRefused("step", f"{step} is already recorded for {reference}")
+            raise engine.EngineError(
+                f"{step} has no open task for {reference} after {timeout:.0f} s (open tasks: {open_now}); is a worker running?"
+            )
+        time.sleep(0.3)
+
+
+def withdraw(reference: str, reason: str, withdrawn_by: str) -> None:
+    """Withdraw in the store (the record), then stop the transfer's run and every task still open."""
+    from flows import engine
+
+    for flow_run_id in transfers.withdraw(reference, reason, withdrawn_by):
+        try:
+            engine.stop(flow_run_id, f"Withdrawn by {withdrawn_by}")
+        except engine.EngineError:
+            pass  # the store says withdrawn; a run that no longer exists has nothing to stop
+
+
+def challenge(reference: str, concern: str, raised_by: str, role: str) -> int:
+    """Raise a challenge about risk in the store, then wake the transfer's run to open its task."""
+    from flows import engine
+
+    seq, _ = transfers.raise_challenge(reference, concern, raised_by, role)
+    engine.wake_transfer(reference)
+    return seq
+
+
+def dispute(reference: str, grounds: str, disputed_by: str) -> str:
+    """Dispute a refusal in the store, then start the run that drives the transfer again: it opens
+    the dispute for the head of the receiving PDU, and the tasks again if the refusal is overturned.
+    Returns that run's id."""
+    from flows import engine
+    from tasks.settings import get_settings
+
+    seq = transfers.raise_dispute(reference, grounds, disputed_by)
+    reference = reference.strip().upper()
+    run_id = engine.start_run(
+        get_settings().case_transfer_deployment,
+        {"reference": reference},
+        run_name=f"transfer-{reference}",
+        idempotency_key=f"dispute:{reference}:{seq}",
+        tags=[reference],
+        job_variables={"env": {"CASETRANSFER_PROFILE": transfers.policy_of(reference).profile}},
+    )
+    transfers.set_transfer_run(reference, run_id)
+    return run_id
+
+
