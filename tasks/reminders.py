@@ -515,6 +515,7 @@ ROLE_LABELS = {
     "receiving_spo": "receiving SPO",
     "receiving_pp": "receiving practitioner",
     "admin": "case admin",
+    "receiving_head": "head of the receiving PDU",
 }
 NSI_TYPE_LABELS = {"case_transfer": "Case transfer", "temporary_move": "Temporary move"}
 TEMPLATE = "reminder_digest"
