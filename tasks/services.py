@@ -62,7 +62,7 @@ def send_answer(reference: str, step: str, fields: dict[str, Any], wait: bool = 
     transfers.check_step(reference, step, answer)
     attempts = transfers.step_attempts(reference, step)
     if transfers.shape_of(reference) >= 2:
-        flow_run_id, prefix = open_task_run(reference, step, min(timeout, 60))
+        flow_run_id, prefix = open_task_run(reference, step, timeout)
     else:
         view = transfers.status_of(reference)
         if not view.flow_run_id:
