@@ -585,9 +585,9 @@ def drive(i: int, form: dict[str, Any], timeout: float, store_url: str) -> tuple
     """One transfer from raise to completed, through the CLI's code path: allocation once its task
     is open; then the five tasks after allocation, once all five are open, in a shuffled order
     without waiting between them; then completion once it opens."""
-    from flows.cli import raise_transfer, send_answer
     from tasks import transfers
     from tasks.form import parse_form
+    from tasks.services import raise_transfer, send_answer
 
     rng = random.Random(i)
     raised = time.time()

@@ -52,7 +52,9 @@ def mark_action_done(reference: str, code: str, done_by: str, done_on: dt.date |
     transfers.mark_action_done(reference, code, done_by, done_on)
 
 
-def recover_now(stale_after_seconds: float | None = None, flow_run_id: str | None = None) -> list[str]:
+def recover_now(
+    stale_after_seconds: float | None = None, flow_run_id: str | None = None, wake_after_seconds: float | None = None
+) -> list[str]:
     """Reschedule the flow runs of open transfers whose process died, and give back its form to
     a run left waiting without one (see engine.reschedule_stale).
 
@@ -99,7 +101,7 @@ def recover_now(stale_after_seconds: float | None = None, flow_run_id: str | Non
 
     recovered = [runs[f] for f in engine.reschedule_stale(list(runs), stale, form_for)]
     if not flow_run_id:
-        recovered += wake_unseen(stale)
+        recovered += wake_unseen(settings.wake_resend_seconds if wake_after_seconds is None else wake_after_seconds)
     return recovered
 
 

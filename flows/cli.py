@@ -362,12 +362,15 @@ def correct(
 @app.command("recover")
 def recover(
     stale_after: float | None = typer.Option(None, help="Seconds a run may sit running before it counts as lost"),
+    wake_after: float | None = typer.Option(
+        None, help="Seconds a transfer's run may wait with a change it has not read before it is woken again"
+    ),
 ) -> None:
     """Reschedule transfers whose flow run lost its process (a killed worker), so they carry on, and
     give back its form to a transfer left waiting without one."""
     from flows.admin import recover_now
 
-    recovered = recover_now(stale_after)
+    recovered = recover_now(stale_after, wake_after_seconds=wake_after)
     print(f"recovered {len(recovered)}" + (": " + ", ".join(recovered) if recovered else ""))
 
 

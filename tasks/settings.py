@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     shape_version: int | None = None
     # How long a finished task keeps trying to wake its transfer's run before leaving it to `recover`.
     wake_timeout_seconds: float = 120.0
+    # recover re-sends a wake-up to a transfer's run suspended this long with a change it has not read.
+    wake_resend_seconds: float = 60.0
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):  # type: ignore[no-untyped-def,override]

@@ -131,3 +131,16 @@ def prefect_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@pytest.fixture(autouse=True)
+def _a_live_worker(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test on the shared stack starts with a live worker: one that died in an earlier test (a
+    kill on purpose, or Prefect 3.8.8's worker exiting on a run that turned Paused as it proposed
+    Pending) would otherwise time out every test after it."""
+    if "prefect_stack" in request.fixturenames:
+        stack = request.getfixturevalue("prefect_stack")
+        stack.workers[:] = [w for w in stack.workers if w.poll() is None]
+        if not stack.workers:
+            stack.start_worker()
+    yield

@@ -249,7 +249,8 @@ def test_a_lost_wake_up_is_sent_again_by_recover(prefect_stack, tmp_path):
     # Documents marked done straight in the store: committed, and nobody woke the transfer's run.
     transfers.mark_action_done(reference, "documents", "Admin A")
     assert not parent_caught_up(reference)
-    assert reference in cli("recover", "--stale-after", "0").stdout
+    # Only the wake-up is re-sent: running runs are left alone (they are not lost).
+    assert reference in cli("recover", "--wake-after", "0").stdout
     wait_for(lambda: parent_caught_up(reference), what="the transfer's run to read the change")
     # The documents task no longer applies, so its run is cancelled rather than left waiting.
     wait_for(lambda: task_runs(prefect_stack, reference).get(f"documents-{reference}") == "CANCELLED", what="documents' run to stop")
