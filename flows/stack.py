@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -364,24 +365,32 @@ def dead_worker_automations(recover_deployment_id: str) -> list[dict]:
     return [a.model_dump(mode="json", exclude={"owner_resource"}) for a in (check, crashed)]
 
 
+def _send(http: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    """One API request, tried again while the server answers 503 (the embedded server's SQLite
+    database locked by its own services), as Prefect's own client does."""
+    for attempt in range(6):
+        response = http.request(method, url, **kwargs)
+        if response.status_code not in (429, 503) or attempt == 5:
+            response.raise_for_status()
+            return response
+        time.sleep(0.5 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
 def ensure_automations(api_url: str) -> list[str]:
     """Create or update (by name) the dead-worker automations; returns their ids. Needs the
     recover-transfers deployment, so it runs after the deployments are registered."""
     with httpx.Client(base_url=api_url, timeout=30) as http:
-        response = http.get(f"/deployments/name/{RECOVER_DEPLOYMENT}")
-        response.raise_for_status()
+        response = _send(http, "GET", f"/deployments/name/{RECOVER_DEPLOYMENT}")
         ids = []
         for automation in dead_worker_automations(response.json()["id"]):
-            found = http.post("/automations/filter", json={"automations": {"name": {"any_": [automation["name"]]}}})
-            found.raise_for_status()
+            found = _send(http, "POST", "/automations/filter", json={"automations": {"name": {"any_": [automation["name"]]}}})
             existing = [a["id"] for a in found.json()]
             if existing:
-                http.put(f"/automations/{existing[0]}", json=automation).raise_for_status()
+                _send(http, "PUT", f"/automations/{existing[0]}", json=automation)
                 for extra in existing[1:]:  # two `up`s at once: keep one
-                    http.delete(f"/automations/{extra}").raise_for_status()
+                    _send(http, "DELETE", f"/automations/{extra}")
                 ids.append(existing[0])
             else:
-                created = http.post("/automations/", json=automation)
-                created.raise_for_status()
-                ids.append(created.json()["id"])
+                ids.append(_send(http, "POST", "/automations/", json=automation).json()["id"])
     return ids
