@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from uuid import UUID
 
 import httpx
 import pytest
 from conftest import demo_form
+from test_case_transfer_flow import _kill_worker_and_its_runs
 
 from tasks import transfers
 from tasks.settings import ROOT
@@ -52,18 +51,7 @@ def run_state(flow_run_id: str) -> str:
 
 def kill_worker_and_its_runs(stack, flow_run_id: str) -> None:
     """SIGKILL, as a lost machine would: nobody gets to tell the server."""
-    for worker in stack.workers:
-        os.killpg(worker.pid, signal.SIGKILL)
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes()
-        except OSError:
-            continue
-        if f"PREFECT__FLOW_RUN_ID={flow_run_id}".encode() in environ:
-            os.kill(int(pid), signal.SIGKILL)
-    for worker in stack.workers:
-        worker.wait()
-    stack.workers.clear()
+    _kill_worker_and_its_runs(stack, flow_run_id)
 
 
 def test_the_automations_are_registered_once_by_name(prefect_stack):
