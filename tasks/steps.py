@@ -197,7 +197,9 @@ def spec_for(task: str, policy: Policy | None = None) -> StepSpec:
     if policy is not None:
         rule = next((r for r in policy.actions if r.code == task and r.step is None), None)
         if rule is not None:
-            return StepSpec(task, ActionDone, rule.title[0].lower() + rule.title[1:], kind="action")
+            # "Receive the documents" reads "receive the documents" mid-sentence; "ACO..." stays "ACO...".
+            title = rule.title if rule.title[:2].isupper() else rule.title[0].lower() + rule.title[1:]
+            return StepSpec(task, ActionDone, title, kind="action")
     known = ", ".join(STEPS)
     raise FormError([("step", f"unknown step {task!r}; steps: {known}, an action code, challenge-N or dispute-N")])
 
