@@ -11,6 +11,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -288,6 +290,23 @@ def action_done(
     print(f"{reference.upper()}: {code} done")
 
 
+@contextmanager
+def _exit_codes(reference: str) -> Iterator[None]:
+    """A refused rule exits 2 naming the field, an unknown NSI 3, a server that did not respond 1."""
+    from flows import engine
+    from tasks import transfers
+    from tasks.decisions import RuleBroken
+
+    try:
+        yield
+    except (RuleBroken, transfers.StepRefused) as exc:
+        fail(str(exc))
+    except transfers.NotFound as exc:
+        fail(str(exc), 3)
+    except engine.EngineError as exc:
+        fail(f"{reference.upper()}: {exc}", 1)
+
+
 @app.command("challenge")
 def challenge(
     reference: str,
@@ -297,18 +316,10 @@ def challenge(
 ) -> None:
     """Raise a challenge about risk before completion (receiving practitioner or SPO). The receiving
     SPO settles it: `record REF challenge-N --outcome uphold|withdraw ...`. Completion waits meanwhile."""
-    from flows import engine
-    from tasks import services, transfers
-    from tasks.decisions import RuleBroken
+    from tasks import services
 
-    try:
+    with _exit_codes(reference):
         seq = services.challenge(reference, concern, _by(by), role)
-    except (RuleBroken, transfers.StepRefused) as exc:
-        fail(str(exc))
-    except transfers.NotFound as exc:
-        fail(str(exc), 3)
-    except engine.EngineError as exc:
-        fail(f"{reference.upper()}: {exc}", 1)
     print(f"{reference.upper()}: challenge-{seq} raised; the receiving SPO settles it with: "
           f"casetransfer record {reference.upper()} challenge-{seq} --outcome uphold|withdraw")  # fmt: skip
 
@@ -321,18 +332,10 @@ def dispute(
 ) -> None:
     """Transferring SPO: dispute a refusal within the period in config. The head of the receiving PDU
     settles it: `record REF dispute-N --outcome confirm|overturn --notes ...`."""
-    from flows import engine
     from tasks import services, transfers
-    from tasks.decisions import RuleBroken
 
-    try:
+    with _exit_codes(reference):
         services.dispute(reference, grounds, _by(by))
-    except (RuleBroken, transfers.StepRefused) as exc:
-        fail(str(exc))
-    except transfers.NotFound as exc:
-        fail(str(exc), 3)
-    except engine.EngineError as exc:
-        fail(f"{reference.upper()}: {exc}", 1)
     seq = transfers.status_of(reference).challenges[-1].seq
     print(f"{reference.upper()}: refusal disputed; the head of the receiving PDU settles it with: "
           f"casetransfer record {reference.upper()} dispute-{seq} --outcome confirm|overturn --notes ...")  # fmt: skip
