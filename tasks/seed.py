@@ -23,6 +23,7 @@ import numpy as np
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import Connection, Table, bindparam, insert, select, text, update
 
+from tasks import steps as registry
 from tasks.actions import Facts, applies, due_date, transfer_due
 from tasks.calendar import WorkingDayCalendar, get_calendar
 from tasks.config_files import read_yaml
@@ -464,52 +465,38 @@ def _at(d: dt.date, hour: int) -> dt.datetime:
     return dt.datetime(d.year, d.month, d.day, hour, 0, tzinfo=dt.UTC)
 
 
-def _answer(step: str, on: dt.date, i: int, c: dict[str, np.ndarray], labels: Labels) -> tuple[dict[str, Any], str]:
-    """The step form's answer (as flows.steps would dump it) and the history detail."""
+def _answer(
+    step: str, on: dt.date, i: int, c: dict[str, np.ndarray], labels: Labels, situation: registry.Situation, policy: Policy
+) -> tuple[dict[str, Any], str]:
+    """The step's answer, built and dumped through its form in the step registry as a flow would,
+    and the history line the registry words for it."""
     spo, pp = _person(int(c["people"][3, i])), _person(int(c["people"][2, i]))
+    fields: dict[str, Any]
     if step == SUPPORT_STEP:
-        team = load_estate().teams[labels.teams[c["r_team"][i]]]
-        answer = {
-            "recorded_by": spo,
-            "support_contact": pp,
-            "team_code": team.code,
-            "caretaking_from": None,
-            "receiving_responsibilities": "",
-            "home_responsibilities": "",
-            "review_date": None,
-        }
-        return answer, f"support contact {pp} ({team.name}); {_person(int(c['people'][0, i]))} stays the responsible practitioner"
-    if step == OUTCOME_STEP:
-        outcome = str(c["status"][i])
-        answer = {"recorded_by": _person(int(c["people"][0, i])), "outcome": outcome, "on": on.isoformat(), "notes": ""}
-        return answer, f"temporary move {outcome}"
-    if step == "allocation":
-        team = load_estate().teams[labels.teams[c["r_team"][i]]]
-        return {"recorded_by": spo, "practitioner": pp, "team_code": team.code}, f"allocated to {pp} ({team.name})"
-    if step == "address_assessment":
-        method = "home_visit" if c["postcodes"][1, i] % 3 else "desktop"
-        return {"recorded_by": pp, "method": method, "suitable": True, "notes": ""}, "address assessment recorded"
-    if step in ("police_checks", "safeguarding_checks"):
-        return {
-            "recorded_by": "Case admin",
-            "returned_on": on.isoformat(),
-            "concerns": False,
-            "notes": "",
-        }, f"{step.replace('_', ' ')} recorded"
-    if step == "handover":
-        return {
-            "recorded_by": _person(int(c["people"][0, i])),
-            "held_on": on.isoformat(),
-            "pop_attended": True,
-            "notes": "",
-        }, "handover recorded"
-    if step == "decision":
+        fields = {"recorded_by": spo, "support_contact": pp, "team_code": labels.teams[c["r_team"][i]]}
+    elif step == OUTCOME_STEP:
+        fields = {"recorded_by": _person(int(c["people"][0, i])), "outcome": str(c["status"][i]), "on": on}
+    elif step == "allocation":
+        fields = {"recorded_by": spo, "practitioner": pp, "team_code": labels.teams[c["r_team"][i]]}
+    elif step == "address_assessment":
+        fields = {"recorded_by": pp, "method": "home_visit" if c["postcodes"][1, i] % 3 else "desktop", "suitable": True}
+    elif step in ("police_checks", "safeguarding_checks"):
+        fields = {"recorded_by": "Case admin", "returned_on": on}
+    elif step == "handover":
+        fields = {"recorded_by": _person(int(c["people"][0, i])), "held_on": on}
+    elif step == "decision":
+        fields = {"recorded_by": spo, "outcome": "accept"}
         if c["status"][i] == "refused":
-            reason = "Risk of harm would increase and could not be managed at the new address"
-            evidence = "Police checks show the proposed address is close to the victim's home"
-            return {"recorded_by": spo, "outcome": "refuse", "reasons": [reason], "evidence": evidence}, f"refused: {reason}"
-        return {"recorded_by": spo, "outcome": "accept", "reasons": [], "evidence": ""}, "accepted"
-    return {"recorded_by": spo, "responsible_officer": pp, "completed_on": on.isoformat()}, f"completed: responsible officer {pp}"
+            fields = {
+                "recorded_by": spo,
+                "outcome": "refuse",
+                "reasons": ["Risk of harm would increase and could not be managed at the new address"],
+                "evidence": "Police checks show the proposed address is close to the victim's home",
+            }
+    else:
+        fields = {"recorded_by": spo, "responsible_officer": pp, "completed_on": on}
+    answer = registry.spec_for(step).form.model_validate(fields).model_dump(mode="json")
+    return answer, registry.effect_of(step, answer, situation, policy, on).detail
 
 
 def _chunks(n: int) -> Iterator[range]:
@@ -625,10 +612,21 @@ def _write_chunk(conn: Connection, syn: Synthetic, rows: range, seed: int, profi
     steps: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
     step_dates = [_dates(syn.step_dates[k, sl]) for k in range(len(STEPS))]
+    policy = get_policy(profile)
     for j, i in enumerate(rows):
         nid = ids[j]
-        form = nsi_rows[j]["form"]
+        row = nsi_rows[j]
+        form = row["form"]
         pdu_name = estate.pdus[form["receiving_pdu_code"]].name
+        situation = registry.Situation(
+            reference=f"{REFERENCE_PREFIX[NsiType(row['nsi_type'])]}{nid:06d}",
+            status="raised",
+            concurrent=False,  # synthetic NSIs follow the sequential shape (above)
+            receiving_pdu_code=row["receiving_pdu_code"],
+            transferring_team_code=row["transferring_team_code"],
+            transferring_pdu_code=row["transferring_pdu_code"],
+            transferring_practitioner=row["transferring_practitioner"],
+        )
         history.append(
             {
                 "nsi_id": nid,
@@ -644,7 +642,7 @@ def _write_chunk(conn: Connection, syn: Synthetic, rows: range, seed: int, profi
             if not syn.step_recorded[k, i]:
                 break
             on = step_dates[k][j]
-            answer, detail = _answer(step, on, i, c, labels)
+            answer, detail = _answer(step, on, i, c, labels, situation, policy)
             at = _at(on, 10 + k)
             steps.append(
                 {
@@ -673,7 +671,7 @@ def _write_chunk(conn: Connection, syn: Synthetic, rows: range, seed: int, profi
             if not c["tm_recorded"][step][i]:
                 continue
             on = _dates(c["tm_dates"][step][i : i + 1])[0]
-            answer, detail = _answer(step, on, i, c, labels)
+            answer, detail = _answer(step, on, i, c, labels, situation, policy)
             at = _at(on, 11)
             steps.append(
                 {

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Literal
 
@@ -31,7 +31,8 @@ class StepAnswer(BaseModel):
 
     recorded_by: str = Field(..., min_length=1, max_length=200, description="Your name: who is answering this step")
     done_on: dt.date | None = Field(
-        None, description="The day the work was done (YYYY-MM-DD); leave empty for today. Not in the future, not before the NSI was raised"
+        None,
+        description="The day the work was done (YYYY-MM-DD); leave empty for today. Not in the future, not before the NSI was raised",
     )
 
 
@@ -178,7 +179,15 @@ STEPS: dict[str, StepSpec] = {
 }
 
 # The sequential shape (1): a Case Transfer's steps in the order they are asked.
-SEQUENTIAL_STEPS = ["allocation", "address_assessment", "police_checks", "safeguarding_checks", "handover", "decision", "completion"]
+SEQUENTIAL_STEPS = [
+    "allocation",
+    "address_assessment",
+    "police_checks",
+    "safeguarding_checks",
+    "handover",
+    "decision",
+    "completion",
+]
 TEMPORARY_MOVE_STEPS = ["support_allocation", "outcome"]
 
 _NUMBERED = re.compile(r"^(challenge|dispute)-(\d+)$")
@@ -246,9 +255,7 @@ def _parsed_date(value: Any) -> dt.date | None:
         return None  # the form's own validation names it
 
 
-def date_problems(
-    spec: StepSpec, data: dict[str, Any], today: dt.date, raised_on: dt.date | None
-) -> list[tuple[str, str]]:
+def date_problems(spec: StepSpec, data: dict[str, Any], today: dt.date, raised_on: dt.date | None) -> list[tuple[str, str]]:
     """The done date may not be in the future, nor before the NSI was raised. A handover that did
     not take place is dated by its plan, which may be ahead."""
     problems = []
@@ -316,3 +323,166 @@ def field_help(task: str, policy: Policy | None = None) -> list[tuple[str, str, 
         desc = info.description or ""
         rows.append((f"--{name.replace('_', '-')}", f"{annotation}. {desc}".strip(), info.is_required()))
     return rows
+
+
+# ---- What an answer does: its checks against the NSI and its effects, step by step ----
+
+# The concurrent shape's statuses while open: waiting for allocation, tasks under way, a challenge
+# about risk waiting for the receiving SPO, a refusal disputed and waiting for the head of PDU.
+AWAITING_ALLOCATION, IN_PROGRESS, CHALLENGED, DISPUTED = "awaiting_allocation", "in_progress", "challenged", "disputed"
+
+
+@dataclass(frozen=True)
+class Situation:
+    """What a step's checks and effects read from its NSI. The store (tasks/transfers.py) fills it
+    in; the seeder builds one for its synthetic NSIs, so both word the history alike."""
+
+    reference: str
+    status: str
+    concurrent: bool
+    receiving_pdu_code: str
+    transferring_team_code: str
+    transferring_pdu_code: str
+    transferring_practitioner: str
+    form: dict[str, Any] | None = None  # the transfer form as stored (a conversion re-checks it)
+    distance_km: float | None = None
+    open_challenge: int | None = None  # the open challenge's number
+    disputed: int | None = None  # the number of the challenge whose refusal is under dispute
+    handover_held_on: dt.date | None = None  # the valid three-way meeting's date, once recorded
+
+    @property
+    def transferring(self) -> str:
+        """Who a stayed or refused request goes back to."""
+        return f"{self.transferring_practitioner} ({self.transferring_team_code})"
+
+
+@dataclass(frozen=True)
+class Effect:
+    """What recording an answer does to its NSI. The store applies it in the answer's transaction."""
+
+    detail: str  # the history line
+    on: dt.date  # the day the work was done (completion may date from the three-way meeting)
+    answer: dict[str, Any]  # the answer as stored
+    status: str | None = None  # the NSI's status after, when it stays open
+    closes: str | None = None  # close the NSI with this status on `on`
+    finishes: tuple[str, ...] = ()  # Action List codes done by it
+    sets: dict[str, Any] = field(default_factory=dict)  # NSI fields the answer fills in
+    plans: Literal["allocation", "returned"] | None = None  # Action List entries that start from `on`
+    challenge: Literal["upheld", "withdrawn"] | None = None  # settles the open challenge
+    dispute: Literal["overturned", "confirmed"] | None = None  # settles the dispute
+    # An answer the policy records without completing its step (a handover that did not transfer
+    # the case, a stayed decision): the history's event; the step stays waiting.
+    pending: str | None = None
+
+
+def check_against(task: str, answer: dict[str, Any], situation: Situation, policy: Policy, today: dt.date) -> None:
+    """The step's rules that need its NSI (the receiving PDU, the meeting, the open challenge).
+    RuleBroken names the field. The shape's rules (gates, completion waiting) are the store's."""
+    from tasks.estate import load_estate  # the estate loads only when an answer is checked
+    from tasks.placement import Placement, check_placement
+
+    spec = spec_for(task, policy)
+    if task in ("allocation", "support_allocation"):
+        team = load_estate().teams.get(str(answer["team_code"]).strip().upper())
+        if team is None:
+            raise RuleBroken("team_code", f"{answer['team_code']!r} is not a team in the estate")
+        if team.pdu_code != situation.receiving_pdu_code:
+            raise RuleBroken("team_code", f"{team.code} ({team.name}) is not in the receiving PDU {situation.receiving_pdu_code}")
+        if team.code == situation.transferring_team_code and situation.receiving_pdu_code == situation.transferring_pdu_code:
+            raise RuleBroken("team_code", f"{team.code} is the transferring team; an internal transfer moves to another team")
+        if task == "support_allocation":
+            check_caretaking_agreement(policy, answer, today)
+    elif task == "decision":
+        reasons = [RefusalReason(r) for r in answer.get("reasons", [])]
+        check_decision(answer["outcome"], reasons, answer.get("evidence", ""), policy.information_refusals)
+    elif task == "completion" and policy.handover_requires_attendance and situation.handover_held_on is None:
+        raise RuleBroken(
+            "step",
+            f"the case has not transferred: no three-way meeting with the {policy.person} is recorded, so the "
+            "transferring team keeps case management responsibility",
+        )
+    elif task == "outcome" and answer.get("outcome") == "converted":
+        from tasks.temporary_moves import conversion_form
+
+        on = done_date(task, answer, today, policy)
+        try:
+            form = conversion_form(situation.form or {}, on, str(answer.get("recorded_by")), situation.receiving_pdu_code)
+            check_placement(form, Placement(situation.receiving_pdu_code, situation.distance_km), policy)
+        except FormError as exc:
+            raise RuleBroken("outcome", f"cannot convert to a Case Transfer: {exc}") from None
+    elif spec.kind == "challenge":
+        if situation.open_challenge is None or f"challenge-{situation.open_challenge}" != task:
+            raise RuleBroken("step", f"{situation.reference} has no open {spec.title}")
+        check_rules(spec, ChallengeOutcome.model_validate(answer), policy, today)
+    elif spec.kind == "dispute" and (situation.disputed is None or f"dispute-{situation.disputed}" != task):
+        raise RuleBroken("step", f"{situation.reference} has no open {spec.title}")
+
+
+def effect_of(task: str, answer: dict[str, Any], situation: Situation, policy: Policy, today: dt.date) -> Effect:
+    """What recording this answer does: the history's words, the status, the actions it finishes,
+    the fields it fills in. Pure: the same answer and situation give the same effect."""
+    from tasks.estate import load_estate
+    from tasks.profile_rules import decision_detail, not_final
+    from tasks.temporary_moves import CONVERTING, OUTCOMES, SUPPORTING, agreement_detail
+
+    spec = spec_for(task, policy)
+    on = done_date(task, answer, today, policy)
+    finishes = tuple(r.code for r in policy.rules_for_step(task, 2 if situation.concurrent else 1))
+    base = Effect(
+        detail=f"{spec.title} recorded",
+        on=on,
+        answer=answer,
+        status="completed" if situation.status == "completed" else IN_PROGRESS if situation.concurrent else f"{task}_recorded",
+        finishes=finishes + ((task,) if spec.kind == "action" else ()),
+    )
+    if (unfinished := not_final(policy, task, answer, situation.transferring)) is not None:
+        return replace(base, detail=unfinished.detail, pending=unfinished.event, finishes=())
+    if task in ("allocation", "support_allocation"):
+        team = load_estate().teams[str(answer["team_code"]).strip().upper()]
+        sets = {"receiving_team_code": team.code, "allocated_on": on}
+        if task == "allocation":
+            sets["receiving_practitioner"] = answer["practitioner"]
+            return replace(base, detail=f"allocated to {answer['practitioner']} ({team.name})", sets=sets, plans="allocation")
+        sets["receiving_practitioner"] = answer["support_contact"]
+        words = f"support contact {answer['support_contact']} ({team.name}); {situation.transferring_practitioner} stays the responsible practitioner"
+        detail = "; ".join(part for part in (words, agreement_detail(answer)) if part)
+        return replace(base, detail=detail, status=SUPPORTING, sets=sets)
+    if task == "handover" and policy.handover_is_transfer_date:
+        return replace(base, detail=f"three-way meeting held on {answer['held_on']}: the formal transfer date")
+    if task == "decision":
+        closes = "refused" if answer["outcome"] == "refuse" else None
+        return replace(base, detail=decision_detail(answer, situation.transferring), closes=closes)
+    if task == "completion":
+        given = answer.get("completed_on") or answer.get("done_on")
+        # Where the handover is the formal transfer date, completion dates from it.
+        if not given and policy.handover_is_transfer_date and situation.handover_held_on is not None:
+            on = situation.handover_held_on
+        detail = f"completed: responsible officer {answer['responsible_officer']}"
+        return replace(
+            base, detail=detail, on=on, closes="completed", sets={"responsible_officer": answer["responsible_officer"]}
+        )
+    if task == "outcome":
+        outcome = answer["outcome"]
+        stored = {**answer, "on": on.isoformat()}  # stored resolved: a conversion re-run uses the same day
+        if outcome == "converted":
+            return replace(base, answer=stored, detail="converting to a Case Transfer (full transfer)", status=CONVERTING)
+        detail = f"temporary move {outcome}" + (f": {answer['notes']}" if answer.get("notes") else "")
+        return replace(
+            base, answer=stored, detail=detail, closes=OUTCOMES[outcome], plans="returned" if outcome == "returned" else None
+        )
+    if spec.kind == "challenge":
+        seq = situation.open_challenge
+        if answer["outcome"] == "uphold":
+            reasons = "; ".join(RefusalReason(r).value for r in answer.get("reasons", []))
+            return replace(base, detail=f"challenge {seq} upheld: refused: {reasons}", closes="refused", challenge="upheld")
+        return replace(base, detail=f"challenge {seq} withdrawn: the transfer carries on", challenge="withdrawn")
+    if spec.kind == "dispute":
+        notes = answer.get("notes", "")
+        if answer["outcome"] == "overturn":
+            return replace(
+                base, detail=f"refusal overturned on dispute: the transfer proceeds. {notes}".strip(), dispute="overturned"
+            )
+        return replace(base, detail=f"refusal confirmed on dispute. {notes}".strip(), status="refused", dispute="confirmed")
+    if spec.kind == "action":
+        return replace(base, detail=f"{spec.title}: done" + (f". {answer['notes']}" if answer.get("notes") else ""))
+    return base

@@ -15,22 +15,26 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tasks import profile_rules, temporary_moves
+from tasks import profile_rules
 from tasks import steps as registry
 from tasks.actions import Clocks, Facts, PlannedAction, plan_actions, transfer_due
 from tasks.calendar import get_calendar
-from tasks.decisions import RefusalReason, RuleBroken, check_decision, check_reason
+from tasks.decisions import RefusalReason, RuleBroken, check_reason
 from tasks.estate import load_estate
-from tasks.form import FormError, NsiType, TransferForm
+from tasks.form import NsiType, TransferForm
+from tasks.placement import Placement, check_placement, place
 from tasks.policy import Policy, get_policy
 from tasks.settings import get_settings
 from tasks.store.models import Action, Challenge, HistoryEntry, Nsi, StepRecord, WaitingTask, utcnow
 from tasks.store.unit_of_work import UnitOfWork
 
 CLOSED = {"completed", "refused", "withdrawn", "returned", "converted", "ended"}
-# The concurrent shape's statuses while open: waiting for allocation, tasks under way, a challenge
-# about risk waiting for the receiving SPO, a refusal disputed and waiting for the head of PDU.
-AWAITING_ALLOCATION, IN_PROGRESS, CHALLENGED, DISPUTED = "awaiting_allocation", "in_progress", "challenged", "disputed"
+AWAITING_ALLOCATION, IN_PROGRESS, CHALLENGED, DISPUTED = (
+    registry.AWAITING_ALLOCATION,
+    registry.IN_PROGRESS,
+    registry.CHALLENGED,
+    registry.DISPUTED,
+)
 REFERENCE_PREFIX = {NsiType.case_transfer: "CT", NsiType.temporary_move: "TM"}
 
 
@@ -44,14 +48,6 @@ class StepRefused(ValueError):
     def __init__(self, field: str, message: str):
         self.field = field
         super().__init__(f"{field}: {message}")
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Where a transfer goes: the locator's answer, or the PDU the form names."""
-
-    receiving_pdu_code: str
-    distance_km: float | None = None
 
 
 def today() -> dt.date:
@@ -74,56 +70,6 @@ def _add_planned(session: Session, nsi: Nsi, planned: list[PlannedAction]) -> No
     for p in planned:
         if p.code not in have:
             session.add(Action(nsi_id=nsi.id, code=p.code, title=p.title, owner_role=p.owner_role, due_on=p.due_on))
-
-
-def place(form: TransferForm) -> Placement:
-    """The receiving PDU: the form's, or the PDU locator's for the proposed postcode."""
-    from tasks.locator import LocatorError, get_locator  # the index loads only when needed
-
-    locator = get_locator()
-    distance = None
-    try:
-        distance = locator.distance_km(form.current_postcode, form.proposed_postcode)
-    except LocatorError:
-        distance = None
-    if form.receiving_pdu_code:
-        return Placement(form.receiving_pdu_code, distance)
-    try:
-        loc = locator.locate(form.proposed_postcode)
-    except LocatorError as exc:
-        raise FormError([("proposed_postcode", f"{exc}; name the receiving_pdu_code instead")]) from None
-    return Placement(loc.pdu_code, distance)
-
-
-def check_placement(form: TransferForm, placement: Placement, policy: Policy | None = None) -> tuple[str, str, str]:
-    """(transferring PDU, transferring region, receiving region), or FormError. A move inside
-    the transferring PDU is an internal move, not a case transfer, unless the policy allows
-    internal transfers and the form says it is one."""
-    policy = policy or _policy_for()
-    estate = load_estate()
-    team = estate.teams.get(form.transferring_team_code)
-    if team is None:
-        raise FormError([("transferring_team_code", f"{form.transferring_team_code!r} is not a team in the estate")])
-    pdu = estate.pdus.get(placement.receiving_pdu_code)
-    if pdu is None or not pdu.geographic:
-        raise FormError([("receiving_pdu_code", f"{placement.receiving_pdu_code!r} is not a geographic PDU")])
-    internal_allowed = form.internal_transfer and policy.internal_transfers
-    if form.nsi_type is NsiType.case_transfer and pdu.code == team.pdu_code and not internal_allowed:
-        why = " (internal transfers are not part of this service's policy)" if form.internal_transfer else ""
-        raise FormError(
-            [
-                (
-                    "proposed_postcode",
-                    f"the proposed address is in the transferring PDU ({pdu.name}): this is an internal move "
-                    f"between teams, not a case transfer{why}",
-                )
-            ]
-        )
-    if form.internal_transfer and pdu.code != team.pdu_code:
-        raise FormError(
-            [("internal_transfer", f"an internal transfer stays inside the transferring PDU; {pdu.name} is another PDU")]
-        )
-    return team.pdu_code, team.region_code, pdu.region_code
 
 
 def register_nsi(
@@ -441,11 +387,34 @@ def _gate(nsi: Nsi, policy: Policy, task: str) -> list[str]:
     return [g for g in rule.opens_after if g not in done]
 
 
+def _concurrent(nsi: Nsi) -> bool:
+    return nsi.shape_version >= 2 and nsi.nsi_type == NsiType.case_transfer.value
+
+
+def _situation(nsi: Nsi, policy: Policy) -> registry.Situation:
+    """What the step registry's checks and effects read from the NSI."""
+    open_one, disputed, handover = _open_challenge(nsi), _disputed(nsi), _valid_handover(nsi, policy)
+    return registry.Situation(
+        reference=nsi.reference,
+        status=nsi.status,
+        concurrent=_concurrent(nsi),
+        receiving_pdu_code=nsi.receiving_pdu_code,
+        transferring_team_code=nsi.transferring_team_code,
+        transferring_pdu_code=nsi.transferring_pdu_code,
+        transferring_practitioner=nsi.transferring_practitioner,
+        form=nsi.form,
+        distance_km=nsi.distance_km,
+        open_challenge=open_one.seq if open_one else None,
+        disputed=disputed.seq if disputed else None,
+        handover_held_on=_date_in(handover.answer, "held_on") if handover else None,
+    )
+
+
 def _check_answer(nsi: Nsi, step: str, answer: dict[str, Any]) -> None:
     """Rules that need the NSI, under the NSI's own policy: StepRefused names the field."""
     policy = _policy_for(nsi.profile)
     spec = registry.spec_for(step, policy)
-    concurrent = nsi.shape_version >= 2 and nsi.nsi_type == NsiType.case_transfer.value
+    concurrent = _concurrent(nsi)
     if nsi.status in CLOSED:
         # After completion, the after-the-move actions (reassessment, plan review, court
         # application) stay open and can still be recorded; a refusal can still be disputed.
@@ -456,44 +425,9 @@ def _check_answer(nsi: Nsi, step: str, answer: dict[str, Any]) -> None:
     for field_name, problem in registry.date_problems(spec, answer, today(), nsi.raised_on):
         raise StepRefused(field_name, problem)
     try:
-        if step in ("allocation", "support_allocation"):
-            team = load_estate().teams.get(str(answer["team_code"]).strip().upper())
-            if team is None:
-                raise StepRefused("team_code", f"{answer['team_code']!r} is not a team in the estate")
-            if team.pdu_code != nsi.receiving_pdu_code:
-                raise StepRefused("team_code", f"{team.code} ({team.name}) is not in the receiving PDU {nsi.receiving_pdu_code}")
-            if team.code == nsi.transferring_team_code and nsi.receiving_pdu_code == nsi.transferring_pdu_code:
-                raise StepRefused(
-                    "team_code", f"{team.code} is the transferring team; an internal transfer moves to another team"
-                )
-            if step == "support_allocation":
-                temporary_moves.check_caretaking_agreement(policy, answer, today())
-        elif step == "decision":
-            reasons = [RefusalReason(r) for r in answer.get("reasons", [])]
-            check_decision(answer["outcome"], reasons, answer.get("evidence", ""), policy.information_refusals)
-        elif step == "completion" and policy.handover_requires_attendance and _valid_handover(nsi, policy) is None:
-            raise StepRefused(
-                "step",
-                "the case has not transferred: no three-way meeting with the "
-                f"{policy.person} is recorded, so the transferring team keeps case management responsibility",
-            )
-        elif step == "outcome" and answer.get("outcome") == "converted":
-            on = answer.get("on") and dt.date.fromisoformat(str(answer["on"])) or today()
-            form = temporary_moves.conversion_form(nsi.form, on, str(answer.get("recorded_by")), nsi.receiving_pdu_code)
-            check_placement(form, Placement(nsi.receiving_pdu_code, nsi.distance_km), policy)
-        elif spec.kind == "challenge":
-            open_one = _open_challenge(nsi)
-            if open_one is None or f"challenge-{open_one.seq}" != step:
-                raise StepRefused("step", f"{nsi.reference} has no open {spec.title}")
-            registry.check_rules(spec, registry.ChallengeOutcome.model_validate(answer), policy, today())
-        elif spec.kind == "dispute":
-            disputed = _disputed(nsi)
-            if disputed is None or f"dispute-{disputed.seq}" != step:
-                raise StepRefused("step", f"{nsi.reference} has no open {spec.title}")
+        registry.check_against(step, answer, _situation(nsi, policy), policy, today())
     except RuleBroken as exc:
         raise StepRefused(exc.field, str(exc).removeprefix(f"{exc.field}: ")) from None
-    except FormError as exc:
-        raise StepRefused("outcome", f"cannot convert to a Case Transfer: {exc}") from None
     if concurrent and spec.kind in ("step", "action"):
         if spec.kind == "action" and not any(a.code == step for a in nsi.actions):
             have = ", ".join(a.code for a in nsi.actions)
@@ -569,119 +503,54 @@ def apply_step(
         if session.scalar(select(StepRecord.id).where(StepRecord.nsi_id == nsi.id, StepRecord.step == step)) is not None:
             return nsi.status
         policy = _policy_for(nsi.profile)
-        spec = registry.spec_for(step, policy)
-        on = registry.done_date(step, answer, recorded_today, policy)
-        concurrent = nsi.shape_version >= 2 and nsi.nsi_type == NsiType.case_transfer.value
         calendar = get_calendar(settings.calendar)
-        detail = spec.title + " recorded"
         _check_answer(nsi, step, answer)
-        transferring = f"{nsi.transferring_practitioner} ({nsi.transferring_team_code})"
-        if (pending := profile_rules.not_final(policy, step, answer, transferring)) is not None:
-            _history(session, nsi, f"attempt:{step}:{attempt}", pending.event, pending.detail, actor, flow_run_id)
+        effect = registry.effect_of(step, answer, _situation(nsi, policy), policy, recorded_today)
+        if effect.pending is not None:
+            # Recorded in the history; the step stays waiting for another answer.
+            _history(session, nsi, f"attempt:{step}:{attempt}", effect.pending, effect.detail, actor, flow_run_id)
             uow.commit()
             return nsi.status
-        close_as: tuple[str, dt.date] | None = None
-        status_after = IN_PROGRESS if concurrent else f"{step}_recorded"
-        if nsi.status in CLOSED:
-            status_after = nsi.status  # an after-the-move action recorded after completion
-        if step in ("allocation", "support_allocation"):
-            team = load_estate().teams[str(answer["team_code"]).strip().upper()]
-            nsi.receiving_team_code = team.code
-            nsi.allocated_on = on
-            if step == "allocation":
-                nsi.receiving_practitioner = answer["practitioner"]
-                form = TransferForm.model_validate(nsi.form)
-                clocks = Clocks(
-                    raised=nsi.raised_on, received=nsi.received_on, move=nsi.move_on or nsi.received_on, reallocation=on
-                )
-                _add_planned(session, nsi, plan_actions(Facts(form), clocks, policy, calendar, nsi.shape_version))
-                session.flush()
-                session.refresh(nsi)
-                detail = f"allocated to {answer['practitioner']} ({team.name})"
-            else:
-                nsi.receiving_practitioner = answer["support_contact"]
-                status_after = temporary_moves.SUPPORTING
-                detail = "; ".join(
-                    part
-                    for part in (
-                        f"support contact {answer['support_contact']} ({team.name}); "
-                        f"{nsi.transferring_practitioner} stays the responsible practitioner",
-                        temporary_moves.agreement_detail(answer),
-                    )
-                    if part
-                )
-        elif step == "handover" and policy.handover_is_transfer_date:
-            detail = f"three-way meeting held on {answer['held_on']}: the formal transfer date"
-        elif step == "decision":
-            detail = profile_rules.decision_detail(answer, transferring)
-            if answer["outcome"] == "refuse":
-                close_as = ("refused", on)
-        elif step == "completion":
-            nsi.responsible_officer = answer["responsible_officer"]
-            detail = f"completed: responsible officer {answer['responsible_officer']}"
-            handover = _valid_handover(nsi, policy) if policy.handover_is_transfer_date else None
-            # Where the handover is the formal transfer date, completion dates from it.
-            completed_on = (
-                _date_in(answer, "completed_on") or _date_in(answer, "done_on") or (handover and _date_in(handover.answer, "held_on")) or on
-            )
-            on = completed_on
-            close_as = ("completed", completed_on)
-        elif step == "outcome":
-            outcome, ended_on = answer["outcome"], on
-            answer = {**answer, "on": ended_on.isoformat()}  # stored resolved: a conversion re-run uses the same day
-            if outcome == "converted":
-                status_after = temporary_moves.CONVERTING  # closes once the Case Transfer exists
-                detail = "converting to a Case Transfer (full transfer)"
-            else:
-                close_as = (temporary_moves.OUTCOMES[outcome], ended_on)
-                detail = f"temporary move {outcome}" + (f": {answer['notes']}" if answer.get("notes") else "")
-        elif spec.kind == "challenge":
+        on = effect.on
+        for name, value in effect.sets.items():
+            setattr(nsi, name, value)
+        if effect.plans == "allocation":
+            form = TransferForm.model_validate(nsi.form)
+            clocks = Clocks(raised=nsi.raised_on, received=nsi.received_on, move=nsi.move_on or nsi.received_on, reallocation=on)
+            _add_planned(session, nsi, plan_actions(Facts(form), clocks, policy, calendar, nsi.shape_version))
+            session.flush()
+            session.refresh(nsi)
+        if effect.challenge is not None:
             challenge = _open_challenge(nsi)
             assert challenge is not None  # _check_answer refused otherwise
-            challenge.settled_by, challenge.settled_on = actor, on
-            if answer["outcome"] == "uphold":
-                challenge.status = "upheld"
+            challenge.settled_by, challenge.settled_on, challenge.status = actor, on, effect.challenge
+            if effect.challenge == "upheld":
                 challenge.reasons = [RefusalReason(r).value for r in answer.get("reasons", [])]
                 challenge.evidence = answer.get("evidence", "")
-                close_as = ("refused", on)
-                detail = f"challenge {challenge.seq} upheld: refused: " + "; ".join(challenge.reasons)
-            else:
-                challenge.status = "withdrawn"
-                detail = f"challenge {challenge.seq} withdrawn: the transfer carries on"
-        elif spec.kind == "dispute":
+        if effect.dispute is not None:
             challenge = _disputed(nsi)
             assert challenge is not None
             challenge.dispute_settled_by, challenge.dispute_settled_on = actor, on
-            challenge.dispute_notes = answer.get("notes", "")
-            if answer["outcome"] == "overturn":
-                challenge.dispute_status = "overturned"
+            challenge.dispute_notes, challenge.dispute_status = answer.get("notes", ""), effect.dispute
+            if effect.dispute == "overturned":
                 nsi.closed_on = None
                 for action in nsi.actions:
                     if action.status == "cancelled":
                         action.status = "open"  # the tasks reopen as they stood
-                detail = f"refusal overturned on dispute: the transfer proceeds. {answer.get('notes', '')}".strip()
             else:
-                challenge.dispute_status = "confirmed"
-                status_after = "refused"
                 nsi.closed_on = challenge.settled_on
-                detail = f"refusal confirmed on dispute. {answer.get('notes', '')}".strip()
-        elif spec.kind == "action":
-            detail = f"{spec.title}: done" + (f". {answer['notes']}" if answer.get("notes") else "")
-        codes = [r.code for r in policy.rules_for_step(step, nsi.shape_version)] + ([step] if spec.kind == "action" else [])
-        _finish_actions(session, nsi, codes, on)
+        _finish_actions(session, nsi, list(effect.finishes), on)
         session.add(
-            StepRecord(nsi_id=nsi.id, step=step, answer=answer, recorded_by=actor, flow_run_id=flow_run_id, done_on=on)
+            StepRecord(nsi_id=nsi.id, step=step, answer=effect.answer, recorded_by=actor, flow_run_id=flow_run_id, done_on=on)
         )
-        if close_as is not None:
-            _close(nsi, *close_as)
+        if effect.closes is not None:
+            _close(nsi, effect.closes, on)
         else:
-            nsi.status = status_after
+            nsi.status = effect.status or nsi.status
             nsi.waiting_step = None
-        if step == "outcome" and answer["outcome"] == "returned":
+        if effect.plans == "returned":
             # After closing, so the review stays open: the case is reviewed on the person's return.
-            clocks = Clocks(
-                raised=nsi.raised_on, received=nsi.received_on, move=nsi.move_on or nsi.received_on, returned=on
-            )
+            clocks = Clocks(raised=nsi.raised_on, received=nsi.received_on, move=nsi.move_on or nsi.received_on, returned=on)
             planned = plan_actions(Facts(TransferForm.model_validate(nsi.form)), clocks, policy, calendar, nsi.shape_version)
             _add_planned(session, nsi, [p for p in planned if policy.rule(p.code).clock == "returned"])
         for row in nsi.tasks:
@@ -689,9 +558,9 @@ def apply_step(
                 # "recorded" until its run has woken the transfer (task_done): a run killed in
                 # between is still found by recover, and the transfer's run leaves it alone.
                 row.status, row.closed_at = "recorded", utcnow()
-        if concurrent:
+        if _concurrent(nsi):
             nsi.wake_seq += 1
-        _history(session, nsi, f"step:{step}", step, detail + _done_note(on, recorded_today), actor, flow_run_id)
+        _history(session, nsi, f"step:{step}", step, effect.detail + _done_note(on, recorded_today), actor, flow_run_id)
         try:
             uow.commit()
         except IntegrityError:
