@@ -162,12 +162,18 @@ def open_tasks(reference: str) -> transfers.Progress:
             engine.stop(run_id, f"{reference} is {progress.status}: this task is no longer needed")
         except engine.EngineError:
             pass
+    policy = transfers.policy_of(reference) if progress.to_start else None
     for t in progress.to_start:
         slug = t.task.replace("_", "-")
-        run_id = engine.start_run(
+        form_cls = form_for(t.task, policy)
+        # Opened already suspended at its first asking: no process starts until it is answered.
+        run_id = engine.start_suspended(
             TASK_DEPLOYMENT,
             {"reference": progress.reference, "task": t.task, "round": t.round},
             run_name=f"{slug}-{progress.reference}",
+            key=f"{registry.wait_key(t.task, t.round)}-{transfers.step_attempts(progress.reference, t.task)}",
+            form=form_cls.with_initial_data(description=describe(progress.reference, t.task, form_cls, None)),
+            timeout_seconds=policy.suspend_timeout_days * 86400,
             idempotency_key=f"{progress.reference}:{t.task}:{t.round}",
             tags=[progress.reference, f"owner:{t.owner_role}"],
             job_variables=_forwarded_env(),
