@@ -121,7 +121,9 @@ def load_mapping(path: Path | None = None) -> Mapping_:
             raise ImportError_(f"{path}: a mapping file is a YAML mapping (see config/import_mapping.yaml)")
         unknown = set(extra.get("columns") or {}) - set(raw["columns"])
         if unknown:
-            raise ImportError_(f"{path}: columns: unknown fields {', '.join(sorted(unknown))}; fields: {', '.join(raw['columns'])}")
+            raise ImportError_(
+                f"{path}: columns: unknown fields {', '.join(sorted(unknown))}; fields: {', '.join(raw['columns'])}"
+            )
         raw = _merge(raw, extra)
     if raw["move_clock_without_move_date"] != "notified":
         raise ImportError_("move_clock_without_move_date: only 'notified' is supported")
@@ -350,7 +352,9 @@ def check_row(row: RawRow, mapping: Mapping_, estate: Estate, region: str | None
         return BadRow(row.number, crn or _cell_text(v.get("crn")), problems, row.raw)
     assert notified is not None
     frm, to = places["from"], places["to"]
-    name = _cell_text(v.get("name")) or " ".join(x for x in (_cell_text(v.get("first_name")), _cell_text(v.get("last_name"))) if x)
+    name = _cell_text(v.get("name")) or " ".join(
+        x for x in (_cell_text(v.get("first_name")), _cell_text(v.get("last_name"))) if x
+    )
     ethnicity = _text_or_none(v.get("ethnicity"), mapping)
     unknown = mapping.unknown_text
     data: dict[str, Any] = {
@@ -549,7 +553,9 @@ def store_row(session: Session, good: GoodRow, source: str, today: dt.date, esta
     session.add(nsi)
     session.flush()
     nsi.reference = f"{transfers.REFERENCE_PREFIX[form.nsi_type]}{nsi.id:06d}"
-    actions = {p.code: Action(nsi_id=nsi.id, code=p.code, title=p.title, owner_role=p.owner_role, due_on=p.due_on) for p in planned}
+    actions = {
+        p.code: Action(nsi_id=nsi.id, code=p.code, title=p.title, owner_role=p.owner_role, due_on=p.due_on) for p in planned
+    }
     session.add_all(actions.values())
     history = [
         HistoryEntry(nsi_id=nsi.id, key="raised", event="raised",
@@ -659,6 +665,7 @@ def import_tracker(
     dry_run: bool = False,
     url: str | None = None,
     progress: Callable[[int], None] | None = None,
+    on_count: Callable[[int], None] | None = None,
 ) -> ImportResult:
     """Check every row, store the good ones (one transaction each), report the bad ones beside the input."""
     started = time.perf_counter()
@@ -694,6 +701,8 @@ def import_tracker(
             continue
         to_store.append(g)
     result.bad.sort(key=lambda b: b.number)
+    if on_count is not None:
+        on_count(len(to_store))
     if dry_run:
         result.created = [g.key for g in to_store]
     else:
@@ -750,8 +759,13 @@ def write_report(path: Path, result: ImportResult) -> Path:
     s = book.add_worksheet("Summary")
     verb = "To create (dry run)" if result.dry_run else "Created"
     for r, (label, value) in enumerate(
-        [("File", result.source), ("Rows", result.rows), (verb, len(result.created)),
-         ("Imported before (skipped)", len(result.skipped)), ("Bad", len(result.bad))]  # fmt: skip
+        [
+            ("File", result.source),
+            ("Rows", result.rows),
+            (verb, len(result.created)),
+            ("Imported before (skipped)", len(result.skipped)),
+            ("Bad", len(result.bad)),
+        ]  # fmt: skip
     ):
         s.write_string(r, 0, label, bold)
         s.write(r, 1, value) if isinstance(value, int) else s.write_string(r, 1, value)
