@@ -234,9 +234,12 @@ def parse_date(value: Any, mapping: Mapping_) -> dt.date | None:
     for fmt in ("%d/%m/%Y", "%d/%m/%y", "%d.%m.%Y", "%d.%m.%y", "%d-%m-%Y", "%d-%m-%y", "%Y-%m-%d", "%d %B %Y", "%d %b %Y",
                 "%d-%b-%y", "%d-%b-%Y", "%d %b %y"):  # fmt: skip
         try:
-            return dt.datetime.strptime(text, fmt).date()
+            day = dt.datetime.strptime(text, fmt).date()
         except ValueError:
             continue
+        if "%y" in fmt and day > get_settings().current_date() + dt.timedelta(days=366):
+            day = day.replace(year=day.year - 100)  # 23.06.65 is a date of birth in 1965, not 2065
+        return day
     raise ValueError(f"{text!r} is not a date (like 21/05/2026)")
 
 
@@ -554,7 +557,8 @@ def store_row(session: Session, good: GoodRow, source: str, today: dt.date, esta
     session.flush()
     nsi.reference = f"{transfers.REFERENCE_PREFIX[form.nsi_type]}{nsi.id:06d}"
     actions = {
-        p.code: Action(nsi_id=nsi.id, code=p.code, title=p.title, owner_role=p.owner_role, due_on=p.due_on) for p in planned
+        p.code: Action(nsi_id=nsi.id, code=p.code, title=p.title, owner_role=p.owner_role, due_on=p.due_on, status="open")
+        for p in planned
     }
     session.add_all(actions.values())
     history = [
