@@ -67,7 +67,8 @@ class Example:
 def render_date(day: dt.date | None, style: int) -> Any:
     """One of the ways a tracker holds a date."""
     if day is None:
-        return ["", "N/A", None, "n/a ", None][style % 5]
+        # Not done yet: blank, or only spaces. ("N/A", given as text, says the work does not apply.)
+        return ["", None, "  ", None, " "][style % 5]
     return [
         dt.datetime(day.year, day.month, day.day),
         f"{day:%d/%m/%Y} ",
@@ -147,6 +148,8 @@ def example_rows(n: int, seed: int = 0, as_of: dt.date | None = None, region: st
             "notes": NOTES[i % len(NOTES)],
         }
         # Work done in order, each on a working day after the last, never after as_of.
+        if str(row["sentence_type"]).strip().lower() == "licence":
+            row["court_application_on"] = "N/A"  # a licence is not transferred by a court
         if caretaking:
             work = ["completed_on"] if rng.random() < 0.3 else []
         else:
