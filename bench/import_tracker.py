@@ -47,6 +47,7 @@ def main() -> None:
 
     from tasks import importer, transfers
     from tasks.legacy_trackers import write_example
+    from tasks.placement import Placement
     from tasks.store.migrate import upgrade
 
     try:
@@ -76,7 +77,7 @@ def main() -> None:
                  if isinstance(g := importer.check_row(r, mapping, load_estate(), "N07", today), importer.GoodRow)]  # fmt: skip
         t0 = time.perf_counter()
         for k, form in enumerate(forms):
-            transfers.register_nsi(form, f"bench-baseline-{k}", placement=transfers.Placement(form.receiving_pdu_code or ""))
+            transfers.register_nsi(form, f"bench-baseline-{k}", placement=Placement(form.receiving_pdu_code or ""))
         per_raise = (time.perf_counter() - t0) / max(len(forms), 1)
     finally:
         if drop is not None:

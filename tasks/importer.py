@@ -35,6 +35,7 @@ from tasks.calendar import get_calendar
 from tasks.config_files import read_yaml
 from tasks.estate import Estate, load_estate
 from tasks.form import CRN_PATTERN, POSTCODE_PATTERN, FormError, NsiType, TransferForm, parse_form
+from tasks.placement import Placement, check_placement
 from tasks.policy import Policy, get_policy
 from tasks.settings import get_settings
 from tasks.store.models import Action, HistoryEntry, Nsi, StepRecord
@@ -394,7 +395,7 @@ def check_row(row: RawRow, mapping: Mapping_, estate: Estate, region: str | None
         data["expected_return_date"] = dates.get("expected_return_on") or start + relativedelta(months=3)
     try:
         form = parse_form(data)
-        transfers.check_placement(form, transfers.Placement(to.pdu_code), get_policy(form_profile()))
+        check_placement(form, Placement(to.pdu_code), get_policy(form_profile()))
     except FormError as exc:
         return BadRow(row.number, crn, [f"{f}: {m}" for f, m in exc.problems], row.raw)
     done = {DONE_FIELDS[f]: d for f in DONE_FIELDS if (d := dates.get(f)) is not None}
@@ -500,8 +501,8 @@ def store_row(session: Session, good: GoodRow, source: str, today: dt.date, esta
     form = good.form
     policy = get_policy(form_profile())
     calendar = get_calendar(get_settings().calendar)
-    transferring_pdu, transferring_region, receiving_region = transfers.check_placement(
-        form, transfers.Placement(form.receiving_pdu_code or ""), policy
+    transferring_pdu, transferring_region, receiving_region = check_placement(
+        form, Placement(form.receiving_pdu_code or ""), policy
     )
     is_tm = form.nsi_type is NsiType.temporary_move
     shape = transfers.shape_for(form.nsi_type, policy)
