@@ -380,6 +380,7 @@ def check_row(row: RawRow, mapping: Mapping_, estate: Estate, region: str | None
         "rosh": rosh,
         "mappa_level": mappa_level,
         "mappa_category": _mappa_category(v.get("mappa_category"), mapping) if mappa_level else None,
+        "lao": norm(v.get("lao")) in mapping.yes,
         "victim_contact": norm(v.get("victim_contact")) in mapping.yes or dates.get("vlo_on") is not None,
         "transferring_practitioner": _text_or_none(v.get("transferring_practitioner"), mapping) or unknown,
         "transferring_team_code": frm.team_code or _first_team(estate, frm.pdu_code),

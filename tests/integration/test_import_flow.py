@@ -7,10 +7,13 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from test_case_transfer_flow import prefect_api, wait_for
 
 from tasks import importer, transfers
 from tasks.legacy_trackers import write_tracker
+from tasks.store.models import Nsi
+from tasks.store.unit_of_work import UnitOfWork
 
 pytestmark = pytest.mark.prefect
 
@@ -43,3 +46,22 @@ def test_an_imported_transfer_runs_with_exactly_its_open_tasks_and_a_caretaking_
     assert wait_for(lambda: opened() == expected and opened(), timeout=240, what=f"{transfer}'s open tasks") == expected
     assert not {"allocation", "documents", "address_assessment"} & {t.task for t in transfers.status_of(transfer).tasks}
     wait_for(lambda: transfers.nsi_status(move)[1] == "outcome", timeout=240, what=f"{move} waiting for its outcome")
+
+
+def test_operations_staff_import_a_file_from_the_import_folder_with_the_deployment(prefect_stack, tmp_path: Path) -> None:
+    from flows import engine
+
+    folder = tmp_path / "imports"
+    write_tracker(folder / "region.xlsx", [{**ROW, "crn": "F300003"}, {**ROW, "crn": "bad"}])
+    env = {"env": {"CASETRANSFER_IMPORT_DIR": str(folder)}}
+
+    with prefect_api(prefect_stack):
+        outside = engine.start_run("import-tracker/import-tracker", {"file_name": "../region.xlsx"}, job_variables=env)
+        run = engine.start_run("import-tracker/import-tracker", {"file_name": "region.xlsx", "start_runs": False}, job_variables=env)
+        assert engine.wait_until_final(run, timeout=240) == "Completed"
+        assert engine.wait_until_final(outside, timeout=240) == "Failed"  # a path out of the folder is refused
+
+    with UnitOfWork() as uow:
+        stored = uow.session.execute(select(Nsi.crn, Nsi.imported_on).where(Nsi.crn.in_(["F300003", "BAD"]))).all()
+    assert [(crn, on is not None) for crn, on in stored] == [("F300003", True)]
+    assert (folder / "region.import-report.xlsx").exists()

@@ -157,6 +157,7 @@ def test_a_caretaking_row_becomes_a_temporary_move_and_cells_that_look_like_form
     result = importer.import_tracker(path)
 
     move, transfer = (transfers.status_of(r) for r in result.created)
+    assert not move.lao and not transfer.lao
     assert move.nsi_type == "temporary_move" and move.reference.startswith("TM")
     assert move.status == "supporting"  # the receiving team is named: supporting since notified
     notes = {h.detail for v in (move, transfer) for h in v.history if h.event == "note"}
@@ -189,3 +190,11 @@ def test_the_command_imports_with_a_progress_bar_and_exits_2_naming_each_bad_row
     for crn in example.bad:
         assert f": {crn}: " in done.stderr
     assert nsi_count(store_url) == 4
+
+
+def test_a_limited_access_row_is_restricted_as_a_raised_one_is(store_url: str, tmp_path: Path) -> None:
+    path = write_tracker(tmp_path / "t.xlsx", [one_row(lao="Yes")], headers={**HEADERS, "lao": "LAO"})
+
+    view = transfers.status_of(importer.import_tracker(path).created[0])
+
+    assert view.lao
