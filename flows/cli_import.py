@@ -55,7 +55,7 @@ def import_tracker(
             result = importer.import_tracker(
                 file, sheet=sheet, mapping_path=mapping, region=region, dry_run=dry_run, progress=stored, on_count=sized
             )
-        except importer.ImportError_ as exc:
+        except importer.UnreadableTracker as exc:
             _fail(str(exc))
     print(result.line() + f" in {result.seconds:.1f} s")
     for b in result.bad:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import select
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -66,7 +66,7 @@ REQUIRED = ("crn", "date_of_birth", "from", "to", "notified_on")
 EXCEL_EPOCH = dt.date(1899, 12, 30)
 
 
-class ImportError_(ValueError):
+class UnreadableTracker(ValueError):
     """The file cannot be read as a tracker at all (no such sheet, no header row)."""
 
 
@@ -119,15 +119,15 @@ def load_mapping(path: Path | None = None) -> Mapping_:
     if path is not None:
         extra = read_yaml(path)
         if not isinstance(extra, dict):
-            raise ImportError_(f"{path}: a mapping file is a YAML mapping (see config/import_mapping.yaml)")
+            raise UnreadableTracker(f"{path}: a mapping file is a YAML mapping (see config/import_mapping.yaml)")
         unknown = set(extra.get("columns") or {}) - set(raw["columns"])
         if unknown:
-            raise ImportError_(
+            raise UnreadableTracker(
                 f"{path}: columns: unknown fields {', '.join(sorted(unknown))}; fields: {', '.join(raw['columns'])}"
             )
         raw = _merge(raw, extra)
     if raw["move_clock_without_move_date"] != "notified":
-        raise ImportError_("move_clock_without_move_date: only 'notified' is supported")
+        raise UnreadableTracker("move_clock_without_move_date: only 'notified' is supported")
     return Mapping_(
         spellings=_table(raw["columns"]) | {norm(f): f for f in raw["columns"]},
         min_header_matches=int(raw["min_header_matches"]),
@@ -175,7 +175,7 @@ def read_sheet(path: Path, mapping: Mapping_, sheet: str | None = None) -> tuple
     wb = load_workbook(path, read_only=True, data_only=False)
     try:
         if sheet is not None and sheet not in wb.sheetnames:
-            raise ImportError_(f"--sheet: {path.name} has no sheet {sheet!r}; it has: {', '.join(wb.sheetnames)}")
+            raise UnreadableTracker(f"--sheet: {path.name} has no sheet {sheet!r}; it has: {', '.join(wb.sheetnames)}")
         ws = wb[sheet] if sheet else wb.worksheets[0]
         table = [list(r) for r in ws.iter_rows(values_only=True)]
     finally:
@@ -187,7 +187,7 @@ def read_sheet(path: Path, mapping: Mapping_, sheet: str | None = None) -> tuple
             header_at, columns = i, found
             break
     if header_at is None:
-        raise ImportError_(
+        raise UnreadableTracker(
             f"{path.name}: no header row: no row in the first 50 names {mapping.min_header_matches} known columns "
             "(config/import_mapping.yaml; give a region's own spellings with --mapping)"
         )
@@ -201,7 +201,7 @@ def read_sheet(path: Path, mapping: Mapping_, sheet: str | None = None) -> tuple
     if "name" not in taken and not {"first_name", "last_name"} <= set(taken):
         missing.append("name")
     if missing:
-        raise ImportError_(f"{path.name} row {header_at + 1}: no column for {', '.join(missing)} (config/import_mapping.yaml)")
+        raise UnreadableTracker(f"{path.name} row {header_at + 1}: no column for {', '.join(missing)} (config/import_mapping.yaml)")
     headers = [_cell_text(h) for h in table[header_at]]
     rows = []
     for number, row in enumerate(table[header_at + 1 :], start=header_at + 2):
@@ -678,7 +678,7 @@ def import_tracker(
     mapping = load_mapping(mapping_path)
     estate = load_estate()
     if region is not None and region.upper() not in estate.regions:
-        raise ImportError_(f"--region: {region!r} is not a region code; regions: {', '.join(sorted(estate.regions))}")
+        raise UnreadableTracker(f"--region: {region!r} is not a region code; regions: {', '.join(sorted(estate.regions))}")
     region = region.upper() if region else None
     today = get_settings().current_date()
     _, rows = read_sheet(path, mapping, sheet)
@@ -784,11 +784,19 @@ def write_report(path: Path, result: ImportResult) -> Path:
 
 
 def imported_without_run(url: str | None = None, limit: int | None = None) -> list[tuple[str, str, str]]:
-    """(reference, nsi_type, request key) of open imported NSIs whose flow run has not started yet."""
+    """(reference, nsi_type, request key) of imported NSIs with work open whose flow run has not started yet."""
     with UnitOfWork(url) as uow:
         q = (
             select(Nsi.reference, Nsi.nsi_type, Nsi.request_key)
-            .where(Nsi.imported_on.is_not(None), Nsi.flow_run_id.is_(None), Nsi.status.not_in(transfers.CLOSED))
+            .where(
+                Nsi.imported_on.is_not(None),
+                Nsi.flow_run_id.is_(None),
+                # A completed transfer still has a run while its after-the-move actions are open.
+                or_(
+                    Nsi.status.not_in(transfers.CLOSED),
+                    and_(Nsi.status == "completed", exists().where(Action.nsi_id == Nsi.id, Action.status == "open")),
+                ),
+            )
             .order_by(Nsi.id)
         )
         if limit:

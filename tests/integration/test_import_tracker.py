@@ -167,7 +167,7 @@ def test_a_caretaking_row_becomes_a_temporary_move_and_cells_that_look_like_form
 def test_a_region_mapping_adds_its_own_header_spellings(store_url: str, tmp_path: Path) -> None:
     headers = {**HEADERS, "crn": "Ref No.", "notified_on": "Referral in"}
     path = write_tracker(tmp_path / "t.xlsx", [one_row()], headers={k: headers[k] for k in one_row()})
-    with pytest.raises(importer.ImportError_, match="crn"):
+    with pytest.raises(importer.UnreadableTracker, match="crn"):
         importer.import_tracker(path)
     mapping = tmp_path / "region.yaml"
     mapping.write_text("columns:\n  crn: [Ref no]\n  notified_on: [Referral in]\n")
@@ -198,3 +198,22 @@ def test_a_limited_access_row_is_restricted_as_a_raised_one_is(store_url: str, t
     view = transfers.status_of(importer.import_tracker(path).created[0])
 
     assert view.lao
+
+
+def test_the_runs_to_start_are_the_open_imported_nsis_and_completed_ones_with_work_still_open(store_url: str, tmp_path: Path) -> None:
+    path = write_tracker(
+        tmp_path / "t.xlsx",
+        [
+            one_row(crn="A100001"),  # open
+            one_row(crn="A100002", documents_on=NOTIFIED, completed_on="20/11/2026"),  # completed; reassessment still open
+            one_row(crn="A100003", nsi_type="Caretaking", completed_on="20/11/2026"),  # caretaking ended
+        ],
+    )
+    created = importer.import_tracker(path).created
+
+    to_start = [ref for ref, _, _ in importer.imported_without_run()]
+
+    assert to_start == created[:2]
+    completed = transfers.status_of(created[1])
+    assert completed.status == "completed"
+    assert {a.code for a in completed.actions if a.status == "open"} == {"oasys_reassessment", "plan_review", "court_application"}

@@ -60,5 +60,5 @@ def test_a_place_is_found_by_team_code_pdu_code_or_name() -> None:
 def test_a_region_mapping_with_an_unknown_field_is_refused(tmp_path: Path) -> None:
     bad = tmp_path / "m.yaml"
     bad.write_text("columns:\n  shoe_size: [Shoes]\n")
-    with pytest.raises(importer.ImportError_, match="shoe_size"):
+    with pytest.raises(importer.UnreadableTracker, match="shoe_size"):
         importer.load_mapping(bad)
