@@ -79,7 +79,7 @@ def norm(value: Any) -> str:
 
 
 @dataclass(frozen=True)
-class Mapping_:
+class TrackerMapping:
     spellings: dict[str, str]  # normalised header -> field
     min_header_matches: int
     not_applicable: frozenset[str]
@@ -113,7 +113,7 @@ def _table(groups: Mapping[str, Iterable[str]]) -> dict[str, str]:
 
 
 @lru_cache(maxsize=8)
-def load_mapping(path: Path | None = None) -> Mapping_:
+def load_mapping(path: Path | None = None) -> TrackerMapping:
     """The default mapping, with a region's file (same keys) added on top."""
     raw = read_yaml(get_settings().config_dir / "import_mapping.yaml")
     if path is not None:
@@ -128,7 +128,7 @@ def load_mapping(path: Path | None = None) -> Mapping_:
         raw = _merge(raw, extra)
     if raw["move_clock_without_move_date"] != "notified":
         raise UnreadableTracker("move_clock_without_move_date: only 'notified' is supported")
-    return Mapping_(
+    return TrackerMapping(
         spellings=_table(raw["columns"]) | {norm(f): f for f in raw["columns"]},
         min_header_matches=int(raw["min_header_matches"]),
         not_applicable=frozenset(norm(v) for v in raw["not_applicable"]) | {""},
@@ -167,7 +167,7 @@ def _cell_text(value: Any) -> str:
     return str(value).strip()
 
 
-def read_sheet(path: Path, mapping: Mapping_, sheet: str | None = None) -> tuple[list[str], list[RawRow]]:
+def read_sheet(path: Path, mapping: TrackerMapping, sheet: str | None = None) -> tuple[list[str], list[RawRow]]:
     """(the headers as written, the non-blank rows below the header row)."""
     from openpyxl import load_workbook
 
@@ -216,7 +216,7 @@ def read_sheet(path: Path, mapping: Mapping_, sheet: str | None = None) -> tuple
 # --------------------------------------------------------------------------- one row, checked
 
 
-def parse_date(value: Any, mapping: Mapping_) -> dt.date | None:
+def parse_date(value: Any, mapping: TrackerMapping) -> dt.date | None:
     """A date cell, an Excel serial, or text as trackers write it: 21/05/2026, 21/05/26, 23.06.26,
     2026-05-21, 21 May 2026, 21-May-26. Blank or "N/A" is None; anything else is ValueError."""
     if isinstance(value, dt.datetime):
@@ -310,7 +310,7 @@ def request_key(crn: str, notified: dt.date, nsi_type: NsiType) -> str:
     return f"import:{crn}:{notified:%Y%m%d}:{'TM' if nsi_type is NsiType.temporary_move else 'CT'}"
 
 
-def check_row(row: RawRow, mapping: Mapping_, estate: Estate, region: str | None, today: dt.date) -> GoodRow | BadRow:
+def check_row(row: RawRow, mapping: TrackerMapping, estate: Estate, region: str | None, today: dt.date) -> GoodRow | BadRow:
     """Every rule a row can break, all reported at once, naming the field."""
     v = row.values
     problems: list[str] = []
@@ -419,7 +419,7 @@ def form_profile() -> str:
     return get_settings().profile
 
 
-def _text_or_none(value: Any, mapping: Mapping_) -> str | None:
+def _text_or_none(value: Any, mapping: TrackerMapping) -> str | None:
     text = _cell_text(value)
     return None if norm(text) in mapping.not_applicable else text
 
@@ -428,7 +428,7 @@ def _gender(value: Any) -> str:
     return {"m": "Male", "male": "Male", "f": "Female", "female": "Female", "other": "Other"}.get(norm(value), "Not stated")
 
 
-def _postcode(value: Any, mapping: Mapping_) -> str:
+def _postcode(value: Any, mapping: TrackerMapping) -> str:
     text = _cell_text(value)
     return text if POSTCODE_PATTERN.match(text.upper().replace(" ", "")) else mapping.unknown_postcode
 
@@ -438,7 +438,7 @@ def _first_team(estate: Estate, pdu_code: str) -> str:
     return min(t.code for t in estate.teams.values() if t.pdu_code == pdu_code)
 
 
-def _sentence(value: Any, mapping: Mapping_, problems: list[str]) -> str:
+def _sentence(value: Any, mapping: TrackerMapping, problems: list[str]) -> str:
     key = norm(value)
     if key in mapping.not_applicable:
         problems.append("sentence_type: missing (the order or licence type)")
@@ -449,7 +449,7 @@ def _sentence(value: Any, mapping: Mapping_, problems: list[str]) -> str:
     return mapping.sentence_types[key]
 
 
-def _risk(v: Mapping[str, Any], mapping: Mapping_, problems: list[str]) -> tuple[str, int | None]:
+def _risk(v: Mapping[str, Any], mapping: TrackerMapping, problems: list[str]) -> tuple[str, int | None]:
     key = norm(v.get("rosh"))
     if key in mapping.rosh_levels:
         rosh = mapping.rosh_levels[key]
@@ -471,7 +471,7 @@ def _risk(v: Mapping[str, Any], mapping: Mapping_, problems: list[str]) -> tuple
     return rosh, level
 
 
-def _mappa_category(value: Any, mapping: Mapping_) -> int:
+def _mappa_category(value: Any, mapping: TrackerMapping) -> int:
     m = re.search(r"[123]", _cell_text(value))
     return int(m.group(0)) if m else mapping.mappa_category_when_unknown
 
@@ -597,7 +597,7 @@ def store_row(session: Session, good: GoodRow, source: str, today: dt.date, esta
         nsi.allocated_on = done[first_step]
         nsi.receiving_team_code = team
         nsi.receiving_practitioner = good.allocated_to
-        nsi.status = temporary_moves_status(is_tm, shape)
+        nsi.status = _status_after_allocation(is_tm, shape)
     if is_tm and "outcome" in done:
         _finish(nsi, actions.values(), "ended", done["outcome"])
     elif "completion" in done:
@@ -610,7 +610,7 @@ def store_row(session: Session, good: GoodRow, source: str, today: dt.date, esta
     return nsi.reference
 
 
-def temporary_moves_status(is_tm: bool, shape: int) -> str:
+def _status_after_allocation(is_tm: bool, shape: int) -> str:
     if is_tm:
         return SUPPORTING
     return transfers.IN_PROGRESS if shape >= 2 else "allocation_recorded"
