@@ -393,7 +393,8 @@ def check_row(row: RawRow, mapping: TrackerMapping, estate: Estate, region: str 
     if nsi_type is NsiType.temporary_move:
         start = dates.get("move_on") or notified
         data["temporary_reason"] = "Caretaking on the legacy tracker"
-        data["expected_return_date"] = dates.get("expected_return_on") or start + relativedelta(months=3)
+        months = get_policy(form_profile()).caretaking_months  # no return date: the caretaking limit
+        data["expected_return_date"] = dates.get("expected_return_on") or start + relativedelta(months=months)
     try:
         form = parse_form(data)
         check_placement(form, Placement(to.pdu_code), get_policy(form_profile()))
