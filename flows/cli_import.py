@@ -1,8 +1,8 @@
 """The `casetransfer` commands for the go-live import (issue 13), registered by flows/cli.py.
 
 Exit codes as for every command: 0 done; 2 bad input (bad rows are listed, with the report
-workbook beside the input; the good rows are stored all the same). Output names rows by number
-and CRN only: a terminal may be shared or logged.
+workbook beside the input; the good rows are stored all the same). Output gives rows by number,
+CRN and reason (quoting the cell at fault); names and the other raw values go only to the report.
 """
 
 from __future__ import annotations

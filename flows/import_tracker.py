@@ -13,6 +13,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from tasks import importer
+from tasks.form import CRN_PATTERN
 from tasks.settings import get_settings
 
 
@@ -57,8 +58,13 @@ def import_tracker(
         "",
     ]
     if result.bad:
-        lines += ["| row | CRN | reason |", "|---|---|---|"]
-        lines += [f"| {b.number} | {b.crn} | {b.reason.replace('|', '/')} |" for b in result.bad]
+        # Row numbers, CRNs and the fields at fault only: a reason quotes what was typed, which
+        # may be a name; the report workbook beside the file has the whole of it.
+        lines += ["| row | CRN | fields at fault |", "|---|---|---|"]
+        for b in result.bad:
+            crn = b.crn if CRN_PATTERN.match(b.crn) else ""
+            fields = ", ".join(dict.fromkeys(r.split(":", 1)[0] for r in b.reasons))
+            lines.append(f"| {b.number} | {crn} | {fields} |")
     create_markdown_artifact(key="import-tracker", markdown="\n".join(lines), description=f"Import of {result.source}")
     started: list[str] = []
     if start_runs and not dry_run:
