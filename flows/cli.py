@@ -602,6 +602,7 @@ def _answers(api_url: str) -> bool:
 
 
 from flows.cli_handovers import register; register(app)  # noqa: E402, E702, I001 - the POM-COM handover commands
+from flows.cli_import import register as register_import; register_import(app)  # noqa: E402, E702, I001 - the go-live import
 
 
 def main() -> None:

@@ -60,6 +60,7 @@ def bring_up(port: int, seed_transfers: int, say: Say) -> None:
     say(f"worker running (pid {worker_pid}); logs in {stack.home / 'logs'}")
 
     _raise_demo_transfers(say)
+    _import_demo_tracker(say)
     _seed_and_report(seed_transfers, say)
     say("")
     say(f"[bold]Prefect UI: http://127.0.0.1:{port}[/]  (flow runs: /runs; waiting transfers show as Suspended)")
@@ -97,6 +98,22 @@ def _raise_demo_transfers(say: Say) -> None:
         transfers.nsi_status(reference)
 
 
+def _import_demo_tracker(say: Say) -> None:
+    """Go-live: an example legacy tracker (with its bad rows) imported, so the demo shows imported
+    transfers too; their flow runs start in the background, as `casetransfer import-tracker` does."""
+    from flows.cli_import import _start_in_background
+    from tasks.importer import import_tracker
+    from tasks.legacy_trackers import write_example
+
+    path = get_settings().effective_import_dir / "example-legacy-tracker.xlsx"
+    if not path.exists():
+        write_example(path, n=12, seed=0, region="N07")
+    result = import_tracker(path, region="N07")
+    say(f"legacy tracker imported: {result.line()}")
+    if result.created:
+        _start_in_background()
+
+
 def _wait_until_waiting(reference: str, step: str, timeout: float = 120.0) -> None:
     import time
 
@@ -123,7 +140,7 @@ def _seed_and_report(seed_transfers: int, say: Say) -> None:
             from tasks.store.unit_of_work import UnitOfWork
 
             with UnitOfWork() as uow:
-                have = uow.session.query(Nsi).filter(Nsi.flow_run_id.is_(None)).count()
+                have = uow.session.query(Nsi).filter(Nsi.flow_run_id.is_(None), Nsi.imported_on.is_(None)).count()
             if have == 0:
                 n = seed(seed_transfers, seed=1, as_of=get_settings().current_date())
                 say(f"seeded {n} synthetic NSIs (no flow runs) for the tracker and reminders")

@@ -56,15 +56,17 @@ def close_converted(reference: str, new_reference: str, actor: str) -> str:
 
 
 @flow(name="temporary-move", flow_run_name=move_run_name, persist_result=True, log_prints=True)
-def temporary_move(form: TransferForm) -> str:
+def temporary_move(form: TransferForm, request_key: str | None = None) -> str:
     """Raise a Temporary Move and follow it: support contact, supporting period, outcome.
 
     Args:
         form: The Temporary Move form (nsi_type temporary_move, with the temporary reason and
             the expected return date).
+        request_key: Leave empty. Set when the NSI is already stored (imported from a
+            region's legacy tracker), so the run picks that NSI up.
     """
     form = as_temporary_move(form)
-    reference = raise_once(form, str(flow_run.id))
+    reference = raise_once(form, request_key or str(flow_run.id))
     status = drive_steps(reference, TEMPORARY_MOVE_STEPS, waiting_status={"outcome": SUPPORTING})
     if conversion.pending_conversion(reference):
         c = register_case_transfer(reference)

@@ -138,6 +138,8 @@ class OpenAction:
     receiving_pdu_code: str
     transferring_spo: str
     flow_run_id: str | None = None
+    # An NSI imported from a legacy tracker: what was already overdue that day escalates counting from it.
+    imported_on: dt.date | None = None
 
 
 @dataclass(frozen=True)
@@ -257,16 +259,23 @@ def horizon(as_of: dt.date, rules: ReminderRules, calendar: WorkingDayCalendar) 
 
 
 def classify(
-    due_on: dt.date, escalated_on: dt.date | None, as_of: dt.date, working_days: int, rules: ReminderRules
+    due_on: dt.date,
+    escalated_on: dt.date | None,
+    as_of: dt.date,
+    working_days: int,
+    rules: ReminderRules,
+    escalation_days: int | None = None,
 ) -> Category | None:
     """Which section an open action belongs in today, if any.
 
     `working_days` is calendar.working_days_between(as_of, due_on): working days until the due
-    date, negative when it has passed.
+    date, negative when it has passed. `escalation_days`, when given, is what escalation counts
+    instead (the same sign): an action already overdue when its NSI was imported counts from the
+    import day, so go-live does not escalate a backlog nobody here has yet had the chance to chase.
     """
     if due_on >= as_of:
         return Category.due_soon if working_days <= rules.warning_working_days else None
-    overdue_by = -working_days
+    overdue_by = -(working_days if escalation_days is None else escalation_days)
     if escalated_on is not None and escalated_on < as_of:
         return Category.overdue  # escalated on an earlier day: the other side has been told
     if overdue_by >= rules.escalation_working_days:
@@ -340,7 +349,10 @@ def plan_digests(
     escalations: list[Escalation] = []
     unrouted: dict[str, int] = defaultdict(int)
     for a, wd in zip(actions, counts, strict=True):
-        category = classify(a.due_on, a.escalated_on, as_of, wd, rules)
+        since_import = (
+            calendar.working_days_between(as_of, a.imported_on) if a.imported_on is not None and a.imported_on > a.due_on else None
+        )
+        category = classify(a.due_on, a.escalated_on, as_of, wd, rules, since_import)
         if category is None:
             continue
         missing = [c for c in (a.transferring_pdu_code, a.receiving_pdu_code) if c not in contacts]
@@ -431,6 +443,7 @@ def open_actions(as_of: dt.date, rules: ReminderRules, calendar: WorkingDayCalen
             Nsi.receiving_pdu_code,
             Nsi.transferring_spo,
             Nsi.flow_run_id,
+            Nsi.imported_on,
         )
         .join(Nsi, Nsi.id == Action.nsi_id)
         .where(Action.status == "open", Action.due_on <= horizon(as_of, rules, calendar))

@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     case_transfer_deployment: str = "case-transfer/case-transfer"
     temporary_move_deployment: str = "temporary-move/temporary-move"
     tracker_dir: Path | None = None
+    # Go-live imports (tasks/importer.py): the server's folder the import-tracker deployment reads
+    # a legacy tracker from (default data_dir/imports), and how many imported NSIs' flow runs are
+    # started a minute afterwards (the embedded stack takes tens; the production profile more).
+    import_dir: Path | None = None
+    import_runs_per_minute: float = Field(default=20.0, gt=0)
     outbox: Path | None = None
     smtp_host: str | None = None
     smtp_port: int = 25
@@ -88,6 +93,10 @@ class Settings(BaseSettings):
     @property
     def effective_outbox(self) -> Path:
         return self.outbox or self.data_dir / "outbox"
+
+    @property
+    def effective_import_dir(self) -> Path:
+        return self.import_dir or self.data_dir / "imports"
 
     @property
     def effective_tracker_dir(self) -> Path:

@@ -247,6 +247,7 @@ def load_data(as_of: dt.date, url: str | None = None, config: TrackerConfig | No
         _d(n.c.raised_on), _d(n.c.received_on), _d(n.c.move_on), _d(n.c.due_on), _d(n.c.allocated_on), _d(n.c.closed_on),
         n.c.transferring_region_code, n.c.transferring_pdu_code, n.c.transferring_team_code,
         n.c.receiving_region_code, n.c.receiving_pdu_code, n.c.receiving_team_code,
+        n.c.rosh, n.c.mappa_level, _d(n.c.imported_on),  # the inspection measures' groups (tasks/compliance.py)
     ).where(scope)  # fmt: skip
     act_q = (
         select(a.c.id, a.c.nsi_id, a.c.code, a.c.title, a.c.owner_role, _d(a.c.due_on), _d(a.c.done_on), a.c.status)
@@ -276,6 +277,7 @@ def load_data(as_of: dt.date, url: str | None = None, config: TrackerConfig | No
     d = {c: _dates(nsis[c]) for c in ("raised_on", "received_on", "move_on", "due_on", "allocated_on", "closed_on")}
     for c, v in d.items():
         nsis[c] = v
+    nsis["imported_on"] = _dates(nsis["imported_on"])
     nsis["lao"] = nsis["lao"].astype(bool)
     nsis["diversity_recorded"] = nsis["diversity_recorded"].astype(bool)
     # The name of a limited access offender never leaves this function.
@@ -1186,6 +1188,8 @@ def build_region_sheets(book: Book, inp: RegionInput) -> RegionResult:
         ),
     )
 
+    inspection_sheet(book, nsis, actions, inp.as_of)
+
     # Temporary moves ----------------------------------------------------------------------
     t = nsis[tm]
     past = t["tm_past_limit"].to_numpy(dtype=bool)
@@ -1211,6 +1215,34 @@ def build_region_sheets(book: Book, inp: RegionInput) -> RegionResult:
     )
     handover_sheet(book, inp)
     return result
+
+
+def inspection_sheet(book: Book, nsis: pd.DataFrame, actions: pd.DataFrame, as_of: dt.date) -> None:
+    """The 2004 inspection's measures (tasks/compliance.py, config/tracker.yaml `inspection`)."""
+    from tasks.compliance import inspection
+
+    table = inspection(nsis, actions, as_of, get_calendar(get_settings().calendar))
+    book.list_sheet(
+        "Inspection measures",
+        [
+            text_col("Measure", table["measure"]),
+            text_col("Group", table["group"]),
+            num_col("Applicable", table["applicable"]),
+            num_col("Met", table["met"]),
+            num_col("Share met", table["share"], "pct"),
+            num_col("Raised here: applicable", table["applicable_here"]),
+            num_col("Raised here: met", table["met_here"]),
+            num_col("Raised here: share", table["share_here"], "pct"),
+            num_col("Imported: applicable", table["applicable_imported"]),
+            num_col("Imported: met", table["met_imported"]),
+            num_col("Imported: share", table["share_imported"], "pct"),
+        ],
+        note=(
+            "The 2004 inspection's measures (Appendix 2). Applicable: the NSI has the work (N/A on an imported tracker "
+            "takes it out) and it is done or its deadline has passed. Imported: NSIs brought in from a legacy tracker "
+            "at go-live; 'Raised here' leaves them out. Deadlines: config/tracker.yaml."
+        ),
+    )
 
 
 def handover_sheet(book: Book, inp: RegionInput) -> None:
@@ -1388,6 +1420,7 @@ def write_national(data: TrackerData, results: Sequence[RegionResult], path: Pat
             ],
             highlight=f"=${_letter(6)}2>0",
         )
+        inspection_sheet(book, nsis, actions, data.as_of)
         book.list_sheet(
             "Workbooks",
             [

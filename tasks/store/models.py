@@ -64,6 +64,9 @@ class Nsi(Base):
     # value it last acted on in seen_seq, so a wake-up lost in flight is found and re-sent.
     wake_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     seen_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Set when the NSI came in from a region's legacy tracker (tasks/importer.py): its work before
+    # this day is history, and escalation of what was already overdue counts from this day.
+    imported_on: Mapped[dt.date | None] = mapped_column(Date, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 

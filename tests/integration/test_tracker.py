@@ -160,7 +160,8 @@ def test_a_workbook_per_region_and_a_national_summary_in_a_dated_folder(night: T
 def test_transfers_list_exactly_the_regions_nsis_in_the_store(store: Store, night: TrackerRun) -> None:
     for code in load_estate().regions:
         wb = workbook(night, code)
-        assert wb.sheetnames == ["Summary", "Transfers", "Actions", "Police checks", "Compliance", "Temporary moves", "POM-COM handovers"]
+        assert wb.sheetnames == ["Summary", "Transfers", "Actions", "Police checks", "Compliance", "Inspection measures", "Temporary moves",
+                                 "POM-COM handovers"]  # fmt: skip
         refs = column(wb["Transfers"], "Reference")
         expected = region_refs(store.url, code)
         assert len(refs) == len(set(refs)) == len(expected) > 0

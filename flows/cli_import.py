@@ -1,0 +1,114 @@
+"""The `casetransfer` commands for the go-live import (issue 13), registered by flows/cli.py.
+
+Exit codes as for every command: 0 done; 2 bad input (bad rows are listed, with the report
+workbook beside the input; the good rows are stored all the same). Output gives rows by number,
+CRN and reason (quoting the cell at fault); names and the other raw values go only to the report.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import typer
+
+
+def import_tracker(
+    file: Path = typer.Argument(..., help="The region's legacy tracker (.xlsx)"),
+    sheet: str | None = typer.Option(None, "--sheet", help="The sheet to read (default: the first)"),
+    mapping: Path | None = typer.Option(
+        None, "--mapping", help="The region's own header spellings (YAML), on top of config/import_mapping.yaml"
+    ),
+    region: str | None = typer.Option(None, "--region", help="The tracker's region code: PDU and team names resolve there first"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Check every row and write the report; store nothing"),
+    start_runs: bool = typer.Option(
+        True, "--start-runs/--no-start-runs", help="Start the imported NSIs' flow runs afterwards, in the background"
+    ),
+) -> None:
+    """Import the transfers in flight on a legacy tracker: each good row an NSI marked imported, with
+    the work done on its own dates; each bad row reported (row, CRN, reason, raw values) in
+    FILE.import-report.xlsx beside it. Importing the same file again creates nothing new."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from flows.cli import err
+    from tasks import importer
+    from tasks.store.migrate import upgrade
+
+    if not file.is_file():
+        _fail(f"FILE: {file} does not exist", 3)
+    if file.suffix.lower() != ".xlsx":
+        _fail(f"FILE: {file.name} is not an .xlsx workbook")
+    if mapping is not None and not mapping.is_file():
+        _fail(f"--mapping: {mapping} does not exist", 3)
+    upgrade()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err) as bar:
+        task = bar.add_task("storing", total=None)
+
+        def stored(n: int) -> None:
+            bar.advance(task, n)
+
+        def sized(total: int) -> None:
+            bar.update(task, total=total)
+
+        try:
+            result = importer.import_tracker(
+                file, sheet=sheet, mapping_path=mapping, region=region, dry_run=dry_run, progress=stored, on_count=sized
+            )
+        except importer.UnreadableTracker as exc:
+            _fail(str(exc))
+    print(result.line() + f" in {result.seconds:.1f} s")
+    for b in result.bad:
+        print(f"row {b.number}: {b.crn or '(no CRN)'}: {b.reason}", file=sys.stderr)
+    if result.created and not dry_run and start_runs:
+        _start_in_background()
+    if result.bad:
+        raise typer.Exit(2)
+
+
+def _start_in_background() -> None:
+    """The imported NSIs' flow runs start apart from this command, at the configured rate."""
+    from flows.cli import _answers
+    from tasks.settings import get_settings
+
+    settings = get_settings()
+    if not _answers(settings.prefect_api_url):
+        print("No Prefect server answered: start the flow runs later with `casetransfer start-imported-runs`.")
+        return
+    log = settings.effective_import_dir / "start-imported-runs.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        proc = subprocess.Popen(  # noqa: S603 - our own command, no shell
+            [sys.executable, "-m", "flows.cli", "start-imported-runs"],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+    print(f"Starting their flow runs in the background ({settings.import_runs_per_minute:g} a minute; pid {proc.pid}, log {log})")
+
+
+def start_imported_runs(
+    per_minute: float | None = typer.Option(
+        None, "--per-minute", help="At most this many a minute (default: the import_runs_per_minute setting)"
+    ),
+    limit: int | None = typer.Option(None, "--limit", help="Start at most this many"),
+) -> None:
+    """Start the flow run of each open imported NSI that has none yet (safe to repeat)."""
+    from flows.engine import EngineError
+    from tasks import importer
+    from tasks.settings import get_settings
+
+    rate = per_minute or get_settings().import_runs_per_minute
+    try:
+        started = importer.start_imported_runs(rate, limit=limit)
+    except EngineError as exc:
+        _fail(str(exc), 1)
+    print(f"{len(started)} flow runs started for imported NSIs")
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    print(message, file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("import-tracker")(import_tracker)
+    app.command("start-imported-runs")(start_imported_runs)

@@ -1,0 +1,67 @@
+"""Imported NSIs on a real Prefect stack (issue 13): after the import, each open NSI's flow run
+starts with exactly the tasks still open, and the work done before the import is never asked for."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from test_case_transfer_flow import prefect_api, wait_for
+
+from tasks import importer, transfers
+from tasks.legacy_trackers import write_tracker
+from tasks.store.models import Nsi
+from tasks.store.unit_of_work import UnitOfWork
+
+pytestmark = pytest.mark.prefect
+
+ROW = {"name": "Imported Person", "date_of_birth": dt.date(1980, 2, 3), "sentence_type": "CRO", "from": "Greenwich and Bexley",
+       "to": "N50CAD", "notified_on": dt.date(2026, 12, 1), "move_on": dt.date(2026, 12, 1), "rosh": "Medium"}  # fmt: skip
+
+
+def test_an_imported_transfer_runs_with_exactly_its_open_tasks_and_a_caretaking_row_waits_for_its_outcome(
+    prefect_stack, tmp_path: Path
+) -> None:
+    path = write_tracker(
+        tmp_path / "t.xlsx",
+        [
+            {**ROW, "crn": "F300001", "documents_on": "02/12/2026", "address_assessment_on": dt.date(2026, 12, 3)},
+            {**ROW, "crn": "F300002", "nsi_type": "Caretaking"},
+        ],
+    )
+    transfer, move = importer.import_tracker(path).created
+
+    with prefect_api(prefect_stack):
+        started = importer.start_imported_runs(per_minute=600)
+        assert importer.start_imported_runs(per_minute=600) == []  # safe to repeat: each NSI has its run
+
+    assert sorted(started) == sorted([transfer, move])
+    expected = {"police_checks", "safeguarding_checks", "handover", "oasys_reassessment", "plan_review", "court_application"}
+
+    def opened() -> set[str]:
+        return {t.task for t in transfers.status_of(transfer).tasks if t.flow_run_id}
+
+    assert wait_for(lambda: opened() == expected and opened(), timeout=240, what=f"{transfer}'s open tasks") == expected
+    assert not {"allocation", "documents", "address_assessment"} & {t.task for t in transfers.status_of(transfer).tasks}
+    wait_for(lambda: transfers.nsi_status(move)[1] == "outcome", timeout=240, what=f"{move} waiting for its outcome")
+
+
+def test_operations_staff_import_a_file_from_the_import_folder_with_the_deployment(prefect_stack, tmp_path: Path) -> None:
+    from flows import engine
+
+    folder = tmp_path / "imports"
+    write_tracker(folder / "region.xlsx", [{**ROW, "crn": "F300003"}, {**ROW, "crn": "bad"}])
+    env = {"env": {"CASETRANSFER_IMPORT_DIR": str(folder)}}
+
+    with prefect_api(prefect_stack):
+        outside = engine.start_run("import-tracker/import-tracker", {"file_name": "../region.xlsx"}, job_variables=env)
+        run = engine.start_run("import-tracker/import-tracker", {"file_name": "region.xlsx", "start_runs": False}, job_variables=env)
+        assert engine.wait_until_final(run, timeout=240) == "Completed"
+        assert engine.wait_until_final(outside, timeout=240) == "Failed"  # a path out of the folder is refused
+
+    with UnitOfWork() as uow:
+        stored = uow.session.execute(select(Nsi.crn, Nsi.imported_on).where(Nsi.crn.in_(["F300003", "BAD"]))).all()
+    assert [(crn, on is not None) for crn, on in stored] == [("F300003", True)]
+    assert (folder / "region.import-report.xlsx").exists()

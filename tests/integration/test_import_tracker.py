@@ -1,0 +1,219 @@
+"""Go-live: a region's legacy tracker imported into the store (issue 13), on SQLite and PostgreSQL,
+with real .xlsx files written with the mess real trackers have and read back with openpyxl."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import TODAY, demo_form, pin_today
+from openpyxl import load_workbook
+from sqlalchemy import func, select
+
+from tasks import importer, reminders, transfers
+from tasks.form import parse_form
+from tasks.legacy_trackers import HEADERS, write_example, write_tracker
+from tasks.settings import ROOT
+from tasks.store.models import Nsi, StepRecord
+from tasks.store.unit_of_work import UnitOfWork
+
+NOTIFIED = dt.date(2026, 11, 2)  # a Monday, seven weeks before the pinned today (21 December 2026)
+
+
+def nsi_count(url: str) -> int:
+    with UnitOfWork(url) as uow:
+        return uow.session.scalar(select(func.count()).select_from(Nsi)) or 0
+
+
+def one_row(**changes: object) -> dict[str, object]:
+    row: dict[str, object] = {
+        "crn": "A100001",
+        "name": "Alex Example",
+        "date_of_birth": dt.date(1985, 3, 4),
+        "sentence_type": "CRO",
+        "nsi_type": "Transfer",
+        "from": "Greenwich and Bexley",  # a PDU by name
+        "to": "N50CAD",
+        "notified_on": NOTIFIED,
+        "move_on": NOTIFIED,
+        "rosh": "Medium",
+    }
+    row.update(changes)
+    return row
+
+
+def test_a_messy_tracker_imports_its_good_rows_and_reports_each_bad_one_and_a_second_import_changes_nothing(
+    store_url: str, tmp_path: Path
+) -> None:
+    example = write_example(tmp_path / "london.xlsx", n=30, seed=2)
+
+    result = importer.import_tracker(example.path, region="N07")
+
+    assert len(result.created) == len(example.good) == 30
+    assert {b.crn: b.reason for b in result.bad}.keys() == example.bad.keys()
+    for bad in result.bad:
+        assert example.bad[bad.crn] in bad.reason, bad.reason
+    report = load_workbook(result.report, read_only=True)
+    rows = list(report["Bad rows"].iter_rows(values_only=True))
+    assert rows[0][:3] == ("Row", "CRN", "Reason")
+    assert [r[1] for r in rows[1:]] == [b.crn for b in result.bad]
+    # Each bad row's number is the one Excel shows: its raw CRN is on that row of the input.
+    source = load_workbook(example.path, read_only=True)["Tracker"]
+    by_number = {i: r for i, r in enumerate(source.iter_rows(values_only=True), start=1)}
+    for number, crn, *_ in rows[1:]:
+        assert crn in str(by_number[number][0])
+    assert "Offender Name" in rows[0]  # the raw values under their own headers
+    stored = nsi_count(store_url)
+
+    again = importer.import_tracker(example.path, region="N07")
+
+    assert again.created == []
+    assert sorted(again.skipped) == sorted(result.created)
+    assert nsi_count(store_url) == stored
+
+
+def test_a_dry_run_writes_the_report_and_stores_nothing(store_url: str, tmp_path: Path) -> None:
+    example = write_example(tmp_path / "t.xlsx", n=5, seed=4)
+
+    result = importer.import_tracker(example.path, dry_run=True)
+
+    assert len(result.created) == 5 and result.report is not None and result.report.exists()
+    assert nsi_count(store_url) == 0
+
+
+def test_work_done_before_the_import_is_recorded_on_its_own_date_and_never_reminded(store_url: str, tmp_path: Path) -> None:
+    path = write_tracker(
+        tmp_path / "t.xlsx",
+        [one_row(address_assessment_on="05/11/2026", documents_on=dt.date(2026, 11, 4), police_checks_on="N/A")],
+    )
+
+    result = importer.import_tracker(path)
+
+    view = transfers.status_of(result.created[0])
+    actions = {a.code: a for a in view.actions}
+    assert (actions["address_assessment"].status, actions["address_assessment"].done_on) == ("done", dt.date(2026, 11, 5))
+    assert actions["documents"].done_on == dt.date(2026, 11, 4)
+    assert actions["police_checks"].status == "cancelled"  # N/A on the tracker
+    assert view.status == transfers.IN_PROGRESS
+    with UnitOfWork(store_url) as uow:
+        recorded = {step: on for step, on in uow.session.execute(select(StepRecord.step, StepRecord.done_on))}
+    # Allocation is implied by the work after it, on the first day of that work.
+    assert recorded == {"allocation": dt.date(2026, 11, 4), "documents": dt.date(2026, 11, 4),
+                        "address_assessment": dt.date(2026, 11, 5)}  # fmt: skip
+    assert "imported" in [h.event for h in view.history]
+
+    plan = reminders.plan_for(TODAY, store_url)
+    listed = {(i.reference, i.code) for d in plan.digests for i in (*d.escalated, *d.overdue, *d.due_soon)}
+    assert (view.reference, "address_assessment") not in listed
+    assert (view.reference, "documents") not in listed
+    assert (view.reference, "police_checks") not in listed
+
+
+def test_an_action_overdue_at_import_is_listed_as_overdue_and_escalates_counting_from_the_import_day(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_tracker(tmp_path / "t.xlsx", [one_row(documents_on="04/11/2026")])  # allocated; nothing else done
+    reference = importer.import_tracker(path).created[0]
+
+    def section(day: dt.date) -> str | None:
+        for d in reminders.plan_for(day, store_url).digests:
+            for name in ("escalated", "overdue"):
+                if any(i.reference == reference and i.code == "safeguarding_checks" and i.yours for i in getattr(d, name)):
+                    return name
+        return None
+
+    # Due 16 November, five weeks overdue on the import day: overdue, not escalated...
+    assert section(TODAY) == "overdue"
+    # ... until escalation_working_days (3) have passed since the import: 24 December.
+    pin_today(monkeypatch, dt.date(2026, 12, 23))
+    assert section(dt.date(2026, 12, 23)) == "overdue"
+    pin_today(monkeypatch, dt.date(2026, 12, 24))
+    assert section(dt.date(2026, 12, 24)) == "escalated"
+
+
+def test_a_crn_with_an_open_nsi_this_file_did_not_create_is_a_bad_row(store_url: str, tmp_path: Path) -> None:
+    raised = transfers.register_nsi(parse_form(demo_form(crn="A100001")), "raised-here")
+    path = write_tracker(tmp_path / "t.xlsx", [one_row(crn="A100001"), one_row(crn="A100002")])
+
+    result = importer.import_tracker(path)
+
+    assert len(result.created) == 1
+    assert [(b.crn, raised in b.reason) for b in result.bad] == [("A100001", True)]
+
+
+def test_a_caretaking_row_becomes_a_temporary_move_and_cells_that_look_like_formulas_or_html_stay_text(
+    store_url: str, tmp_path: Path
+) -> None:
+    formula = '=HYPERLINK("http://example.invalid","x")'
+    path = write_tracker(
+        tmp_path / "t.xlsx",
+        [one_row(nsi_type="Caretaking ", notes=formula), one_row(crn="A100002", notes="<script>alert(1)</script>")],
+    )
+
+    result = importer.import_tracker(path)
+
+    move, transfer = (transfers.status_of(r) for r in result.created)
+    assert not move.lao and not transfer.lao
+    assert move.nsi_type == "temporary_move" and move.reference.startswith("TM")
+    assert move.status == "supporting"  # the receiving team is named: supporting since notified
+    notes = {h.detail for v in (move, transfer) for h in v.history if h.event == "note"}
+    assert notes == {formula, "<script>alert(1)</script>"}
+
+
+def test_a_region_mapping_adds_its_own_header_spellings(store_url: str, tmp_path: Path) -> None:
+    headers = {**HEADERS, "crn": "Ref No.", "notified_on": "Referral in"}
+    path = write_tracker(tmp_path / "t.xlsx", [one_row()], headers={k: headers[k] for k in one_row()})
+    with pytest.raises(importer.UnreadableTracker, match="crn"):
+        importer.import_tracker(path)
+    mapping = tmp_path / "region.yaml"
+    mapping.write_text("columns:\n  crn: [Ref no]\n  notified_on: [Referral in]\n")
+    importer.load_mapping.cache_clear()
+
+    result = importer.import_tracker(path, mapping_path=mapping)
+
+    assert len(result.created) == 1
+
+
+def test_the_command_imports_with_a_progress_bar_and_exits_2_naming_each_bad_row(store_url: str, tmp_path: Path) -> None:
+    example = write_example(tmp_path / "t.xlsx", n=4, seed=5)
+    env = {**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api"}  # no server: runs start later
+
+    done = subprocess.run([sys.executable, "-m", "flows.cli", "import-tracker", str(example.path), "--region", "N07"],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)  # fmt: skip
+
+    assert done.returncode == 2, done.stderr
+    assert "4 NSIs created" in done.stdout
+    for crn in example.bad:
+        assert f": {crn}: " in done.stderr
+    assert nsi_count(store_url) == 4
+
+
+def test_a_limited_access_row_is_restricted_as_a_raised_one_is(store_url: str, tmp_path: Path) -> None:
+    path = write_tracker(tmp_path / "t.xlsx", [one_row(lao="Yes")], headers={**HEADERS, "lao": "LAO"})
+
+    view = transfers.status_of(importer.import_tracker(path).created[0])
+
+    assert view.lao
+
+
+def test_the_runs_to_start_are_the_open_imported_nsis_and_completed_ones_with_work_still_open(store_url: str, tmp_path: Path) -> None:
+    path = write_tracker(
+        tmp_path / "t.xlsx",
+        [
+            one_row(crn="A100001"),  # open
+            one_row(crn="A100002", documents_on=NOTIFIED, completed_on="20/11/2026"),  # completed; reassessment still open
+            one_row(crn="A100003", nsi_type="Caretaking", completed_on="20/11/2026"),  # caretaking ended
+        ],
+    )
+    created = importer.import_tracker(path).created
+
+    to_start = [ref for ref, _, _ in importer.imported_without_run()]
+
+    assert to_start == created[:2]
+    completed = transfers.status_of(created[1])
+    assert completed.status == "completed"
+    assert {a.code for a in completed.actions if a.status == "open"} == {"oasys_reassessment", "plan_review", "court_application"}
