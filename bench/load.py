@@ -235,6 +235,7 @@ class ProfileResult:
     workers_alive_at_end: int = 0  # a worker that died mid-run halves the capacity: say so
     steps: int = 0
     segments: int = 0
+    opened_suspended: int = 0  # task runs opened already suspended: no process
     load_seconds: float = 0.0
     steps_per_min: float = 0.0
     steady_steps_per_min: float = 0.0
@@ -760,10 +761,12 @@ def run_profile(profile: str, args: argparse.Namespace) -> ProfileResult:
                 transfer = run_states(http, run_id)
                 tagged = http.post("/flow_runs/filter", json={"flow_runs": {"tags": {"all_": [reference]}}, "limit": 200})
                 task_runs = [(r, run_states(http, r["id"])) for r in tagged.raise_for_status().json() if r["id"] != run_id]
-                # Every segment of every run of the transfer is a process start: count them all.
+                # Every segment a worker started (Pending before Running) is a process start. A task
+                # opened already suspended runs no process: Running then Paused, with no Pending.
                 for states in [transfer, *(states for _, states in task_runs)]:
                     for scheduled, pending, running, end in segments(states):
-                        result.segments += 1
+                        result.segments += pending is not None
+                        result.opened_suspended += pending is None
                         if scheduled is not None and pending is not None:
                             poll.append(pending - scheduled)
                         if pending is not None:
@@ -855,6 +858,7 @@ ROWS: list[tuple[str, Callable[[ProfileResult], str]]] = [
         "run segments (process starts) / per step",
         lambda r: f"{r.segments} / {_fmt(r.segments / r.steps if r.steps else None, '.2f')}",
     ),
+    ("task runs opened already suspended (no process)", lambda r: str(r.opened_suspended)),
     ("failures / steps sent but not measured", lambda r: f"{len(r.failures)} / {len(r.unmeasured)}"),
     ("steps/min, whole run", lambda r: _fmt(r.steps_per_min)),
     ("steps/min, steady (middle 80%)", lambda r: _fmt(r.steady_steps_per_min)),
