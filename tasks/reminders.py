@@ -140,6 +140,7 @@ class OpenAction:
     flow_run_id: str | None = None
     # An NSI imported from a legacy tracker: what was already overdue that day escalates counting from it.
     imported_on: dt.date | None = None
+    transfer_due_on: dt.date | None = None  # the whole transfer's due date (Nsi.due_on)
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,28 @@ class Item:
     escalated_on: dt.date | None
     yours: bool  # False: the other side's action, escalated to this mailbox to chase
     link: str | None
+    transfer_due_on: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class CaseBlock:
+    """One transfer in one section of a digest: its header once, then its actions.
+
+    The header is the first item's (every item of one reference shares it); `items` keeps the
+    section's order, most overdue or soonest due first."""
+
+    head: Item
+    items: tuple[Item, ...]
+
+
+def by_case(items: Iterable[Item]) -> list[CaseBlock]:
+    """Group a section's items by NSI, so a transfer with eight overdue actions is named once.
+
+    Transfers appear in the order of their first (most urgent) action."""
+    groups: dict[str, list[Item]] = {}
+    for i in items:
+        groups.setdefault(i.reference, []).append(i)
+    return [CaseBlock(g[0], tuple(g)) for g in groups.values()]
 
 
 @dataclass(frozen=True)
@@ -201,6 +224,11 @@ class Digest:
     @property
     def item_count(self) -> int:
         return len(self.escalated) + len(self.overdue) + len(self.due_soon)
+
+    @property
+    def transfer_count(self) -> int:
+        """Distinct transfers the digest lists, across its sections (what the subject counts too)."""
+        return len({i.reference for i in (*self.escalated, *self.overdue, *self.due_soon)})
 
     def content_hash(self) -> str:
         """Stable over everything the digest says, for the sent-log key: the same content on the
@@ -324,6 +352,7 @@ def _item(
         escalated_on=escalated_on,
         yours=yours,
         link=f"{ui_url.rstrip('/')}/runs/flow-run/{a.flow_run_id}" if ui_url and a.flow_run_id else None,
+        transfer_due_on=a.transfer_due_on,
     )
 
 
@@ -444,6 +473,7 @@ def open_actions(as_of: dt.date, rules: ReminderRules, calendar: WorkingDayCalen
             Nsi.transferring_spo,
             Nsi.flow_run_id,
             Nsi.imported_on,
+            Nsi.due_on,
         )
         .join(Nsi, Nsi.id == Action.nsi_id)
         .where(Action.status == "open", Action.due_on <= horizon(as_of, rules, calendar))
@@ -540,6 +570,7 @@ def digest_context(digest: Digest, rules: ReminderRules) -> dict[str, Any]:
         "limit": rules.max_items_per_section,
         "role_label": ROLE_LABELS,
         "nsi_type_label": NSI_TYPE_LABELS,
+        "by_case": by_case,
     }
 
 
