@@ -19,7 +19,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from tasks import tracker
+from tasks import tracker, tracker_delivery
 from tasks.settings import get_settings
 
 # The data are large and rebuilt every night: nothing to cache, nothing worth persisting.
@@ -65,14 +65,25 @@ def publish(data: tracker.TrackerData, results: list[tracker.RegionResult], nati
     create_markdown_artifact(key="nightly-tracker-summary", markdown="\n".join(lines), description="MIS tracker summary")
 
 
+@task(name="deliver-workbooks", **EPHEMERAL)
+def deliver(as_of: dt.date, results: list[tracker.RegionResult], national: Path) -> tracker_delivery.DeliverySummary:
+    summary = tracker_delivery.deliver_trackers(as_of, tracker_delivery.workbooks_of(results, national))
+    for line in summary.lines():
+        get_run_logger().info(line)
+    return summary
+
+
 def _run_name() -> str:
     as_of = flow_run.parameters.get("as_of") or get_settings().current_date()
     return f"tracker-{as_of}"
 
 
 @flow(name="nightly-tracker", flow_run_name=_run_name, log_prints=True)
-def nightly_tracker(as_of: dt.date | None = None, out_dir: str | None = None, region: str | None = None) -> dict[str, Any]:
-    """Write DIR/YYYY-MM-DD/<region_code>.xlsx for every region (or one), and national.xlsx."""
+def nightly_tracker(
+    as_of: dt.date | None = None, out_dir: str | None = None, region: str | None = None, send: bool = True
+) -> dict[str, Any]:
+    """Write DIR/YYYY-MM-DD/<region_code>.xlsx for every region (or one), and national.xlsx; on a
+    working day (send) email each to its region and the national list (config/tracker_mailboxes.yaml)."""
     cfg = tracker.load_tracker_config()
     as_of = as_of or get_settings().current_date()
     only = tracker.check_region(region)
@@ -89,9 +100,11 @@ def nightly_tracker(as_of: dt.date | None = None, out_dir: str | None = None, re
             pool.shutdown(cancel_futures=True)
     national = write_national(data, results, folder / f"{cfg.national_workbook}.xlsx")
     publish(data, results, national)
+    delivered = deliver(as_of, results, national) if send else None
     return {
         "as_of": as_of.isoformat(),
         "folder": str(folder),
         "national": str(national),
         "regions": {r.region_code: r.path for r in results},
+        "delivered": delivered.lines() if delivered else [],
     }

@@ -122,7 +122,23 @@ def sent_log_key(kind: str, recipient: str, day: dt.date, content_hash: str) -> 
     return f"{kind}:{day.isoformat()}:{digest[:40]}"
 
 
-def build_message(rendered: Rendered, recipient: str, settings: Settings, now: dt.datetime | None = None) -> EmailMessage:
+@dataclass(frozen=True)
+class Attachment:
+    """A file sent with a message (a tracker workbook)."""
+
+    filename: str
+    content: bytes
+    maintype: str = "application"
+    subtype: str = "octet-stream"
+
+
+def build_message(
+    rendered: Rendered,
+    recipient: str,
+    settings: Settings,
+    now: dt.datetime | None = None,
+    attachments: Sequence[Attachment] = (),
+) -> EmailMessage:
     msg = EmailMessage(policy=POLICY)
     msg["From"] = settings.mail_from
     msg["To"] = recipient
@@ -135,6 +151,9 @@ def build_message(rendered: Rendered, recipient: str, settings: Settings, now: d
     msg["X-Auto-Response-Suppress"] = "All"
     msg.set_content(rendered.text)
     msg.add_alternative(rendered.html, subtype="html")
+    for a in attachments:
+        # multipart/mixed around the alternative parts; base64 keeps the message 7-bit clean.
+        msg.add_attachment(a.content, maintype=a.maintype, subtype=a.subtype, filename=a.filename)
     return msg
 
 
@@ -146,10 +165,11 @@ def compose(
     content_hash: str,
     context: dict[str, Any],
     settings: Settings | None = None,
+    attachments: Sequence[Attachment] = (),
 ) -> OutgoingEmail:
     settings = settings or get_settings()
     rendered = render(template, context)
-    msg = build_message(rendered, recipient, settings)
+    msg = build_message(rendered, recipient, settings, attachments=attachments)
     return OutgoingEmail(
         key=sent_log_key(kind, recipient, day, content_hash),
         kind=kind,
