@@ -249,12 +249,12 @@ def withdraw(reference: str, reason: str = typer.Option(..., "--reason"), by: st
 
 @app.command("escalate")
 def escalate(reference: str, concern: str = typer.Option(..., "--concern"), by: str | None = typer.Option(None, "--by")) -> None:
-    """Escalate a concern about a transfer to the SPO."""
-    from tasks import transfers
+    """Escalate a concern about a transfer to the SPO; both sides' SPOs are emailed at once."""
+    from tasks import services, transfers
     from tasks.decisions import RuleBroken
 
     try:
-        n = transfers.escalate(reference, concern, _by(by))
+        n = services.escalate(reference, concern, _by(by))
     except RuleBroken as exc:
         fail(str(exc))
     except transfers.NotFound as exc:

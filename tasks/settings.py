@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     config_dir: Path = CONFIG_DIR
     case_transfer_deployment: str = "case-transfer/case-transfer"
     temporary_move_deployment: str = "temporary-move/temporary-move"
+    notice_deployment: str = "send-notice/send-notice"
     tracker_dir: Path | None = None
     # Go-live imports (tasks/importer.py): the server's folder the import-tracker deployment reads
     # a legacy tracker from (default data_dir/imports), and how many imported NSIs' flow runs are
