@@ -461,6 +461,29 @@ def pending_keys(keys: Sequence[str], url: str | None = None) -> dict[str, str]:
     return out
 
 
+@dataclass(frozen=True)
+class Undelivered:
+    kind: str
+    recipient: str
+    day: dt.date
+    subject: str
+    attempts: int
+    error: str | None
+
+
+def undelivered(url: str | None = None, limit: int = 50) -> list[Undelivered]:
+    """Messages SMTP refused or never took (status 'failed'), oldest first: what the tracker's
+    artifact lists, so an undelivered escalation is seen, not only logged."""
+    with UnitOfWork(url) as uow:
+        rows = uow.session.execute(
+            select(SentEmail.kind, SentEmail.recipient, SentEmail.day, SentEmail.subject, SentEmail.attempts, SentEmail.error)
+            .where(SentEmail.status == "failed")
+            .order_by(SentEmail.day, SentEmail.id)
+            .limit(limit)
+        ).all()
+    return [Undelivered(*r) for r in rows]
+
+
 def deliver(
     emails: Sequence[OutgoingEmail], url: str | None = None, transport: Transport | None = None, now: dt.datetime | None = None
 ) -> DeliveryReport:

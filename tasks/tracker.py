@@ -1779,6 +1779,21 @@ def run_tracker(
     return TrackerRun(as_of, folder, results, national, time.perf_counter() - started)
 
 
+def headline(data: TrackerData, results: Sequence[RegionResult]) -> dict[str, Any]:
+    """The day's national headline figures for the Prefect artifact: each NSI counted once (a
+    transfer between regions is in both regions' rows)."""
+    nsis = data.nsis
+    is_open = nsis["is_open"].to_numpy()
+    completed = nsis["completed"].to_numpy() & nsis["is_ct"].to_numpy()
+    return {
+        "open": int(is_open.sum()),
+        "open_overdue": int((is_open & (nsis["days_overdue"].to_numpy() > 0)).sum()),
+        "completed": int(completed.sum()),
+        "completed_in_time_share": _share(int((nsis["completed_in_time"].to_numpy() & completed).sum()), int(completed.sum())),
+        "slow_police": sorted({p for r in results for p in r.slow_police_pdus}),
+    }
+
+
 def artifact_table(run_results: Sequence[RegionResult], national: Path, total_nsis: int) -> list[dict[str, Any]]:
     """Rows for the Prefect table artifact: counts per region with the workbook paths. A transfer
     between two regions is in both regions' rows, so the national row takes the distinct total."""

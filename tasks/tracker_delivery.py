@@ -306,3 +306,65 @@ def workbooks_of(results: Sequence[Any], national: Path) -> list[Workbook]:
     ]
     books.append(Workbook(NATIONAL, "England and Wales", national))
     return books
+
+
+# --- the Prefect artifact -----------------------------------------------------------------------
+
+
+def workbook_link(path: Path, day: dt.date, settings: Settings | None = None) -> str:
+    """Where a manager opens a workbook: under tracker_base_url when set, else its file on the server."""
+    settings = settings or get_settings()
+    if settings.tracker_base_url:
+        return f"{settings.tracker_base_url.rstrip('/')}/{day.isoformat()}/{path.name}"
+    return str(path)
+
+
+def _md(text: str) -> str:
+    """Plain text in a markdown table cell (no pipes, no markup from a name or a mailbox)."""
+    return text.replace("|", "/").replace("\n", " ").replace("[", "(").replace("]", ")")
+
+
+def artifact_markdown(
+    day: dt.date,
+    results: Sequence[Any],
+    national: Path,
+    headline: Mapping[str, Any],
+    transfer_working_days: int,
+    failed: Sequence[Any] = (),
+    delivered: Sequence[str] = (),
+) -> str:
+    """The nightly tracker's summary artifact: the day's headline figures, each region's workbook
+    linked with its own figures, and every message not delivered (the sent-log's failed rows)."""
+    settings = get_settings()
+    share = headline.get("completed_in_time_share")
+    lines = [
+        f"# MIS tracker, {day:%d %B %Y}",
+        "",
+        f"- Open transfers: **{headline['open']}**",
+        f"- Open and overdue: **{headline['open_overdue']}**",
+        f"- Completed within {transfer_working_days} working days: **{'-' if share is None else f'{share:.0%}'}**"
+        f" ({headline['completed']} completed)",
+        f"- PDUs flagged slow at police checks: **{', '.join(headline['slow_police']) or 'none'}**",
+        "",
+        f"| Region | Workbook | Open | Open and overdue | Completed within {transfer_working_days} wd | Slow police PDUs |",
+        "| --- | --- | ---: | ---: | ---: | --- |",
+    ]
+    for r in results:
+        s = r.completed_in_time_share
+        lines.append(
+            f"| {_md(r.region_name)} ({r.region_code}) | [{Path(r.path).name}]({workbook_link(Path(r.path), day, settings)}) "
+            f"| {r.open} | {r.open_overdue} | {'-' if s is None else f'{s:.0%}'} | {_md(', '.join(r.slow_police_pdus)) or '-'} |"
+        )
+    lines.append(f"| England and Wales | [{national.name}]({workbook_link(national, day, settings)}) | | | | |")
+    if delivered:
+        lines += ["", "## Delivery", "", *[f"- {_md(d)}" for d in delivered]]
+    lines += ["", "## Not delivered", ""]
+    if failed:
+        lines += [
+            f"- {f.day:%d %B %Y}, {_md(f.kind)} to {_md(f.recipient)}: {_md(f.subject)} "
+            f"({f.attempts} attempts; {_md((f.error or '')[:200])})"
+            for f in failed
+        ]
+    else:
+        lines.append("Every message has been delivered.")
+    return "\n".join(lines)

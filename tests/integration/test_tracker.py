@@ -432,6 +432,7 @@ def test_the_nightly_tracker_flow_writes_the_workbooks_and_publishes_a_table(
     from flows.nightly_tracker import nightly_tracker
 
     monkeypatch.setenv("CASETRANSFER_DATABASE_URL", store.url)
+    monkeypatch.setenv("CASETRANSFER_OUTBOX", str(tmp_path / "outbox"))
     reset_settings()
     result = nightly_tracker(as_of=AS_OF, out_dir=str(tmp_path), region="N57")
     folder = tmp_path / AS_OF.isoformat()
@@ -444,6 +445,13 @@ def test_the_nightly_tracker_flow_writes_the_workbooks_and_publishes_a_table(
     rows = artifacts[0].data if isinstance(artifacts[0].data, list) else __import__("json").loads(artifacts[0].data)
     n57 = next(r for r in rows if r["region"].endswith("(N57)"))
     assert n57["nsis"] == len(region_refs(store.url, "N57")) and n57["workbook"] == str(folder / "N57.xlsx")
+    # Delivered on a working day (example mailboxes, no SMTP: to the outbox), and summarised.
+    assert len(list((tmp_path / "outbox").glob("mis_tracker_*.eml"))) == 2  # N57's and the national one
+    with get_client(sync_client=True) as client:
+        (summary,) = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["nightly-tracker-summary"])), limit=1
+        )
+    assert "- Open transfers: **" in str(summary.data) and f"[N57.xlsx]({folder / 'N57.xlsx'})" in str(summary.data)
 
 
 # --------------------------------------------------------------------------- the seed

@@ -18,14 +18,22 @@ from sqlalchemy import select
 from test_reminders import SmtpServer, free_port
 
 from tasks import transfers
+from tasks.email import undelivered
 from tasks.estate import load_estate
 from tasks.form import parse_form
 from tasks.seed import seed
 from tasks.settings import reset_settings
 from tasks.store.models import Nsi, SentEmail
 from tasks.store.unit_of_work import UnitOfWork
-from tasks.tracker import TrackerRun, run_tracker
-from tasks.tracker_delivery import NATIONAL, deliver_trackers, load_targets, workbooks_of
+from tasks.tracker import TrackerRun, headline, load_data, run_tracker
+from tasks.tracker_delivery import (
+    NATIONAL,
+    TrackersNotDelivered,
+    artifact_markdown,
+    deliver_trackers,
+    load_targets,
+    workbooks_of,
+)
 
 AS_OF = dt.date(2026, 12, 21)  # a Monday
 BOXING_DAY_SUBSTITUTE = dt.date(2026, 12, 28)  # a bank holiday
@@ -203,6 +211,30 @@ def test_a_typo_in_a_region_code_is_refused_naming_the_file_and_entry(tmp_path: 
     bad.write_text(yaml.safe_dump({"max_attachment_bytes": 10, "regions": {"N07": {"delivery": "fax"}}}))
     with pytest.raises(ValueError, match=r"regions.N07.delivery: must be 'email' or 'folder'"):
         load_targets([bad])
+
+
+def test_the_artifact_links_each_workbook_gives_the_headline_and_lists_what_was_not_delivered(
+    real_mis_mailboxes: Path, store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = night(tmp_path, store_url)
+    monkeypatch.setenv("CASETRANSFER_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("CASETRANSFER_SMTP_PORT", str(free_port()))  # nothing listens: SMTP is down
+    monkeypatch.setenv("CASETRANSFER_TRACKER_BASE_URL", "https://mis.probation.test/trackers")
+    reset_settings()
+    with pytest.raises(TrackersNotDelivered) as down:
+        deliver_trackers(AS_OF, workbooks_of(run.regions, run.national))
+    data = load_data(AS_OF, store_url)
+    md = artifact_markdown(
+        AS_OF, run.regions, run.national, headline(data, run.regions), 20, undelivered(), down.value.summary.lines()
+    )
+    assert f"- Open transfers: **{int(data.nsis['is_open'].sum())}**" in md
+    assert "- Completed within 20 working days: **" in md and "PDUs flagged slow at police checks" in md
+    for r in run.regions:
+        assert f"[{r.region_code}.xlsx](https://mis.probation.test/trackers/2026-12-21/{r.region_code}.xlsx)" in md
+    assert str(tmp_path) not in md
+    # Every workbook email SMTP did not take is listed, not only logged.
+    assert f"mis_tracker to {mis('N07')}: OFFICIAL-SENSITIVE: Case transfer tracker for London" in md
+    assert md.count("mis_tracker to ") == len(run.regions) + len(NATIONAL_LIST)
 
 
 def test_the_shipped_config_has_an_example_mailbox_for_every_region() -> None:
