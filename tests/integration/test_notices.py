@@ -16,9 +16,9 @@ import pytest
 import test_reminders
 from conftest import demo_form, pin_today
 from sqlalchemy import select
-from test_reminders import FROM_PDU, TO_PDU, SmtpServer, free_port, mailbox, parts
+from test_reminders import FROM_PDU, TO_PDU, SmtpServer, free_port, mailbox, parts, section
 
-from tasks import notices, services, transfers
+from tasks import notices, reminders, services, transfers
 from tasks.email import day_date
 from tasks.form import parse_form
 from tasks.settings import reset_settings
@@ -130,6 +130,35 @@ def test_smtp_down_keeps_the_escalation_and_queues_its_notice(
     assert services.escalate(ref, "Nothing heard", "Pat Practitioner") == 1  # stored whatever SMTP does
     with UnitOfWork() as uow:
         assert sorted(uow.session.scalars(select(SentEmail.status))) == ["failed", "failed"]
+
+
+def test_the_next_digest_lists_an_open_challenge_until_it_is_settled(smtp: SmtpServer, store_url: str) -> None:
+    ref = raise_transfer(name="Jo Bloggs")
+    seq, _ = transfers.raise_challenge(ref, "Victim nearby", "Pat Receiver", "receiving_pp")
+    services.notify(ref, f"challenge:{seq}")
+    reminders.run_reminders(dt.date(2026, 12, 21))
+    text, html = parts(smtp.inbox.to(mailbox(TO_PDU))[-1])
+    waiting = section(text, "WAITING FOR A DECISION")
+    assert f"{ref}: Jo Bloggs" in waiting and "Challenge 1 about risk: for the receiving SPO to uphold or withdraw" in waiting
+    assert "Waiting for a decision" in html and "waiting for a decision" in smtp.inbox.to(mailbox(TO_PDU))[-1]["Subject"]
+    # Settled (withdrawn): the next working day's digest no longer lists it.
+    transfers.apply_step(ref, "challenge-1", {"recorded_by": "Kim SPO", "outcome": "withdraw"})
+    reminders.run_reminders(dt.date(2026, 12, 22))
+    for msg in smtp.inbox.to(mailbox(TO_PDU))[2:]:
+        assert "WAITING FOR A DECISION" not in parts(msg)[0]
+
+
+def test_a_notice_smtp_refused_is_listed_in_the_other_sides_next_digest(smtp: SmtpServer, store_url: str) -> None:
+    ref = raise_transfer()
+    smtp.inbox.refuse.add(mailbox(TO_PDU))
+    seq, _ = transfers.raise_challenge(ref, "Victim nearby", "Pat Receiver", "receiving_pp")
+    assert services.notify(ref, f"challenge:{seq}").startswith("queued")  # the challenge stands; its notice waits
+    with pytest.raises(reminders.RemindersNotDelivered):
+        reminders.run_reminders(dt.date(2026, 12, 21))  # the receiving mailbox still refuses its digest
+    text, _ = parts(one(smtp.inbox.to(mailbox(FROM_PDU))))
+    undelivered = section(text, "NOT DELIVERED")
+    assert f"Not delivered to {mailbox(TO_PDU)}: Challenge about risk to decide: {ref}" in undelivered
+    assert "Please contact them another way" in undelivered
 
 
 def test_an_unknown_event_is_refused_naming_it(store_url: str) -> None:
