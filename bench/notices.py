@@ -9,10 +9,10 @@ escalation stored, then nothing sent (what the nightly digest did before: the SP
 morning, hours later).
 
 Without --prefect no Prefect server is configured, so the notice is sent from the escalating
-process (services.notify's fallback). With --prefect, PREFECT_API_URL must point at a running
-stack (`casetransfer up`) whose worker has the same CASETRANSFER_DATABASE_URL and SMTP settings;
-the notice is then sent by a send-notice run, and the figure includes the worker's poll and the
-run's process start.
+process (services.notify's fallback). With --prefect the bench starts a Prefect stack of its own
+(flows.stack: an embedded server on a free port, the deployments from prefect.yaml, one process
+worker, as the tests' stack) with the same store and SMTP settings; each notice is then sent by
+a send-notice run, and the figure includes the worker's poll and the run's process start.
 """
 
 from __future__ import annotations
@@ -74,21 +74,40 @@ def main() -> None:
     inbox = Inbox()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
-    if not args.prefect:
-        os.environ.pop("PREFECT_API_URL", None)
-        os.environ["CASETRANSFER_DATABASE_URL"] = f"sqlite:///{tmp / 'store.sqlite'}"
-        os.environ["CASETRANSFER_DATA_DIR"] = str(tmp)
-        os.environ["CASETRANSFER_SMTP_HOST"] = "127.0.0.1"
-        os.environ["CASETRANSFER_SMTP_PORT"] = str(port)
-        (tmp / "spocs.d").mkdir()
-        real = {c: {"mailbox": f"transfers.{c.lower()}@probation.test", "example": False} for c in ("LDNBBG", "N50GMS")}
-        (tmp / "spocs.d" / "bench.yaml").write_text(yaml.safe_dump({"spocs": real}))
+    os.environ.pop("PREFECT_API_URL", None)
+    os.environ["CASETRANSFER_DATABASE_URL"] = f"sqlite:///{tmp / 'store.sqlite'}"
+    os.environ["CASETRANSFER_DATA_DIR"] = str(tmp)
+    os.environ["CASETRANSFER_OUTBOX"] = str(tmp / "outbox")
+    os.environ["CASETRANSFER_SMTP_HOST"] = "127.0.0.1"
+    os.environ["CASETRANSFER_SMTP_PORT"] = str(port)
+    (tmp / "spocs.d").mkdir()
+    real = {c: {"mailbox": f"transfers.{c.lower()}@probation.test", "example": False} for c in ("LDNBBG", "N50GMS")}
+    (tmp / "spocs.d" / "bench.yaml").write_text(yaml.safe_dump({"spocs": real}))
+    stack = None
+    if args.prefect:
+        # Prefect reads its API address when first imported: set it before anything imports Prefect.
+        api_port = free_port()
+        os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{api_port}/api"
+        os.environ["PREFECT_HOME"] = str(tmp / "prefect")
+        from flows.stack import Stack
+        from tasks.store.migrate import upgrade
+
+        upgrade(os.environ["CASETRANSFER_DATABASE_URL"])
+        keys = ("CASETRANSFER_DATABASE_URL", "CASETRANSFER_DATA_DIR", "CASETRANSFER_OUTBOX", "CASETRANSFER_SMTP_HOST",
+                "CASETRANSFER_SMTP_PORT")  # fmt: skip
+        stack = Stack(home=tmp / "prefect", port=api_port, env={k: os.environ[k] for k in keys})
+        started = time.perf_counter()
+        stack.start_server()
+        stack.deploy()
+        stack.start_worker()
+        assert stack.api_url == os.environ["PREFECT_API_URL"], stack.api_url
+        print(f"stack started in {time.perf_counter() - started:.0f} s (not measured)")
 
     from tasks import services, transfers
     from tasks.form import parse_form
     from tasks.store.migrate import upgrade
 
-    url = os.environ.get("CASETRANSFER_DATABASE_URL", "")
+    url = os.environ["CASETRANSFER_DATABASE_URL"]
     if not args.prefect:
         upgrade(url)
     form = yaml.safe_load((ROOT / "demo" / "forms" / "london-to-manchester.yaml").read_text())
@@ -104,24 +123,29 @@ def main() -> None:
         transfers.escalate(ref, "Baseline: stored only", "Bench")
         baseline.append(time.perf_counter() - t)
 
-    latency, returned = [], []
+    latency, returned, how_sent = [], [], []
     expected = inbox.count
     for ref in refs:
         expected += 2  # both sides' SPOs
         t = time.perf_counter()
-        services.escalate(ref, "No allocation news", "Bench")
+        # services.escalate, step by step, to see how the notice went: a run's id, or sent here.
+        n = transfers.escalate(ref, "No allocation news", "Bench")
+        how_sent.append("here" if " " in services.notify(ref, f"escalated:{n}") else "run")
         returned.append(time.perf_counter() - t)
         if not inbox.wait_for(expected, timeout=300):
             print(f"{ref}: not delivered within 300 s", file=sys.stderr)
             break
         latency.append(time.perf_counter() - t)
     controller.stop()
+    if stack is not None:
+        stack.stop()
 
     how = "a send-notice run on the Prefect stack" if args.prefect else "sent from the escalating process (no Prefect server)"
     print(f"escalation -> both SPOs' messages accepted by SMTP, {len(latency)} escalations, {how}")
     print(
         f"  latency p50 {statistics.median(latency) * 1000:8.1f} ms   p95 {pct(latency, 0.95) * 1000:8.1f} ms   max {max(latency) * 1000:8.1f} ms"
     )
+    print(f"  sent by a send-notice run: {how_sent.count('run')}, from this process: {how_sent.count('here')}")
     print(f"  escalate call returns p50 {statistics.median(returned) * 1000:8.1f} ms")
     print(f"baseline: the escalation stored, nothing sent: p50 {statistics.median(baseline) * 1000:8.1f} ms")
     print("  (before issue 16 the SPO read it in the next 07:00 digest: up to ~24 hours, ~72 over a weekend)")
