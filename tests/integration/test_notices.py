@@ -167,3 +167,38 @@ def test_an_unknown_event_is_refused_naming_it(store_url: str) -> None:
         notices.plan_notices(ref, "challenge:9")
     with pytest.raises(notices.UnknownEvent, match="is not raised"):
         notices.plan_notices(ref, "withdrawn")
+
+
+@pytest.mark.prefect
+def test_on_the_stack_an_escalation_is_sent_by_a_run_it_starts_once_before_any_nightly_run(prefect_stack, tmp_path: Path) -> None:
+    """The CLI as people use it, against a real Prefect server and worker: `casetransfer escalate`
+    starts a send-notice run, which writes both sides' notices (example mailboxes and no SMTP
+    on the test stack: to the outbox, as the embedded default does)."""
+    import os
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+    from test_case_transfer_flow import cli, prefect_api, raise_form, wait_for
+
+    outbox = Path(os.environ["CASETRANSFER_OUTBOX"])
+    ref = raise_form(tmp_path, crn="E654321")
+
+    def notices_about(what: str) -> list[Path]:
+        return [p for p in outbox.glob("notice_*.eml") if ref in p.read_text() and what in p.read_text()]
+
+    # The transfer's arrival, to the receiving PDU's mailbox.
+    wait_for(lambda: len(notices_about("New case transfer")) == 1, 120, "the arrival's notice")
+    cli("escalate", ref, "--concern", "No allocation news", "--by", "Pat Practitioner")
+    wait_for(lambda: len(notices_about("Concern escalated")) == 2, 120, "both sides' escalation notices")
+
+    def notice_runs() -> list:
+        with prefect_api(prefect_stack), get_client(sync_client=True) as client:
+            return client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(like_=f"notice-{ref}")))
+
+    # Sent by runs the events started (the arrival's and the escalation's), each completed.
+    wait_for(lambda: len(runs := notice_runs()) == 2 and all(r.state and r.state.is_completed() for r in runs), 60, "runs")
+    time.sleep(3)
+    assert len(notices_about("Concern escalated")) == 2  # once: no second copy
+    with UnitOfWork() as uow:
+        assert "reminder_digest" not in set(uow.session.scalars(select(SentEmail.kind)))  # no nightly run was needed
