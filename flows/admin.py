@@ -42,8 +42,13 @@ def withdraw_transfer(reference: str, reason: str, withdrawn_by: str) -> None:
 
 @flow(name="escalate-concern", flow_run_name="escalate-{reference}")
 def escalate_concern(reference: str, concern: str, raised_by: str) -> int:
-    """Escalate a concern about progress to the SPO at any step."""
-    return transfers.escalate(reference, concern, raised_by)
+    """Escalate a concern about progress to the SPO at any step, and tell both sides' SPOs now."""
+    from tasks import notices
+
+    n = transfers.escalate(reference, concern, raised_by)
+    # This run is the one the escalation started: it sends the notice itself.
+    get_run_logger().info(notices.send_notices(reference, f"escalated:{n}").line())
+    return n
 
 
 @flow(name="mark-action-done", flow_run_name="action-{reference}-{code}")

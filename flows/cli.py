@@ -249,12 +249,12 @@ def withdraw(reference: str, reason: str = typer.Option(..., "--reason"), by: st
 
 @app.command("escalate")
 def escalate(reference: str, concern: str = typer.Option(..., "--concern"), by: str | None = typer.Option(None, "--by")) -> None:
-    """Escalate a concern about a transfer to the SPO."""
-    from tasks import transfers
+    """Escalate a concern about a transfer to the SPO; both sides' SPOs are emailed at once."""
+    from tasks import services, transfers
     from tasks.decisions import RuleBroken
 
     try:
-        n = transfers.escalate(reference, concern, _by(by))
+        n = services.escalate(reference, concern, _by(by))
     except RuleBroken as exc:
         fail(str(exc))
     except transfers.NotFound as exc:
@@ -492,6 +492,9 @@ def tracker(
         None, "--out", help="Folder for YYYY-MM-DD/<region>.xlsx (default: the tracker_dir setting)"
     ),
     region: str | None = typer.Option(None, "--region", help="One region code, e.g. N07 (default: every region)"),
+    send: bool = typer.Option(
+        False, "--send", help="Also deliver them, as the nightly job does (config/tracker_mailboxes.yaml; working days only)"
+    ),
 ) -> None:
     """Write the MIS tracker now: one workbook per region and national.xlsx (the nightly-tracker
     flow's work, run here without a Prefect server)."""
@@ -533,6 +536,17 @@ def tracker(
     out.print(table)
     print(run.national)
     err.print(f"{len(run.regions)} regional workbooks and the national summary in {run.seconds:.1f} s", highlight=False)
+    if send:
+        from tasks.tracker_delivery import TrackersNotDelivered, deliver_trackers, workbooks_of
+
+        try:
+            summary = deliver_trackers(run.as_of, workbooks_of(run.regions, run.national))
+        except TrackersNotDelivered as exc:
+            for line in exc.summary.lines():
+                err.print(line, highlight=False)
+            fail(str(exc), 1)
+        for line in summary.lines():
+            err.print(line, highlight=False)
 
 
 @app.command("seed")

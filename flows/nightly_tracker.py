@@ -19,7 +19,8 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from tasks import tracker
+from tasks import tracker, tracker_delivery
+from tasks.email import undelivered
 from tasks.settings import get_settings
 
 # The data are large and rebuilt every night: nothing to cache, nothing worth persisting.
@@ -48,21 +49,35 @@ def write_national(data: tracker.TrackerData, results: list[tracker.RegionResult
 
 
 @task(name="publish-artifact", **EPHEMERAL)
-def publish(data: tracker.TrackerData, results: list[tracker.RegionResult], national: Path) -> None:
+def publish(
+    data: tracker.TrackerData,
+    results: list[tracker.RegionResult],
+    national: Path,
+    delivered: tracker_delivery.DeliverySummary | None = None,
+) -> None:
     create_table_artifact(
         key="nightly-tracker",
         table=tracker.artifact_table(results, national, total_nsis=len(data.nsis)),
         description=f"MIS tracker for {data.as_of:%d %B %Y}: NSIs per region and where each workbook is.",
     )
-    slow = sorted({p for r in results for p in r.slow_police_pdus})
-    lines = [
-        f"# MIS tracker, {data.as_of:%d %B %Y}",
-        f"{len(results)} regional workbooks and the national summary in `{national.parent}`.",
-        f"- National summary: `{national}`",
-        f"- NSIs in scope: {len(data.nsis)}; open: {int(data.nsis['is_open'].sum())}; overdue actions: {int((data.actions['days_overdue'] > 0).sum())}",
-        f"- PDUs consistently slow at police checks: {', '.join(slow) if slow else 'none'}",
-    ]
-    create_markdown_artifact(key="nightly-tracker-summary", markdown="\n".join(lines), description="MIS tracker summary")
+    markdown = tracker_delivery.artifact_markdown(
+        data.as_of,
+        results,
+        national,
+        tracker.headline(data, results),
+        data.transfer_working_days,
+        failed=undelivered(),
+        delivered=delivered.lines() if delivered else (),
+    )
+    create_markdown_artifact(key="nightly-tracker-summary", markdown=markdown, description="MIS tracker summary")
+
+
+@task(name="deliver-workbooks", **EPHEMERAL)
+def deliver(as_of: dt.date, results: list[tracker.RegionResult], national: Path) -> tracker_delivery.DeliverySummary:
+    summary = tracker_delivery.deliver_trackers(as_of, tracker_delivery.workbooks_of(results, national))
+    for line in summary.lines():
+        get_run_logger().info(line)
+    return summary
 
 
 def _run_name() -> str:
@@ -71,8 +86,11 @@ def _run_name() -> str:
 
 
 @flow(name="nightly-tracker", flow_run_name=_run_name, log_prints=True)
-def nightly_tracker(as_of: dt.date | None = None, out_dir: str | None = None, region: str | None = None) -> dict[str, Any]:
-    """Write DIR/YYYY-MM-DD/<region_code>.xlsx for every region (or one), and national.xlsx."""
+def nightly_tracker(
+    as_of: dt.date | None = None, out_dir: str | None = None, region: str | None = None, send: bool = True
+) -> dict[str, Any]:
+    """Write DIR/YYYY-MM-DD/<region_code>.xlsx for every region (or one), and national.xlsx; on a
+    working day (send) email each to its region and the national list (config/tracker_mailboxes.yaml)."""
     cfg = tracker.load_tracker_config()
     as_of = as_of or get_settings().current_date()
     only = tracker.check_region(region)
@@ -88,10 +106,20 @@ def nightly_tracker(as_of: dt.date | None = None, out_dir: str | None = None, re
         if pool is not None:
             pool.shutdown(cancel_futures=True)
     national = write_national(data, results, folder / f"{cfg.national_workbook}.xlsx")
-    publish(data, results, national)
+    delivered, not_delivered = None, None
+    if send:
+        try:
+            delivered = deliver(as_of, results, national)
+        except tracker_delivery.TrackersNotDelivered as exc:
+            delivered, not_delivered = exc.summary, exc
+    # Published either way: the artifact lists what was not delivered, then the run fails visibly.
+    publish(data, results, national, delivered)
+    if not_delivered is not None:
+        raise not_delivered
     return {
         "as_of": as_of.isoformat(),
         "folder": str(folder),
         "national": str(national),
         "regions": {r.region_code: r.path for r in results},
+        "delivered": delivered.lines() if delivered else [],
     }

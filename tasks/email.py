@@ -122,7 +122,23 @@ def sent_log_key(kind: str, recipient: str, day: dt.date, content_hash: str) -> 
     return f"{kind}:{day.isoformat()}:{digest[:40]}"
 
 
-def build_message(rendered: Rendered, recipient: str, settings: Settings, now: dt.datetime | None = None) -> EmailMessage:
+@dataclass(frozen=True)
+class Attachment:
+    """A file sent with a message (a tracker workbook)."""
+
+    filename: str
+    content: bytes
+    maintype: str = "application"
+    subtype: str = "octet-stream"
+
+
+def build_message(
+    rendered: Rendered,
+    recipient: str,
+    settings: Settings,
+    now: dt.datetime | None = None,
+    attachments: Sequence[Attachment] = (),
+) -> EmailMessage:
     msg = EmailMessage(policy=POLICY)
     msg["From"] = settings.mail_from
     msg["To"] = recipient
@@ -135,6 +151,9 @@ def build_message(rendered: Rendered, recipient: str, settings: Settings, now: d
     msg["X-Auto-Response-Suppress"] = "All"
     msg.set_content(rendered.text)
     msg.add_alternative(rendered.html, subtype="html")
+    for a in attachments:
+        # multipart/mixed around the alternative parts; base64 keeps the message 7-bit clean.
+        msg.add_attachment(a.content, maintype=a.maintype, subtype=a.subtype, filename=a.filename)
     return msg
 
 
@@ -146,10 +165,11 @@ def compose(
     content_hash: str,
     context: dict[str, Any],
     settings: Settings | None = None,
+    attachments: Sequence[Attachment] = (),
 ) -> OutgoingEmail:
     settings = settings or get_settings()
     rendered = render(template, context)
-    msg = build_message(rendered, recipient, settings)
+    msg = build_message(rendered, recipient, settings, attachments=attachments)
     return OutgoingEmail(
         key=sent_log_key(kind, recipient, day, content_hash),
         kind=kind,
@@ -439,6 +459,29 @@ def pending_keys(keys: Sequence[str], url: str | None = None) -> dict[str, str]:
                 .all()
             )
     return out
+
+
+@dataclass(frozen=True)
+class Undelivered:
+    kind: str
+    recipient: str
+    day: dt.date
+    subject: str
+    attempts: int
+    error: str | None
+
+
+def undelivered(url: str | None = None, limit: int = 50) -> list[Undelivered]:
+    """Messages SMTP refused or never took (status 'failed'), oldest first: what the tracker's
+    artifact lists, so an undelivered escalation is seen, not only logged."""
+    with UnitOfWork(url) as uow:
+        rows = uow.session.execute(
+            select(SentEmail.kind, SentEmail.recipient, SentEmail.day, SentEmail.subject, SentEmail.attempts, SentEmail.error)
+            .where(SentEmail.status == "failed")
+            .order_by(SentEmail.day, SentEmail.id)
+            .limit(limit)
+        ).all()
+    return [Undelivered(*r) for r in rows]
 
 
 def deliver(

@@ -44,6 +44,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -140,6 +141,7 @@ class OpenAction:
     flow_run_id: str | None = None
     # An NSI imported from a legacy tracker: what was already overdue that day escalates counting from it.
     imported_on: dt.date | None = None
+    transfer_due_on: dt.date | None = None  # the whole transfer's due date (Nsi.due_on)
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,44 @@ class Item:
     escalated_on: dt.date | None
     yours: bool  # False: the other side's action, escalated to this mailbox to chase
     link: str | None
+    transfer_due_on: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class CaseBlock:
+    """One transfer in one section of a digest: its header once, then its actions.
+
+    The header is the first item's (every item of one reference shares it); `items` keeps the
+    section's order, most overdue or soonest due first."""
+
+    head: Item
+    items: tuple[Item, ...]
+
+
+def by_case(items: Iterable[Item]) -> list[CaseBlock]:
+    """Group a section's items by NSI, so a transfer with eight overdue actions is named once.
+
+    Transfers appear in the order of their first (most urgent) action."""
+    groups: dict[str, list[Item]] = {}
+    for i in items:
+        groups.setdefault(i.reference, []).append(i)
+    return [CaseBlock(g[0], tuple(g)) for g in groups.values()]
+
+
+@dataclass(frozen=True, slots=True)
+class Matter:
+    """Something told at once (tasks/notices.py) that the digest keeps listing until it is settled:
+    a challenge or dispute waiting for a decision, a concern escalated about a transfer still open;
+    or a notice that SMTP did not take, listed to the other side of its transfer (issue 16)."""
+
+    kind: str  # challenge | dispute | escalated | undelivered
+    reference: str
+    crn: str
+    name: str | None  # None for a limited access case
+    since: dt.date
+    working_days: int  # since then, in working days
+    what: str  # plain words, no free text
+    link: str | None = None
 
 
 @dataclass(frozen=True)
@@ -192,6 +232,15 @@ class Digest:
     warning_working_days: int
     escalation_working_days: int
     example_mailbox: bool = False
+    matters: tuple[Matter, ...] = ()
+
+    @property
+    def open_matters(self) -> tuple[Matter, ...]:
+        return tuple(m for m in self.matters if m.kind != "undelivered")
+
+    @property
+    def undelivered(self) -> tuple[Matter, ...]:
+        return tuple(m for m in self.matters if m.kind == "undelivered")
 
     @property
     def overdue_count(self) -> int:
@@ -201,6 +250,11 @@ class Digest:
     @property
     def item_count(self) -> int:
         return len(self.escalated) + len(self.overdue) + len(self.due_soon)
+
+    @property
+    def transfer_count(self) -> int:
+        """Distinct transfers the digest lists, across its sections (what the subject counts too)."""
+        return len({i.reference for i in (*self.escalated, *self.overdue, *self.due_soon, *self.matters)})
 
     def content_hash(self) -> str:
         """Stable over everything the digest says, for the sent-log key: the same content on the
@@ -324,6 +378,7 @@ def _item(
         escalated_on=escalated_on,
         yours=yours,
         link=f"{ui_url.rstrip('/')}/runs/flow-run/{a.flow_run_id}" if ui_url and a.flow_run_id else None,
+        transfer_due_on=a.transfer_due_on,
     )
 
 
@@ -334,8 +389,10 @@ def plan_digests(
     calendar: WorkingDayCalendar,
     contacts: Mapping[str, Contact],
     ui_url: str | None = None,
+    matters: Sequence[tuple[str, Matter]] = (),
 ) -> Plan:
-    """The day's digests, one per mailbox, and the actions to escalate today."""
+    """The day's digests, one per mailbox, and the actions to escalate today. `matters`: (PDU code,
+    matter) pairs, each listed in that PDU's digest (a mailbox with only matters gets one too)."""
     if actions:
         due = np.array([a.due_on for a in actions], dtype="datetime64[D]")
         counts = calendar.working_days_between_many(np.full(len(actions), np.datetime64(as_of, "D")), due).tolist()
@@ -383,6 +440,16 @@ def plan_digests(
         # order total, so the same store gives the same digest (and content hash) every time.
         return tuple(sorted(items, key=lambda i: (i.due_on, not i.yours, i.reference, i.code)))
 
+    matters_of: dict[str, list[Matter]] = defaultdict(list)
+    for pdu_code, matter in matters:
+        contact = contacts.get(pdu_code)
+        if contact is None:
+            unrouted[pdu_code] += 1
+            continue
+        matters_of[contact.mailbox].append(matter)
+        contact_of_mailbox.setdefault(contact.mailbox, contact)
+        sections[contact.mailbox]  # noqa: B018 - a mailbox with only matters still gets its digest
+
     digests = []
     for mailbox in sorted(sections):
         contact = contact_of_mailbox[mailbox]
@@ -400,6 +467,8 @@ def plan_digests(
                 warning_working_days=rules.warning_working_days,
                 escalation_working_days=rules.escalation_working_days,
                 example_mailbox=contact.example,
+                # Oldest first; the key makes the order total (the same store, the same content hash).
+                matters=tuple(sorted(set(matters_of[mailbox]), key=lambda m: (m.since, m.reference, m.kind, m.what))),
             )
         )
     return Plan(day=as_of, digests=digests, escalations=escalations, actions_considered=len(actions), unrouted=dict(unrouted))
@@ -444,6 +513,7 @@ def open_actions(as_of: dt.date, rules: ReminderRules, calendar: WorkingDayCalen
             Nsi.transferring_spo,
             Nsi.flow_run_id,
             Nsi.imported_on,
+            Nsi.due_on,
         )
         .join(Nsi, Nsi.id == Action.nsi_id)
         .where(Action.status == "open", Action.due_on <= horizon(as_of, rules, calendar))
@@ -452,11 +522,84 @@ def open_actions(as_of: dt.date, rules: ReminderRules, calendar: WorkingDayCalen
         return [OpenAction(*row) for row in uow.session.execute(stmt)]
 
 
+_REFERENCE = re.compile(r"\b((?:CT|TM)\d{6})\b")
+
+
+def open_matters(
+    as_of: dt.date, calendar: WorkingDayCalendar, url: str | None = None, ui_url: str | None = None
+) -> list[tuple[str, Matter]]:
+    """(PDU code, matter) for each digest: challenges and disputes waiting for a decision (the
+    receiving PDU's), concerns escalated about transfers still open (both sides'), and notices SMTP
+    did not take (the other side of the transfer's, so someone picks up the phone)."""
+    from tasks.store.models import Challenge, SentEmail
+
+    out: list[tuple[str, Matter]] = []
+    with UnitOfWork(url) as uow:
+        s = uow.session
+        nsi_cols = (Nsi.reference, Nsi.crn, Nsi.name, Nsi.lao, Nsi.transferring_pdu_code, Nsi.receiving_pdu_code, Nsi.flow_run_id)
+
+        def matter(r: Any, kind: str, since: dt.date, what: str) -> Matter:
+            link = f"{ui_url.rstrip('/')}/runs/flow-run/{r.flow_run_id}" if ui_url and r.flow_run_id else None
+            days = calendar.working_days_between(since, as_of)
+            return Matter(kind, r.reference, r.crn, None if r.lao else r.name, since, days, what, link)
+
+        for r in s.execute(
+            select(
+                Challenge.seq, Challenge.status, Challenge.dispute_status, Challenge.raised_on, Challenge.disputed_on, *nsi_cols
+            )
+            .join(Nsi, Nsi.id == Challenge.nsi_id)
+            .where((Challenge.status == "open") | (Challenge.dispute_status == "open"))
+        ):
+            if r.status == "open":
+                m = matter(
+                    r, "challenge", r.raised_on, f"Challenge {r.seq} about risk: for the receiving SPO to uphold or withdraw"
+                )
+            else:
+                m = matter(
+                    r, "dispute", r.disputed_on, "Refusal disputed: for the head of the receiving PDU to confirm or overturn"
+                )
+            if m.since <= as_of:
+                out.append((r.receiving_pdu_code, m))
+        for r in s.execute(
+            select(HistoryEntry.key, HistoryEntry.at, *nsi_cols)
+            .join(Nsi, Nsi.id == HistoryEntry.nsi_id)
+            .where(HistoryEntry.event == "escalated", Nsi.closed_on.is_(None))
+        ):
+            if not r.key.split(":", 1)[1].isdigit():
+                continue  # an overdue action's escalation: listed with the action itself
+            at = r.at if r.at.tzinfo else r.at.replace(tzinfo=dt.UTC)
+            since = at.astimezone(get_settings().zone).date()
+            if since <= as_of:
+                m = matter(r, "escalated", since, "Concern escalated to the SPO: open until the transfer is settled")
+                out += [(r.transferring_pdu_code, m), (r.receiving_pdu_code, m)]
+        failed = s.execute(
+            select(SentEmail.recipient, SentEmail.subject, SentEmail.day).where(
+                SentEmail.status == "failed", SentEmail.kind == "notice"
+            )
+        ).all()
+        refs = {ref: f for f in failed if (ref := next(iter(_REFERENCE.findall(f.subject)), None))}
+        rows = {r.reference: r for r in s.execute(select(*nsi_cols).where(Nsi.reference.in_(list(refs))))} if refs else {}
+    contacts = pdu_contacts()
+    for ref, f in sorted(refs.items()):
+        r = rows.get(ref)
+        if r is None:
+            continue
+        what = f"Not delivered to {f.recipient}: {f.subject.removeprefix('OFFICIAL-SENSITIVE: ')}. Please tell them directly"
+        m = matter(r, "undelivered", f.day, what)
+        for code in (r.transferring_pdu_code, r.receiving_pdu_code):
+            if code in contacts and contacts[code].mailbox.lower() != f.recipient.lower():
+                out.append((code, m))
+    return out
+
+
 def plan_for(as_of: dt.date, url: str | None = None) -> Plan:
     settings = get_settings()
     calendar = get_calendar(settings.calendar)
     rules = load_rules()
-    plan = plan_digests(open_actions(as_of, rules, calendar, url), as_of, rules, calendar, pdu_contacts(), settings.ui_url)
+    matters = open_matters(as_of, calendar, url, settings.ui_url)
+    plan = plan_digests(
+        open_actions(as_of, rules, calendar, url), as_of, rules, calendar, pdu_contacts(), settings.ui_url, matters
+    )
     return hold_example_mailboxes(plan, by_smtp=bool(settings.smtp_host))
 
 
@@ -540,6 +683,7 @@ def digest_context(digest: Digest, rules: ReminderRules) -> dict[str, Any]:
         "limit": rules.max_items_per_section,
         "role_label": ROLE_LABELS,
         "nsi_type_label": NSI_TYPE_LABELS,
+        "by_case": by_case,
     }
 
 

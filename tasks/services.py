@@ -7,12 +7,15 @@ run). Prefect is imported only when a function needs it, so the store-only calle
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 from tasks import steps as registry
 from tasks import transfers
 from tasks.form import TransferForm
+
+log = logging.getLogger(__name__)
 
 
 def raise_transfer(form: TransferForm, job_variables: dict | None = None) -> tuple[str, str]:
@@ -39,7 +42,43 @@ def raise_transfer(form: TransferForm, job_variables: dict | None = None) -> tup
     prefix = "move" if form.nsi_type is NsiType.temporary_move else "transfer"
     flow_run_id = engine.start_run(deployment, {"form": form.model_dump(mode="json")}, f"{prefix}-{form.crn}", job_variables)
     reference = transfers.register_nsi(form, flow_run_id, placement=placement, flow_run_id=flow_run_id, profile=profile)
+    notify(reference, "raised")  # the receiving PDU's allocation clock has started
     return reference, flow_run_id
+
+
+def notify(reference: str, event: str) -> str:
+    """Tell whoever an event concerns, at once (tasks/notices.py): start the send-notice run for
+    it, once per event (idempotency key). With no Prefect server to start it on, send from here:
+    the notice is not left for the nightly job either way, and the sent-log sends it once.
+    Returns the run's id, or "sent here"."""
+    from flows import engine
+    from tasks import notices
+    from tasks.settings import get_settings
+
+    reference = reference.strip().upper()
+    try:
+        return engine.start_run(
+            get_settings().notice_deployment,
+            {"reference": reference, "event": event},
+            run_name=f"notice-{reference}-{event.replace(':', '-')}",
+            idempotency_key=f"notice:{reference}:{event}",
+            tags=[reference, "notice"],
+        )
+    except Exception as exc:  # noqa: BLE001 - no server, not deployed, unreachable: send it from here
+        log.info("%s %s: no send-notice run (%s); sending from this process", reference, event, exc)
+    try:
+        return notices.send_notices(reference, event).line()
+    except notices.NoticeNotDelivered as exc:
+        # The event is stored and the notice queued in the sent-log: the next delivery sends it.
+        log.warning("%s", exc)
+        return f"queued: {exc}"
+
+
+def escalate(reference: str, concern: str, by: str) -> int:
+    """Escalate a concern in the store, then tell the SPOs of both sides at once."""
+    n = transfers.escalate(reference, concern, by)
+    notify(reference, f"escalated:{n}")
+    return n
 
 
 def send_answer(reference: str, step: str, fields: dict[str, Any], wait: bool = True, timeout: float = 120.0) -> str:
@@ -70,9 +109,7 @@ def send_answer(reference: str, step: str, fields: dict[str, Any], wait: bool = 
         flow_run_id, prefix = view.flow_run_id, registry.wait_key(step) + "-"
     # A task run just started by its transfer needs a worker to pick it up and reach its wait;
     # meanwhile another operator may answer it (then it finishes instead of pausing).
-    pause_key = engine.wait_until_paused(
-        flow_run_id, timeout=timeout, gone=lambda: step in transfers.recorded_steps(reference)
-    )
+    pause_key = engine.wait_until_paused(flow_run_id, timeout=timeout, gone=lambda: step in transfers.recorded_steps(reference))
     # Two operators answering at once: by now the run may wait at the next step. Its pause key
     # names the step, so a late answer is refused instead of landing on the wrong form.
     if not (pause_key or "").startswith(prefix):
@@ -148,6 +185,7 @@ def challenge(reference: str, concern: str, raised_by: str, role: str) -> int:
 
     seq, _ = transfers.raise_challenge(reference, concern, raised_by, role)
     engine.wake_transfer(reference)
+    notify(reference, f"challenge:{seq}")
     return seq
 
 
@@ -169,6 +207,5 @@ def dispute(reference: str, grounds: str, disputed_by: str) -> str:
         job_variables={"env": {"CASETRANSFER_PROFILE": transfers.policy_of(reference).profile}},
     )
     transfers.set_transfer_run(reference, run_id)
+    notify(reference, f"dispute:{seq}")
     return run_id
-
-

@@ -42,12 +42,19 @@ class Settings(BaseSettings):
     config_dir: Path = CONFIG_DIR
     case_transfer_deployment: str = "case-transfer/case-transfer"
     temporary_move_deployment: str = "temporary-move/temporary-move"
+    notice_deployment: str = "send-notice/send-notice"
     tracker_dir: Path | None = None
     # Go-live imports (tasks/importer.py): the server's folder the import-tracker deployment reads
     # a legacy tracker from (default data_dir/imports), and how many imported NSIs' flow runs are
     # started a minute afterwards (the embedded stack takes tens; the production profile more).
     import_dir: Path | None = None
     import_runs_per_minute: float = Field(default=20.0, gt=0)
+    # Where delivered trackers can be fetched from (issue 16): a workbook too large to attach is
+    # sent as a link, <tracker_base_url>/<YYYY-MM-DD>/<file>; unset, the email names the file only.
+    tracker_base_url: str | None = None
+    # Regions whose entry in config/tracker_mailboxes.yaml says `delivery: folder` get their
+    # workbook copied to <tracker_shared_dir>/<region code>/ instead of an email.
+    tracker_shared_dir: Path | None = None
     outbox: Path | None = None
     smtp_host: str | None = None
     smtp_port: int = 25

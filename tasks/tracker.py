@@ -23,8 +23,9 @@ import math
 import os
 import re
 import tempfile
+import textwrap
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -52,12 +53,31 @@ NAT = np.datetime64("NaT", "D")
 EXCEL_EPOCH = np.datetime64("1899-12-30", "D")
 NSI_TYPES = {"case_transfer": "Case Transfer", "temporary_move": "Temporary Move"}
 OWNERS = {
-    "transferring_pp": "Transferring PP",
+    "transferring_pp": "Transferring practitioner",
     "transferring_spo": "Transferring SPO",
     "receiving_spo": "Receiving SPO",
-    "receiving_pp": "Receiving PP",
+    "receiving_pp": "Receiving practitioner",
     "admin": "Case admin",
+    "receiving_head": "Head of the receiving PDU",
 }
+# Statuses whose plain words are not just the code with spaces (see plain_words).
+STATUS_WORDS = {"lao": "Limited access", "tm_supporting": "Supporting (temporary move)"}
+DIRECTION_WORDS = {"out": "Outgoing", "in": "Incoming", "within": "Within the region"}
+
+
+def plain_words(values: Any, words: Mapping[str, str] = STATUS_WORDS) -> list[Any]:
+    """Codes as a manager reads them: 'awaiting_address_assessment' -> 'Awaiting address assessment'.
+
+    Worked out once per distinct code, not per cell (a region has tens of thousands of rows)."""
+    arr = np.asarray(values, dtype=object)
+    out = {}
+    for code in pd.unique(arr):
+        if code is None or (isinstance(code, float) and math.isnan(code)):
+            out[code] = None
+        else:
+            text = str(code)
+            out[code] = words.get(text) or text.replace("_", " ").strip().capitalize()
+    return [out[v] for v in arr]
 
 
 # --------------------------------------------------------------------------- configuration
@@ -160,6 +180,9 @@ class TrackerData:
     caretaking_months: int
     # POM-COM handovers in their report window (tasks/handover_reminders.report_records), LAO already redacted.
     handovers: list[dict[str, Any]] = field(default_factory=list)
+    # Challenges and refusals, and escalations (tasks/tracker_outcomes.py), LAO already redacted.
+    challenges: list[dict[str, Any]] = field(default_factory=list)
+    escalations: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _d(col: Any) -> Any:
@@ -389,7 +412,19 @@ def load_data(as_of: dt.date, url: str | None = None, config: TrackerConfig | No
         transfer_working_days=policy.transfer_working_days,
         caretaking_months=policy.caretaking_months,
         handovers=report_records(as_of, url),
+        **_outcomes(as_of, nsis["id"].to_numpy().tolist(), url, cfg),
     )
+
+
+def _outcomes(as_of: dt.date, nsi_ids: list[int], url: str | None, cfg: TrackerConfig) -> dict[str, Any]:
+    """Challenges, refusals and escalations of the NSIs in scope (tasks/tracker_outcomes.py)."""
+    from tasks.tracker_outcomes import challenge_records, escalation_records
+
+    ids = set(nsi_ids)
+    return {
+        "challenges": challenge_records(as_of, ids, url, cfg.layout.lao_name),
+        "escalations": escalation_records(as_of, ids, url, cfg.layout.lao_name),
+    }
 
 
 # --------------------------------------------------------------------------- figures
@@ -572,6 +607,56 @@ def num_col(header: str, values: Any, kind: Kind = "int", blank_zero: bool = Fal
 
 
 @dataclass
+class _Table:
+    """A list sheet made an Excel table when the file is finished (see `_append_rows`)."""
+
+    sheet: str
+    headers: list[str]
+    last_row: int  # 1-based: the header and every data row (at least one, as Excel requires)
+
+
+TABLE_STYLE = "TableStyleMedium2"  # Excel's default: blue header, banded rows
+TABLE_TYPE = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/table"
+TABLE_CONTENT = "application/vnd.openxmlformats-officedocument.spreadsheetml.table+xml"
+
+
+def _table_xml(t: _Table, table_id: int) -> str:
+    """The table part: a name Excel accepts, one column per header (names unique, as Excel needs)."""
+    ref = f"A1:{_letter(len(t.headers) - 1)}{t.last_row}"
+    seen: dict[str, int] = {}
+    cols = []
+    for i, h in enumerate(t.headers, start=1):
+        seen[h] = seen.get(h, 0) + 1
+        name = h if seen[h] == 1 else f"{h} {seen[h]}"
+        cols.append(f'<tableColumn id="{i}" name="{html.escape(name, quote=True)}"/>')
+    name = "T_" + re.sub(r"\W", "_", t.sheet)
+    return (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        '<table xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+        f'id="{table_id}" name="{name}" displayName="{name}" ref="{ref}" totalsRowShown="0">'
+        f'<autoFilter ref="{ref}"/><tableColumns count="{len(cols)}">{"".join(cols)}</tableColumns>'
+        f'<tableStyleInfo name="{TABLE_STYLE}" showFirstColumn="0" showLastColumn="0" showRowStripes="1" showColumnStripes="0"/>'
+        "</table>"
+    )
+
+
+def _with_table_part(xml_tail: str, rel_id: str) -> str:
+    """The sheet's autofilter gives way to the table's (Excel reports overlapping ones as damage), and
+    the table part is referenced where the schema puts it: last, before any extLst."""
+    xml_tail = re.sub(r"<autoFilter [^>]*/>", "", xml_tail, count=1)
+    part = f'<tableParts count="1"><tablePart r:id="{rel_id}"/></tableParts>'
+    at = xml_tail.find("<extLst>")
+    if at < 0:
+        at = xml_tail.rindex("</worksheet>")
+    return xml_tail[:at] + part + xml_tail[at:]
+
+
+def _rels_path(sheet_part: str) -> str:
+    folder, _, name = sheet_part.rpartition("/")
+    return f"{folder}/_rels/{name}.rels"
+
+
+@dataclass
 class _Rows:
     """A list sheet's data rows after the first, appended to the finished file by `_append_rows`."""
 
@@ -597,6 +682,7 @@ class Book:
         self.path = path
         self.fast_rows = fast_rows
         self._pending: list[_Rows] = []
+        self._tables: list[_Table] = []
         # strings_to_*: False so that even write() could never turn user text into a formula or link.
         self.wb = xlsxwriter.Workbook(
             str(path),
@@ -640,13 +726,25 @@ class Book:
         header = max((len(w) for w in col.header.split()), default=0)
         return max(8, min(self.layout.max_column_width, max(content, header) + 2))
 
-    def list_sheet(self, name: str, cols: list[Col], highlight: str | None = None, note: str | None = None) -> None:
+    def list_sheet(
+        self,
+        name: str,
+        cols: list[Col],
+        highlight: str | None = None,
+        note: str | None = None,
+        below: Sequence[Sequence[Any]] = (),
+    ) -> None:
         """A list: header row frozen, autofilter, widths that fit, and one conditional-format
         rule (`highlight`: an Excel formula for row 2, e.g. '=$O2>0') for the whole range."""
         ws = self.wb.add_worksheet(name)
         n = len(cols[0].values) if cols else 0
+        widths = [self.width(col) for col in cols]
+        # The header row is as tall as its most wrapped header: a viewer may grow it on opening, but
+        # a printout or PDF (LibreOffice) keeps the default height and shows only a header's first line.
+        lines = max((len(textwrap.wrap(col.header, max(w - 1, 1))) for col, w in zip(cols, widths, strict=True)), default=1)
+        ws.set_row(0, 15 * max(lines, 1))
         for c, col in enumerate(cols):
-            ws.set_column(c, c, self.width(col))
+            ws.set_column(c, c, widths[c])
             ws.write_string(0, c, col.header, self.header)
         writers = [
             (c, ws.write_string if col.kind == "text" else ws.write_number, col.values, self.formats[col.kind])
@@ -663,19 +761,45 @@ class Book:
                     ws.write_blank(row, c, None, fmt)  # registers the format: its style index is read back
         last = len(cols) - 1
         ws.freeze_panes(1, 1)
+        # An Excel table (banded rows, its own filter buttons) is added when the file is finished:
+        # XlsxWriter has no tables in constant_memory mode. The autofilter is its stand-in until then.
         ws.autofilter(0, 0, max(n, 1), last)
+        self._tables.append(_Table(name, [c.header for c in cols], max(n, 1) + 1))
+        page_setup(ws)
         if highlight and n:
             ws.conditional_format(1, 0, n, last, {"type": "formula", "criteria": highlight, "format": self.highlight})
+        last_written = n  # 0-based
         if note:
             # Below the list, so that filtering and sorting the list leave it alone.
-            ws.write_string(n + 2, 0, note, self.note)
+            last_written = n + 2
+            ws.write_string(last_written, 0, note, self.note)
+        for i, values in enumerate(below):
+            # Rows under the list (e.g. a count by reason): a title row in bold, then values.
+            last_written += 2 if i == 0 else 1
+            for c, v in enumerate(values):
+                if isinstance(v, str):
+                    ws.write_string(last_written, c, v, self.bold if i == 0 else None)
+                elif v is not None:
+                    ws.write_number(last_written, c, v)
         if n > by_xlsxwriter:
-            self._pending.append(_Rows(name, cols, n, n + 3 if note else n + 1))
+            self._pending.append(_Rows(name, cols, n, last_written + 1))
 
     def close(self) -> None:
         self.wb.close()
-        if self._pending:
-            _append_rows(self.path, self._pending)
+        if self._pending or self._tables:
+            _append_rows(self.path, self._pending, self._tables)
+
+
+def page_setup(ws: Any, header_row: int = 0) -> None:
+    """How every sheet prints (issue 16), set in this one place: landscape A4, every column on the
+    page width (as many pages down as it takes), the header row on every page, the marking and
+    page numbers in the footer. Without it a printout or PDF cut each sheet after a few columns."""
+    ws.set_landscape()
+    ws.set_paper(9)  # A4
+    ws.fit_to_pages(1, 0)
+    ws.repeat_rows(header_row)
+    ws.set_margins(left=0.4, right=0.4, top=0.5, bottom=0.6)
+    ws.set_footer("&LOFFICIAL-SENSITIVE&C&A&RPage &P of &N")
 
 
 # Escaping as XlsxWriter does for inline strings (xmlwriter._escape_data, _escape_control_characters).
@@ -741,21 +865,47 @@ def _row_xml(rows: _Rows, styles: dict[int, str], start: int, stop: int) -> str:
 ROWS_PER_CHUNK = 20_000  # of XML built at once: bounds a worker's memory on the biggest region
 
 
-def _append_rows(path: Path, pending: list[_Rows]) -> None:
-    """Splice each pending list's remaining rows into its sheet, after data row 1."""
+def _append_rows(path: Path, pending: list[_Rows], tables: Sequence[_Table] = ()) -> None:
+    """Finish the file in one pass: splice each pending list's remaining rows into its sheet, after
+    data row 1, and make each list sheet an Excel table (its part, relationship and content type)."""
     tmp = path.with_name(f"{path.name}.rows")
     with zipfile.ZipFile(path) as zin:
         parts = _sheet_parts(zin)
         todo = {parts[p.sheet]: p for p in pending}
+        tabled = {parts[t.sheet]: (n, t) for n, t in enumerate(tables, start=1)}
+        names = set(zin.namelist())
+        rel_id = "rIdTable1"
         # Level 1: most of the file is these rows; 6 (XlsxWriter's) costs 3x the time for ~15% less.
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=1, allowZip64=True) as zout:
+
+            def put(name: str, text: str) -> None:
+                zout.writestr(name, text.encode("utf-8"), compress_type=zipfile.ZIP_DEFLATED, compresslevel=1)
+
             for info in zin.infolist():
                 data = zin.read(info.filename)
                 rows = todo.get(info.filename)
-                if rows is None:
+                table = tabled.get(info.filename)
+                if info.filename == "[Content_Types].xml" and tables:
+                    overrides = "".join(
+                        f'<Override PartName="/xl/tables/table{n}.xml" ContentType="{TABLE_CONTENT}"/>'
+                        for n in range(1, len(tables) + 1)
+                    )
+                    put(info.filename, data.decode("utf-8").replace("</Types>", overrides + "</Types>"))
+                    continue
+                if info.filename.endswith(".rels") and info.filename.startswith("xl/worksheets/_rels/"):
+                    sheet = info.filename.replace("_rels/", "").removesuffix(".rels")
+                    if sheet in tabled:
+                        n, _ = tabled[sheet]
+                        rel = f'<Relationship Id="{rel_id}" Type="{TABLE_TYPE}" Target="../tables/table{n}.xml"/>'
+                        put(info.filename, data.decode("utf-8").replace("</Relationships>", rel + "</Relationships>"))
+                        continue
+                if rows is None and table is None:
                     zout.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=1)
                     continue
                 xml = data.decode("utf-8")
+                if rows is None:
+                    put(info.filename, _with_table_part(xml, rel_id) if table else xml)
+                    continue
                 first = xml.index('<row r="2"')
                 cut = xml.index("</row>", first) + len("</row>")
                 styles = {}
@@ -766,11 +916,22 @@ def _append_rows(path: Path, pending: list[_Rows]) -> None:
                         styles[_column_index(ref.group(1))] = style.group(1)
                 last = _letter(len(rows.cols) - 1)
                 head = re.sub(r'<dimension ref="[^"]*"/>', f'<dimension ref="A1:{last}{rows.last_row}"/>', xml[:cut], count=1)
+                tail = _with_table_part(xml[cut:], rel_id) if table else xml[cut:]
                 with zout.open(info.filename, "w", force_zip64=True) as fh:  # a name: the archive's compression applies
                     fh.write(head.encode("utf-8"))
                     for start in range(1, rows.n, ROWS_PER_CHUNK):
                         fh.write(_row_xml(rows, styles, start, min(rows.n, start + ROWS_PER_CHUNK)).encode("utf-8"))
-                    fh.write(xml[cut:].encode("utf-8"))
+                    fh.write(tail.encode("utf-8"))
+            for sheet, (n, t) in tabled.items():
+                put(f"xl/tables/table{n}.xml", _table_xml(t, n))
+                rels = _rels_path(sheet)
+                if rels not in names:
+                    put(
+                        rels,
+                        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+                        '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+                        f'<Relationship Id="{rel_id}" Type="{TABLE_TYPE}" Target="../tables/table{n}.xml"/></Relationships>',
+                    )
     os.replace(tmp, path)
 
 
@@ -799,6 +960,7 @@ class SummaryWriter:
         self.row = 0
         for c, w in enumerate(widths):
             self.ws.set_column(c, c, w)
+        page_setup(self.ws)  # the title row repeats: a printed page says which workbook it is from
 
     def line(self, text: str, fmt: Any = None) -> None:
         self.ws.write_string(self.row, 0, text, fmt)
@@ -848,6 +1010,9 @@ class RegionInput:
     caretaking_months: int
     config: TrackerConfig
     handovers: list[dict[str, Any]] = field(default_factory=list)
+    # Challenges and refusals, and escalations (tasks/tracker_outcomes.py), LAO already redacted.
+    challenges: list[dict[str, Any]] = field(default_factory=list)
+    escalations: list[dict[str, Any]] = field(default_factory=list)
 
 
 def region_input(data: TrackerData, code: str, config: TrackerConfig | None = None) -> RegionInput:
@@ -873,6 +1038,8 @@ def region_input(data: TrackerData, code: str, config: TrackerConfig | None = No
         config=config or load_tracker_config(),
         # A handover belongs to the region of the COM's PDU: that is where the case is going.
         handovers=[h for h in data.handovers if h["region_code"] == code],
+        challenges=[c for c in data.challenges if code in (c["t_region"], c["r_region"])],
+        escalations=[e for e in data.escalations if code in (e["t_region"], e["r_region"])],
     )
 
 
@@ -978,7 +1145,7 @@ def build_region_sheets(book: Book, inp: RegionInput) -> RegionResult:
         .reset_index()
     )
     rows: list[list[Any]] = [
-        [NSI_TYPES.get(r.type, r.type), r.status, int(r.out), int(r.inc), int(r.total)] for r in g.itertuples()
+        [NSI_TYPES.get(r.type, r.type), plain_words([r.status])[0], int(r.out), int(r.inc), int(r.total)] for r in g.itertuples()
     ]
     rows.append(["All", "", int(outgoing.sum()), int(incoming.sum()), len(nsis)])
     s.table(
@@ -1107,12 +1274,12 @@ def build_region_sheets(book: Book, inp: RegionInput) -> RegionResult:
             text_col("CRN", nsis["crn"]),
             text_col("Name", nsis["name"]),
             text_col("Type", nsis["nsi_type"].map(NSI_TYPES)),
-            text_col("Direction", direction),
+            text_col("Direction", plain_words(direction, DIRECTION_WORDS)),
             text_col("Transferring PDU", nsis["t_pdu_name"]),
             text_col("Transferring team", nsis["t_team_name"]),
             text_col("Receiving PDU", nsis["r_pdu_name"]),
             text_col("Receiving team", nsis["r_team_name"]),
-            text_col("Status", nsis["status"]),
+            text_col("Status", plain_words(nsis["status"])),
             date_col("Raised", nsis["raised_on"]),
             date_col("Due", nsis["due_on"]),
             text_col("Next action", nsis["next_action"]),
@@ -1131,7 +1298,7 @@ def build_region_sheets(book: Book, inp: RegionInput) -> RegionResult:
             text_col("Owner role", actions["owner_role"].map(OWNERS).fillna(actions["owner_role"])),
             date_col("Due", actions["due_on"]),
             date_col("Done", actions["done_on"]),
-            text_col("Status", actions["state"]),
+            text_col("Status", plain_words(actions["state"])),
             num_col("Days overdue (working)", actions["days_overdue"], blank_zero=True),
         ],
         highlight=f"=${_letter(6)}2>0",
@@ -1199,10 +1366,10 @@ def build_region_sheets(book: Book, inp: RegionInput) -> RegionResult:
             text_col("Reference", t["reference"]),
             text_col("CRN", t["crn"]),
             text_col("Name", t["name"]),
-            text_col("Direction", direction[tm]),
+            text_col("Direction", plain_words(direction[tm], DIRECTION_WORDS)),
             text_col("Transferring PDU", t["t_pdu_name"]),
             text_col("Receiving PDU", t["r_pdu_name"]),
-            text_col("Status", t["status"]),
+            text_col("Status", plain_words(t["status"])),
             date_col("Moved", t["tm_start"]),
             date_col("Expected return", t["expected_return"]),
             date_col("Ended", np.where(t["is_open"].to_numpy(), NAT, t["closed_on"].to_numpy(dtype="datetime64[D]"))),
@@ -1214,6 +1381,8 @@ def build_region_sheets(book: Book, inp: RegionInput) -> RegionResult:
         note=f"Caretaking should not normally last beyond {inp.caretaking_months} months (004 12.1); past that, full transfer is presumed.",
     )
     handover_sheet(book, inp)
+    challenges_sheet(book, inp)
+    escalations_sheet(book, inp)
     return result
 
 
@@ -1294,6 +1463,69 @@ def handover_sheet(book: Book, inp: RegionInput) -> None:
             f"Handovers from the report day ({rules.report_days_before} days before, or the working day before that) "
             f"until they are due. Qualifying sentences need an in-person session in the final "
             f"{rules.session_final_months} months before the handover (seed 003)."
+        ),
+    )
+
+
+def challenges_sheet(book: Book, inp: RegionInput) -> None:
+    """'Challenges and refusals': each challenge about risk or refusal of a transfer in or out of the
+    region, with its reasons, outcome and the working days it took; under it, refusal reasons counted."""
+    from tasks.tracker_outcomes import refusal_reason_counts
+
+    rows = inp.challenges
+    cols = [
+        text_col("Reference", [r["reference"] for r in rows]),
+        text_col("CRN", [r["crn"] for r in rows]),
+        text_col("Name", [r["name"] for r in rows]),
+        text_col("Transferring PDU", [inp.pdu_names.get(r["t_pdu"], r["t_pdu"]) for r in rows]),
+        text_col("Receiving PDU", [inp.pdu_names.get(r["r_pdu"], r["r_pdu"]) for r in rows]),
+        text_col("What", [r["kind"] for r in rows]),
+        date_col("Raised", np.array([r["raised_on"] or NAT for r in rows], dtype="datetime64[D]")),
+        text_col("Raised by", [OWNERS.get(r["raised_by"], r["raised_by"]) for r in rows]),
+        text_col("Concern", [r["concern"] for r in rows]),
+        text_col("Reasons", ["; ".join(r["reasons"]) or None for r in rows]),
+        text_col("Outcome", [r["outcome"] for r in rows]),
+        date_col("Settled", np.array([r["settled_on"] or NAT for r in rows], dtype="datetime64[D]")),
+        num_col("Working days taken", [r["days"] for r in rows]),
+        text_col("Still open", ["Yes" if r["open"] else "" for r in rows]),
+    ]
+    counts = refusal_reason_counts(rows)
+    book.list_sheet(
+        "Challenges and refusals",
+        cols,
+        highlight=f'=${_letter(len(cols) - 1)}2="Yes"',
+        note="Working days taken: from raised to settled (to the dispute's settlement, if disputed), or to the report's day while open.",
+        below=[["Refusals by reason (upheld, disputed or refused; not overturned)"], *[[n, reason] for reason, n in counts]]
+        if counts
+        else [],
+    )
+
+
+def escalations_sheet(book: Book, inp: RegionInput) -> None:
+    """'Escalations': concerns escalated to an SPO and actions escalated for being overdue, open and
+    closed, with their age in working days."""
+    rows = inp.escalations
+    cols = [
+        text_col("Reference", [r["reference"] for r in rows]),
+        text_col("CRN", [r["crn"] for r in rows]),
+        text_col("Name", [r["name"] for r in rows]),
+        text_col("Transferring PDU", [inp.pdu_names.get(r["t_pdu"], r["t_pdu"]) for r in rows]),
+        text_col("Receiving PDU", [inp.pdu_names.get(r["r_pdu"], r["r_pdu"]) for r in rows]),
+        text_col("What", [r["kind"] for r in rows]),
+        text_col("Detail", [r["detail"] for r in rows]),
+        text_col("Escalated by", [r["by"] for r in rows]),
+        date_col("Escalated", np.array([r["escalated_on"] for r in rows], dtype="datetime64[D]")),
+        text_col("Status", ["Open" if r["open"] else "Closed" for r in rows]),
+        date_col("Closed", np.array([r["closed_on"] or NAT for r in rows], dtype="datetime64[D]")),
+        num_col("Age (working days)", [r["age"] for r in rows]),
+    ]
+    book.list_sheet(
+        "Escalations",
+        cols,
+        highlight=f'=${_letter(9)}2="Open"',
+        note=(
+            "An overdue action's escalation closes when the action is done; a concern's when its transfer closes. "
+            "Age: working days from escalation to closing, or to the report's day while open."
         ),
     )
 
@@ -1425,8 +1657,11 @@ def write_national(data: TrackerData, results: Sequence[RegionResult], path: Pat
             "Workbooks",
             [
                 text_col("Region", [f"{r.region_name} ({r.region_code})" for r in results]),
-                text_col("Workbook", [r.path for r in results]),
-                num_col("Seconds", [r.seconds for r in results], "num"),
+                # The file's name only: where it sits on the server is no business of the reader's,
+                # and build timings belong in the logs and the Prefect artifact.
+                text_col("Workbook", [Path(r.path).name for r in results]),
+                num_col("NSIs", [r.nsis for r in results]),
+                num_col("Open", [r.open for r in results]),
             ],
         )
         book.close()
@@ -1542,6 +1777,21 @@ def run_tracker(
     results.sort(key=lambda r: r.region_code)
     national = write_national(data, results, folder / f"{cfg.national_workbook}.xlsx", cfg)
     return TrackerRun(as_of, folder, results, national, time.perf_counter() - started)
+
+
+def headline(data: TrackerData, results: Sequence[RegionResult]) -> dict[str, Any]:
+    """The day's national headline figures for the Prefect artifact: each NSI counted once (a
+    transfer between regions is in both regions' rows)."""
+    nsis = data.nsis
+    is_open = nsis["is_open"].to_numpy()
+    completed = nsis["completed"].to_numpy() & nsis["is_ct"].to_numpy()
+    return {
+        "open": int(is_open.sum()),
+        "open_overdue": int((is_open & (nsis["days_overdue"].to_numpy() > 0)).sum()),
+        "completed": int(completed.sum()),
+        "completed_in_time_share": _share(int((nsis["completed_in_time"].to_numpy() & completed).sum()), int(completed.sum())),
+        "slow_police": sorted({p for r in results for p in r.slow_police_pdus}),
+    }
 
 
 def artifact_table(run_results: Sequence[RegionResult], national: Path, total_nsis: int) -> list[dict[str, Any]]:

@@ -25,7 +25,7 @@ import yaml
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from conftest import demo_form
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tasks import reminders, transfers
 from tasks.calendar import get_calendar
@@ -330,7 +330,8 @@ def test_a_digest_is_one_multipart_alternative_message_marked_official_sensitive
     assert msg.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
     assert (
-        msg["Subject"] == "OFFICIAL-SENSITIVE: 2 case transfer actions overdue, 1 escalated today, 1 due soon (Manchester South)"
+        msg["Subject"]
+        == "OFFICIAL-SENSITIVE: 1 case transfer with 2 actions overdue, 1 escalated today, 1 due soon (Manchester South)"
     )
     assert msg["Message-ID"] and msg["Date"] and msg["Auto-Submitted"] == "auto-generated"
     text, html = parts(msg)
@@ -363,7 +364,7 @@ def test_a_limited_access_case_shows_its_crn_only(smtp: SmtpServer) -> None:
         {"allocate": dt.date(2026, 12, 17), "three_way_handover": CHRISTMAS_EVE},
         lao=True,
         crn="L123456",
-        name="Restricted Person",
+        name="Secret Person",
         current_address="7 Hidden Lane, Bexleyheath",
         proposed_address="9 Secret Close, Manchester",
     )
@@ -373,9 +374,9 @@ def test_a_limited_access_case_shows_its_crn_only(smtp: SmtpServer) -> None:
     for _, msg in smtp.inbox.messages:
         text, html = parts(msg)
         for part in (text, html, str(msg["Subject"])):
-            for secret in ("Restricted", "Hidden Lane", "Secret Close", "DA6 7AT", "M14 5TG", "Bexleyheath"):
+            for secret in ("Secret Person", "Hidden Lane", "Secret Close", "DA6 7AT", "M14 5TG", "Bexleyheath"):
                 assert secret not in part
-        assert "CRN L123456 (limited access case)" in text and "CRN L123456 (limited access case)" in html
+        assert "Restricted (LAO), CRN L123456" in text and "Restricted (LAO), CRN L123456" in html
     text, _ = parts(only(smtp.inbox.to(mailbox(TO_PDU))))
     assert "Open Person, CRN O123456" in text  # an ordinary case keeps its name
 
@@ -471,6 +472,46 @@ def test_smtp_over_ssl(real_mailboxes: None, tmp_path: Path, monkeypatch: pytest
         assert [rcpt for rcpt, _ in server.inbox.messages] == [[mailbox(TO_PDU)]]
     finally:
         server.stop()
+
+
+# --- grouped by case -----------------------------------------------------------------------------
+
+
+def test_a_transfer_with_several_overdue_actions_is_named_once_with_its_actions_under_it(smtp: SmtpServer) -> None:
+    ref = make_transfer(
+        "many",
+        {
+            "allocate": dt.date(2026, 12, 22),  # 2 working days overdue on the 24th: not yet escalated
+            "address_assessment": dt.date(2026, 12, 22),
+            "police_checks": dt.date(2026, 12, 22),
+            "safeguarding_checks": dt.date(2026, 12, 23),
+            "documents": dt.date(2026, 12, 23),
+        },
+        crn="M123456",
+        name="Many Actions",
+    )
+    other = make_transfer("one", {"documents": dt.date(2026, 12, 23)}, crn="N123456", name="One Action")
+    with UnitOfWork() as uow:
+        uow.session.execute(update(Nsi).where(Nsi.reference == ref).values(flow_run_id="0b7e4c1e-run-of-the-transfer"))
+        uow.commit()
+    run(CHRISTMAS_EVE)
+    msg = only(smtp.inbox.to(mailbox(TO_PDU)))
+    text, html = parts(msg)
+    overdue = section(text, "OVERDUE")
+    # The header once per section, then every action of that transfer under it.
+    assert text.count("Many Actions, CRN M123456") == 1 and html.count("Many Actions, CRN M123456") == 1
+    assert text.count("Transferring SPO: Alex Senior") == 2  # one header per transfer, not per action
+    for title in ("Complete the address assessment", "Receive the documents from the transferring area"):
+        assert title in overdue
+    assert "Whole transfer due" in overdue
+    # The transfer's run in the Prefect UI, from settings.ui_url; a transfer with no run has no link.
+    assert "See the transfer: http://127.0.0.1:4200/runs/flow-run/0b7e4c1e-run-of-the-transfer" in text
+    assert 'href="http://127.0.0.1:4200/runs/flow-run/0b7e4c1e-run-of-the-transfer"' in html
+    assert text.count("See the transfer:") == 1
+    # The HTML lists the actions as a small table under the header.
+    assert "<th" in html and "Working days overdue" in html
+    assert other in text
+    assert msg["Subject"] == "OFFICIAL-SENSITIVE: 2 case transfers with 6 actions overdue (Manchester South)"
 
 
 # --- the pure rules -------------------------------------------------------------------------------

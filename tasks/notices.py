@@ -1,0 +1,177 @@
+"""Notices sent at once (issue 16): an escalation, a challenge, a dispute, a transfer arriving.
+
+Each event is a history entry of its NSI, and the notice is keyed by it (`raised`,
+`escalated:<n>`, `challenge:<seq>`, `dispute:<seq>`). Who is told (the PDU transfer mailboxes of
+config/spocs.yaml, the addresses the digests use; a PDU's SPOs and its head read it):
+
+- **raised**: a transfer arrives: the receiving PDU, whose allocation clock has started.
+- **escalated:<n>**: a concern escalated by a practitioner: the SPOs of both sides, as the
+  nightly escalation of an overdue action tells both.
+- **challenge:<seq>**: a challenge about risk: the receiving PDU, whose SPO upholds or withdraws it.
+- **dispute:<seq>**: a refusal disputed: the receiving PDU, for its head, who settles it.
+
+The notice is sent by a run the event starts (tasks.services.notify: the `send-notice`
+deployment, or in the caller's process when no Prefect server is up), never by the nightly job,
+through the digests' delivery and sent-log: the key is (kind, mailbox, the event's day, the
+event), so however often it is asked for, each mailbox gets it once. Example mailboxes are held
+through SMTP, as the digests' are. A limited access case carries its CRN only, and no free text
+typed about it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from tasks.settings import get_settings
+from tasks.store.models import HistoryEntry, Nsi
+from tasks.store.unit_of_work import UnitOfWork
+
+if TYPE_CHECKING:
+    from tasks.email import DeliveryReport, OutgoingEmail, Transport
+
+KIND = "notice"
+TEMPLATE = "notice"
+
+
+class UnknownEvent(ValueError):
+    """No history entry with this key: nothing happened that could be told."""
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str  # raised | escalated | challenge | dispute
+    key: str
+    day: dt.date
+    detail: str
+    actor: str
+
+
+def event_kind(key: str) -> str:
+    head, _, tail = key.partition(":")
+    if key == "raised":
+        return "raised"
+    if head == "escalated" and tail.isdigit():
+        return "escalated"  # a concern; `escalated:<action code>` is the nightly job's, told in the digest
+    if head in ("challenge", "dispute") and tail.isdigit():
+        return head
+    raise UnknownEvent(f"event: {key!r} is not raised, escalated:<n>, challenge:<n> or dispute:<n>")
+
+
+@dataclass
+class NoticePlan:
+    emails: list[OutgoingEmail] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)  # example mailboxes, through SMTP
+    unrouted: list[str] = field(default_factory=list)  # PDUs with no mailbox configured
+
+
+def plan_notices(reference: str, key: str, url: str | None = None) -> NoticePlan:
+    """Render the notice of one event for each mailbox it goes to (nothing sent)."""
+    from tasks.email import compose
+    from tasks.estate import load_estate
+    from tasks.locator import LocatorError, spoc_for
+    from tasks.reminders import NSI_TYPE_LABELS
+
+    kind = event_kind(key)
+    settings = get_settings()
+    reference = reference.strip().upper()
+    with UnitOfWork(url) as uow:
+        nsi = uow.session.scalars(select(Nsi).where(Nsi.reference == reference)).one_or_none()
+        if nsi is None:
+            raise UnknownEvent(f"reference: no NSI {reference}")
+        entry = uow.session.scalars(
+            select(HistoryEntry).where(HistoryEntry.nsi_id == nsi.id, HistoryEntry.key == key)
+        ).one_or_none()
+        if entry is None:
+            raise UnknownEvent(f"event: {reference} has no {key!r} in its history")
+        at = entry.at if entry.at.tzinfo else entry.at.replace(tzinfo=dt.UTC)
+        event = Event(kind, key, at.astimezone(settings.zone).date(), entry.detail, entry.actor)
+        case = {
+            "reference": nsi.reference,
+            "crn": nsi.crn,
+            "name": None if nsi.lao else nsi.name,
+            "nsi_type": NSI_TYPE_LABELS.get(nsi.nsi_type, nsi.nsi_type),
+            "due_on": nsi.due_on,
+            "transferring_pdu_code": nsi.transferring_pdu_code,
+            "receiving_pdu_code": nsi.receiving_pdu_code,
+            "transferring_spo": nsi.transferring_spo,
+            "lao": nsi.lao,
+            "link": f"{settings.ui_url.rstrip('/')}/runs/flow-run/{nsi.flow_run_id}" if nsi.flow_run_id else None,
+        }
+    estate = load_estate()
+    names = {code: estate.pdus[code].name for code in (case["transferring_pdu_code"], case["receiving_pdu_code"])}
+    sides = [case["receiving_pdu_code"]]
+    if kind == "escalated":
+        sides = list(dict.fromkeys([case["transferring_pdu_code"], case["receiving_pdu_code"]]))
+    # What a person typed ("concern escalated to the SPO: ...") stays out of a limited access case's email.
+    detail = None if case["lao"] or kind == "raised" else event.detail.split(": ", 1)[-1]
+    plan = NoticePlan()
+    by_smtp = bool(settings.smtp_host)
+    for code in sides:
+        try:
+            spoc = spoc_for(code)
+        except LocatorError:
+            plan.unrouted.append(code)
+            continue
+        if by_smtp and spoc.example:
+            plan.held.append(spoc.mailbox)
+            continue
+        context: dict[str, Any] = {
+            "event": event,
+            "case": case,
+            "detail": detail,
+            "pdu_name": names[code],
+            "transferring_pdu": names[case["transferring_pdu_code"]],
+            "receiving_pdu": names[case["receiving_pdu_code"]],
+            "for_receiving": code == case["receiving_pdu_code"],
+        }
+        plan.emails.append(compose(TEMPLATE, KIND, spoc.mailbox, event.day, f"{reference}:{key}", context, settings))
+    return plan
+
+
+@dataclass
+class NoticeResult:
+    reference: str
+    key: str
+    sent: int
+    skipped: int
+    failed: int
+    held: list[str]
+    unrouted: list[str]
+    errors: list[str]
+
+    def line(self) -> str:
+        out = f"{self.reference} {self.key}: sent {self.sent}, already sent {self.skipped}, failed {self.failed}"
+        if self.held:
+            out += f"; held for example mailboxes: {', '.join(self.held)}"
+        if self.unrouted:
+            out += f"; no mailbox configured for {', '.join(self.unrouted)}"
+        return out
+
+
+class NoticeNotDelivered(RuntimeError):
+    """SMTP refused or was down: the notice stays queued in the sent-log (the run fails, visibly)."""
+
+    def __init__(self, result: NoticeResult):
+        self.result = result
+        super().__init__(f"{result.line()}: {'; '.join(result.errors)}")
+
+    def __reduce__(self) -> tuple[type[NoticeNotDelivered], tuple[NoticeResult]]:
+        return (type(self), (self.result,))
+
+
+def send_notices(reference: str, key: str, url: str | None = None, transport: Transport | None = None) -> NoticeResult:
+    """Plan and deliver one event's notice; raises NoticeNotDelivered if any stayed queued."""
+    from tasks.email import deliver
+
+    plan = plan_notices(reference, key, url)
+    report: DeliveryReport = deliver(plan.emails, url, transport)
+    result = NoticeResult(
+        reference.strip().upper(), key, report.sent, report.skipped, report.failed, plan.held, plan.unrouted, list(report.errors)
+    )
+    if result.failed:
+        raise NoticeNotDelivered(result)
+    return result
