@@ -1337,25 +1337,17 @@ def build_region_sheets(book: Book, inp: RegionInput) -> RegionResult:
     for pdu in sorted({p for p, reg in inp.region_of_pdu.items() if reg == code} & set(r_pdu[incoming])):
         scopes.append((f"Incoming: {inp.pdu_names.get(pdu, pdu)}", incoming & (r_pdu == pdu)))
     comp = compliance(nsis, actions, inp.measures, scopes, inp.as_of, inp.window_start)
-    book.list_sheet(
-        "Compliance",
-        [
-            text_col("Measure", comp["measure"]),
-            text_col("Scope", comp["scope"]),
-            num_col("Due in period", comp["due"]),
-            num_col("Met in time", comp["met"]),
-            num_col("Share met", comp["share"], "pct"),
-            num_col("Done late", comp["late"]),
-            num_col("Not done, past due", comp["not_done"]),
-        ],
-        highlight=f"=${_letter(6)}2>0",
+    compliance_sheet(
+        book,
+        comp,
+        nsis,
+        actions,
+        inp.as_of,
         note=(
             f"Due in period: the deadline fell between {inp.window_start:%d/%m/%Y} and {inp.as_of:%d/%m/%Y}. "
             "Deadlines are those in config/timescales.yaml. Diversity: NSIs raised in the period with diversity needs recorded."
         ),
     )
-
-    inspection_sheet(book, nsis, actions, inp.as_of)
 
     # Temporary moves ----------------------------------------------------------------------
     t = nsis[tm]
@@ -1386,30 +1378,51 @@ def build_region_sheets(book: Book, inp: RegionInput) -> RegionResult:
     return result
 
 
-def inspection_sheet(book: Book, nsis: pd.DataFrame, actions: pd.DataFrame, as_of: dt.date) -> None:
-    """The 2004 inspection's measures (tasks/compliance.py, config/tracker.yaml `inspection`)."""
+def compliance_sheet(
+    book: Book, comp: pd.DataFrame, nsis: pd.DataFrame, actions: pd.DataFrame, as_of: dt.date, note: str | None = None
+) -> None:
+    """'Compliance': the policy's timescales in the reporting period (`comp`), then the 2004
+    inspection's measures (tasks/compliance.py, config/tracker.yaml `inspection`) over every NSI,
+    with those imported from a legacy tracker apart so a region can compare before and after go-live."""
     from tasks.compliance import inspection
 
     table = inspection(nsis, actions, as_of, get_calendar(get_settings().calendar))
+    k, m = len(comp), len(table)
+
+    def both(ours: Any, theirs: Any) -> list[Any]:
+        ours = [None] * k if ours is None else list(ours)
+        theirs = [None] * m if theirs is None else list(theirs)
+        return ours + theirs
+
+    standard = ["Policy timescales, due in the period"] * k + ["2004 inspection (Appendix 2), all NSIs"] * m
     book.list_sheet(
-        "Inspection measures",
+        "Compliance",
         [
-            text_col("Measure", table["measure"]),
-            text_col("Group", table["group"]),
-            num_col("Applicable", table["applicable"]),
-            num_col("Met", table["met"]),
-            num_col("Share met", table["share"], "pct"),
-            num_col("Raised here: applicable", table["applicable_here"]),
-            num_col("Raised here: met", table["met_here"]),
-            num_col("Raised here: share", table["share_here"], "pct"),
-            num_col("Imported: applicable", table["applicable_imported"]),
-            num_col("Imported: met", table["met_imported"]),
-            num_col("Imported: share", table["share_imported"], "pct"),
+            text_col("Measure", both(comp["measure"], table["measure"])),
+            text_col("Scope", both(comp["scope"], table["group"])),
+            num_col("Due in period / applicable", both(comp["due"], table["applicable"])),
+            num_col("Met in time", both(comp["met"], table["met"])),
+            num_col("Share met", both(comp["share"], table["share"]), "pct"),
+            num_col("Done late", both(comp["late"], None)),
+            num_col("Not done, past due", both(comp["not_done"], None)),
+            text_col("Standard", standard),
+            num_col("Raised here: applicable", both(None, table["applicable_here"])),
+            num_col("Raised here: met", both(None, table["met_here"])),
+            num_col("Raised here: share", both(None, table["share_here"]), "pct"),
+            num_col("Imported: applicable", both(None, table["applicable_imported"])),
+            num_col("Imported: met", both(None, table["met_imported"])),
+            num_col("Imported: share", both(None, table["share_imported"]), "pct"),
         ],
-        note=(
-            "The 2004 inspection's measures (Appendix 2). Applicable: the NSI has the work (N/A on an imported tracker "
-            "takes it out) and it is done or its deadline has passed. Imported: NSIs brought in from a legacy tracker "
-            "at go-live; 'Raised here' leaves them out. Deadlines: config/tracker.yaml."
+        highlight=f"=${_letter(6)}2>0",
+        note=" ".join(
+            part
+            for part in (
+                note,
+                "2004 inspection rows: applicable when the NSI has the work (N/A on an imported tracker takes it out) "
+                "and it is done or its deadline has passed. Imported: NSIs brought in from a legacy tracker at go-live; "
+                "'Raised here' leaves them out. Their deadlines: config/tracker.yaml.",
+            )
+            if part
         ),
     )
 
@@ -1639,20 +1652,7 @@ def write_national(data: TrackerData, results: Sequence[RegionResult], path: Pat
             (f"{data.regions[c]} (incoming)", r_region == c) for c in codes
         ]
         comp = compliance(nsis, actions, data.measures, scopes, data.as_of, data.window_start)
-        book.list_sheet(
-            "Compliance",
-            [
-                text_col("Measure", comp["measure"]),
-                text_col("Scope", comp["scope"]),
-                num_col("Due in period", comp["due"]),
-                num_col("Met in time", comp["met"]),
-                num_col("Share met", comp["share"], "pct"),
-                num_col("Done late", comp["late"]),
-                num_col("Not done, past due", comp["not_done"]),
-            ],
-            highlight=f"=${_letter(6)}2>0",
-        )
-        inspection_sheet(book, nsis, actions, data.as_of)
+        compliance_sheet(book, comp, nsis, actions, data.as_of)
         book.list_sheet(
             "Workbooks",
             [

@@ -1,6 +1,6 @@
 """The inspection's measures in the tracker (issue 13): a legacy tracker whose dates reproduce the
 2004 inspection's Appendix 2 (002) gives exactly its counts, met of applicable, in the
-"Inspection measures" sheet of the national workbook and of the region's."""
+"Compliance" sheet (its 2004 inspection rows) of the national workbook and of the region's."""
 
 from __future__ import annotations
 
@@ -73,11 +73,15 @@ def appendix_2_rows() -> list[dict[str, object]]:
 
 
 def measures(path: Path, columns: tuple[str, str]) -> dict[str, tuple[int, int]]:
-    sheet = load_workbook(path, read_only=True)["Inspection measures"]
+    sheet = load_workbook(path, read_only=True)["Compliance"]
     rows = list(sheet.iter_rows(values_only=True))
     head = rows[0]
     at = {h: k for k, h in enumerate(head)}
-    return {r[0]: (r[at[columns[0]]], r[at[columns[1]]]) for r in rows[1:] if r[1] == "All"}
+    return {
+        r[0]: (r[at[columns[0]]], r[at[columns[1]]])
+        for r in rows[1:]
+        if r[1] == "All" and str(r[at["Standard"]]).startswith("2004 inspection")
+    }
 
 
 def test_a_tracker_reproducing_appendix_2_gives_exactly_its_counts_in_the_inspection_measures(store_url: str, tmp_path: Path) -> None:
@@ -95,6 +99,6 @@ def test_a_tracker_reproducing_appendix_2_gives_exactly_its_counts_in_the_inspec
         assert {m: imported[m] for m in APPENDIX_2} == APPENDIX_2, workbook.name
         here = measures(workbook, ("Raised here: met", "Raised here: applicable"))
         assert here["Diversity recorded"][1] == 1
-        whole = measures(workbook, ("Met", "Applicable"))
+        whole = measures(workbook, ("Met in time", "Due in period / applicable"))
         assert whole["Diversity recorded"] == (APPENDIX_2["Diversity recorded"][0] + here["Diversity recorded"][0], 81)
     assert run is not None
