@@ -7,36 +7,56 @@ import datetime as dt
 
 from prefect import flow, get_run_logger
 from prefect.input import RunInput
+from prefect.runtime import flow_run
 
 from flows import engine
 from tasks import services, transfers
+
+
+def forget_free_text(reference: str, **keep: object) -> None:
+    """These flows are the UI's Run forms for staff: what they typed (a concern, grounds, a
+    reason) is stored in the NSI's history, so the run keeps only the reference and staff names.
+    Called whether or not the store took it: a refused one is not kept in Prefect either."""
+    engine.forget_parameters(str(flow_run.id), {"reference": reference, **keep}, tags=[reference.strip().upper()])
 
 
 @flow(name="raise-challenge", flow_run_name="challenge-{reference}")
 def raise_challenge(reference: str, concern: str, raised_by: str, role: str = "receiving_spo") -> int:
     """Receiving practitioner or SPO: challenge the transfer about risk, before completion. The
     receiving SPO settles it (upheld: a refusal; or withdrawn), and completion waits meanwhile."""
-    return services.challenge(reference, concern, raised_by, role)
+    try:
+        return services.challenge(reference, concern, raised_by, role)
+    finally:
+        forget_free_text(reference, raised_by=raised_by, role=role)
 
 
 @flow(name="dispute-refusal", flow_run_name="dispute-{reference}")
 def dispute_refusal(reference: str, grounds: str, disputed_by: str) -> str:
     """Transferring SPO: dispute a refusal within the period set in config; the head of the
     receiving PDU confirms it or orders the transfer to proceed."""
-    return services.dispute(reference, grounds, disputed_by)
+    try:
+        return services.dispute(reference, grounds, disputed_by)
+    finally:
+        forget_free_text(reference, disputed_by=disputed_by)
 
 
 @flow(name="correct-done-date", flow_run_name="correct-{reference}-{step}")
 def correct_done_date(reference: str, step: str, done_on: dt.date, reason: str, corrected_by: str) -> str:
     """Correct the day a recorded step or action was done; the history keeps the original."""
-    was = transfers.correct(reference, step, done_on, reason, corrected_by)
+    try:
+        was = transfers.correct(reference, step, done_on, reason, corrected_by)
+    finally:
+        forget_free_text(reference, step=step, done_on=done_on.isoformat(), corrected_by=corrected_by)
     return f"{reference} {step}: done on {done_on} (was {was})"
 
 
 @flow(name="withdraw-transfer", flow_run_name="withdraw-{reference}")
 def withdraw_transfer(reference: str, reason: str, withdrawn_by: str) -> None:
     """Withdraw a transfer at any step."""
-    services.withdraw(reference, reason, withdrawn_by)
+    try:
+        services.withdraw(reference, reason, withdrawn_by)
+    finally:
+        forget_free_text(reference, withdrawn_by=withdrawn_by)
     get_run_logger().info("%s withdrawn by %s", reference, withdrawn_by)
 
 
@@ -45,7 +65,10 @@ def escalate_concern(reference: str, concern: str, raised_by: str) -> int:
     """Escalate a concern about progress to the SPO at any step, and tell both sides' SPOs now."""
     from tasks import notices
 
-    n = transfers.escalate(reference, concern, raised_by)
+    try:
+        n = transfers.escalate(reference, concern, raised_by)
+    finally:
+        forget_free_text(reference, raised_by=raised_by)
     # This run is the one the escalation started: it sends the notice itself.
     get_run_logger().info(notices.send_notices(reference, f"escalated:{n}").line())
     return n

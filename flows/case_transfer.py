@@ -57,19 +57,28 @@ def reject_answer(reference: str, step: str, attempt: int, message: str, actor: 
     transfers.record_rejection(reference, step, attempt, message, actor, flow_run_id=str(flow_run.id))
 
 
-def raise_once(form: TransferForm, request_key: str) -> str:
+def raise_once(form: TransferForm, request_key: str, prefix: str = "transfer") -> str:
     """The run's NSI: registered by the task on the run's first start, read back on every resume
-    after (a resumed run starts again from the top, and a task run per resume adds up)."""
-    return transfers.registered(request_key) or raise_nsi(form, request_key, str(flow_run.id))
+    after (a resumed run starts again from the top, and a task run per resume adds up).
+
+    A run started with the form (the UI's Run form on this deployment, older callers) then drops
+    it: its parameters become the reference, and its name transfer-<reference>, so Prefect keeps
+    no copy of the person's details and a re-run picks the NSI up by reference."""
+    reference = transfers.registered(request_key) or raise_nsi(form, request_key, str(flow_run.id))
+    engine.forget_parameters(str(flow_run.id), {"reference": reference}, name=f"{prefix}-{reference}", tags=[reference])
+    return reference
 
 
 def transfer_run_name() -> str:
+    """transfer-CT000001: the reference only (an LAO case's run must not carry even its CRN).
+    A run started with a form (runs from before the reference was the parameter) is named for
+    its CRN unless the case is LAO."""
     params = flow_run.parameters
     if params.get("reference"):
         return f"transfer-{params['reference']}"
-    form = params["form"]
-    crn = form["crn"] if isinstance(form, dict) else form.crn
-    return f"transfer-{crn}"
+    form = params.get("form") or {}
+    crn, lao = (form.get("crn"), form.get("lao")) if isinstance(form, dict) else (form.crn, form.lao)
+    return "transfer-restricted" if lao else f"transfer-{crn}"
 
 
 def describe(reference: str, step: str, form_cls: type[StepForm], note: str | None) -> str:
@@ -77,7 +86,9 @@ def describe(reference: str, step: str, form_cls: type[StepForm], note: str | No
     policy = transfers.policy_of(reference)
     codes = {r.code for r in policy.rules_for_step(step)} | {step}
     due = next((a.due_on for a in view.actions if a.status == "open" and a.code in codes), None)
-    who = view.crn if view.lao else f"{view.name} ({view.crn})"
+    # The description is stored in Prefect: the reference and the CRN only, never the name; an
+    # LAO case's says it is restricted and shows not even the CRN.
+    who = "Restricted (LAO)" if view.lao else view.crn
     lines = [
         f"### {reference}: {registry.spec_for(step, policy).title}",
         f"{who}, {view.transferring} → {view.receiving}.",
@@ -116,18 +127,28 @@ def wait_for_answer(reference: str, step: str, key: str, waiting_status: str | N
         except (FormError, transfers.StepRefused) as exc:
             closed = transfers.nsi_status(reference)[0]
             if closed in transfers.CLOSED and (sequential or not _still_open(reference, step)):
+                forget_answer(f"{key}-{attempt}")
                 return closed
             rejection = str(exc)
             note = f"**The last answer was not accepted.** {rejection}"
-            logger.warning("%s: %s answer rejected: %s", reference, step, rejection)
+            # The reason may quote what was typed: it goes to the store and the form, not the log.
+            logger.warning("%s: %s answer rejected (the reason is in the NSI's history)", reference, step)
             reject_answer(reference, step, attempt, rejection, data.get("recorded_by") or "unknown")
+            forget_answer(f"{key}-{attempt}")
             continue
+        forget_answer(f"{key}-{attempt}")  # the store holds it now: Prefect keeps no copy
         if step in transfers.recorded_steps(reference) or status in transfers.CLOSED:
             logger.info("%s: %s recorded by %s", reference, step.replace("_", " "), data.get("recorded_by"))
             return status
-        event, detail = transfers.last_attempt(reference, step) or ("asked again", "")
-        note = f"**Asked again: {event}.** {detail}"
-        logger.warning("%s: %s %s: %s", reference, step.replace("_", " "), event, detail)
+        event, _detail = transfers.last_attempt(reference, step) or ("asked again", "")
+        # The detail may be free text from the answer: the store and `status` show it, not Prefect.
+        note = f"**Asked again: {event}.** `casetransfer status {reference}` shows why."
+        logger.warning("%s: %s %s (the detail is in the NSI's history)", reference, step.replace("_", " "), event)
+
+
+def forget_answer(pause_key: str) -> None:
+    """Delete this run's input that carried the answer to `pause_key` (see engine.forget_answer)."""
+    engine.forget_answer(str(flow_run.id), pause_key)
 
 
 def _still_open(reference: str, step: str) -> bool:

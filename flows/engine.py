@@ -289,3 +289,66 @@ def resume_if_paused(flow_run_id: str, older_than_seconds: float) -> bool:
     except (NotPausedError, RuntimeError, PrefectHTTPStatusError):
         return False
     return True
+
+
+def forget_parameters(flow_run_id: str, keep: dict | None = None, name: str | None = None, tags: list[str] | None = None) -> None:
+    """Replace a run's parameters with `keep` (references only): what someone typed into the UI's
+    Run form (a transfer form, a concern, a reason) has been stored, and Prefect keeps no copy.
+    Optionally rename it (raise-CT000001) and tag it with the reference, so retention finds it."""
+    with get_client(sync_client=True) as client:
+        if tags:  # an update replaces the tags: keep the deployment's
+            tags = list(dict.fromkeys([*client.read_flow_run(UUID(flow_run_id)).tags, *tags]))
+        client.update_flow_run(UUID(flow_run_id), parameters=dict(keep or {}), name=name, tags=tags)
+
+
+def forget_answer(flow_run_id: str, pause_key: str) -> None:
+    """Delete the run input that carried an answer to the pause `pause_key`, once the store holds
+    it (or has recorded its rejection). The form's schema and description stay: they hold the
+    reference and the step only. A missing input (deleted by a re-run before) is fine."""
+    from prefect.input.run_input import keyset_from_base_key
+
+    key = keyset_from_base_key(f"suspended-{pause_key}")["response"]
+    with get_client(sync_client=True) as client:
+        try:
+            client.delete_flow_run_input(UUID(flow_run_id), key)
+        except ObjectNotFound:
+            pass
+        except PrefectHTTPStatusError as exc:
+            if exc.response.status_code != 404:
+                raise
+
+
+def delete_runs(flow_run_ids: list[str], named_for: str | None = None) -> int:
+    """Delete flow runs (their states, task runs, inputs and artifacts go with them) and, with
+    `named_for`, every other run named or tagged for that NSI (its raise, admin and dispute runs).
+    A run already gone counts as deleted. Returns how many were deleted now."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, FlowRunFilterTags
+
+    from tasks.privacy import belongs_to
+
+    ids = {UUID(i) for i in flow_run_ids}
+    deleted = 0
+    with get_client(sync_client=True) as client:
+        if named_for:
+            for run_filter in (
+                FlowRunFilter(tags=FlowRunFilterTags(all_=[named_for])),
+                FlowRunFilter(name=FlowRunFilterName(like_=named_for)),
+            ):
+                ids |= {r.id for r in client.read_flow_runs(flow_run_filter=run_filter, limit=200) if belongs_to(r.name, named_for)
+                        or named_for in (r.tags or [])}  # fmt: skip
+        if ids:  # artifacts outlive their run on the server: the Action List goes first
+            from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+            artifact_filter = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=list(ids)))
+            for artifact in client.read_artifacts(artifact_filter=artifact_filter, limit=1000):
+                try:
+                    client.delete_artifact(artifact.id)
+                except ObjectNotFound:
+                    pass
+        for run_id in ids:
+            try:
+                client.delete_flow_run(run_id)
+                deleted += 1
+            except ObjectNotFound:
+                pass
+    return deleted

@@ -22,29 +22,35 @@ from tasks.temporary_moves import SUPPORTING, as_temporary_move
 
 
 def move_run_name() -> str:
-    form = flow_run.parameters["form"]
-    crn = form["crn"] if isinstance(form, dict) else form.crn
-    return f"move-{crn}"
+    """move-TM000001: the reference only (see case_transfer.transfer_run_name)."""
+    params = flow_run.parameters
+    if params.get("reference"):
+        return f"move-{params['reference']}"
+    form = params.get("form") or {}
+    crn, lao = (form.get("crn"), form.get("lao")) if isinstance(form, dict) else (form.crn, form.lao)
+    return "move-restricted" if lao else f"move-{crn}"
 
 
 @task(name="register-case-transfer", **STORE)
 def register_case_transfer(reference: str) -> dict:
     """The Case Transfer this move becomes, registered once (key convert-<reference>)."""
     c = conversion.prepare(reference)
-    return {"new_reference": c.new_reference, "request_key": c.request_key, "profile": c.profile, "crn": c.crn,
-            "form": c.form, "actor": c.actor}  # fmt: skip
+    # References only: a task's return value is persisted as its result.
+    return {"new_reference": c.new_reference, "request_key": c.request_key, "profile": c.profile, "actor": c.actor}
 
 
 @task(name="start-case-transfer", **STORE)
 def start_case_transfer(c: dict) -> str:
-    """Start its case-transfer run; the same idempotency key on a re-run returns the same run."""
+    """Start its case-transfer run; the same idempotency key on a re-run returns the same run.
+    The store already holds the new NSI: the run takes its reference, never the form."""
     run_id = engine.start_run(
         get_settings().case_transfer_deployment,
-        {"form": c["form"], "request_key": c["request_key"]},
-        f"transfer-{c['crn']}",
+        {"reference": c["new_reference"]},
+        f"transfer-{c['new_reference']}",
         # The Case Transfer follows the policy its Temporary Move followed.
         job_variables={"env": {"CASETRANSFER_PROFILE": c["profile"]}},
         idempotency_key=c["request_key"],
+        tags=[c["new_reference"]],
     )
     transfers.set_flow_run(c["new_reference"], run_id)
     return run_id
@@ -56,17 +62,20 @@ def close_converted(reference: str, new_reference: str, actor: str) -> str:
 
 
 @flow(name="temporary-move", flow_run_name=move_run_name, persist_result=True, log_prints=True)
-def temporary_move(form: TransferForm, request_key: str | None = None) -> str:
-    """Raise a Temporary Move and follow it: support contact, supporting period, outcome.
+def temporary_move(form: TransferForm | None = None, request_key: str | None = None, reference: str | None = None) -> str:
+    """Follow a Temporary Move: support contact, supporting period, outcome.
 
     Args:
-        form: The Temporary Move form (nsi_type temporary_move, with the temporary reason and
-            the expected return date).
+        form: Leave empty (raise with the raise-transfer deployment). A form given here is
+            stored, then removed from this run.
         request_key: Leave empty. Set when the NSI is already stored (imported from a
             region's legacy tracker), so the run picks that NSI up.
+        reference: The NSI, e.g. TM000001, already stored by raise-transfer or the CLI.
     """
-    form = as_temporary_move(form)
-    reference = raise_once(form, request_key or str(flow_run.id))
+    if reference is None:
+        if form is None:
+            raise ValueError("reference: give the NSI's reference (raise a move with raise-transfer)")
+        reference = raise_once(as_temporary_move(form), request_key or str(flow_run.id), prefix="move")
     status = drive_steps(reference, TEMPORARY_MOVE_STEPS, waiting_status={"outcome": SUPPORTING})
     if conversion.pending_conversion(reference):
         c = register_case_transfer(reference)

@@ -815,14 +815,13 @@ def start_imported_runs(per_minute: float, url: str | None = None, limit: int | 
     settings = get_settings()
     started: list[str] = []
     gap = 60.0 / per_minute if per_minute > 0 else 0.0
-    for reference, nsi_type, key in imported_without_run(url, limit):
+    for reference, nsi_type, _key in imported_without_run(url, limit):
         t0 = time.monotonic()
         profile = transfers.policy_of(reference, url).profile
         job = {"env": {"CASETRANSFER_PROFILE": profile}}
         if nsi_type == NsiType.temporary_move.value:
-            with UnitOfWork(url) as uow:
-                form = uow.session.scalar(select(Nsi.form).where(Nsi.reference == reference))
-            run_id = engine.start_run(settings.temporary_move_deployment, {"form": form, "request_key": key},
+            # By reference, as every run: Prefect never holds the person's form (issue 17).
+            run_id = engine.start_run(settings.temporary_move_deployment, {"reference": reference},
                                       f"move-{reference}", job, idempotency_key=f"import-run:{reference}", tags=[reference])  # fmt: skip
             transfers.set_flow_run(reference, run_id, url)
         else:

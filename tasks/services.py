@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from typing import Any
 
+from tasks import privacy, transfers
 from tasks import steps as registry
-from tasks import transfers
 from tasks.form import TransferForm
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,19 @@ def raise_transfer(form: TransferForm, job_variables: dict | None = None) -> tup
         settings.temporary_move_deployment if form.nsi_type is NsiType.temporary_move else settings.case_transfer_deployment
     )
     prefix = "move" if form.nsi_type is NsiType.temporary_move else "transfer"
-    flow_run_id = engine.start_run(deployment, {"form": form.model_dump(mode="json")}, f"{prefix}-{form.crn}", job_variables)
-    reference = transfers.register_nsi(form, flow_run_id, placement=placement, flow_run_id=flow_run_id, profile=profile)
+    # The store takes the form first; the run gets the reference only, so Prefect never holds a
+    # copy of the person's details, and its name carries the reference (not even the CRN: LAO).
+    request_key = f"raise:{uuid.uuid4()}"  # unique: a reference alone recurs across stores (tests, a rebuilt store)
+    reference = transfers.register_nsi(form, request_key, placement=placement, profile=profile)
+    try:
+        flow_run_id = engine.start_run(
+            deployment, {"reference": reference}, f"{prefix}-{reference}", job_variables,
+            idempotency_key=request_key, tags=[reference],
+        )  # fmt: skip
+    except BaseException:
+        privacy.forget_unstarted(reference)  # nothing half-stored: an NSI no run drives is removed
+        raise
+    transfers.set_flow_run(reference, flow_run_id)
     notify(reference, "raised")  # the receiving PDU's allocation clock has started
     return reference, flow_run_id
 

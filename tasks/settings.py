@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     wake_timeout_seconds: float = 120.0
     # recover re-sends a wake-up to a transfer's run suspended this long with a change it has not read.
     wake_resend_seconds: float = 60.0
+    # Days after a transfer closes before its flow runs are deleted from Prefect (prefect-retention).
+    prefect_run_retention_days: int = Field(default=30, ge=0)
+    # How long the store keeps a closed NSI's record. Stated, not enforced here (README).
+    store_retention_years: int = Field(default=7, ge=1)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):  # type: ignore[no-untyped-def,override]

@@ -42,7 +42,7 @@ def test_a_temporary_move_supports_while_the_transferring_practitioner_stays_res
     reference = raise_form(tmp_path, crn="M200001", **TM)
     assert reference.startswith("TM")
     flow_run_id = transfers.status_of(reference).flow_run_id
-    assert flow_run_id and run_name(prefect_stack, flow_run_id) == "move-M200001"
+    assert flow_run_id and run_name(prefect_stack, flow_run_id) == f"move-{reference}"
     wait_for(status_is(reference, "awaiting_support_allocation", "support_allocation"), what="the support allocation")
     assert "status supporting" in cli("record", reference, "support_allocation", *SUPPORT).stdout
     wait_for(status_is(reference, "supporting", "outcome"), what="the supporting period")
@@ -104,19 +104,19 @@ def test_a_move_raised_from_the_ui_and_converted_starts_one_linked_case_transfer
     wait_for(lambda: any(t.task == "allocation" and t.flow_run_id for t in transfers.status_of(new.reference).tasks),
              what="the case-transfer run to open allocation")  # fmt: skip
     new_run = transfers.status_of(new.reference).flow_run_id
-    assert new_run and new_run != flow_run_id and run_name(prefect_stack, new_run) == "transfer-M200002"
+    assert new_run and new_run != flow_run_id and run_name(prefect_stack, new_run) == f"transfer-{new.reference}"
 
     # Starting it again under the same key gives the same run; re-running the move's flow
     # from the top (as recovery would) starts nothing new.
     with prefect_api(prefect_stack), get_client(sync_client=True) as client:
         parameters = client.read_flow_run(UUID(new_run)).parameters
-        assert parameters["request_key"] == f"convert-{reference}" and parameters["form"]["nsi_type"] == "case_transfer"
+        assert parameters == {"reference": new.reference}  # the store holds the form; Prefect the reference
         again = engine.start_run("case-transfer/case-transfer", parameters, idempotency_key=f"convert-{reference}")
         assert again == new_run
         client.set_flow_run_state(UUID(flow_run_id), Scheduled(message="re-run from the top"), force=True)
     wait_for(lambda: state_of(prefect_stack, flow_run_id) == "COMPLETED", what="the re-run to complete")
     with prefect_api(prefect_stack), get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["transfer-M200002"])))
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[f"transfer-{new.reference}"])))
     assert [str(r.id) for r in runs] == [new_run]
     assert transfers.status_of(reference).converted_to == new.reference
 
