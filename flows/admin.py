@@ -147,7 +147,6 @@ def wake_unseen(older_than_seconds: float) -> list[str]:
 def _heartbeat_within(flow_run_id: str, seconds: float) -> bool:
     """Did the run send Prefect's heartbeat event in the last `seconds`? (A live run sends one
     every run_heartbeat_seconds, from a thread of its own, whatever its flow is doing.)"""
-    import httpx
 
     since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds)
     event_filter = {
@@ -155,7 +154,13 @@ def _heartbeat_within(flow_run_id: str, seconds: float) -> bool:
         "resource": {"id": [f"prefect.flow-run.{flow_run_id}"]},
         "occurred": {"since": since.isoformat()},
     }
-    response = httpx.post(f"{engine.api_url()}/events/filter", json={"filter": event_filter, "limit": 1}, timeout=30)
+    from prefect.settings import PREFECT_API_AUTH_STRING
+
+    from flows.stack import api_client
+
+    auth = PREFECT_API_AUTH_STRING.value()
+    with api_client(engine.api_url() or "", auth.get_secret_value() if hasattr(auth, "get_secret_value") else auth) as http:
+        response = http.post("/events/filter", json={"filter": event_filter, "limit": 1})
     response.raise_for_status()
     return bool(response.json().get("events"))
 

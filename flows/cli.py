@@ -630,6 +630,9 @@ def main() -> None:
         os.environ["PREFECT_API_URL"] = settings.prefect_api_url
     os.environ.setdefault("PREFECT_HOME", str(settings.data_dir / "prefect"))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from flows.production import authenticate_cli
+
+    authenticate_cli()  # the production profile's API servers ask for basic auth
     try:
         app()
     except KeyboardInterrupt:

@@ -158,6 +158,35 @@ def _with_redis_db(url: str, db: int) -> str:
     return urlunsplit(parts._replace(path=f"/{db}"))
 
 
+AUTH_USER = "casetransfer"
+AUTH_ENV = "CASETRANSFER_API_AUTH_STRING"  # "user:password", given by the operator
+AUTH_FILE_ENV = "CASETRANSFER_API_AUTH_FILE"  # a file holding it (a secret mounted by the platform)
+
+
+def api_credential(default_file: Path) -> tuple[str, str]:
+    """The basic-auth credential ("user:password") for every API server, and where it came from:
+    the environment (CASETRANSFER_API_AUTH_STRING), a file named by CASETRANSFER_API_AUTH_FILE,
+    or `default_file`, generated on first use (readable by this user only). The value itself
+    is never printed, logged or written anywhere else (not prefect.yaml, not the README)."""
+    import secrets
+
+    if value := os.environ.get(AUTH_ENV, "").strip():
+        source = f"${AUTH_ENV}"
+    else:
+        path = Path(os.environ.get(AUTH_FILE_ENV) or default_file)
+        if not path.exists():
+            if os.environ.get(AUTH_FILE_ENV):
+                raise RuntimeError(f"{AUTH_FILE_ENV}: {path} does not exist")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{AUTH_USER}:{secrets.token_urlsafe(32)}\n")
+        value, source = path.read_text().strip(), str(path)
+    if ":" not in value or not value.split(":", 1)[1]:
+        raise RuntimeError(f"the API credential from {source}: must be user:password")
+    return value, source
+
+
 def production_stack(
     home: Path,
     port: int,
@@ -166,6 +195,7 @@ def production_stack(
     start: str = "prefork",
     redis_url: str | None = DEFAULT_REDIS,
     engine_port: int | None = None,
+    auth_string: str | None = None,
 ) -> Stack:
     """A Stack whose server runs on PostgreSQL and whose workers and flow runs use the PostgreSQL
     store. With `redis_url` (the default), in Prefect's multi-server layout: the API for people on
@@ -187,6 +217,7 @@ def production_stack(
         prefork=start == "prefork",
         redis_url=redis_url,
         engine_port=engine_port,
+        auth_string=auth_string,
     )
 
 
@@ -199,9 +230,11 @@ def start_production(
     start: str = "prefork",
     redis_url: str | None = DEFAULT_REDIS,
     engine_port: int | None = None,
+    auth_string: str | None = None,
 ) -> Stack:
     """Create the databases if missing, migrate the store, start the server, register the
-    deployments and start `workers` workers. The caller stops the stack."""
+    deployments and start `workers` workers. The caller stops the stack. With `auth_string`
+    every API server asks for it (basic auth, CSRF on) and every worker gives it."""
     from tasks.store.migrate import upgrade
 
     if workers < 1:
@@ -209,7 +242,7 @@ def start_production(
     ensure_database(urls.prefect)
     ensure_database(urls.store)
     upgrade(urls.store)
-    stack = production_stack(home, port, urls, env, start, redis_url, engine_port)
+    stack = production_stack(home, port, urls, env, start, redis_url, engine_port, auth_string)
     try:
         stack.start_server(timeout=180)  # a new database is migrated first, which takes a while
         stack.deploy()
@@ -243,7 +276,10 @@ def bring_up_production(
     say(f"postcode index: {build_index()}")
 
     engine_port = engine_port or port + 1
-    stack = production_stack(settings.data_dir / "prefect-production", port, urls, redis_url=redis, engine_port=engine_port)
+    home = settings.data_dir / "prefect-production"
+    auth_string, auth_source = api_credential(auth_file(home))
+    say(f"API credential: basic auth from {auth_source}; CSRF protection on")
+    stack = production_stack(home, port, urls, redis_url=redis, engine_port=engine_port, auth_string=auth_string)
     saved = json.loads(_state_file().read_text()) if _state_file().exists() else {}
     try:
         answering = httpx.get(f"{stack.api_url}/health", timeout=2).status_code == 200
@@ -270,7 +306,26 @@ def bring_up_production(
     say("Point the CLI (and workers on other machines) at this profile:")
     say(f"  export PREFECT_API_URL={stack.api_url}")
     say(f"  export CASETRANSFER_DATABASE_URL={_hide_password(urls.store)}")
+    say(f"  the CLI reads the API credential from {auth_source}; elsewhere set PREFECT_API_AUTH_STRING from it")
     say("Stop it with: casetransfer down-production")
+
+
+def auth_file(home: Path | None = None) -> Path:
+    """Where up-production keeps the credential it generated (next to the profile's Prefect home)."""
+    return (home or get_settings().data_dir / "prefect-production") / "api-auth"
+
+
+def authenticate_cli() -> None:
+    """The CLI on the machine that runs the production profile: give Prefect's client the
+    credential up-production uses, unless PREFECT_API_AUTH_STRING already says one. Read into
+    this process's environment only."""
+    if os.environ.get("PREFECT_API_AUTH_STRING"):
+        return
+    if os.environ.get(AUTH_ENV) or os.environ.get(AUTH_FILE_ENV) or auth_file().exists():
+        try:
+            os.environ["PREFECT_API_AUTH_STRING"] = api_credential(auth_file())[0]
+        except (OSError, RuntimeError):
+            return  # the server will answer 401, and the CLI says so
 
 
 def take_down_production(say: Say) -> None:

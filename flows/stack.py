@@ -115,6 +115,9 @@ class Stack:
     # `port`, nice 0) and the steps themselves (`worker_nice`). When the CPU is short, a person
     # listing transfers in the UI is answered first, the bookkeeping of steps next.
     engine_nice: int = 0
+    # Basic auth ("user:password") on every API server, with CSRF protection on; every child
+    # (deploy, workers, their flow runs) authenticates with it. Never logged or written to a file here.
+    auth_string: str | None = field(default=None, repr=False)
     server: subprocess.Popen | None = None
     engine_server: subprocess.Popen | None = None
     services: subprocess.Popen | None = None
@@ -165,8 +168,16 @@ class Stack:
             }
         )
         env.update(self.env)
+        if self.auth_string:
+            env["PREFECT_API_AUTH_STRING"] = self.auth_string
         env.update(extra or {})
         return env
+
+    def auth_server_env(self) -> dict[str, str]:
+        """The servers' side of auth: the credential, and CSRF protection for the UI's session."""
+        if not self.auth_string:
+            return {}
+        return {"PREFECT_SERVER_API_AUTH_STRING": self.auth_string, "PREFECT_SERVER_CSRF_PROTECTION_ENABLED": "true"}
 
     def _log(self, name: str):  # type: ignore[no-untyped-def]
         log_dir = self.log_dir or self.home / "logs"
@@ -176,7 +187,7 @@ class Stack:
     def start_server(self, timeout: float = 90.0) -> None:
         """Start the server (in the multi-server layout: the API servers and the services)."""
         self.home.mkdir(parents=True, exist_ok=True)
-        env = self.child_env({**self.server_env, **self.messaging_env()})
+        env = self.child_env({**self.server_env, **self.messaging_env(), **self.auth_server_env()})
         split = self.redis_url is not None
         # The first API server migrates a new database; the others start once it answers.
         self.server = self._start_prefect("server", env, "server", "start", *self._api_args(self.port, split))
@@ -249,14 +260,15 @@ class Stack:
         result = self.run_prefect("--no-prompt", "deploy", "--all", check=False)
         if result.returncode != 0:
             raise RuntimeError(f"prefect deploy failed:\n{result.stdout}\n{result.stderr}")
-        ensure_automations(self.api_url)
+        ensure_automations(self.api_url, self.auth_string)
 
     def _set_engine_command(self, command: str) -> None:
         from prefect.workers.process import ProcessWorker
 
         template = ProcessWorker.get_default_base_job_template()
         template["variables"]["properties"]["command"]["default"] = command
-        httpx.patch(f"{self.api_url}/work_pools/{POOL}", json={"base_job_template": template}, timeout=30).raise_for_status()
+        with api_client(self.api_url, self.auth_string) as http:
+            _send(http, "PATCH", f"/work_pools/{POOL}", json={"base_job_template": template})
 
     def worker_command(self, name: str, pool: str = POOL) -> list[str]:
         """The command that runs a worker for `pool` (under the warm-fork launcher with `prefork`)."""
@@ -377,10 +389,26 @@ def _send(http: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Res
     raise AssertionError("unreachable")
 
 
-def ensure_automations(api_url: str) -> list[str]:
+def api_client(api_url: str, auth_string: str | None = None) -> httpx.Client:
+    """A plain HTTP client for the API that authenticates as Prefect's own client does: basic auth
+    with `auth_string` ("user:password"), and the CSRF token a server with protection on asks for
+    on every request that changes something."""
+    import uuid
+
+    auth = tuple(auth_string.split(":", 1)) if auth_string else None
+    http = httpx.Client(base_url=api_url, timeout=30, auth=auth)  # type: ignore[arg-type]
+    if auth_string:
+        client_id = str(uuid.uuid4())
+        token = http.get("/csrf-token", params={"client": client_id})
+        if token.status_code == 200:  # 422: this server has CSRF protection off
+            http.headers.update({"Prefect-Csrf-Token": token.json()["token"], "Prefect-Csrf-Client": client_id})
+    return http
+
+
+def ensure_automations(api_url: str, auth_string: str | None = None) -> list[str]:
     """Create or update (by name) the dead-worker automations; returns their ids. Needs the
     recover-transfers deployment, so it runs after the deployments are registered."""
-    with httpx.Client(base_url=api_url, timeout=30) as http:
+    with api_client(api_url, auth_string) as http:
         response = _send(http, "GET", f"/deployments/name/{RECOVER_DEPLOYMENT}")
         ids = []
         for automation in dead_worker_automations(response.json()["id"]):

@@ -61,17 +61,24 @@ def production_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Produ
         "CASETRANSFER_OUTBOX": str(base / "outbox"),
     }
     redis_url = claim_redis_db()
+    # Locked doors, as up-production runs it: every fault below is survived with auth and CSRF on.
+    auth_string = f"casetransfer:{uuid.uuid4().hex}"
     try:
         stack = start_production(
-            base / "prefect", free_port(), urls, workers=2, env=env, redis_url=redis_url, engine_port=free_port()
-        )
+            base / "prefect", free_port(), urls, workers=2, env=env, redis_url=redis_url, engine_port=free_port(),
+            auth_string=auth_string,
+        )  # fmt: skip
     except Exception as exc:  # pragma: no cover - CI starts PostgreSQL and Redis
         for url in (urls.prefect, urls.store):
             drop_database(url)
         release_redis_db(redis_url)
         pytest.fail(f"the production profile did not start: {exc}")
     try:
-        yield Production(stack=stack, store_url=urls.store, env={**env, "CASETRANSFER_DATABASE_URL": urls.store})
+        yield Production(
+            stack=stack,
+            store_url=urls.store,
+            env={**env, "CASETRANSFER_DATABASE_URL": urls.store, "PREFECT_API_AUTH_STRING": auth_string},
+        )
     finally:
         stack.stop()
         for url in (urls.prefect, urls.store):
@@ -82,7 +89,7 @@ def production_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Produ
 @pytest.fixture
 def prod(production_stack: Production, monkeypatch: pytest.MonkeyPatch) -> Iterator[Production]:
     """Point this process (and the CLI subprocesses it starts) at the production stack for one test."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
     for key, value in production_stack.env.items():
         monkeypatch.setenv(key, value)
@@ -90,7 +97,8 @@ def prod(production_stack: Production, monkeypatch: pytest.MonkeyPatch) -> Itera
     monkeypatch.setenv("PREFECT_HOME", str(production_stack.stack.home))
     _clear_caches()
     # Prefect reads its settings once per process; the CLI subprocesses read the environment.
-    with temporary_settings({PREFECT_API_URL: production_stack.stack.api_url}):
+    auth = production_stack.env["PREFECT_API_AUTH_STRING"]
+    with temporary_settings({PREFECT_API_URL: production_stack.stack.api_url, PREFECT_API_AUTH_STRING: auth}):
         yield production_stack
     while len(production_stack.stack.workers) < 2:  # leave two workers for the next test
         production_stack.stack.start_worker(f"worker-{uuid.uuid4().hex[:4]}")
@@ -435,3 +443,23 @@ def test_a_transfer_left_waiting_without_its_form_is_given_it_back_by_recover(pr
     wait_for(suspended_at(reference, "address_assessment"), what="the tasks after allocation", timeout=180)
     assert_recorded_exactly_once(reference)
     cli("withdraw", reference, "--reason", "test finished", "--by", "Sam")
+
+
+def test_the_api_servers_answer_401_without_the_credential_and_never_write_it_down(prod):
+    """A data endpoint without the credential: 401 on the API for people and on the workers'
+    one; the health check is exempt; with it, answered. The credential is in no log and not in
+    prefect.yaml, while the workers (which authenticate) keep running transfers in the tests above."""
+    import httpx
+
+    auth = prod.env["PREFECT_API_AUTH_STRING"]
+    for api in (prod.stack.api_url, prod.stack.engine_api_url):
+        assert httpx.post(f"{api}/flow_runs/filter", json={"limit": 1}, timeout=30).status_code == 401
+        wrong = httpx.post(f"{api}/flow_runs/filter", json={"limit": 1}, auth=("casetransfer", "guess"), timeout=30)
+        assert wrong.status_code == 401
+        assert httpx.get(f"{api}/health", timeout=30).status_code == 200
+        user, password = auth.split(":", 1)
+        # A read with the credential is answered; a change also needs the CSRF token (the client fetches one).
+        assert httpx.post(f"{api}/flow_runs/filter", json={"limit": 1}, auth=(user, password), timeout=30).status_code == 200
+    logs = [p for p in (prod.stack.home / "logs").rglob("*") if p.is_file()]
+    assert logs and not [p for p in logs if auth.split(":", 1)[1] in p.read_text(errors="replace")]
+    assert auth.split(":", 1)[1] not in (ROOT / "prefect.yaml").read_text()
