@@ -140,10 +140,22 @@ def wait_for_answer(reference: str, step: str, key: str, waiting_status: str | N
         if step in transfers.recorded_steps(reference) or status in transfers.CLOSED:
             logger.info("%s: %s recorded by %s", reference, step.replace("_", " "), data.get("recorded_by"))
             return status
-        event, _detail = transfers.last_attempt(reference, step) or ("asked again", "")
-        # The detail may be free text from the answer: the store and `status` show it, not Prefect.
-        note = f"**Asked again: {event}.** `casetransfer status {reference}` shows why."
+        event, detail = transfers.last_attempt(reference, step) or ("asked again", "")
+        # The detail may quote the answer's free text (a stay's evidence): the store and `status`
+        # show that, the form in Prefect only the policy's words around it.
+        note = f"**Asked again: {event}.** {without_free_text(detail, data)}"
         logger.warning("%s: %s %s (the detail is in the NSI's history)", reference, step.replace("_", " "), event)
+
+
+FREE_TEXT_FIELDS = ("notes", "evidence", "receiving_responsibilities", "home_responsibilities")
+
+
+def without_free_text(text: str, answer: dict) -> str:
+    """`text` with whatever the answer's free-text fields said replaced by a pointer to the record."""
+    for name in FREE_TEXT_FIELDS:
+        if isinstance(value := answer.get(name), str) and value.strip():
+            text = text.replace(value.strip(), "(in the NSI's history: `casetransfer status`)")
+    return text
 
 
 def forget_answer(pause_key: str) -> None:
@@ -195,7 +207,10 @@ def open_tasks(reference: str) -> transfers.Progress:
             key=f"{registry.wait_key(t.task, t.round)}-{transfers.step_attempts(progress.reference, t.task)}",
             form=form_cls.with_initial_data(description=describe(progress.reference, t.task, form_cls, None)),
             timeout_seconds=policy.suspend_timeout_days * 86400,
-            idempotency_key=f"{progress.reference}:{t.task}:{t.round}",
+            # Keyed by this run too: a re-run of it opens nothing twice, and a reference that
+            # recurs on the same server (another store: a test's, a rebuilt one) never finds
+            # another NSI's task run.
+            idempotency_key=f"{flow_run.id}:{progress.reference}:{t.task}:{t.round}",
             tags=[progress.reference, f"owner:{t.owner_role}"],
             job_variables=_forwarded_env(),
         )
