@@ -340,11 +340,12 @@ def delete_runs(flow_run_ids: list[str], named_for: str | None = None) -> int:
             from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
             artifact_filter = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=list(ids)))
-            for artifact in client.read_artifacts(artifact_filter=artifact_filter, limit=1000):
-                try:
-                    client.delete_artifact(artifact.id)
-                except ObjectNotFound:
-                    pass
+            while batch := client.read_artifacts(artifact_filter=artifact_filter, limit=200):  # the API's page limit
+                for artifact in batch:
+                    try:
+                        client.delete_artifact(artifact.id)
+                    except ObjectNotFound:
+                        pass
         for run_id in ids:
             try:
                 client.delete_flow_run(run_id)
