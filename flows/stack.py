@@ -14,7 +14,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -389,20 +390,19 @@ def _send(http: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Res
     raise AssertionError("unreachable")
 
 
-def api_client(api_url: str, auth_string: str | None = None) -> httpx.Client:
+@contextmanager
+def api_client(api_url: str, auth_string: str | None = None) -> Iterator[httpx.Client]:
     """A plain HTTP client for the API that authenticates as Prefect's own client does: basic auth
     with `auth_string` ("user:password"), and the CSRF token a server with protection on asks for
     on every request that changes something."""
-    import uuid
-
     auth = tuple(auth_string.split(":", 1)) if auth_string else None
-    http = httpx.Client(base_url=api_url, timeout=30, auth=auth)  # type: ignore[arg-type]
-    if auth_string:
-        client_id = str(uuid.uuid4())
-        token = http.get("/csrf-token", params={"client": client_id})
-        if token.status_code == 200:  # 422: this server has CSRF protection off
-            http.headers.update({"Prefect-Csrf-Token": token.json()["token"], "Prefect-Csrf-Client": client_id})
-    return http
+    with httpx.Client(base_url=api_url, timeout=30, auth=auth) as http:  # type: ignore[arg-type]
+        if auth_string:
+            client_id = str(uuid.uuid4())
+            token = http.get("/csrf-token", params={"client": client_id})
+            if token.status_code == 200:  # 422: this server has CSRF protection off
+                http.headers.update({"Prefect-Csrf-Token": token.json()["token"], "Prefect-Csrf-Client": client_id})
+        yield http
 
 
 def ensure_automations(api_url: str, auth_string: str | None = None) -> list[str]:
