@@ -446,20 +446,26 @@ def test_a_transfer_left_waiting_without_its_form_is_given_it_back_by_recover(pr
 
 
 def test_the_api_servers_answer_401_without_the_credential_and_never_write_it_down(prod):
-    """A data endpoint without the credential: 401 on the API for people and on the workers'
-    one; the health check is exempt; with it, answered. The credential is in no log and not in
-    prefect.yaml, while the workers (which authenticate) keep running transfers in the tests above."""
+    """Without the credential: 401 on a data endpoint (and on the CSRF token a client needs before
+    any POST), on the API for people and on the workers' one; a POST without both is refused before
+    it is read (CSRF answers 403 first). The health check is exempt; with the credential (and its
+    CSRF token, as Prefect's client fetches it) answered. The credential is in no log and not in
+    prefect.yaml, while the workers (which authenticate) ran every fault above."""
     import httpx
 
+    from flows.stack import api_client
+
     auth = prod.env["PREFECT_API_AUTH_STRING"]
+    password = auth.split(":", 1)[1]
     for api in (prod.stack.api_url, prod.stack.engine_api_url):
-        assert httpx.post(f"{api}/flow_runs/filter", json={"limit": 1}, timeout=30).status_code == 401
-        wrong = httpx.post(f"{api}/flow_runs/filter", json={"limit": 1}, auth=("casetransfer", "guess"), timeout=30)
+        assert httpx.get(f"{api}/deployments/name/case-transfer/case-transfer", timeout=30).status_code == 401
+        assert httpx.get(f"{api}/csrf-token", params={"client": "x"}, timeout=30).status_code == 401
+        wrong = httpx.get(f"{api}/csrf-token", params={"client": "x"}, auth=("casetransfer", "guess"), timeout=30)
         assert wrong.status_code == 401
+        assert httpx.post(f"{api}/flow_runs/filter", json={"limit": 1}, timeout=30).status_code in (401, 403)
         assert httpx.get(f"{api}/health", timeout=30).status_code == 200
-        user, password = auth.split(":", 1)
-        # A read with the credential is answered; a change also needs the CSRF token (the client fetches one).
-        assert httpx.post(f"{api}/flow_runs/filter", json={"limit": 1}, auth=(user, password), timeout=30).status_code == 200
+        with api_client(api, auth) as http:
+            assert http.post("/flow_runs/filter", json={"limit": 1}).status_code == 200
     logs = [p for p in (prod.stack.home / "logs").rglob("*") if p.is_file()]
-    assert logs and not [p for p in logs if auth.split(":", 1)[1] in p.read_text(errors="replace")]
-    assert auth.split(":", 1)[1] not in (ROOT / "prefect.yaml").read_text()
+    assert logs and not [p for p in logs if password in p.read_text(errors="replace")]
+    assert password not in (ROOT / "prefect.yaml").read_text()
