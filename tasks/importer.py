@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -503,9 +502,7 @@ def store_row(session: Session, good: GoodRow, source: str, today: dt.date, esta
     form = good.form
     policy = get_policy(form_profile())
     calendar = get_calendar(get_settings().calendar)
-    transferring_pdu, transferring_region, receiving_region = check_placement(
-        form, Placement(form.receiving_pdu_code or ""), policy
-    )
+    placed = check_placement(form, Placement(form.receiving_pdu_code or ""), policy)
     is_tm = form.nsi_type is NsiType.temporary_move
     shape = transfers.shape_for(form.nsi_type, policy)
     notified = form.raised_on or today
@@ -527,33 +524,17 @@ def store_row(session: Session, good: GoodRow, source: str, today: dt.date, esta
         done[first_step] = allocated_on
     clocks = Clocks(raised=notified, received=notified, move=move, reallocation=allocated_on)
     planned = plan_actions(Facts(form), clocks, policy, calendar, shape)
-    nsi = Nsi(
-        reference=f"new-{uuid.uuid4().hex[:16]}",  # replaced by the id-based reference below
-        request_key=good.key,
-        nsi_type=form.nsi_type.value,
-        profile=policy.profile,
-        status=transfers.AWAITING_ALLOCATION if shape == 2 else "raised",
-        shape_version=shape,
-        crn=form.crn,
-        name=form.name,
-        lao=form.lao,
-        rosh=form.rosh.value,
-        mappa_category=form.mappa_category,
-        mappa_level=form.mappa_level,
-        diversity_recorded=bool(form.diversity_needs),
-        raised_on=notified,
-        received_on=notified,
-        move_on=move,
-        due_on=transfer_due(notified, policy, calendar, form.nsi_type),
-        transferring_region_code=transferring_region,
-        transferring_pdu_code=transferring_pdu,
-        transferring_team_code=form.transferring_team_code,
-        transferring_practitioner=form.transferring_practitioner,
-        transferring_spo=form.transferring_spo,
-        receiving_region_code=receiving_region,
-        receiving_pdu_code=form.receiving_pdu_code,
-        form=form.model_dump(mode="json"),
-        responsible_officer=form.transferring_practitioner if is_tm else None,
+    nsi = transfers.new_nsi(
+        form,
+        good.key,
+        policy,
+        shape,
+        raised=notified,
+        received=notified,
+        move=move,
+        due=transfer_due(notified, policy, calendar, form.nsi_type),
+        placed=placed,
+        placement=Placement(form.receiving_pdu_code or ""),
         imported_on=today,
     )
     session.add(nsi)

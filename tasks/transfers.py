@@ -106,37 +106,19 @@ def register_nsi(
     shape = shape_for(form.nsi_type, policy)
     planned = plan_actions(facts, Clocks(raised=raised, received=received, move=move), policy, calendar, shape)
     with UnitOfWork(url) as uow:
-        nsi = Nsi(
-            reference=f"new-{uuid.uuid4().hex[:16]}",  # replaced by the id-based reference below
-            request_key=request_key,
-            nsi_type=form.nsi_type.value,
-            profile=policy.profile,
-            status=AWAITING_ALLOCATION if shape == 2 else "raised",
-            shape_version=shape,
-            crn=form.crn,
-            name=form.name,
-            lao=form.lao,
-            rosh=form.rosh.value,
-            mappa_category=form.mappa_category,
-            mappa_level=form.mappa_level,
-            diversity_recorded=bool(form.diversity_needs),
-            raised_on=raised,
-            received_on=received,
-            move_on=move,
-            due_on=transfer_due(raised, policy, calendar, form.nsi_type),
-            transferring_region_code=transferring_region,
-            transferring_pdu_code=transferring_pdu,
-            transferring_team_code=form.transferring_team_code,
-            transferring_practitioner=form.transferring_practitioner,
-            transferring_spo=form.transferring_spo,
-            receiving_region_code=receiving_region,
-            receiving_pdu_code=placement.receiving_pdu_code,
-            distance_km=placement.distance_km,
-            form=form.model_dump(mode="json"),
+        nsi = new_nsi(
+            form,
+            request_key,
+            policy,
+            shape,
+            raised=raised,
+            received=received,
+            move=move,
+            due=transfer_due(raised, policy, calendar, form.nsi_type),
+            placed=(transferring_pdu, transferring_region, receiving_region),
+            placement=placement,
             flow_run_id=flow_run_id,
             parent_reference=parent_reference,
-            # A temporary move never moves management: the transferring practitioner stays responsible.
-            responsible_officer=form.transferring_practitioner if form.nsi_type is NsiType.temporary_move else None,
         )
         uow.session.add(nsi)
         try:
@@ -167,6 +149,57 @@ def register_nsi(
             with UnitOfWork(url) as again:
                 return again.session.scalars(select(Nsi.reference).where(Nsi.request_key == request_key)).one()
         return nsi.reference
+
+
+def new_nsi(
+    form: TransferForm,
+    request_key: str,
+    policy: Policy,
+    shape: int,
+    *,
+    raised: dt.date,
+    received: dt.date,
+    move: dt.date | None,
+    due: dt.date,
+    placed: tuple[str, str, str],
+    placement: Placement,
+    **more: Any,
+) -> Nsi:
+    """A new NSI row from a checked form (raised here, or imported from a legacy tracker). Its
+    reference is the id's, set once it is flushed. `placed`: what check_placement gives,
+    (transferring PDU, transferring region, receiving region)."""
+    transferring_pdu, transferring_region, receiving_region = placed
+    return Nsi(
+        reference=f"new-{uuid.uuid4().hex[:16]}",  # replaced by the id-based reference once flushed
+        request_key=request_key,
+        nsi_type=form.nsi_type.value,
+        profile=policy.profile,
+        status=AWAITING_ALLOCATION if shape == 2 else "raised",
+        shape_version=shape,
+        crn=form.crn,
+        name=form.name,
+        lao=form.lao,
+        rosh=form.rosh.value,
+        mappa_category=form.mappa_category,
+        mappa_level=form.mappa_level,
+        diversity_recorded=bool(form.diversity_needs),
+        raised_on=raised,
+        received_on=received,
+        move_on=move,
+        due_on=due,
+        transferring_region_code=transferring_region,
+        transferring_pdu_code=transferring_pdu,
+        transferring_team_code=form.transferring_team_code,
+        transferring_practitioner=form.transferring_practitioner,
+        transferring_spo=form.transferring_spo,
+        receiving_region_code=receiving_region,
+        receiving_pdu_code=placement.receiving_pdu_code,
+        distance_km=placement.distance_km,
+        form=form.model_dump(mode="json"),
+        # A temporary move never moves management: the transferring practitioner stays responsible.
+        responsible_officer=form.transferring_practitioner if form.nsi_type is NsiType.temporary_move else None,
+        **more,
+    )
 
 
 def shape_for(nsi_type: NsiType, policy: Policy) -> int:

@@ -21,13 +21,13 @@ import pytest
 import yaml
 from icalendar import Calendar
 from sqlalchemy import func, select
-from test_reminders import SmtpServer, free_port, parts
+from test_reminders import SmtpServer, parts, smtp_on_loopback
 from typer.testing import CliRunner
 
 from flows.cli import app
 from tasks import handover_reminders as hr
 from tasks.handovers import FIELDS, HandoverInputError, check_rows, correct_record, import_file, record_session, save_records
-from tasks.settings import ROOT, reset_settings
+from tasks.settings import ROOT
 from tasks.store.models import PomComHandover, PomComSession, SentEmail
 from tasks.store.unit_of_work import UnitOfWork
 
@@ -79,15 +79,8 @@ def count(model: type) -> int:
 
 @pytest.fixture
 def smtp(store_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpServer]:
-    server = SmtpServer(free_port())
-    server.start()
-    monkeypatch.setenv("CASETRANSFER_SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("CASETRANSFER_SMTP_PORT", str(server.port))
-    reset_settings()
-    try:
+    with smtp_on_loopback(monkeypatch) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def run(day: dt.date) -> hr.HandoverRunSummary:

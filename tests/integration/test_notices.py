@@ -16,7 +16,7 @@ import pytest
 import test_reminders
 from conftest import demo_form, pin_today
 from sqlalchemy import select
-from test_reminders import FROM_PDU, TO_PDU, SmtpServer, free_port, mailbox, parts, section
+from test_reminders import FROM_PDU, TO_PDU, SmtpServer, free_port, mailbox, parts, section, smtp_on_loopback
 
 from tasks import notices, reminders, services, transfers
 from tasks.email import day_date
@@ -32,17 +32,10 @@ ALLOCATION = {"recorded_by": "Kim SPO", "practitioner": "Pat Receiver", "team_co
 
 @pytest.fixture
 def smtp(real_mailboxes: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpServer]:
-    server = SmtpServer(free_port())
-    server.start()
-    monkeypatch.setenv("CASETRANSFER_SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("CASETRANSFER_SMTP_PORT", str(server.port))
     # No Prefect server: tasks.services.notify sends from this process (as the CLI does without one).
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    reset_settings()
-    try:
+    with smtp_on_loopback(monkeypatch) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def raise_transfer(key: str = "n-1", **changes: object) -> str:

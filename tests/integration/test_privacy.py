@@ -24,7 +24,7 @@ import pytest
 import yaml
 from conftest import ROOT, demo_form
 from test_case_transfer_flow import prefect_api, wait_for
-from test_reminders import SmtpServer, free_port
+from test_reminders import SmtpServer, smtp_on_loopback
 
 from flows import engine
 from tasks import services, transfers
@@ -94,15 +94,8 @@ def stack_store(prefect_stack: Any, store_url: str, tmp_path: Path, monkeypatch:
 
 @pytest.fixture
 def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpServer]:
-    server = SmtpServer(free_port())
-    server.start()
-    monkeypatch.setenv("CASETRANSFER_SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("CASETRANSFER_SMTP_PORT", str(server.port))
-    reset_settings()
-    try:
+    with smtp_on_loopback(monkeypatch) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def run_env(store_url: str) -> dict[str, Any]:

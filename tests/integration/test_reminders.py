@@ -14,6 +14,7 @@ import socket
 import ssl
 import typing
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -107,9 +108,10 @@ def real_mailboxes(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     reset_settings()
 
 
-@pytest.fixture
-def smtp(real_mailboxes: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpServer]:
-    server = SmtpServer(free_port())
+@contextmanager
+def smtp_on_loopback(monkeypatch: pytest.MonkeyPatch, **options: Any) -> Iterator[SmtpServer]:
+    """A real SMTP server on a free loopback port, with the settings pointing at it."""
+    server = SmtpServer(free_port(), **options)
     server.start()
     monkeypatch.setenv("CASETRANSFER_SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("CASETRANSFER_SMTP_PORT", str(server.port))
@@ -118,6 +120,12 @@ def smtp(real_mailboxes: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Smtp
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def smtp(real_mailboxes: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpServer]:
+    with smtp_on_loopback(monkeypatch) as server:
+        yield server
 
 
 # --- transfers with chosen due dates --------------------------------------------------------------

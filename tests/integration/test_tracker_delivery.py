@@ -15,7 +15,7 @@ import pytest
 import yaml
 from conftest import demo_form
 from sqlalchemy import select
-from test_reminders import SmtpServer, free_port
+from test_reminders import SmtpServer, free_port, smtp_on_loopback
 
 from tasks import transfers
 from tasks.email import undelivered
@@ -65,15 +65,8 @@ def real_mis_mailboxes(store_url: str, tmp_path: Path, monkeypatch: pytest.Monke
 
 @pytest.fixture
 def smtp(real_mis_mailboxes: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpServer]:
-    server = SmtpServer(free_port())
-    server.start()
-    monkeypatch.setenv("CASETRANSFER_SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("CASETRANSFER_SMTP_PORT", str(server.port))
-    reset_settings()
-    try:
+    with smtp_on_loopback(monkeypatch) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def night(tmp_path: Path, url: str, day: dt.date = AS_OF) -> TrackerRun:
