@@ -69,16 +69,20 @@ def raise_once(form: TransferForm, request_key: str, prefix: str = "transfer") -
     return reference
 
 
-def transfer_run_name() -> str:
-    """transfer-CT000001: the reference only (an LAO case's run must not carry even its CRN).
+def run_name_for(prefix: str) -> str:
+    """<prefix>-CT000001: the reference only (an LAO case's run must not carry even its CRN).
     A run started with a form (runs from before the reference was the parameter) is named for
     its CRN unless the case is LAO."""
     params = flow_run.parameters
     if params.get("reference"):
-        return f"transfer-{params['reference']}"
+        return f"{prefix}-{params['reference']}"
     form = params.get("form") or {}
     crn, lao = (form.get("crn"), form.get("lao")) if isinstance(form, dict) else (form.crn, form.lao)
-    return "transfer-restricted" if lao else f"transfer-{crn}"
+    return f"{prefix}-restricted" if lao else f"{prefix}-{crn}"
+
+
+def transfer_run_name() -> str:
+    return run_name_for("transfer")
 
 
 def describe(reference: str, step: str, form_cls: type[StepForm], note: str | None) -> str:

@@ -13,7 +13,7 @@ from prefect import flow, get_run_logger, task
 from prefect.runtime import flow_run
 
 from flows import engine
-from flows.case_transfer import STORE, drive_steps, raise_once
+from flows.case_transfer import STORE, drive_steps, raise_once, run_name_for
 from flows.steps import TEMPORARY_MOVE_STEPS
 from tasks import conversion, transfers
 from tasks.form import TransferForm
@@ -22,13 +22,7 @@ from tasks.temporary_moves import SUPPORTING, as_temporary_move
 
 
 def move_run_name() -> str:
-    """move-TM000001: the reference only (see case_transfer.transfer_run_name)."""
-    params = flow_run.parameters
-    if params.get("reference"):
-        return f"move-{params['reference']}"
-    form = params.get("form") or {}
-    crn, lao = (form.get("crn"), form.get("lao")) if isinstance(form, dict) else (form.crn, form.lao)
-    return "move-restricted" if lao else f"move-{crn}"
+    return run_name_for("move")
 
 
 @task(name="register-case-transfer", **STORE)

@@ -1480,6 +1480,17 @@ def handover_sheet(book: Book, inp: RegionInput) -> None:
     )
 
 
+def _case_cols(rows: list[dict[str, Any]], inp: RegionInput) -> list[Col]:
+    """The transfer each row is about: reference, CRN, name (already restricted for LAO), route."""
+    return [
+        text_col("Reference", [r["reference"] for r in rows]),
+        text_col("CRN", [r["crn"] for r in rows]),
+        text_col("Name", [r["name"] for r in rows]),
+        text_col("Transferring PDU", [inp.pdu_names.get(r["t_pdu"], r["t_pdu"]) for r in rows]),
+        text_col("Receiving PDU", [inp.pdu_names.get(r["r_pdu"], r["r_pdu"]) for r in rows]),
+    ]
+
+
 def challenges_sheet(book: Book, inp: RegionInput) -> None:
     """'Challenges and refusals': each challenge about risk or refusal of a transfer in or out of the
     region, with its reasons, outcome and the working days it took; under it, refusal reasons counted."""
@@ -1487,11 +1498,7 @@ def challenges_sheet(book: Book, inp: RegionInput) -> None:
 
     rows = inp.challenges
     cols = [
-        text_col("Reference", [r["reference"] for r in rows]),
-        text_col("CRN", [r["crn"] for r in rows]),
-        text_col("Name", [r["name"] for r in rows]),
-        text_col("Transferring PDU", [inp.pdu_names.get(r["t_pdu"], r["t_pdu"]) for r in rows]),
-        text_col("Receiving PDU", [inp.pdu_names.get(r["r_pdu"], r["r_pdu"]) for r in rows]),
+        *_case_cols(rows, inp),
         text_col("What", [r["kind"] for r in rows]),
         date_col("Raised", np.array([r["raised_on"] or NAT for r in rows], dtype="datetime64[D]")),
         text_col("Raised by", [OWNERS.get(r["raised_by"], r["raised_by"]) for r in rows]),
@@ -1519,11 +1526,7 @@ def escalations_sheet(book: Book, inp: RegionInput) -> None:
     closed, with their age in working days."""
     rows = inp.escalations
     cols = [
-        text_col("Reference", [r["reference"] for r in rows]),
-        text_col("CRN", [r["crn"] for r in rows]),
-        text_col("Name", [r["name"] for r in rows]),
-        text_col("Transferring PDU", [inp.pdu_names.get(r["t_pdu"], r["t_pdu"]) for r in rows]),
-        text_col("Receiving PDU", [inp.pdu_names.get(r["r_pdu"], r["r_pdu"]) for r in rows]),
+        *_case_cols(rows, inp),
         text_col("What", [r["kind"] for r in rows]),
         text_col("Detail", [r["detail"] for r in rows]),
         text_col("Escalated by", [r["by"] for r in rows]),
