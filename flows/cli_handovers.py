@@ -236,36 +236,8 @@ def seed_handovers(
     print(f"example handovers: {write(day, seed, records).line()}")
 
 
-def _also_seed_on_up(app: typer.Typer) -> None:
-    """`casetransfer up` loads the example handovers too (issue 14), after everything else it does.
-
-    Done by wrapping the registered `up` command here because flows/demo.py belongs to another
-    change; functools.wraps keeps the command's options (Typer reads the wrapped signature).
-    The seed is repeatable: a second `up` on the same day stores nothing new.
-    """
-    import functools
-
-    info = next((c for c in app.registered_commands if c.name == "up" and c.callback is not None), None)
-    if info is None:
-        return
-    original = info.callback
-    assert original is not None
-
-    @functools.wraps(original)
-    def up(*args: Any, **kwargs: Any) -> Any:
-        result = original(*args, **kwargs)
-        from tasks.handover_seed import seed_handovers as write
-        from tasks.settings import get_settings
-
-        print(f"example POM-COM handovers: {write(get_settings().current_date()).line()}")
-        return result
-
-    info.callback = up
-
-
 def register(app: typer.Typer) -> None:
     """Add the handover commands to the `casetransfer` app."""
-    _also_seed_on_up(app)
     app.command("import-handovers")(import_handovers)
     app.command("add-handover")(add_handover)
     app.command("correct-handover")(correct_handover)

@@ -61,6 +61,7 @@ def bring_up(port: int, seed_transfers: int, say: Say) -> None:
 
     _raise_demo_transfers(say)
     _import_demo_tracker(say)
+    _seed_handovers(say)
     _seed_and_report(seed_transfers, say)
     say("")
     say(f"[bold]Prefect UI: http://127.0.0.1:{port}[/]  (flow runs: /runs; waiting transfers show as Suspended)")
@@ -127,23 +128,28 @@ def _wait_until_waiting(reference: str, step: str, timeout: float = 120.0) -> No
     raise RuntimeError(f"{reference} did not reach {step} within {timeout:.0f} s: is the worker running?")
 
 
+def _seed_handovers(say: Say) -> None:
+    """Example POM-COM handovers (placeholder addresses: never mailed through SMTP), before the
+    nightly jobs run, so the tracker's handover sheet and the handover emails have cases. Repeatable:
+    a second `up` on the same day stores nothing new."""
+    from tasks.handover_seed import seed_handovers
+
+    say(f"example POM-COM handovers: {seed_handovers(get_settings().current_date()).line()}")
+
+
 def _seed_and_report(seed_transfers: int, say: Say) -> None:
     from flows import engine
 
     if seed_transfers:
-        try:
-            from tasks.seed import seed
-        except ImportError:
-            seed = None
-        if seed is not None:
-            from tasks.store.models import Nsi
-            from tasks.store.unit_of_work import UnitOfWork
+        from tasks.seed import seed
+        from tasks.store.models import Nsi
+        from tasks.store.unit_of_work import UnitOfWork
 
-            with UnitOfWork() as uow:
-                have = uow.session.query(Nsi).filter(Nsi.flow_run_id.is_(None), Nsi.imported_on.is_(None)).count()
-            if have == 0:
-                n = seed(seed_transfers, seed=1, as_of=get_settings().current_date())
-                say(f"seeded {n} synthetic NSIs (no flow runs) for the tracker and reminders")
+        with UnitOfWork() as uow:
+            have = uow.session.query(Nsi).filter(Nsi.flow_run_id.is_(None), Nsi.imported_on.is_(None)).count()
+        if have == 0:
+            n = seed(seed_transfers, seed=1, as_of=get_settings().current_date())
+            say(f"seeded {n} synthetic NSIs (no flow runs) for the tracker and reminders")
     for deployment in ("nightly-tracker/nightly-tracker", "nightly-reminders/nightly-reminders"):
         try:
             run_id = engine.start_run(deployment, {})
