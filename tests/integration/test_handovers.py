@@ -355,15 +355,17 @@ def test_the_deployment_runs_the_flow_daily_on_working_days_in_london_time() -> 
     assert dep["work_pool"]["name"] == "casetransfer"
 
 
-def test_casetransfer_up_loads_the_example_handovers_after_its_own_work(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_casetransfer_up_stores_the_example_handovers_once_before_the_nightly_jobs(store_url: str) -> None:
+    import inspect
+
     import flows.demo
 
-    calls: list[int] = []
-    # Starting a Prefect server is not what is tested here: only that `up` stores the example handovers after it.
-    monkeypatch.setattr(flows.demo, "bring_up", lambda port, seed_transfers, say: calls.append(port))
-    result = CliRunner().invoke(app, ["up", "--port", "4299", "--seed-transfers", "0"])
-    assert result.exit_code == 0, result.output
-    assert calls == [4299]
-    assert "example POM-COM handovers: 40 created" in result.output
+    said: list[str] = []
+    flows.demo._seed_handovers(said.append)
+    assert said == ["example POM-COM handovers: 40 created, 0 corrected, 0 unchanged"]
     assert count(PomComHandover) == 40
-    assert "40 unchanged" in CliRunner().invoke(app, ["up", "--port", "4299", "--seed-transfers", "0"]).output
+    flows.demo._seed_handovers(said.append)
+    assert "40 unchanged" in said[-1] and count(PomComHandover) == 40
+    # Before the nightly tracker and reminders run, so their handover sheet and emails have cases.
+    source = inspect.getsource(flows.demo.bring_up)
+    assert source.index("_seed_handovers(say)") < source.index("_seed_and_report(")
