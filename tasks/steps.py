@@ -19,9 +19,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tasks.decisions import RefusalReason, RuleBroken, check_decision
+from tasks.estate import load_estate
 from tasks.form import FormError
+from tasks.placement import Placement, check_placement
 from tasks.policy import Policy
-from tasks.temporary_moves import check_caretaking_agreement
+from tasks.profile_rules import decision_detail, not_final
+from tasks.temporary_moves import CONVERTING, OUTCOMES, SUPPORTING, agreement_detail, check_caretaking_agreement, conversion_form
 
 
 class StepAnswer(BaseModel):
@@ -378,9 +381,6 @@ class Effect:
 def check_against(task: str, answer: dict[str, Any], situation: Situation, policy: Policy, today: dt.date) -> None:
     """The step's rules that need its NSI (the receiving PDU, the meeting, the open challenge).
     RuleBroken names the field. The shape's rules (gates, completion waiting) are the store's."""
-    from tasks.estate import load_estate  # the estate loads only when an answer is checked
-    from tasks.placement import Placement, check_placement
-
     spec = spec_for(task, policy)
     if task in ("allocation", "support_allocation"):
         team = load_estate().teams.get(str(answer["team_code"]).strip().upper())
@@ -402,8 +402,6 @@ def check_against(task: str, answer: dict[str, Any], situation: Situation, polic
             "transferring team keeps case management responsibility",
         )
     elif task == "outcome" and answer.get("outcome") == "converted":
-        from tasks.temporary_moves import conversion_form
-
         on = done_date(task, answer, today, policy)
         try:
             form = conversion_form(situation.form or {}, on, str(answer.get("recorded_by")), situation.receiving_pdu_code)
@@ -421,10 +419,6 @@ def check_against(task: str, answer: dict[str, Any], situation: Situation, polic
 def effect_of(task: str, answer: dict[str, Any], situation: Situation, policy: Policy, today: dt.date) -> Effect:
     """What recording this answer does: the history's words, the status, the actions it finishes,
     the fields it fills in. Pure: the same answer and situation give the same effect."""
-    from tasks.estate import load_estate
-    from tasks.profile_rules import decision_detail, not_final
-    from tasks.temporary_moves import CONVERTING, OUTCOMES, SUPPORTING, agreement_detail
-
     spec = spec_for(task, policy)
     on = done_date(task, answer, today, policy)
     finishes = tuple(r.code for r in policy.rules_for_step(task, 2 if situation.concurrent else 1))

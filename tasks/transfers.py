@@ -443,9 +443,10 @@ def _situation(nsi: Nsi, policy: Policy) -> registry.Situation:
     )
 
 
-def _check_answer(nsi: Nsi, step: str, answer: dict[str, Any]) -> None:
+def _check_answer(nsi: Nsi, step: str, answer: dict[str, Any], situation: registry.Situation | None = None) -> None:
     """Rules that need the NSI, under the NSI's own policy: StepRefused names the field."""
     policy = _policy_for(nsi.profile)
+    situation = situation or _situation(nsi, policy)
     spec = registry.spec_for(step, policy)
     concurrent = _concurrent(nsi)
     if nsi.status in CLOSED:
@@ -458,7 +459,7 @@ def _check_answer(nsi: Nsi, step: str, answer: dict[str, Any]) -> None:
     for field_name, problem in registry.date_problems(spec, answer, today(), nsi.raised_on):
         raise StepRefused(field_name, problem)
     try:
-        registry.check_against(step, answer, _situation(nsi, policy), policy, today())
+        registry.check_against(step, answer, situation, policy, today())
     except RuleBroken as exc:
         raise StepRefused(exc.field, str(exc).removeprefix(f"{exc.field}: ")) from None
     if concurrent and spec.kind in ("step", "action"):
@@ -537,8 +538,10 @@ def apply_step(
             return nsi.status
         policy = _policy_for(nsi.profile)
         calendar = get_calendar(settings.calendar)
-        _check_answer(nsi, step, answer)
-        effect = registry.effect_of(step, answer, _situation(nsi, policy), policy, recorded_today)
+        # Read once: the checks and the effect see the NSI as it was before this answer.
+        situation = _situation(nsi, policy)
+        _check_answer(nsi, step, answer, situation)
+        effect = registry.effect_of(step, answer, situation, policy, recorded_today)
         if effect.pending is not None:
             # Recorded in the history; the step stays waiting for another answer.
             _history(session, nsi, f"attempt:{step}:{attempt}", effect.pending, effect.detail, actor, flow_run_id)
