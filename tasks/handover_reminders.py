@@ -42,6 +42,7 @@ from tasks.handovers import HandoverRules, load_rules
 from tasks.settings import Settings, get_settings
 from tasks.store.models import PomComHandover
 from tasks.store.unit_of_work import UnitOfWork
+from tasks.undelivered import NotDelivered
 
 if TYPE_CHECKING:
     from tasks.email import DeliveryReport, OutgoingEmail, Transport
@@ -400,16 +401,12 @@ class HandoverRunSummary:
         return out
 
 
-class HandoverRemindersNotDelivered(RuntimeError):
-    """Some emails stayed queued (SMTP down or refused): the run fails visibly, after trying all."""
+class HandoverRemindersNotDelivered(NotDelivered):
+    """Some handover emails stayed queued."""
 
-    def __init__(self, summary: HandoverRunSummary):
-        self.summary = summary
-        super().__init__(f"{summary.failed} handover emails not sent; they stay queued for the next run")
-
-    def __reduce__(self) -> tuple[type[HandoverRemindersNotDelivered], tuple[HandoverRunSummary]]:
-        # Prefect pickles a failed run's exception: rebuild it from the summary.
-        return (type(self), (self.summary,))
+    @staticmethod
+    def describe(summary: HandoverRunSummary) -> str:
+        return f"{summary.failed} handover emails not sent; they stay queued for the next run"
 
 
 def is_send_day(day: dt.date) -> bool:

@@ -29,6 +29,7 @@ from sqlalchemy import select
 from tasks.settings import get_settings
 from tasks.store.models import HistoryEntry, Nsi
 from tasks.store.unit_of_work import UnitOfWork
+from tasks.undelivered import NotDelivered
 
 if TYPE_CHECKING:
     from tasks.email import DeliveryReport, OutgoingEmail, Transport
@@ -152,15 +153,12 @@ class NoticeResult:
         return out
 
 
-class NoticeNotDelivered(RuntimeError):
-    """SMTP refused or was down: the notice stays queued in the sent-log (the run fails, visibly)."""
+class NoticeNotDelivered(NotDelivered):
+    """The notice stayed queued; `summary` is its NoticeResult."""
 
-    def __init__(self, result: NoticeResult):
-        self.result = result
-        super().__init__(f"{result.line()}: {'; '.join(result.errors)}")
-
-    def __reduce__(self) -> tuple[type[NoticeNotDelivered], tuple[NoticeResult]]:
-        return (type(self), (self.result,))
+    @staticmethod
+    def describe(summary: NoticeResult) -> str:
+        return f"{summary.line()}: {'; '.join(summary.errors)}"
 
 
 def send_notices(reference: str, key: str, url: str | None = None, transport: Transport | None = None) -> NoticeResult:

@@ -63,6 +63,7 @@ from tasks.policy import get_policy
 from tasks.settings import get_settings
 from tasks.store.models import Action, HistoryEntry, Nsi
 from tasks.store.unit_of_work import UnitOfWork
+from tasks.undelivered import NotDelivered
 
 if TYPE_CHECKING:
     from tasks.email import DeliveryReport, OutgoingEmail, Transport
@@ -747,18 +748,12 @@ class RunSummary:
         return out
 
 
-class RemindersNotDelivered(RuntimeError):
-    """Some digests stayed queued (SMTP down or refused): the run fails visibly, after trying all."""
+class RemindersNotDelivered(NotDelivered):
+    """Some digests stayed queued."""
 
-    def __init__(self, summary: RunSummary):
-        self.summary = summary
-        super().__init__(
-            f"{summary.failed} of {summary.failed + summary.sent} reminder emails not sent; they stay queued for the next run"
-        )
-
-    def __reduce__(self) -> tuple[type[RemindersNotDelivered], tuple[RunSummary]]:
-        # Prefect pickles a failed run's exception: rebuild it from the summary, not the message.
-        return (type(self), (self.summary,))
+    @staticmethod
+    def describe(summary: RunSummary) -> str:
+        return f"{summary.failed} of {summary.failed + summary.sent} reminder emails not sent; they stay queued for the next run"
 
 
 def summarise(plan: Plan, escalated: int, report: DeliveryReport) -> RunSummary:

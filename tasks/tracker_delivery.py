@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from tasks.config_files import read_yaml
 from tasks.settings import Settings, get_settings
+from tasks.undelivered import NotDelivered
 
 if TYPE_CHECKING:
     from tasks.email import OutgoingEmail, Transport
@@ -235,15 +236,12 @@ class DeliverySummary:
         return out
 
 
-class TrackersNotDelivered(RuntimeError):
-    """Some workbooks stayed queued (SMTP down or refused): the run fails visibly, after trying all."""
+class TrackersNotDelivered(NotDelivered):
+    """Some workbooks stayed queued."""
 
-    def __init__(self, summary: DeliverySummary):
-        self.summary = summary
-        super().__init__(f"{summary.failed} tracker emails not sent; they stay queued for the next run")
-
-    def __reduce__(self) -> tuple[type[TrackersNotDelivered], tuple[DeliverySummary]]:
-        return (type(self), (self.summary,))
+    @staticmethod
+    def describe(summary: DeliverySummary) -> str:
+        return f"{summary.failed} tracker emails not sent; they stay queued for the next run"
 
 
 def _copy(c: Copy) -> None:
