@@ -98,6 +98,7 @@ COMPLETION: tuple[str, dict[str, Any]] = (
     {"responsible_officer": "Pat Receiver", "recorded_by": "Kim SPO", "done_on": "2026-12-21"},
 )
 STEPS_PER_TRANSFER = 2 + len(AFTER_ALLOCATION)
+FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 PAUSED_FILTER = {"flow_runs": {"state": {"type": {"any_": ["PAUSED"]}}}, "limit": 200}
 
 
@@ -182,6 +183,13 @@ def postgres_cpu() -> float:
     return sum(cpu + children for _, comm, cpu, children in _procs().values() if comm.startswith("postgres"))
 
 
+def machine_busy() -> float:
+    """CPU seconds the whole machine has spent busy since boot (/proc/stat), every process counted."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    # user nice system idle iowait irq softirq steal: busy is all but idle and iowait.
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def own_cpu() -> float:
     import resource
 
@@ -230,6 +238,7 @@ class ProfileResult:
     held: int
     held_seconds: float = 0.0
     held_runs: int = 0  # the held transfers' runs: each transfer's own and its suspended task runs
+    held_via_api: int = 0  # of the held transfers, those made through the API (the rest are copies of them)
     failures: list[str] = field(default_factory=list)
     unmeasured: list[str] = field(default_factory=list)  # steps sent whose next suspension was not found
     workers_alive_at_end: int = 0  # a worker that died mid-run halves the capacity: say so
@@ -256,6 +265,12 @@ class ProfileResult:
     postgres_cpu_per_step_s: float = 0.0
     redis_cpu_per_step_s: float = 0.0
     stack_rss_mb: float = 0.0
+    # The machine while steps were driven: other processes (other users' tests, say) share the cores.
+    cores: int = 0
+    load_avg_p50: float | None = None
+    load_avg_max: float | None = None
+    machine_busy_s: float = 0.0
+    others_cpu_s: float = 0.0  # busy CPU not spent by the stack, PostgreSQL, Redis or the driver
     list_idle_p50_ms: float | None = None
     list_idle_p95_ms: float | None = None
     list_loaded_p50_ms: float | None = None
@@ -377,7 +392,62 @@ def template_after_allocation(form: dict[str, Any], tag: str) -> tuple[str, int,
     return reference, opened.seen, [t.task for t in opened.to_start]
 
 
-def hold(api_urls: list[str], store_url: str, n: int, stack_is_postgres: bool) -> int:
+def copy_held_runs(prefect_db: str, copies: list[tuple[str, str, dict[str, Any], list[str]]]) -> list[str]:
+    """Copy API-made held runs in Prefect's own PostgreSQL database: (source run id, name, parameters, tags).
+
+    Each copy is the source's flow_run row and its current flow_run_state row, with a new id, name,
+    parameters and tags and everything else (deployment, flow, work queue, state type, pause key and
+    timeout, labels, empirical policy) as the API wrote it. What the API also writes and a copy lacks:
+    the `prefect.flow-run.*` events of its creation. Creating runs through the API is CPU-bound in the
+    server (~17 runs/s on this machine), so 10,000 held transfers (~90,000 runs) would take ~90 min;
+    copying takes seconds. Listing and the server's own services see the copies as they see any run.
+    Returns the new runs' ids, in the order of `copies`."""
+    from sqlalchemy import MetaData, Table, bindparam, create_engine, select, update
+    from sqlalchemy.engine import make_url
+
+    engine = create_engine(make_url(prefect_db).set(drivername="postgresql+psycopg"))
+    made: list[str] = []
+    try:
+        meta = MetaData()
+        runs = Table("flow_run", meta, autoload_with=engine)
+        states = Table("flow_run_state", meta, autoload_with=engine)
+        with engine.begin() as conn:
+            ids = list({uuid.UUID(src) for src, _, _, _ in copies})
+            source = {str(r["id"]): dict(r) for r in conn.execute(select(runs).where(runs.c.id.in_(ids))).mappings()}
+            state_ids = [r["state_id"] for r in source.values()]
+            source_state = {
+                str(r["flow_run_id"]): dict(r) for r in conn.execute(select(states).where(states.c.id.in_(state_ids))).mappings()
+            }
+            now = dt.datetime.now(dt.UTC)
+            for start in range(0, len(copies), 2000):
+                new_runs, new_states, links = [], [], []
+                for src, name, parameters, tags in copies[start : start + 2000]:
+                    run_id, state_id = uuid.uuid4(), uuid.uuid4()
+                    run = {**source[src], "id": run_id, "name": name, "parameters": parameters, "tags": tags,
+                           "state_id": None, "idempotency_key": None, "created": now, "updated": now}  # fmt: skip
+                    state = {**source_state[src], "id": state_id, "flow_run_id": run_id, "created": now, "updated": now}
+                    new_runs.append(run)
+                    new_states.append(state)
+                    links.append({"rid": run_id, "sid": state_id})
+                # flow_run.state_id and flow_run_state.flow_run_id point at each other: runs, states, then the link.
+                conn.execute(runs.insert(), new_runs)
+                conn.execute(states.insert(), new_states)
+                conn.execute(update(runs).where(runs.c.id == bindparam("rid")).values(state_id=bindparam("sid")), links)
+                made.extend(str(r["id"]) for r in new_runs)
+    finally:
+        engine.dispose()
+    return made
+
+
+def hold(
+    api_urls: list[str],
+    store_url: str,
+    n: int,
+    stack_is_postgres: bool,
+    prefect_db: str | None = None,
+    api_limit: int | None = None,
+    sources: list[tuple[str, dict[str, str]]] | None = None,
+) -> int:
     """n API-level shape-2 transfers waiting after allocation; returns the flow runs made.
 
     For each: the transfer's run Suspended at `wake-<n>`, and a transfer-task run per task open
@@ -390,7 +460,9 @@ def hold(api_urls: list[str], store_url: str, n: int, stack_is_postgres: bool) -
     for measuring what the server and the store hold and list, never for answering. Tagged `held`.
 
     The batches go round the API servers given: creating a run is CPU-bound in the server
-    (Prefect validates its parameters against the deployment's schema)."""
+    (Prefect validates its parameters against the deployment's schema). With `prefect_db` (PostgreSQL),
+    only the first `api_limit` held transfers over all calls are made through the API (recorded in
+    `sources`); the rest are copies of those, row for row, in Prefect's database (copy_held_runs)."""
     import httpx
     from sqlalchemy import delete, func, insert, select, text
 
@@ -463,29 +535,50 @@ def hold(api_urls: list[str], store_url: str, n: int, stack_is_postgres: bool) -
             with ThreadPoolExecutor(threads) as pool:
                 return [run_id for ids in pool.map(create, jobs) for run_id in ids]
 
+        via_api = n if prefect_db is None or sources is None else max(0, min(n, (api_limit or 0) - len(sources)))
+        if not via_api and not sources:
+            raise ValueError("hold: nothing made through the API to copy from (--held-api must be at least 1)")
+        # The runs' names and parameters carry the reference, as a real transfer's do.
         transfer_runs = bulk(
             deployments["case-transfer"],
             [
-                {"name": f"transfer-{crn}", "parameters": {"form": {**form, "crn": crn}}, "state": suspended(f"wake-{wake}"),
+                {"name": f"transfer-{refs[i]}", "parameters": {"reference": refs[i]}, "state": suspended(f"wake-{wake}"),
                  "tags": ["held"]}
-                for crn in crns
+                for i in range(via_api)
             ],
         )  # fmt: skip
-        pairs = [(i, task) for i in range(n) for task in tasks]
         owner = {r["task"]: r["owner_role"] for t, rs in rows.items() if t.name == "waiting_task" for r in rs}
+
+        def task_run(i: int, task: str) -> tuple[str, dict[str, Any], list[str]]:
+            return (f"{task.replace('_', '-')}-{refs[i]}", {"reference": refs[i], "task": task, "round": 1},
+                    [refs[i], f"owner:{owner[task]}", "held"])  # fmt: skip
+
+        pairs = [(i, task) for i in range(via_api) for task in tasks]
         task_ids = bulk(
             deployments["transfer-task"],
             [
-                {
-                    "name": f"{task.replace('_', '-')}-{refs[i]}",
-                    "parameters": {"reference": refs[i], "task": task, "round": 1},
-                    "state": suspended(f"{task.replace('_', '-')}-r1-0"),
-                    "tags": [refs[i], f"owner:{owner[task]}", "held"],
-                }
+                {"name": name, "parameters": parameters, "state": suspended(f"{task.replace('_', '-')}-r1-0"), "tags": tags}
                 for i, task in pairs
+                for name, parameters, tags in [task_run(i, task)]
             ],
         )
         task_runs = dict(zip(pairs, task_ids, strict=True))
+        if sources is not None:
+            sources += [(transfer_runs[i], {task: task_runs[(i, task)] for task in tasks}) for i in range(via_api)]
+        if via_api < n:
+            assert prefect_db is not None and sources
+            picks = {i: sources[(i - via_api) % len(sources)] for i in range(via_api, n)}
+            transfer_runs += copy_held_runs(
+                prefect_db, [(picks[i][0], f"transfer-{refs[i]}", {"reference": refs[i]}, ["held"]) for i in range(via_api, n)]
+            )
+            copied = [(i, task) for i in range(via_api, n) for task in tasks]
+            task_runs.update(
+                zip(
+                    copied,
+                    copy_held_runs(prefect_db, [(picks[i][1][task], *task_run(i, task)) for i, task in copied]),
+                    strict=True,
+                )
+            )
     finally:
         for client in clients:
             client.close()
@@ -543,6 +636,7 @@ class Lister(threading.Thread):
         self.latencies: list[float] = []
         self.page = 0
         self.errors = 0
+        self.load: list[float] = []  # the 1-minute load average at each listing
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -555,6 +649,7 @@ class Lister(threading.Thread):
                     self.latencies.append(ms)
                 except Exception:
                     self.errors += 1
+                self.load.append(os.getloadavg()[0])
                 self.stop.wait(self.interval)
 
 
@@ -586,6 +681,8 @@ def drive(i: int, form: dict[str, Any], timeout: float, store_url: str) -> tuple
     """One transfer from raise to completed, through the CLI's code path: allocation once its task
     is open; then the five tasks after allocation, once all five are open, in a shuffled order
     without waiting between them; then completion once it opens."""
+    import httpx
+
     from tasks import transfers
     from tasks.form import parse_form
     from tasks.services import raise_transfer, send_answer
@@ -610,6 +707,14 @@ def drive(i: int, form: dict[str, Any], timeout: float, store_url: str) -> tuple
     wait_until(lambda: "completion" in open_runs(store_url, reference), timeout, f"{reference}: completion open")
     send(*COMPLETION)
     wait_until(lambda: transfers.nsi_status(reference)[0] == "completed", timeout, f"{reference} completed")
+    # The store says completed as soon as completion is recorded; the transfer's run ends a wake-up
+    # later, and that end is the completion step's "next suspension": wait for it, or it goes unmeasured.
+    with httpx.Client(base_url=os.environ["PREFECT_API_URL"], timeout=60) as http:
+        wait_until(
+            lambda: http.get(f"/flow_runs/{run_id}").raise_for_status().json()["state"]["type"] in FINAL,
+            timeout,
+            f"{reference}: its run ended",
+        )
     return reference, run_id, raised, samples
 
 
@@ -705,18 +810,36 @@ def run_profile(profile: str, args: argparse.Namespace) -> ProfileResult:
         started = time.perf_counter()
         # In steps, listing after each, to see how the list latency grows with the volume held.
         steps = 5 if result.held >= 1000 else 1
+        # Production keeps Prefect in PostgreSQL: past --held-api, held runs are copied there (copy_held_runs).
+        prefect_db = drop[0] if profile == "production" and args.held_api is not None else None
+        sources: list[tuple[str, dict[str, str]]] = []
         for k in range(steps):
             result.held_runs += hold(
                 list(dict.fromkeys([stack.api_url, stack.engine_api_url])),
                 os.environ["CASETRANSFER_DATABASE_URL"],
                 result.held * (k + 1) // steps - result.held * k // steps,
                 profile == "production",
+                prefect_db=prefect_db,
+                api_limit=args.held_api,
+                sources=sources,
             )
             with httpx.Client(base_url=stack.api_url, timeout=60) as http:
                 sample = [list_latency(http)[0] for _ in range(10)]
             result.list_by_held.append((result.held * (k + 1) // steps, pct(sample, 50), pct(sample, 95)))
             say(f"{profile}: {result.held * (k + 1) // steps} held after {time.perf_counter() - started:.0f} s")
         result.held_seconds = time.perf_counter() - started
+        result.held_via_api = len(sources)
+        with httpx.Client(base_url=stack.api_url, timeout=60) as http:
+            # What the server itself counts as suspended and held: the copies must be runs like any other.
+            counted = (
+                http.post(
+                    "/flow_runs/count", json={"flow_runs": {"state": {"type": {"any_": ["PAUSED"]}}, "tags": {"all_": ["held"]}}}
+                )
+                .raise_for_status()
+                .json()
+            )
+        if counted != result.held_runs:
+            raise RuntimeError(f"the server counts {counted} held suspended runs, {result.held_runs} were made")
         say(f"{profile}: {result.held} suspended transfers held in {result.held_seconds:.0f} s")
 
         with httpx.Client(base_url=stack.api_url, timeout=60) as http:
@@ -730,6 +853,7 @@ def run_profile(profile: str, args: argparse.Namespace) -> ProfileResult:
         form = base_form()
         lister = Lister(stack.api_url, args.list_interval)
         cpu0, pg0, redis0, own0 = tree_cpu(server_pids, worker_pids), postgres_cpu(), redis_cpu(), own_cpu()
+        busy0 = machine_busy()
         load_start = time.time()
         lister.start()
         done: list[tuple[str, str, float, list[StepSample]]] = []
@@ -752,6 +876,10 @@ def run_profile(profile: str, args: argparse.Namespace) -> ProfileResult:
         cpu = {k: v - cpu0[k] for k, v in tree_cpu(server_pids, worker_pids).items()}
         result.stack_cpu_s = sum(cpu.values())
         pg_cpu, redis_cpu_s, driver_cpu = postgres_cpu() - pg0, redis_cpu() - redis0, own_cpu() - own0
+        result.machine_busy_s = machine_busy() - busy0
+        result.others_cpu_s = max(0.0, result.machine_busy_s - result.stack_cpu_s - pg_cpu - redis_cpu_s - driver_cpu)
+        result.cores = os.cpu_count() or 0
+        result.load_avg_p50, result.load_avg_max = pct(lister.load, 50), max(lister.load, default=None)
         result.stack_rss_mb = rss_mb(roots)
         result.workers_alive_at_end = sum(w.poll() is None for w in stack.workers)
 
@@ -850,8 +978,8 @@ ROWS: list[tuple[str, Callable[[ProfileResult], str]]] = [
     ("Prefect server", lambda r: r.server_layout),
     ("transfers driven / in flight", lambda r: f"{r.transfers} / {r.concurrency}"),
     (
-        "held after allocation (API level, volume only): transfers / suspended runs",
-        lambda r: f"{r.held} / {r.held_runs} in {r.held_seconds:.0f} s",
+        "held after allocation (volume only): transfers / suspended runs (of the transfers, made through the API)",
+        lambda r: f"{r.held} / {r.held_runs} in {r.held_seconds:.0f} s ({r.held_via_api} through the API)",
     ),
     ("steps recorded (answers)", lambda r: str(r.steps)),
     (
@@ -877,6 +1005,13 @@ ROWS: list[tuple[str, Callable[[ProfileResult], str]]] = [
     ("PostgreSQL CPU s per step (whole server)", lambda r: _fmt(r.postgres_cpu_per_step_s, ".2f")),
     ("Redis CPU s per step (whole server)", lambda r: _fmt(r.redis_cpu_per_step_s, ".2f")),
     ("stack RSS at end MB", lambda r: _fmt(r.stack_rss_mb, ".0f")),
+    (
+        "the machine while driving: cores / load average p50, max / busy CPU s, of it other processes'",
+        lambda r: (
+            f"{r.cores} / {_fmt(r.load_avg_p50)}, {_fmt(r.load_avg_max)} / "
+            f"{r.machine_busy_s:.0f}, {r.others_cpu_s:.0f} ({100 * r.others_cpu_s / max(r.machine_busy_s, 1e-9):.0f}%)"
+        ),
+    ),
     ("list 200 suspended, idle p50/p95 ms", lambda r: f"{_fmt(r.list_idle_p50_ms, '.0f')} / {_fmt(r.list_idle_p95_ms, '.0f')}"),
     (
         "list 200 suspended, idle, as the volume grew (held: p50/p95 ms)",
@@ -911,6 +1046,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--transfers-embedded", type=int, default=None, help="--transfers for the embedded profile only")
     parser.add_argument("--held", type=int, default=10_000, help="further transfers held suspended (API level)")
     parser.add_argument("--held-embedded", type=int, default=None, help="--held for the embedded profile only (SQLite is slower)")
+    parser.add_argument(
+        "--held-api",
+        type=int,
+        default=None,
+        help="production only: make this many held transfers through the API and copy the rest in Prefect's "
+        "PostgreSQL database (default: all through the API)",
+    )
     parser.add_argument("--concurrency", type=int, default=8, help="transfers in flight at once")
     parser.add_argument("--workers", type=int, default=2, help="workers in the production profile")
     parser.add_argument("--worker-query-seconds", type=float, default=None, help="override each profile's worker poll interval")
