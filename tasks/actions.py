@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from dateutil.relativedelta import relativedelta
 
@@ -25,6 +26,7 @@ class Clocks:
     move: dt.date
     reallocation: dt.date | None = None
     returned: dt.date | None = None  # a temporary move's person came back (its outcome step)
+    caretaking: dt.date | None = None  # the caretaking agreement's start (a support allocation)
 
     def start(self, clock: str) -> dt.date | None:
         return getattr(self, clock)
@@ -36,6 +38,7 @@ class Facts:
 
     form: TransferForm
     nearby_pdu: bool = False
+    allocation: dict[str, Any] | None = None  # the allocation answer, once recorded
 
 
 CONDITIONS: dict[str, Callable[[Facts], bool]] = {
@@ -49,6 +52,8 @@ CONDITIONS: dict[str, Callable[[Facts], bool]] = {
     "internal_transfer": lambda f: f.form.internal_transfer,
     "no_transfer_in_summary": lambda f: f.form.transfer_in is None,
     "transfer_in_documents_missing": lambda f: f.form.transfer_in is not None and bool(f.form.transfer_in.documents.missing()),
+    "co_allocated": lambda f: bool(f.allocation and f.allocation.get("co_allocated_to")),
+    "parenting_order": lambda f: bool(f.form.parenting_orders),
 }
 
 

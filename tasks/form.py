@@ -70,6 +70,26 @@ class Gender(str, Enum):
     not_stated = "Not stated"
 
 
+class GenderIdentity(str, Enum):
+    """How the young person identifies, for allocation (004 2.2, 2.3): not the sex recorded at birth."""
+
+    girl_or_young_woman = "Girl or young woman"
+    boy_or_young_man = "Boy or young man"
+    other = "Other"
+    not_stated = "Not stated"
+
+
+class ParentingOrder(BaseModel):
+    """A parent's Parenting Order that moves with the young person's order (004 12.9-12.11)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    parent: str = Field(
+        ..., min_length=1, max_length=100, description="Which parent, as their relationship (Mother, Father), not a name"
+    )
+    lives_with_young_person: bool = Field(..., description="Does this parent live with the young person after the move?")
+    made_on: dt.date | None = Field(None, description="The day the Parenting Order was made")
+
+
 class SentenceType(str, Enum):
     community_order = "Community Order"
     suspended_sentence_order = "Suspended Sentence Order"
@@ -161,6 +181,21 @@ class TransferForm(BaseModel):
     # Where the profile allows it (youth justice), a move between teams of one PDU.
     internal_transfer: bool = Field(False, description="Case Transfer between teams of the same PDU (where the policy allows)")
     transfer_in: TransferInSummary | None = Field(None, description="Transfer-in summary and documents checklist (youth justice)")
+    # Youth justice (004): the profile says which are required (config/profiles/youth.yaml).
+    saw_level: Rosh | None = Field(None, description="Safety and wellbeing (SaW) level from AssetPlus (youth justice)")
+    looked_after: bool = Field(False, description="Looked after by their local authority (youth justice: caretaking, 12.2)")
+    gender_identity: GenderIdentity | None = Field(None, description="The gender the young person identifies as, for allocation")
+    parenting_orders: list[ParentingOrder] = Field(
+        default_factory=list, max_length=2, description="Parents' Parenting Orders that transfer with this order (youth justice)"
+    )
+
+    @field_validator("parenting_orders")
+    @classmethod
+    def _one_order_per_parent(cls, v: list[ParentingOrder]) -> list[ParentingOrder]:
+        parents = [o.parent.lower() for o in v]
+        if len(set(parents)) != len(parents):
+            raise ValueError("one Parenting Order per parent: the same parent is given twice")
+        return v
 
     @field_validator("crn", mode="before")
     @classmethod
@@ -192,6 +227,10 @@ class TransferForm(BaseModel):
         return self.rosh in (Rosh.high, Rosh.very_high)
 
     @property
+    def high_rosh_or_saw(self) -> bool:
+        return self.high_rosh or self.saw_level in (Rosh.high, Rosh.very_high)
+
+    @property
     def court_order(self) -> bool:
         return self.sentence_type in COURT_ORDERS
 
@@ -211,6 +250,9 @@ RULE_FIELDS = (
     "released_from_custody",
     "post_release_accommodation_temporary",
     "internal_transfer",
+    "saw_level",
+    "gender_identity",
+    "looked_after",
 )
 
 
@@ -280,6 +322,9 @@ def profile_problems(values: Mapping[str, Any], policy: Policy, today: dt.date) 
                     f"{policy.min_age} to {policy.max_age}",
                 )
             )
+    for name, rule in policy.required_form_fields.items():
+        if name in values and values[name] in (None, ""):
+            problems.append((name, f"required by the {policy.profile} profile: {rule}"))
     end = values.get("sentence_end_date")
     if end is not None and end < day:
         problems.append(("sentence_end_date", f"the sentence or licence ended on {end}, before the day raised ({day})"))

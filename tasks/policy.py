@@ -11,8 +11,10 @@ from pydantic import BaseModel, Field, model_validator
 from tasks.config_files import read_yaml
 from tasks.settings import get_settings
 
-Clock = Literal["raised", "received", "move", "reallocation", "returned"]
-OwnerRole = Literal["transferring_pp", "transferring_spo", "receiving_spo", "receiving_pp", "admin", "receiving_head"]
+Clock = Literal["raised", "received", "move", "reallocation", "returned", "caretaking"]
+OwnerRole = Literal[
+    "transferring_pp", "transferring_spo", "receiving_spo", "receiving_pp", "admin", "receiving_head", "service_manager"
+]
 
 
 class ActionRule(BaseModel):
@@ -29,6 +31,9 @@ class ActionRule(BaseModel):
     nsi_types: list[str] = Field(default_factory=lambda: ["case_transfer"])
     opens_after: list[str] = Field(default_factory=list)  # concurrent shape: steps/actions done before its task opens
     shapes: list[int] = Field(default_factory=lambda: [1, 2])
+    # Done again and again at the frequency a caretaking agreement sets (12.8): each check moves
+    # its due date on by that frequency; it closes with the NSI.
+    recurring: bool = False
 
     @property
     def task(self) -> str:
@@ -41,6 +46,28 @@ class ActionRule(BaseModel):
         if len(given) != 1:
             raise ValueError(f"action {self.code}: give exactly one of working_days, days, weeks, months")
         return self
+
+
+class StaffMember(BaseModel):
+    """A case manager as allocation rules see them (config/staff/<profile>.yaml): an id, never a name."""
+
+    id: str
+    band: str
+    gender: Literal["female", "male"]
+
+
+class AllocationRules(BaseModel):
+    """Who may be allocated what (youth justice, 004 2.2, 4.1, 5.1): read by tasks/steps.py."""
+
+    staff: list[StaffMember] = Field(default_factory=list)
+    senior_bands: list[str] = Field(default_factory=list)  # 4.1: High/Very High RoSH or SaW goes to these bands
+    high_levels: list[str] = Field(default_factory=list)  # RoSH/SaW levels that count as high (4.1, 5.1)
+    female_identities: list[str] = Field(default_factory=list)  # 2.2: allocated to a case manager identifying as female
+    co_allocation_agreement_days: int | None = None  # 5.3: recorded within this many days
+
+    def member(self, staff_id: str) -> StaffMember | None:
+        key = staff_id.strip().upper()
+        return next((m for m in self.staff if m.id.upper() == key), None)
 
 
 class Policy(BaseModel):
@@ -72,6 +99,16 @@ class Policy(BaseModel):
     # the defaults are the adult Probation Service's: 18 and over, 110 as a typing-error bound.
     min_age: int = 18
     max_age: int = 110
+    # Youth justice (004), each off by default: fields the transfer form must give; the address
+    # assessment must be a home visit (11.3); a looked-after child's request becomes caretaking
+    # (12.2); a caretaking agreement sets how often the host sends its record of contacts, at most
+    # these weeks apart for the higher of RoSH and SaW (12.5, 12.8); the allocation rules.
+    required_form_fields: dict[str, str] = Field(default_factory=dict)  # field -> the rule that needs it
+    home_visit_required: bool = False
+    looked_after_caretaking: bool = False
+    looked_after_message: str = ""
+    contact_record_max_weeks: dict[str, int] = Field(default_factory=dict)
+    allocation: AllocationRules | None = None
     actions: list[ActionRule] = Field(default_factory=list)
 
     def rule(self, code: str) -> ActionRule:
@@ -110,6 +147,11 @@ def load_policy(profile: str | None = None, config_dir: Path | None = None) -> P
     actions.extend(prof.get("extra_actions") or [])
     settings_part = {k: v for k, v in base.items() if k != "actions"}
     settings_part.update(prof.get("settings") or {})
+    if isinstance(settings_part.get("allocation"), dict) and (staff_file := settings_part["allocation"].get("staff_file")):
+        # The staff list is its own file: it changes with the team, not with the policy.
+        allocation = {k: v for k, v in settings_part["allocation"].items() if k != "staff_file"}
+        allocation["staff"] = (read_yaml(config_dir / staff_file) or {}).get("staff", [])
+        settings_part["allocation"] = allocation
     return Policy(profile=profile, actions=actions, **settings_part)
 
 

@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from tasks.decisions import INFORMATION_REASONS, RefusalReason
-from tasks.policy import Policy
+from tasks.decisions import INFORMATION_REASONS, RefusalReason, RuleBroken
+from tasks.policy import AllocationRules, Policy
 
 
 class OpenAction(Protocol):
@@ -75,3 +75,108 @@ def open_required_actions(policy: Policy, step: str, actions: Iterable[OpenActio
     """Actions the policy says must be done before `step` is recorded and that are still open."""
     required = set(policy.step_requires_actions.get(step, []))
     return [a for a in actions if a.code in required and a.status == "open"]
+
+
+# ---- Youth justice (004): allocation, the home visit, caretaking contact records, looked-after children ----
+
+LEVELS = ("Low", "Medium", "High", "Very High")  # RoSH and SaW, lowest first
+
+
+def check_staff_ids(answer: dict[str, Any], rules: AllocationRules) -> None:
+    """The case manager (and any co-allocated worker) is on the staff list; a co-allocated worker
+    is senior (5.1: a Band B worker or Advanced Practitioner) and not the case manager."""
+    if rules.member(str(answer.get("case_manager", ""))) is None:
+        raise RuleBroken("case_manager", f"{answer.get('case_manager')!r} is not on the staff list (config/staff)")
+    co = str(answer.get("co_allocated_to") or "").strip()
+    if not co:
+        return
+    member = rules.member(co)
+    if member is None:
+        raise RuleBroken("co_allocated_to", f"{co!r} is not on the staff list (config/staff)")
+    if member.band not in rules.senior_bands:
+        raise RuleBroken("co_allocated_to", f"5.1: co-allocation is to a Band {'/'.join(rules.senior_bands)} worker; {member.id} is Band {member.band}")
+    if member.id.upper() == str(answer["case_manager"]).strip().upper():
+        raise RuleBroken("co_allocated_to", "the co-allocated worker is someone other than the case manager")
+
+
+def allocation_breaches(form: dict[str, Any], answer: dict[str, Any], rules: AllocationRules) -> list[tuple[str, str]]:
+    """The allocation rules (004 4.1, 5.1, 2.2) an allocation departs from, as (rule, why)."""
+    manager = rules.member(str(answer.get("case_manager", "")))
+    if manager is None:
+        return []
+    breaches = []
+    levels = {"RoSH": form.get("rosh"), "SaW": form.get("saw_level")}
+    high = [f"{name} {level}" for name, level in levels.items() if level in rules.high_levels]
+    co = rules.member(str(answer.get("co_allocated_to") or ""))
+    if high and manager.band not in rules.senior_bands and (co is None or co.band not in rules.senior_bands):
+        breaches.append((
+            "4.1",
+            f"4.1: a case assessed {' and '.join(high)} is allocated to a Band {'/'.join(rules.senior_bands)} senior case "
+            f"manager; {manager.id} is Band {manager.band}. Allocate a senior case manager, co-allocate one "
+            "(co_allocated_to, 5.1), or record the rationale",
+        ))  # fmt: skip
+    if form.get("gender_identity") in rules.female_identities and manager.gender != "female":
+        breaches.append((
+            "2.2",
+            f"2.2: a child identifying as a girl or young woman is allocated to a case manager identifying as female; "
+            f"{manager.id} identifies as {manager.gender}. Record the rationale (after consulting the child) to allocate otherwise",
+        ))  # fmt: skip
+    return breaches
+
+
+def check_allocation(form: dict[str, Any], answer: dict[str, Any], rules: AllocationRules) -> None:
+    """Refuse an allocation that departs from 4.1 or 2.2 without a recorded rationale; the refusal names the rule."""
+    check_staff_ids(answer, rules)
+    breaches = allocation_breaches(form, answer, rules)
+    if breaches and not str(answer.get("rationale") or "").strip():
+        raise RuleBroken("case_manager", "; ".join(why for _, why in breaches))
+
+
+def allocation_notes(answer: dict[str, Any]) -> str:
+    """The history's words for a co-allocation and a recorded rationale."""
+    notes = ""
+    if co := str(answer.get("co_allocated_to") or "").strip():
+        notes += f"; co-allocated to {co.upper()} as practice supervisor (5.1)"
+    if rationale := str(answer.get("rationale") or "").strip():
+        notes += f"; rationale recorded: {rationale}"
+    return notes
+
+
+def check_home_visit(policy: Policy, answer: dict[str, Any]) -> None:
+    """11.3: every change of address is confirmed by a home visit."""
+    if policy.home_visit_required and str(answer.get("method", "")) == "desktop":
+        raise RuleBroken(
+            "method", "11.3: every change of address is confirmed by a home visit; a desktop assessment is not enough"
+        )
+
+
+def contact_limit_weeks(policy: Policy, form: dict[str, Any]) -> tuple[int, str] | None:
+    """The longest the host's records of contacts may be apart, for the higher of RoSH and SaW (12.5, 12.8)."""
+    given = [level for level in (form.get("rosh"), form.get("saw_level")) if level in policy.contact_record_max_weeks]
+    if not given:
+        return None
+    level = max(given, key=LEVELS.index)
+    return policy.contact_record_max_weeks[level], level
+
+
+def check_contact_frequency(policy: Policy, answer: dict[str, Any], form: dict[str, Any]) -> None:
+    """12.5, 12.8: the caretaking agreement sets how often the host sends its record of contacts,
+    proportionate to RoSH and SaW."""
+    if not policy.contact_record_max_weeks:
+        return
+    weeks = answer.get("contact_frequency_weeks")
+    if weeks in (None, ""):
+        raise RuleBroken("contact_frequency_weeks", "required: 12.8, agree how often the host sends its record of contacts")
+    limit = contact_limit_weeks(policy, form)
+    if limit is not None and int(weeks) > limit[0]:
+        raise RuleBroken(
+            "contact_frequency_weeks",
+            f"12.5: proportionate to RoSH and SaW: at {limit[1]} the record of contacts comes at least every {limit[0]} weeks",
+        )
+
+
+def looked_after_caretaking(policy: Policy, form: dict[str, Any]) -> str | None:
+    """12.2: a looked-after child's transfer request becomes caretaking: the message why, or None."""
+    if policy.looked_after_caretaking and form.get("looked_after") and form.get("nsi_type", "case_transfer") == "case_transfer":
+        return policy.looked_after_message.strip()
+    return None

@@ -135,6 +135,7 @@ class Labels:
     accommodation: list[str]
     teams: list[str]
     pdus: list[str]
+    youth: bool = False  # the profile asks for SaW and gender identity (youth justice)
 
 
 @dataclass
@@ -328,7 +329,7 @@ def generate(
     group = group.reshape(-1)
     first_row = np.zeros(len(combos), dtype=np.int64)
     first_row[group[::-1]] = np.arange(n)[::-1]
-    labels = Labels(rosh_keys, gender_keys, sentence_keys, accommodation_keys, teams, pdus)
+    labels = Labels(rosh_keys, gender_keys, sentence_keys, accommodation_keys, teams, pdus, bool(policy.required_form_fields))
     rules = policy.actions
     applies_by_group = np.zeros((len(combos), len(rules)), dtype=bool)
     for g, row in enumerate(first_row):
@@ -415,6 +416,9 @@ def _iso(d: np.datetime64) -> str | None:
     return None if np.isnat(d) else str(d.astype("datetime64[D]"))
 
 
+YOUTH_IDENTITY = {"Female": "Girl or young woman", "Male": "Boy or young man"}
+
+
 def form_dict(c: dict[str, np.ndarray], i: int, labels: Labels) -> dict[str, Any]:
     """The transfer form row i was raised with, as TransferForm.model_dump(mode='json') gives it."""
     tm = bool(c["tm"][i])
@@ -458,6 +462,10 @@ def form_dict(c: dict[str, np.ndarray], i: int, labels: Labels) -> dict[str, Any
         "released_from_custody": False,
         "post_release_accommodation_temporary": False,
     }
+    if labels.youth:
+        # SaW follows the RoSH drawn (the inspection's profile has no SaW figures of its own).
+        form["saw_level"] = form["rosh"]
+        form["gender_identity"] = YOUTH_IDENTITY.get(form["gender"], "Other")
     return form
 
 
@@ -476,10 +484,16 @@ def _answer(
         fields = {"recorded_by": spo, "support_contact": pp, "team_code": labels.teams[c["r_team"][i]]}
     elif step == OUTCOME_STEP:
         fields = {"recorded_by": _person(int(c["people"][0, i])), "outcome": str(c["status"][i]), "on": on}
+    elif step == "allocation" and policy.allocation is not None:
+        # A senior case manager identifying as female meets 4.1 and 2.2 for every case.
+        rules = policy.allocation
+        manager = next(m for m in rules.staff if m.band in rules.senior_bands and m.gender == "female")
+        fields = {"recorded_by": spo, "case_manager": manager.id, "team_code": labels.teams[c["r_team"][i]]}
     elif step == "allocation":
         fields = {"recorded_by": spo, "practitioner": pp, "team_code": labels.teams[c["r_team"][i]]}
     elif step == "address_assessment":
-        fields = {"recorded_by": pp, "method": "home_visit" if c["postcodes"][1, i] % 3 else "desktop", "suitable": True}
+        home = c["postcodes"][1, i] % 3 or policy.home_visit_required
+        fields = {"recorded_by": pp, "method": "home_visit" if home else "desktop", "suitable": True}
     elif step in ("police_checks", "safeguarding_checks"):
         fields = {"recorded_by": "Case admin", "returned_on": on}
     elif step == "handover":
@@ -495,7 +509,7 @@ def _answer(
             }
     else:
         fields = {"recorded_by": spo, "responsible_officer": pp, "completed_on": on}
-    answer = registry.spec_for(step).form.model_validate(fields).model_dump(mode="json")
+    answer = registry.spec_for(step, policy).form.model_validate(fields).model_dump(mode="json")
     return answer, registry.effect_of(step, answer, situation, policy, on).detail
 
 

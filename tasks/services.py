@@ -26,6 +26,7 @@ def raise_transfer(form: TransferForm, job_variables: dict | None = None) -> tup
     from tasks.form import NsiType
     from tasks.policy import get_policy
     from tasks.settings import get_settings
+    from tasks.temporary_moves import looked_after_as_caretaking
 
     settings = get_settings()
     # The raiser's profile (or the one job_variables give the run) is the NSI's for its whole
@@ -35,6 +36,7 @@ def raise_transfer(form: TransferForm, job_variables: dict | None = None) -> tup
     if settings.shape_version:  # a pinned shape holds for the run too, whoever registers the NSI first
         env.setdefault("CASETRANSFER_SHAPE_VERSION", str(settings.shape_version))
     job_variables = {**(job_variables or {}), "env": env}
+    form = looked_after_as_caretaking(form, get_policy(profile))  # 12.2: before the deployment is chosen
     placement = transfers.place(form)
     transfers.check_placement(form, placement, get_policy(profile))
     deployment = (

@@ -23,7 +23,15 @@ from tasks.estate import load_estate
 from tasks.form import FormError
 from tasks.placement import Placement, check_placement
 from tasks.policy import Policy
-from tasks.profile_rules import decision_detail, not_final
+from tasks.profile_rules import (
+    allocation_notes,
+    check_allocation,
+    check_contact_frequency,
+    check_home_visit,
+    check_staff_ids,
+    decision_detail,
+    not_final,
+)
 from tasks.temporary_moves import CONVERTING, OUTCOMES, SUPPORTING, agreement_detail, check_caretaking_agreement, conversion_form
 
 
@@ -44,6 +52,22 @@ class Allocation(StepAnswer):
 
     practitioner: str = Field(..., min_length=1, max_length=200, description="Receiving practitioner")
     team_code: str = Field(..., min_length=1, max_length=20, description="Receiving team code (nDelius), e.g. N07NCL")
+
+
+class YouthAllocation(StepAnswer):
+    """Receiving team manager: allocate the case to a case manager, by their staff id. Their band
+    and gender come from the staff list (config/staff): 4.1 High or Very High RoSH or SaW goes to
+    a Band B Senior Case Manager, or is co-allocated to one (5.1); 2.2 a girl or young woman goes
+    to a case manager identifying as female. Departing from either needs a recorded rationale."""
+
+    case_manager: str = Field(..., min_length=1, max_length=20, description="The case manager chosen: their staff id")
+    team_code: str = Field(..., min_length=1, max_length=20, description="Receiving team code (nDelius), e.g. N07NCL")
+    co_allocated_to: str | None = Field(
+        None, max_length=20, description="Co-allocated Band B worker or Advanced Practitioner (5.1): their staff id"
+    )
+    rationale: str = Field(
+        "", max_length=4000, description="Why, where the allocation departs from 4.1 (band) or 2.2 (gender): the recorded rationale"
+    )
 
 
 class AssessmentMethod(str, Enum):
@@ -114,6 +138,9 @@ class SupportAllocation(StepAnswer):
     receiving_responsibilities: str = Field("", max_length=4000, description="Caretaking agreement: what the receiving side does")
     home_responsibilities: str = Field("", max_length=4000, description="Caretaking agreement: what the home side keeps")
     review_date: dt.date | None = Field(None, description="Caretaking agreement: review, within the caretaking limit")
+    contact_frequency_weeks: int | None = Field(
+        None, ge=1, le=52, description="Caretaking agreement: weeks between the host's records of contacts (youth justice 12.8)"
+    )
 
 
 class MoveOutcome(StepAnswer):
@@ -181,6 +208,9 @@ STEPS: dict[str, StepSpec] = {
     )
 }
 
+# Where the policy has allocation rules (youth justice), allocation asks for a case manager's staff id.
+YOUTH_ALLOCATION = StepSpec("allocation", YouthAllocation, "allocation")
+
 # The sequential shape (1): a Case Transfer's steps in the order they are asked.
 SEQUENTIAL_STEPS = [
     "allocation",
@@ -199,6 +229,8 @@ _NUMBERED = re.compile(r"^(challenge|dispute)-(\d+)$")
 def spec_for(task: str, policy: Policy | None = None) -> StepSpec:
     """The spec of a step, a numbered challenge or dispute, or (with the policy) an action's task.
     FormError names the field when there is none."""
+    if task == "allocation" and policy is not None and policy.allocation is not None:
+        return YOUTH_ALLOCATION
     if task in STEPS:
         return STEPS[task]
     if m := _NUMBERED.match(task):
@@ -306,7 +338,11 @@ def validate_answer(
 
 def check_rules(spec: StepSpec, answer: StepAnswer, policy: Policy, today: dt.date) -> None:
     """The policy's rules for an answer that need no store (the refusal rules, the caretaking agreement)."""
-    if isinstance(answer, SupportAllocation):
+    if isinstance(answer, YouthAllocation) and policy.allocation is not None:
+        check_staff_ids(answer.model_dump(), policy.allocation)
+    elif isinstance(answer, AddressAssessment):
+        check_home_visit(policy, answer.model_dump(mode="json"))
+    elif isinstance(answer, SupportAllocation):
         check_caretaking_agreement(policy, answer.model_dump(), today)
     elif isinstance(answer, Decision):
         check_decision(answer.outcome, answer.reasons, answer.evidence, policy.information_refusals)
@@ -370,7 +406,7 @@ class Effect:
     closes: str | None = None  # close the NSI with this status on `on`
     finishes: tuple[str, ...] = ()  # Action List codes done by it
     sets: dict[str, Any] = field(default_factory=dict)  # NSI fields the answer fills in
-    plans: Literal["allocation", "returned"] | None = None  # Action List entries that start from `on`
+    plans: Literal["allocation", "returned", "caretaking"] | None = None  # Action List entries that start from `on`
     challenge: Literal["upheld", "withdrawn"] | None = None  # settles the open challenge
     dispute: Literal["overturned", "confirmed"] | None = None  # settles the dispute
     # An answer the policy records without completing its step (a handover that did not transfer
@@ -392,6 +428,11 @@ def check_against(task: str, answer: dict[str, Any], situation: Situation, polic
             raise RuleBroken("team_code", f"{team.code} is the transferring team; an internal transfer moves to another team")
         if task == "support_allocation":
             check_caretaking_agreement(policy, answer, today)
+            check_contact_frequency(policy, answer, situation.form or {})
+        elif policy.allocation is not None:
+            check_allocation(situation.form or {}, answer, policy.allocation)
+    elif task == "address_assessment":
+        check_home_visit(policy, answer)
     elif task == "decision":
         reasons = [RefusalReason(r) for r in answer.get("reasons", [])]
         check_decision(answer["outcome"], reasons, answer.get("evidence", ""), policy.information_refusals)
@@ -434,13 +475,17 @@ def effect_of(task: str, answer: dict[str, Any], situation: Situation, policy: P
     if task in ("allocation", "support_allocation"):
         team = load_estate().teams[str(answer["team_code"]).strip().upper()]
         sets = {"receiving_team_code": team.code, "allocated_on": on}
+        if task == "allocation" and policy.allocation is not None:
+            sets["receiving_practitioner"] = str(answer["case_manager"]).strip().upper()
+            detail = f"allocated to case manager {sets['receiving_practitioner']} ({team.name})" + allocation_notes(answer)
+            return replace(base, detail=detail, sets=sets, plans="allocation")
         if task == "allocation":
             sets["receiving_practitioner"] = answer["practitioner"]
             return replace(base, detail=f"allocated to {answer['practitioner']} ({team.name})", sets=sets, plans="allocation")
         sets["receiving_practitioner"] = answer["support_contact"]
         words = f"support contact {answer['support_contact']} ({team.name}); {situation.transferring_practitioner} stays the responsible practitioner"
         detail = "; ".join(part for part in (words, agreement_detail(answer)) if part)
-        return replace(base, detail=detail, status=SUPPORTING, sets=sets)
+        return replace(base, detail=detail, status=SUPPORTING, sets=sets, plans="caretaking" if answer.get("contact_frequency_weeks") else None)
     if task == "handover" and policy.handover_is_transfer_date:
         return replace(base, detail=f"three-way meeting held on {answer['held_on']}: the formal transfer date")
     if task == "decision":

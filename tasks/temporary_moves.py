@@ -72,6 +72,8 @@ def agreement_detail(answer: dict[str, Any]) -> str:
         parts.append(f"home side: {answer['home_responsibilities']}")
     if answer.get("review_date"):
         parts.append(f"review by {answer['review_date']}")
+    if answer.get("contact_frequency_weeks"):
+        parts.append(f"the host's record of contacts every {answer['contact_frequency_weeks']} weeks")
     return "caretaking agreement: " + "; ".join(parts)
 
 
@@ -99,3 +101,17 @@ def as_temporary_move(form: TransferForm) -> TransferForm:
     if form.nsi_type is NsiType.temporary_move:
         return form
     return TransferForm.model_validate({**form.model_dump(mode="json"), "nsi_type": NsiType.temporary_move.value})
+
+
+def looked_after_as_caretaking(form: TransferForm, policy: Policy) -> TransferForm:
+    """12.2: a looked-after child stays the home service's case: their Case Transfer request is
+    raised as caretaking (a Temporary Move), expected to last to the end of the order."""
+    if not (policy.looked_after_caretaking and form.looked_after and form.nsi_type is NsiType.case_transfer):
+        return form
+    data = form.model_dump(mode="json")
+    data.update(
+        nsi_type=NsiType.temporary_move.value,
+        temporary_reason=data.get("temporary_reason") or "Looked-after child: caretaking, not a transfer (12.2)",
+        expected_return_date=data.get("expected_return_date") or data["sentence_end_date"],
+    )
+    return TransferForm.model_validate(data)

@@ -27,6 +27,7 @@ from tasks.policy import Policy, get_policy
 from tasks.settings import get_settings
 from tasks.store.models import Action, Challenge, HistoryEntry, Nsi, StepRecord, WaitingTask, utcnow
 from tasks.store.unit_of_work import UnitOfWork
+from tasks.temporary_moves import looked_after_as_caretaking
 
 CLOSED = {"completed", "refused", "withdrawn", "returned", "converted", "ended"}
 AWAITING_ALLOCATION, IN_PROGRESS, CHALLENGED, DISPUTED = (
@@ -95,6 +96,7 @@ def register_nsi(
                 uow.commit()
             return existing.reference
     policy = _policy_for(profile)
+    form = looked_after_as_caretaking(form, policy)
     placement = placement or place(form)
     transferring_pdu, transferring_region, receiving_region = check_placement(form, placement, policy)
     settings = get_settings()
@@ -138,7 +140,9 @@ def register_nsi(
             "raised",
             f"{form.nsi_type.value} raised to {pdu_name}"
             + (f"; converted from Temporary Move {parent_reference}" if parent_reference else "")
-            + ("; internal transfer between teams of the PDU" if form.internal_transfer else ""),
+            + ("; internal transfer between teams of the PDU" if form.internal_transfer else "")
+            + (f"; looked after: caretaking, not a transfer. {policy.looked_after_message.strip()}"
+               if form.looked_after and policy.looked_after_caretaking and form.nsi_type is NsiType.temporary_move else ""),
             actor or form.raised_by,
             flow_run_id,
         )
@@ -553,7 +557,8 @@ def apply_step(
         if effect.plans == "allocation":
             form = TransferForm.model_validate(nsi.form)
             clocks = Clocks(raised=nsi.raised_on, received=nsi.received_on, move=nsi.move_on or nsi.received_on, reallocation=on)
-            _add_planned(session, nsi, plan_actions(Facts(form), clocks, policy, calendar, nsi.shape_version))
+            facts = Facts(form, allocation=effect.answer)
+            _add_planned(session, nsi, plan_actions(facts, clocks, policy, calendar, nsi.shape_version))
             session.flush()
             session.refresh(nsi)
         if effect.challenge is not None:
@@ -584,6 +589,14 @@ def apply_step(
         else:
             nsi.status = effect.status or nsi.status
             nsi.waiting_step = None
+        if effect.plans == "caretaking":
+            # 12.8: the host's record of contacts, first due one agreed period after caretaking starts.
+            start = _date_in(answer, "caretaking_from") or on
+            weeks = int(answer["contact_frequency_weeks"])
+            _add_planned(session, nsi, [
+                PlannedAction(r.code, r.title, r.owner, start + dt.timedelta(weeks=weeks), None)
+                for r in policy.actions if r.recurring and r.clock == "caretaking"
+            ])  # fmt: skip
         if effect.plans == "returned":
             # After closing, so the review stays open: the case is reviewed on the person's return.
             clocks = Clocks(raised=nsi.raised_on, received=nsi.received_on, move=nsi.move_on or nsi.received_on, returned=on)
@@ -712,12 +725,42 @@ def mark_action_done(reference: str, code: str, by: str, on: dt.date | None = No
             raise StepRefused("on", f"{on} is in the future: record work on or after the day it was done")
         if on < nsi.raised_on:
             raise StepRefused("on", f"{on} is before the NSI was raised ({nsi.raised_on})")
+        rule = next((r for r in _policy_for(nsi.profile).actions if r.code == code), None)
+        if rule is not None and rule.recurring:
+            _check_recurring(uow.session, nsi, action, on, by)
+            uow.commit()
+            return
         action.status = "done"
         action.done_on = on
         if nsi.shape_version >= 2:
             nsi.wake_seq += 1  # its waiting task, if any, is closed by the transfer's run
         _history(uow.session, nsi, f"action:{code}", "action done", action.title + _done_note(on, today()), by)
         uow.commit()
+
+
+CONTACT_RECORDS_ON_TIME, CONTACT_RECORDS_LATE = "contact records on time", "contact records late"
+
+
+def _agreed_weeks(nsi: Nsi) -> int | None:
+    record = next((s for s in nsi.steps if s.step == "support_allocation"), None)
+    weeks = record.answer.get("contact_frequency_weeks") if record else None
+    return int(weeks) if weeks else None
+
+
+def _check_recurring(session: Session, nsi: Nsi, action: Action, on: dt.date, by: str) -> None:
+    """12.8: the host's record of contacts checked: on time or late against its due date, and due
+    again one agreed period later. It stays open (and reminded) until the caretaking ends."""
+    weeks = _agreed_weeks(nsi)
+    if weeks is None:
+        raise StepRefused("action", f"{action.code}: no contact frequency is agreed on the caretaking agreement")
+    seq = 1 + sum(1 for h in nsi.history if h.event in (CONTACT_RECORDS_ON_TIME, CONTACT_RECORDS_LATE))
+    late = (on - action.due_on).days
+    event = CONTACT_RECORDS_ON_TIME if late <= 0 else CONTACT_RECORDS_LATE
+    due = action.due_on + dt.timedelta(weeks=weeks)
+    words = "on time" if late <= 0 else f"{late} days late"
+    detail = f"{action.title}: received {on.isoformat()}, due {action.due_on.isoformat()}: {words}; next due {due.isoformat()}"
+    _history(session, nsi, f"action:{action.code}:{seq}", event, detail, by)
+    action.due_on = due
 
 
 # ---- The concurrent shape: challenges, disputes, and what the transfer's run opens and closes ----

@@ -17,6 +17,9 @@ from tasks.form import parse_form
 pytestmark = pytest.mark.prefect
 
 YOUTH = {"env": {"CASETRANSFER_PROFILE": "youth"}}
+SEQUENTIAL_YOUTH = {"env": {"CASETRANSFER_PROFILE": "youth", "CASETRANSFER_SHAPE_VERSION": "1"}}
+YOUTH_FIELDS = {"saw_level": "Low", "gender_identity": "Boy or young man"}
+YOUTH_ALLOCATION = ("allocation", ["--case-manager", "CM202", "--team-code", "N50CAD", "--recorded-by", "Kim TM"])
 SUMMARY = {
     "parental_responsibility": "Mother, same address",
     "offence_details": "Robbery; no specific victim risk",
@@ -26,21 +29,21 @@ SUMMARY = {
 }  # fmt: skip
 
 
-def raise_youth(stack, **changes) -> tuple[str, str]:
+def raise_youth(stack, job_variables: dict = YOUTH, **changes) -> tuple[str, str]:
     from tasks.services import raise_transfer
 
     with prefect_api(stack):
-        return raise_transfer(parse_form(demo_form(**changes)), job_variables=YOUTH)
+        return raise_transfer(parse_form(demo_form(**{**YOUTH_FIELDS, **changes}), "youth"), job_variables=job_variables)
 
 
 def test_a_youth_transfer_whose_three_way_meeting_did_not_happen_has_not_transferred(prefect_stack):
     from prefect.client.orchestration import get_client
 
     reference, flow_run_id = raise_youth(
-        prefect_stack, crn="Y300001", sentence_type="Youth Rehabilitation Order", transfer_in=SUMMARY
+        prefect_stack, SEQUENTIAL_YOUTH, crn="Y300001", sentence_type="Youth Rehabilitation Order", transfer_in=SUMMARY
     )
     assert transfers.status_of(reference).profile == "youth"
-    for step, args in STEPS[:4]:
+    for step, args in [YOUTH_ALLOCATION, *STEPS[1:4]]:
         wait_for(waiting_at(reference, step), what=step)
         cli("record", reference, step, *args)
     wait_for(waiting_at(reference, "handover"), what="the three-way meeting")
@@ -94,7 +97,7 @@ def test_a_youth_caretaking_move_records_its_agreement_then_ends(prefect_stack):
         expected_return_date="2027-03-01",
     )
     wait_for(waiting_at(reference, "support_allocation"), what="the support allocation")
-    support = ["--support-contact", "Pat Host", "--team-code", "N50CAD", "--recorded-by", "Kim TM"]
+    support = ["--support-contact", "Pat Host", "--team-code", "N50CAD", "--contact-frequency-weeks", "4", "--recorded-by", "Kim TM"]
     missing = cli("record", reference, "support_allocation", *support, check=False)
     assert missing.returncode == 2 and "caretaking_from" in missing.stderr
     agreement = [

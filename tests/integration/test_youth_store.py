@@ -13,7 +13,8 @@ from tasks.form import FormError, parse_form
 from tasks.store.models import Nsi, StepRecord
 from tasks.store.unit_of_work import UnitOfWork
 
-ALLOCATION = {"recorded_by": "Kim TM", "practitioner": "Pat Receiver", "team_code": "N50CAD"}
+ALLOCATION = {"recorded_by": "Kim TM", "case_manager": "CM202", "team_code": "N50CAD"}
+YOUTH_FIELDS = {"saw_level": "Low", "gender_identity": "Boy or young man"}
 MISSED = {"recorded_by": "Sam", "held_on": "2027-01-04", "pop_attended": False}
 NOT_HELD = {"recorded_by": "Sam", "held_on": "2027-01-05", "held": False}
 HELD = {"recorded_by": "Sam", "held_on": "2027-01-06", "pop_attended": True}
@@ -29,6 +30,8 @@ def _meetings_already_held(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def raise_transfer(profile: str, key: str = "ct-1", **changes) -> str:
     changes.setdefault("raised_on", TODAY.isoformat())
+    if profile == "youth":
+        changes = {**YOUTH_FIELDS, **changes}
     return transfers.register_nsi(parse_form(demo_form(**changes)), key, profile=profile)
 
 
@@ -47,7 +50,7 @@ def test_the_nsi_keeps_the_profile_it_was_raised_under(store_url):
     assert "transfer_in_summary" not in {a.code for a in transfers.status_of(adult).actions}
 
 
-def test_a_youth_meeting_the_young_person_missed_is_recorded_but_does_not_transfer_the_case(store_url):
+def test_a_youth_meeting_the_young_person_missed_is_recorded_but_does_not_transfer_the_case(store_url, sequential_shape):
     ref = raise_transfer("youth")
     allocated(ref)
     transfers.mark_waiting(ref, "handover")
@@ -67,7 +70,7 @@ def test_a_youth_meeting_the_young_person_missed_is_recorded_but_does_not_transf
     assert "formal transfer date" in detail
 
 
-def test_youth_completion_needs_a_valid_meeting_and_dates_from_it(store_url):
+def test_youth_completion_needs_a_valid_meeting_and_dates_from_it(store_url, sequential_shape):
     ref = raise_transfer("youth")
     allocated(ref)
     transfers.mark_action_done(ref, "enforcement_complete", "Sam")
@@ -83,7 +86,7 @@ def test_youth_completion_needs_a_valid_meeting_and_dates_from_it(store_url):
         assert uow.session.scalars(select(Nsi.closed_on).where(Nsi.reference == ref)).one() == dt.date(2027, 1, 6)
 
 
-def test_youth_enforcement_is_done_before_completion(store_url):
+def test_youth_enforcement_is_done_before_completion(store_url, sequential_shape):
     ref = raise_transfer("youth")
     allocated(ref)
     transfers.apply_step(ref, "handover", HELD)
@@ -101,7 +104,7 @@ def test_the_adult_handover_is_recorded_as_given(store_url, sequential_shape):
     assert transfers.apply_step(ref, "completion", COMPLETION) == "completed"
 
 
-def test_a_youth_request_stayed_for_missing_information_goes_back_and_waits(store_url):
+def test_a_youth_request_stayed_for_missing_information_goes_back_and_waits(store_url, sequential_shape):
     ref = raise_transfer("youth")
     transfers.mark_waiting(ref, "decision")
     transfers.apply_step(ref, "decision", STAY)
@@ -114,7 +117,7 @@ def test_a_youth_request_stayed_for_missing_information_goes_back_and_waits(stor
     assert codes["decision"] == codes["confirm_supervision"] == "done"
 
 
-def test_a_youth_refusal_for_poor_assessments_closes_with_the_reasons_sent_back(store_url):
+def test_a_youth_refusal_for_poor_assessments_closes_with_the_reasons_sent_back(store_url, sequential_shape):
     ref = raise_transfer("youth")
     refusal = {
         "recorded_by": "Kim",
@@ -135,11 +138,11 @@ def test_an_adult_stay_is_refused_and_nothing_is_stored(store_url):
     assert transfers.step_attempts(ref, "decision") == 0 and events(ref) == ["raised"]
 
 
-def test_a_youth_internal_transfer_is_endorsed_then_allocated_to_another_team(store_url):
+def test_a_youth_internal_transfer_is_endorsed_then_allocated_to_another_team(store_url, sequential_shape):
     ref = raise_transfer("youth", proposed_postcode="DA6 8DS", internal_transfer=True)
     view = transfers.status_of(ref)
     assert view.receiving.startswith("Greenwich and Bexley") and "internal transfer" in view.history[0].detail
-    answer = {"recorded_by": "Kim TM", "practitioner": "Lou Other", "team_code": "N07518"}
+    answer = {"recorded_by": "Kim TM", "case_manager": "CM201", "team_code": "N07518"}
     with pytest.raises(transfers.StepRefused) as exc:
         transfers.apply_step(ref, "allocation", answer)
     assert "internal_transfer_endorsement" in str(exc.value)

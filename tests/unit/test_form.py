@@ -148,7 +148,7 @@ def test_the_age_is_counted_on_raised_on_when_given():
     [("2016-12-22", 9, False), ("2016-12-21", 10, True), ("2008-01-01", 18, True), ("2007-12-21", 19, False)],
 )
 def test_the_youth_profile_takes_young_people_aged_ten_to_eighteen(date_of_birth, age, accepted):
-    data = demo_form(date_of_birth=date_of_birth)
+    data = demo_form(date_of_birth=date_of_birth, saw_level="Low", gender_identity="Boy or young man")
     if accepted:
         assert parse_form(data, "youth").date_of_birth.isoformat() == date_of_birth
     else:
