@@ -673,6 +673,7 @@ ROLE_LABELS = {
     "receiving_pp": "receiving practitioner",
     "admin": "case admin",
     "receiving_head": "head of the receiving PDU",
+    "service_manager": "Service Manager (youth justice)",
 }
 NSI_TYPE_LABELS = {"case_transfer": "Case transfer", "temporary_move": "Temporary move"}
 TEMPLATE = "reminder_digest"

@@ -48,6 +48,7 @@ from tasks.policy import Policy, get_policy
 from tasks.settings import get_settings
 from tasks.store.models import Action, Nsi
 from tasks.store.session import get_engine
+from tasks.youth_measures import youth_sheet
 
 NAT = np.datetime64("NaT", "D")
 EXCEL_EPOCH = np.datetime64("1899-12-30", "D")
@@ -59,6 +60,7 @@ OWNERS = {
     "receiving_pp": "Receiving practitioner",
     "admin": "Case admin",
     "receiving_head": "Head of the receiving PDU",
+    "service_manager": "Service Manager (youth justice)",
 }
 # Statuses whose plain words are not just the code with spaces (see plain_words).
 STATUS_WORDS = {"lao": "Limited access", "tm_supporting": "Supporting (temporary move)"}
@@ -183,6 +185,7 @@ class TrackerData:
     # Challenges and refusals, and escalations (tasks/tracker_outcomes.py), LAO already redacted.
     challenges: list[dict[str, Any]] = field(default_factory=list)
     escalations: list[dict[str, Any]] = field(default_factory=list)
+    youth: list[dict[str, Any]] = field(default_factory=list)  # tasks/youth_measures.py
 
 
 def _d(col: Any) -> Any:
@@ -419,11 +422,13 @@ def load_data(as_of: dt.date, url: str | None = None, config: TrackerConfig | No
 def _outcomes(as_of: dt.date, nsi_ids: list[int], url: str | None, cfg: TrackerConfig) -> dict[str, Any]:
     """Challenges, refusals and escalations of the NSIs in scope (tasks/tracker_outcomes.py)."""
     from tasks.tracker_outcomes import challenge_records, escalation_records
+    from tasks.youth_measures import youth_records
 
     ids = set(nsi_ids)
     return {
         "challenges": challenge_records(as_of, ids, url, cfg.layout.lao_name),
         "escalations": escalation_records(as_of, ids, url, cfg.layout.lao_name),
+        "youth": youth_records(as_of, ids, url, cfg.layout.lao_name),
     }
 
 
@@ -1013,6 +1018,7 @@ class RegionInput:
     # Challenges and refusals, and escalations (tasks/tracker_outcomes.py), LAO already redacted.
     challenges: list[dict[str, Any]] = field(default_factory=list)
     escalations: list[dict[str, Any]] = field(default_factory=list)
+    youth: list[dict[str, Any]] = field(default_factory=list)  # tasks/youth_measures.py
 
 
 def region_input(data: TrackerData, code: str, config: TrackerConfig | None = None) -> RegionInput:
@@ -1040,6 +1046,7 @@ def region_input(data: TrackerData, code: str, config: TrackerConfig | None = No
         handovers=[h for h in data.handovers if h["region_code"] == code],
         challenges=[c for c in data.challenges if code in (c["t_region"], c["r_region"])],
         escalations=[e for e in data.escalations if code in (e["t_region"], e["r_region"])],
+        youth=[y for y in data.youth if code in (y["t_region"], y["r_region"])],
     )
 
 
@@ -1375,6 +1382,7 @@ def build_region_sheets(book: Book, inp: RegionInput) -> RegionResult:
     handover_sheet(book, inp)
     challenges_sheet(book, inp)
     escalations_sheet(book, inp)
+    youth_sheet(book, inp.youth)
     return result
 
 
@@ -1656,6 +1664,7 @@ def write_national(data: TrackerData, results: Sequence[RegionResult], path: Pat
         ]
         comp = compliance(nsis, actions, data.measures, scopes, data.as_of, data.window_start)
         compliance_sheet(book, comp, nsis, actions, data.as_of)
+        youth_sheet(book, data.youth)
         book.list_sheet(
             "Workbooks",
             [

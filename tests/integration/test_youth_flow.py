@@ -18,7 +18,7 @@ pytestmark = pytest.mark.prefect
 
 YOUTH = {"env": {"CASETRANSFER_PROFILE": "youth"}}
 SEQUENTIAL_YOUTH = {"env": {"CASETRANSFER_PROFILE": "youth", "CASETRANSFER_SHAPE_VERSION": "1"}}
-YOUTH_FIELDS = {"saw_level": "Low", "gender_identity": "Boy or young man"}
+YOUTH_FIELDS = {"saw_level": "Low", "gender_identity": "Boy or young man", "date_of_birth": "2010-05-17"}
 YOUTH_ALLOCATION = ("allocation", ["--case-manager", "CM202", "--team-code", "N50CAD", "--recorded-by", "Kim TM"])
 SUMMARY = {
     "parental_responsibility": "Mother, same address",
@@ -113,3 +113,59 @@ def test_a_youth_caretaking_move_records_its_agreement_then_ends(prefect_stack):
     wait_for(lambda: state_of(prefect_stack, flow_run_id) == "COMPLETED", what="the run to complete")
     assert transfers.status_of(reference).status == "ended"
     assert UUID(flow_run_id)
+
+
+def owners(reference: str) -> dict[str, str]:
+    """The waiting tasks whose runs have started, and whom each waits for."""
+    return {t.task: t.owner_role for t in transfers.status_of(reference).tasks if t.flow_run_id}
+
+
+def test_a_youth_transfer_waits_on_its_own_tasks_and_a_looked_after_child_is_caretaken(prefect_stack):
+    """4.1, 2.2, 5.1, 5.3, 11.3, 11.4, 12.9 on one concurrent transfer; 12.2, 12.5, 12.8 on a looked-after child."""
+    orders = [{"parent": "Mother", "lives_with_young_person": True}, {"parent": "Father", "lives_with_young_person": False}]
+    reference, _ = raise_youth(prefect_stack, crn="Y300003", saw_level="High", gender="Female",
+                               gender_identity="Girl or young woman", parenting_orders=orders)  # fmt: skip
+    assert transfers.shape_of(reference) == 2
+    allocation = ["--team-code", "N50CAD", "--recorded-by", "Kim TM"]
+    refused = cli("record", reference, "allocation", "--case-manager", "CM102", *allocation, check=False)
+    assert refused.returncode == 2 and "4.1" in refused.stderr and "Band A" in refused.stderr
+    refused = cli("record", reference, "allocation", "--case-manager", "CM202", *allocation, check=False)
+    assert refused.returncode == 2 and "2.2" in refused.stderr
+    cli("record", reference, "allocation", "--case-manager", "CM102", "--co-allocated-to", "CM201", *allocation)
+    wanted = {"co_allocation_agreement": "receiving_spo", "address_assessment": "receiving_pp",
+              "parenting_order_transfer": "transferring_pp", "parenting_order_papers": "transferring_pp"}  # fmt: skip
+    wait_for(lambda: wanted.items() <= owners(reference).items(), what="the youth tasks to wait at once")
+    assert "review_assessment" not in owners(reference) and "completion" not in owners(reference)
+
+    desktop = cli("record", reference, "address_assessment", "--method", "desktop", "--suitable", "true", "--recorded-by",
+                  "Pat", check=False)  # fmt: skip
+    assert desktop.returncode == 2 and "11.3" in desktop.stderr and "desktop assessment is not enough" in desktop.stderr
+    cli("record", reference, "address_assessment", "--method", "home_visit", "--suitable", "true", "--recorded-by", "Pat")
+    wait_for(lambda: "review_assessment" in owners(reference), what="the AssetPlus review after the home visit")
+
+    cli("challenge", reference, "--concern", "Exploitation risk near the new address", "--role", "receiving_spo", "--by", "Kim TM")
+    cli("record", reference, "challenge-1", "--outcome", "uphold", "--reasons",
+        "Risk of harm would increase and could not be managed at the new address", "--evidence", "Police intelligence",
+        "--recorded-by", "Kim TM")  # fmt: skip
+    wait_for(lambda: transfers.status_of(reference).status == "refused", what="the refusal")
+    cli("dispute", reference, "--grounds", "A safety plan manages it", "--by", "Alex Senior")
+    wait_for(lambda: owners(reference).get("dispute-1") == "service_manager", what="the Service Manager's escalation")
+
+    looked_after, _ = raise_youth(prefect_stack, crn="Y300004", looked_after=True, raised_on="2026-12-07", saw_level="High")
+    assert looked_after.startswith("TM")
+    wait_for(waiting_at(looked_after, "support_allocation"), what="caretaking's support allocation")
+    assert "12.2: Children and young people who are looked after" in cli("status", looked_after).stdout
+    support = [
+        "--support-contact", "Pat Host", "--team-code", "N50CAD", "--caretaking-from", "2026-12-07",
+        "--receiving-responsibilities", "Appointments", "--home-responsibilities", "Case management (12.2)",
+        "--review-date", "2027-03-01", "--recorded-by", "Kim TM",
+    ]  # fmt: skip
+    weekly_too_rare = cli("record", looked_after, "support_allocation", *support, "--contact-frequency-weeks", "4", check=False)
+    assert weekly_too_rare.returncode == 2 and "12.5" in weekly_too_rare.stderr
+    cli("record", looked_after, "support_allocation", *support, "--contact-frequency-weeks", "2")
+    wait_for(lambda: transfers.nsi_status(looked_after) == ("supporting", "outcome"), what="the caretaking period")
+    records = next(a for a in transfers.status_of(looked_after).actions if a.code == "contact_records")
+    assert records.due_on.isoformat() == "2026-12-21" and records.status == "open"
+    cli("action-done", looked_after, "contact_records", "--by", "Jo")
+    status = cli("status", looked_after).stdout
+    assert "on time; next due 2027-01-04" in status
