@@ -126,9 +126,13 @@ def test_a_youth_support_allocation_records_the_caretaking_agreement(store_url):
     with pytest.raises(transfers.StepRefused) as exc:
         transfers.apply_step(ref, "support_allocation", {**SUPPORT, **AGREEMENT, "review_date": "2027-03-22"})
     assert exc.value.field == "review_date"
-    supported(ref, **AGREEMENT)
+    with pytest.raises(transfers.StepRefused) as exc:
+        supported(ref, **AGREEMENT)
+    assert exc.value.field == "contact_frequency_weeks" and "12.8" in str(exc.value)
+    supported(ref, **AGREEMENT, contact_frequency_weeks=4)
     detail = next(h.detail for h in transfers.status_of(ref).history if h.event == "support_allocation")
     assert "caretaking agreement" in detail and "review by 2027-03-19" in detail
+    assert "record of contacts every 4 weeks" in detail
     assert transfers.recorded_steps(ref)["support_allocation"]["home_responsibilities"] == "Planning and enforcement"
 
 

@@ -17,7 +17,6 @@ from tasks.form import parse_form
 pytestmark = pytest.mark.prefect
 
 YOUTH = {"env": {"CASETRANSFER_PROFILE": "youth"}}
-SEQUENTIAL_YOUTH = {"env": {"CASETRANSFER_PROFILE": "youth", "CASETRANSFER_SHAPE_VERSION": "1"}}
 YOUTH_FIELDS = {"saw_level": "Low", "gender_identity": "Boy or young man", "date_of_birth": "2010-05-17"}
 YOUTH_ALLOCATION = ("allocation", ["--case-manager", "CM202", "--team-code", "N50CAD", "--recorded-by", "Kim TM"])
 SUMMARY = {
@@ -36,11 +35,11 @@ def raise_youth(stack, job_variables: dict = YOUTH, **changes) -> tuple[str, str
         return raise_transfer(parse_form(demo_form(**{**YOUTH_FIELDS, **changes}), "youth"), job_variables=job_variables)
 
 
-def test_a_youth_transfer_whose_three_way_meeting_did_not_happen_has_not_transferred(prefect_stack):
+def test_a_youth_transfer_whose_three_way_meeting_did_not_happen_has_not_transferred(prefect_stack, sequential_shape):
     from prefect.client.orchestration import get_client
 
     reference, flow_run_id = raise_youth(
-        prefect_stack, SEQUENTIAL_YOUTH, crn="Y300001", sentence_type="Youth Rehabilitation Order", transfer_in=SUMMARY
+        prefect_stack, crn="Y300001", sentence_type="Youth Rehabilitation Order", transfer_in=SUMMARY
     )
     assert transfers.status_of(reference).profile == "youth"
     for step, args in [YOUTH_ALLOCATION, *STEPS[1:4]]:
