@@ -108,6 +108,11 @@ class Policy(BaseModel):
     looked_after_caretaking: bool = False
     looked_after_message: str = ""
     contact_record_max_weeks: dict[str, int] = Field(default_factory=dict)
+    # 12.5: a transfer in is accepted at allocation on a caretaking basis until it completes: the
+    # allocation agrees the contact frequency (as a caretaking agreement does) and the recurring
+    # caretaking checks run from allocation to completion. The history quotes the message.
+    transfer_in_caretaking: bool = False
+    transfer_in_caretaking_message: str = ""
     allocation: AllocationRules | None = None
     actions: list[ActionRule] = Field(default_factory=list)
 

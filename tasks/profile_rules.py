@@ -166,13 +166,19 @@ def check_contact_frequency(policy: Policy, answer: dict[str, Any], form: dict[s
         return
     weeks = answer.get("contact_frequency_weeks")
     if weeks in (None, ""):
-        raise RuleBroken("contact_frequency_weeks", "required: 12.8, agree how often the host sends its record of contacts")
+        raise RuleBroken("contact_frequency_weeks", "required: 12.5, 12.8: agree how often the host sends its record of contacts")
     limit = contact_limit_weeks(policy, form)
     if limit is not None and int(weeks) > limit[0]:
         raise RuleBroken(
             "contact_frequency_weeks",
             f"12.5: proportionate to RoSH and SaW: at {limit[1]} the record of contacts comes at least every {limit[0]} weeks",
         )
+
+
+def accepted_as_caretaking(policy: Policy, concurrent: bool) -> bool:
+    """12.5: a transfer in (the concurrent shape) is accepted at allocation on a caretaking basis
+    until it completes, so its allocation agrees the contact frequency."""
+    return policy.transfer_in_caretaking and concurrent
 
 
 def looked_after_caretaking(policy: Policy, form: dict[str, Any]) -> str | None:

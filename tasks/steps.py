@@ -24,6 +24,7 @@ from tasks.form import FormError
 from tasks.placement import Placement, check_placement
 from tasks.policy import Policy
 from tasks.profile_rules import (
+    accepted_as_caretaking,
     allocation_notes,
     check_allocation,
     check_contact_frequency,
@@ -67,6 +68,9 @@ class YouthAllocation(StepAnswer):
     )
     rationale: str = Field(
         "", max_length=4000, description="Why, where the allocation departs from 4.1 (band) or 2.2 (gender): the recorded rationale"
+    )
+    contact_frequency_weeks: int | None = Field(
+        None, ge=1, le=52, description="Accepted on a caretaking basis (12.5): weeks between the host's records of contacts (12.8)"
     )
 
 
@@ -406,7 +410,10 @@ class Effect:
     closes: str | None = None  # close the NSI with this status on `on`
     finishes: tuple[str, ...] = ()  # Action List codes done by it
     sets: dict[str, Any] = field(default_factory=dict)  # NSI fields the answer fills in
-    plans: Literal["allocation", "returned", "caretaking"] | None = None  # Action List entries that start from `on`
+    plans: Literal["allocation", "returned"] | None = None  # Action List entries that start from `on`
+    # The recurring caretaking checks (12.8) start one agreed period after this day: a caretaking
+    # agreement's start, or a transfer in's allocation (accepted on a caretaking basis, 12.5).
+    caretaking_from: dt.date | None = None
     challenge: Literal["upheld", "withdrawn"] | None = None  # settles the open challenge
     dispute: Literal["overturned", "confirmed"] | None = None  # settles the dispute
     # An answer the policy records without completing its step (a handover that did not transfer
@@ -431,6 +438,8 @@ def check_against(task: str, answer: dict[str, Any], situation: Situation, polic
             check_contact_frequency(policy, answer, situation.form or {})
         elif policy.allocation is not None:
             check_allocation(situation.form or {}, answer, policy.allocation)
+        if task == "allocation" and accepted_as_caretaking(policy, situation.concurrent):
+            check_contact_frequency(policy, answer, situation.form or {})
     elif task == "address_assessment":
         check_home_visit(policy, answer)
     elif task == "decision":
@@ -478,6 +487,12 @@ def effect_of(task: str, answer: dict[str, Any], situation: Situation, policy: P
         if task == "allocation" and policy.allocation is not None:
             sets["receiving_practitioner"] = str(answer["case_manager"]).strip().upper()
             detail = f"allocated to case manager {sets['receiving_practitioner']} ({team.name})" + allocation_notes(answer)
+            if accepted_as_caretaking(policy, situation.concurrent):
+                detail += (
+                    f"; accepted on a caretaking basis until the transfer completes, the host's record of contacts every "
+                    f"{answer['contact_frequency_weeks']} weeks. {policy.transfer_in_caretaking_message.strip()}"
+                )
+                return replace(base, detail=detail, sets=sets, plans="allocation", caretaking_from=on)
             return replace(base, detail=detail, sets=sets, plans="allocation")
         if task == "allocation":
             sets["receiving_practitioner"] = answer["practitioner"]
@@ -485,7 +500,8 @@ def effect_of(task: str, answer: dict[str, Any], situation: Situation, policy: P
         sets["receiving_practitioner"] = answer["support_contact"]
         words = f"support contact {answer['support_contact']} ({team.name}); {situation.transferring_practitioner} stays the responsible practitioner"
         detail = "; ".join(part for part in (words, agreement_detail(answer)) if part)
-        return replace(base, detail=detail, status=SUPPORTING, sets=sets, plans="caretaking" if answer.get("contact_frequency_weeks") else None)
+        start = _parsed_date(answer.get("caretaking_from")) or on
+        return replace(base, detail=detail, status=SUPPORTING, sets=sets, caretaking_from=start if answer.get("contact_frequency_weeks") else None)
     if task == "handover" and policy.handover_is_transfer_date:
         return replace(base, detail=f"three-way meeting held on {answer['held_on']}: the formal transfer date")
     if task == "decision":
@@ -497,6 +513,8 @@ def effect_of(task: str, answer: dict[str, Any], situation: Situation, policy: P
         if not given and policy.handover_is_transfer_date and situation.handover_held_on is not None:
             on = situation.handover_held_on
         detail = f"completed: responsible officer {answer['responsible_officer']}"
+        if accepted_as_caretaking(policy, situation.concurrent):
+            detail += "; caretaking ends: responsibility passes in full (12.5)"
         return replace(
             base, detail=detail, on=on, closes="completed", sets={"responsible_officer": answer["responsible_officer"]}
         )

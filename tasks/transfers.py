@@ -589,14 +589,18 @@ def apply_step(
         else:
             nsi.status = effect.status or nsi.status
             nsi.waiting_step = None
-        if effect.plans == "caretaking":
+        if effect.caretaking_from is not None:
             # 12.8: the host's record of contacts, first due one agreed period after caretaking starts.
-            start = _date_in(answer, "caretaking_from") or on
             weeks = int(answer["contact_frequency_weeks"])
             _add_planned(session, nsi, [
-                PlannedAction(r.code, r.title, r.owner, start + dt.timedelta(weeks=weeks), None)
-                for r in policy.actions if r.recurring and r.clock == "caretaking"
+                PlannedAction(r.code, r.title, r.owner, effect.caretaking_from + dt.timedelta(weeks=weeks), None)
+                for r in policy.actions if r.recurring and r.clock == "caretaking" and nsi.nsi_type in r.nsi_types
             ])  # fmt: skip
+        if effect.closes == "completed":
+            # 12.5: caretaking ends when responsibility passes in full; its checks end with it.
+            for action in nsi.actions:
+                if action.status == "open" and any(r.recurring and r.code == action.code for r in policy.actions):
+                    action.status = "cancelled"
         if effect.plans == "returned":
             # After closing, so the review stays open: the case is reviewed on the person's return.
             clocks = Clocks(raised=nsi.raised_on, received=nsi.received_on, move=nsi.move_on or nsi.received_on, returned=on)
@@ -742,7 +746,8 @@ CONTACT_RECORDS_ON_TIME, CONTACT_RECORDS_LATE = "contact records on time", "cont
 
 
 def _agreed_weeks(nsi: Nsi) -> int | None:
-    record = next((s for s in nsi.steps if s.step == "support_allocation"), None)
+    """The agreed contact frequency: a caretaking agreement's, or a transfer in's allocation's (12.5)."""
+    record = next((s for s in nsi.steps if s.step in ("support_allocation", "allocation")), None)
     weeks = record.answer.get("contact_frequency_weeks") if record else None
     return int(weeks) if weeks else None
 
@@ -868,8 +873,8 @@ def _wanted_tasks(nsi: Nsi, policy: Policy) -> dict[str, str]:
     challenge = _open_challenge(nsi)
     for action in nsi.actions:
         rule = next((r for r in policy.actions if r.code == action.code), None)
-        if action.status != "open" or rule is None:
-            continue
+        if action.status != "open" or rule is None or rule.recurring:
+            continue  # a recurring check is recorded with action-done again and again; reminded, not a task
         if nsi.status == "completed":
             if rule.task != "completion":
                 wanted[rule.task] = rule.owner  # after the move: still open, still reminded

@@ -120,12 +120,12 @@ def owners(reference: str) -> dict[str, str]:
 
 
 def test_a_youth_transfer_waits_on_its_own_tasks_and_a_looked_after_child_is_caretaken(prefect_stack):
-    """4.1, 2.2, 5.1, 5.3, 11.3, 11.4, 12.9 on one concurrent transfer; 12.2, 12.5, 12.8 on a looked-after child."""
+    """4.1, 2.2, 5.1, 5.3, 11.3, 11.4, 12.5, 12.9 on one concurrent transfer; 12.2, 12.5, 12.8 on a looked-after child."""
     orders = [{"parent": "Mother", "lives_with_young_person": True}, {"parent": "Father", "lives_with_young_person": False}]
     reference, _ = raise_youth(prefect_stack, crn="Y300003", saw_level="High", gender="Female",
                                gender_identity="Girl or young woman", parenting_orders=orders)  # fmt: skip
     assert transfers.shape_of(reference) == 2
-    allocation = ["--team-code", "N50CAD", "--recorded-by", "Kim TM"]
+    allocation = ["--team-code", "N50CAD", "--recorded-by", "Kim TM", "--contact-frequency-weeks", "2"]
     refused = cli("record", reference, "allocation", "--case-manager", "CM102", *allocation, check=False)
     assert refused.returncode == 2 and "4.1" in refused.stderr and "Band A" in refused.stderr
     refused = cli("record", reference, "allocation", "--case-manager", "CM202", *allocation, check=False)
@@ -135,6 +135,8 @@ def test_a_youth_transfer_waits_on_its_own_tasks_and_a_looked_after_child_is_car
               "parenting_order_transfer": "transferring_pp", "parenting_order_papers": "transferring_pp"}  # fmt: skip
     wait_for(lambda: wanted.items() <= owners(reference).items(), what="the youth tasks to wait at once")
     assert "review_assessment" not in owners(reference) and "completion" not in owners(reference)
+    assert "accepted on a caretaking basis" in cli("status", reference).stdout  # 12.5: a transfer in
+    assert "contact_records" not in owners(reference)  # reminded and checked with action-done, not a task
 
     desktop = cli("record", reference, "address_assessment", "--method", "desktop", "--suitable", "true", "--recorded-by",
                   "Pat", check=False)  # fmt: skip

@@ -38,7 +38,7 @@ def rows_of(ws) -> list[dict]:
 def test_the_youth_measures_count_what_the_store_holds(store_url, tmp_path):
     transfer = raise_youth("y-ct", crn="Y100001", raised_on=TODAY.isoformat())
     transfers.apply_step(transfer, "allocation", {"recorded_by": "Kim", "case_manager": "CM201", "team_code": "N50CAD",
-                                                  "done_on": "2026-12-22"})  # fmt: skip
+                                                  "contact_frequency_weeks": 4, "done_on": "2026-12-22"})  # fmt: skip
     transfers.apply_step(transfer, "address_assessment", {"recorded_by": "Pat", "method": "home_visit", "suitable": True})
     transfers.apply_step(transfer, "handover", {"recorded_by": "Sam", "held_on": "2027-01-04"})  # due 31 December: late
     caretaking = raise_youth("y-tm", crn="Y100002", nsi_type="temporary_move", temporary_reason="Bail placement",

@@ -29,7 +29,8 @@ def raise_youth(key: str = "y-1", **changes) -> str:
 
 
 def allocate(ref: str, case_manager: str = "CM201", **more) -> str:
-    answer = {"recorded_by": "Kim TM", "case_manager": case_manager, "team_code": "N50CAD", "done_on": ALLOCATED_ON.isoformat()}
+    answer = {"recorded_by": "Kim TM", "case_manager": case_manager, "team_code": "N50CAD", "done_on": ALLOCATED_ON.isoformat(),
+              "contact_frequency_weeks": 1}  # fmt: skip  (weekly suits every RoSH and SaW, 12.5)
     return transfers.apply_step(ref, "allocation", {**answer, **more})
 
 
@@ -119,6 +120,34 @@ def test_12_8_the_hosts_record_of_contacts_is_checked_at_the_agreed_frequency(st
     transfers.mark_action_done(ref, "contact_records", "Jo", on=dt.date(2027, 1, 8))  # the next, early: on time
     assert actions(ref)["contact_records"].due_on == dt.date(2027, 2, 1)
     transfers.apply_step(ref, "outcome", {"recorded_by": "Jo", "outcome": "ended"})
+    assert actions(ref)["contact_records"].status == "cancelled"
+
+
+def test_12_5_a_transfer_in_is_caretaken_from_allocation_until_it_completes(store_url):
+    ref = raise_youth(saw_level="High")
+    with pytest.raises(transfers.StepRefused) as exc:
+        allocate(ref, contact_frequency_weeks=4)
+    assert exc.value.field == "contact_frequency_weeks" and "12.5" in str(exc.value)
+    assert "contact_records" not in actions(ref)  # refused whole: nothing stored
+    allocate(ref, contact_frequency_weeks=2)
+    assert transfers.status_of(ref).history[-1].detail.count("accepted on a caretaking basis") == 1
+    check = actions(ref)["contact_records"]
+    assert (check.status, check.due_on, check.owner_role) == ("open", ALLOCATED_ON + dt.timedelta(weeks=2), "transferring_pp")
+    assert "contact_records" not in {t.task for t in transfers.progress(ref).to_start}  # reminded, not a waiting task
+    transfers.mark_action_done(ref, "contact_records", "Jo", on=dt.date(2027, 1, 5))
+    assert actions(ref)["contact_records"].due_on == ALLOCATED_ON + dt.timedelta(weeks=4)
+    assert transfers.status_of(ref).history[-1].event == "contact records on time"
+    everything_else(ref)
+    transfers.apply_step(ref, "completion", {"recorded_by": "Kim TM", "responsible_officer": "CM201"})
+    assert actions(ref)["contact_records"].status == "cancelled"  # responsibility has passed in full
+    assert "caretaking ends" in transfers.status_of(ref).history[-1].detail
+
+
+def test_12_5_a_withdrawn_transfer_in_ends_its_caretaking_checks(store_url):
+    ref = raise_youth()
+    allocate(ref)
+    assert actions(ref)["contact_records"].status == "open"
+    transfers.withdraw(ref, "The family stayed at the old address", "Jo")
     assert actions(ref)["contact_records"].status == "cancelled"
 
 

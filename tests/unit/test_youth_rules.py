@@ -162,7 +162,7 @@ def test_12_5_the_contact_frequency_is_agreed_and_proportionate_to_rosh_and_saw(
     form = youth_form(rosh="Medium", saw_level="High").model_dump(mode="json")
     with pytest.raises(RuleBroken) as exc:
         check_contact_frequency(policy, {}, form)
-    assert exc.value.field == "contact_frequency_weeks" and "12.8" in str(exc.value)
+    assert exc.value.field == "contact_frequency_weeks" and "12.5, 12.8" in str(exc.value)
     with pytest.raises(RuleBroken) as exc:
         check_contact_frequency(policy, {"contact_frequency_weeks": 4}, form)
     assert "12.5" in str(exc.value) and "at High" in str(exc.value) and "every 2 weeks" in str(exc.value)
@@ -202,3 +202,39 @@ def test_11_4_a_disputed_refusal_is_settled_by_the_service_manager():
 
 def test_the_youth_profile_follows_the_concurrent_shape():
     assert get_policy("youth").shape_version == 2
+
+
+def transfer_in(concurrent: bool = True) -> registry.Situation:
+    """A youth Case Transfer into the Manchester teams, as the store would describe it."""
+    team = registry.load_estate().teams["N50CAD"]
+    form = youth_form(rosh="Medium", saw_level="High").model_dump(mode="json")
+    return registry.Situation(
+        reference="CT0001", status="awaiting_allocation", concurrent=concurrent, receiving_pdu_code=team.pdu_code,
+        transferring_team_code="N07NCL", transferring_pdu_code="N07", transferring_practitioner="Jo Home", form=form,
+    )  # fmt: skip
+
+
+def test_12_5_a_transfer_in_is_first_accepted_on_a_caretaking_basis():
+    policy = get_policy("youth")
+    answer = allocation("CM201", contact_frequency_weeks=2)
+    registry.check_against("allocation", answer, transfer_in(), policy, TODAY)
+    effect = registry.effect_of("allocation", answer, transfer_in(), policy, TODAY)
+    assert effect.plans == "allocation" and effect.caretaking_from == TODAY  # the checks run from allocation
+    assert "accepted on a caretaking basis until the transfer completes" in effect.detail
+    assert "every 2 weeks" in effect.detail and "12.5: The case will be accepted on a 'caretaking' basis" in effect.detail
+    with pytest.raises(RuleBroken) as exc:
+        registry.check_against("allocation", allocation("CM201"), transfer_in(), policy, TODAY)
+    assert exc.value.field == "contact_frequency_weeks" and "12.5" in str(exc.value)
+    completion = {"recorded_by": "Kim TM", "responsible_officer": "CM201"}
+    ended = registry.effect_of("completion", completion, transfer_in(), policy, TODAY)
+    assert ended.closes == "completed" and "caretaking ends: responsibility passes in full (12.5)" in ended.detail
+    # The sequential shape and the adult profile do not ask.
+    registry.check_against("allocation", allocation("CM201"), transfer_in(concurrent=False), policy, TODAY)
+    assert registry.effect_of("allocation", allocation("CM201"), transfer_in(concurrent=False), policy, TODAY).caretaking_from is None
+
+
+def test_12_5_a_transfer_in_is_refused_a_contact_frequency_too_long_for_its_rosh_and_saw():
+    with pytest.raises(RuleBroken) as exc:
+        registry.check_against("allocation", allocation("CM201", contact_frequency_weeks=4), transfer_in(), get_policy("youth"), TODAY)
+    assert exc.value.field == "contact_frequency_weeks"
+    assert "12.5" in str(exc.value) and "at High" in str(exc.value) and "every 2 weeks" in str(exc.value)
