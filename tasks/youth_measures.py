@@ -31,6 +31,7 @@ from tasks.tracker_outcomes import _NSI_COLUMNS, _case, _date
 
 YOUTH = "youth"
 ON_TIME, LATE = "contact records on time", "contact records late"  # tasks/transfers.py's history events
+SUMMARY_GAP = 4  # the empty cells between a measure and its counts
 SHEET = "Youth measures"
 
 
@@ -101,8 +102,7 @@ def summary(rows: list[dict[str, Any]]) -> list[list[Any]]:
 
     months = get_policy(YOUTH).caretaking_months
     on_time = sum(r["contacts_on_time"] for r in rows)
-    return [
-        ["Measure", "Met", "Of"],
+    measures = [
         ["Home visits done (11.3)", *met("home_visit")],
         ["Allocated within 2 working days (11.4)", *met("allocated_in_time")],
         ["Three-way meetings within 5 working days of reallocation (11.7)", *met("meeting_in_time")],
@@ -110,6 +110,9 @@ def summary(rows: list[dict[str, Any]]) -> list[list[Any]]:
          sum(1 for r in rows if r["nsi_type"] == "Caretaking")],
         ["Contact records received on time (12.8)", on_time, on_time + sum(r["contacts_late"] for r in rows)],
     ]  # fmt: skip
+    # The counts sit SUMMARY_GAP columns right of the label, so the label runs on across the empty
+    # cells between (a spreadsheet shows text over empty neighbours) instead of being cut at column A.
+    return [[label, *[None] * SUMMARY_GAP, *counts] for label, *counts in [["Measure", "Met", "Of"], *measures]]
 
 
 def youth_sheet(book: Any, rows: list[dict[str, Any]]) -> None:

@@ -13,7 +13,7 @@ from conftest import TODAY, demo_form, pin_today
 from tasks import transfers
 from tasks.form import parse_form
 from tasks.tracker import run_tracker
-from tasks.youth_measures import SHEET
+from tasks.youth_measures import SHEET, SUMMARY_GAP
 
 AS_OF = dt.date(2027, 1, 8)
 YOUTH_FIELDS = {"saw_level": "Low", "gender_identity": "Boy or young man", "date_of_birth": "2010-05-17"}
@@ -61,7 +61,9 @@ def test_the_youth_measures_count_what_the_store_holds(store_url, tmp_path):
     assert rows[transfer]["Three-way meeting within 5 working days (11.7)"] == "No"
     assert rows[caretaking]["Caretaking past the limit (12.1)"] == "Yes"
     assert (rows[caretaking]["Contact records on time (12.8)"], rows[caretaking]["Contact records late (12.8)"]) == (1, 1)
-    summary = {row[0]: row[1:3] for row in ws.iter_rows(values_only=True) if row[0] and "(" in str(row[0])}
+    summary = {
+        row[0]: row[1 + SUMMARY_GAP : 3 + SUMMARY_GAP] for row in ws.iter_rows(values_only=True) if row[0] and "(" in str(row[0])
+    }
     assert summary["Home visits done (11.3)"] == (1, 1)
     assert summary["Three-way meetings within 5 working days of reallocation (11.7)"] == (0, 1)
     assert summary["Caretaking past 3 months (12.1)"] == (1, 1)
