@@ -460,6 +460,13 @@ def _check_answer(nsi: Nsi, step: str, answer: dict[str, Any], situation: regist
         late_action = concurrent and nsi.status == "completed" and spec.kind == "action" and action is not None
         if not late_action and not (spec.kind == "dispute" and _disputed(nsi) is not None):
             raise StepRefused("nsi", f"{nsi.reference} is {nsi.status}; no more steps can be recorded")
+    if spec.kind == "action" and any(r.recurring and r.code == step for r in policy.actions):
+        # Recorded as a step, a recurring check would be done for good and its reminders would stop.
+        raise StepRefused(
+            "step",
+            f"{step} recurs at the agreed frequency: record each one with "
+            f"`casetransfer action-done {nsi.reference} {step}`, which keeps it open for the next",
+        )
     for field_name, problem in registry.date_problems(spec, answer, today(), nsi.raised_on):
         raise StepRefused(field_name, problem)
     try:

@@ -143,6 +143,16 @@ def test_12_5_a_transfer_in_is_caretaken_from_allocation_until_it_completes(stor
     assert "caretaking ends" in transfers.status_of(ref).history[-1].detail
 
 
+def test_12_8_a_contact_record_recorded_as_a_step_is_refused_and_the_check_keeps_recurring(store_url):
+    ref = raise_youth()
+    allocate(ref)
+    with pytest.raises(transfers.StepRefused) as exc:
+        transfers.apply_step(ref, "contact_records", {"recorded_by": "Jo", "done_on": "2027-01-05"})
+    assert exc.value.field == "step" and f"action-done {ref} contact_records" in str(exc.value)
+    check = actions(ref)["contact_records"]
+    assert (check.status, check.due_on) == ("open", ALLOCATED_ON + dt.timedelta(weeks=1))
+
+
 def test_12_5_a_withdrawn_transfer_in_ends_its_caretaking_checks(store_url):
     ref = raise_youth()
     allocate(ref)
