@@ -16,8 +16,8 @@ profile's own):
 1. Start the stack: `embedded` is what `casetransfer up` runs (Prefect on SQLite, the store on
    SQLite, one worker); `production` is what `casetransfer up-production` runs (Prefect and the
    store on PostgreSQL, an API server for people and one for workers, the services in their own
-   process, Redis between them, --workers workers), through flows.production.start_production.
-   The production stack gets a Redis database of its own (flows.production.claim_redis_db).
+   process, Redis between them, --workers workers), through ops.production.start_production.
+   The production stack gets a Redis database of its own (ops.production.claim_redis_db).
 2. Hold --held transfers as shape 2 has them once allocation is recorded, in five steps, listing
    after each: the transfer's run Suspended at `wake-1`, and a transfer-task run per task then open
    (address assessment, police and safeguarding checks, documents, handover, and the actions the
@@ -31,8 +31,8 @@ profile's own):
    lists them as it would real suspended runs. They are VOLUME ONLY (tagged `held`): they carry
    no saved Resume form and never ran, so they are for measuring volume, not for answering.
 3. Drive --transfers transfers with --concurrency threads, each taking one transfer from raise to
-   completed through the CLI's own code path: flows.cli.raise_transfer; allocation through
-   flows.cli.send_answer(wait=False) once its task run is open; the five tasks after allocation,
+   completed through the CLI's own code path: ops.cli.raise_transfer; allocation through
+   ops.cli.send_answer(wait=False) once its task run is open; the five tasks after allocation,
    once all five are open, sent one after another in a shuffled order without waiting between
    them; completion once it opens. Meanwhile a thread lists suspended runs the way a dashboard
    would (POST /api/flow_runs/filter, state PAUSED, limit 200) every --list-interval seconds.
@@ -293,7 +293,7 @@ def start_stack(profile: str, base: Path, args: argparse.Namespace) -> tuple[Any
 
     Called before anything imports Prefect, so the environment set here is what Prefect's
     client settings read."""
-    from flows.stack import Stack, free_port
+    from ops.stack import Stack, free_port
 
     port = free_port()
     common = {
@@ -305,12 +305,12 @@ def start_stack(profile: str, base: Path, args: argparse.Namespace) -> tuple[Any
         common["PREFECT_WORKER_QUERY_SECONDS"] = str(args.worker_query_seconds)
     drop: list[str] = []
     if profile == "production":
-        from flows.production import production_urls
+        from ops.production import production_urls
 
         tag = uuid.uuid4().hex[:8]
         urls = production_urls(args.pg, prefect_db=f"ct_load_prefect_{tag}", store_db=f"ct_load_store_{tag}")
         store_url, drop = urls.store, [urls.prefect, urls.store]
-        from flows.production import claim_redis_db
+        from ops.production import claim_redis_db
 
         redis_url = claim_redis_db(args.redis) if args.server == "split" else None
     else:
@@ -325,7 +325,7 @@ def start_stack(profile: str, base: Path, args: argparse.Namespace) -> tuple[Any
             "PREFECT_LOGGING_LEVEL": "WARNING",
         }
     )
-    from flows.production import STARTS, start_production
+    from ops.production import STARTS, start_production
 
     # "profile": each profile's own choice (embedded: Prefect's default, production: prefork).
     start = args.start if args.start != "profile" else ("prefork" if profile == "production" else "default")
@@ -955,11 +955,11 @@ def run_profile(profile: str, args: argparse.Namespace) -> ProfileResult:
     finally:
         stack.stop()
         if stack.redis_url:
-            from flows.production import release_redis_db
+            from ops.production import release_redis_db
 
             release_redis_db(stack.redis_url)
         if drop:
-            from flows.production import drop_database
+            from ops.production import drop_database
 
             for url in drop:
                 drop_database(url)
@@ -1061,7 +1061,7 @@ def main(argv: list[str] | None = None) -> int:
         "--start",
         choices=["profile", "prefork", "direct", "default"],
         default="profile",
-        help="how flow runs start (flows.production.STARTS): each profile's own, forked from a warm launcher, "
+        help="how flow runs start (ops.production.STARTS): each profile's own, forked from a warm launcher, "
         "a new interpreter running the engine, or Prefect's default (workspace supervisor first)",
     )
     parser.add_argument(

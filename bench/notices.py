@@ -10,7 +10,7 @@ morning, hours later).
 
 Without --prefect no Prefect server is configured, so the notice is sent from the escalating
 process (services.notify's fallback). With --prefect the bench starts a Prefect stack of its own
-(flows.stack: an embedded server on a free port, the deployments from prefect.yaml, one process
+(ops.stack: an embedded server on a free port, the deployments from prefect.yaml, one process
 worker, as the tests' stack) with the same store and SMTP settings; each notice is then sent by
 a send-notice run, and the figure includes the worker's poll and the run's process start.
 """
@@ -89,7 +89,7 @@ def main() -> None:
         api_port = free_port()
         os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{api_port}/api"
         os.environ["PREFECT_HOME"] = str(tmp / "prefect")
-        from flows.stack import Stack
+        from ops.stack import Stack
         from tasks.store.migrate import upgrade
 
         upgrade(os.environ["CASETRANSFER_DATABASE_URL"])

@@ -9,7 +9,7 @@ from prefect import flow, get_run_logger
 from prefect.input import RunInput
 from prefect.runtime import flow_run
 
-from flows import engine
+from ops import engine
 from tasks import services, transfers
 
 
@@ -89,7 +89,7 @@ def recover_now(
     Without `flow_run_id` (recover-transfers' schedule, the fallback), every open transfer's runs
     are looked at, and a run counts as lost once it has sat running for `stale_run_seconds`.
     With it (a `prefect.flow-run.<id>` resource id or a bare id; an automation names a run that
-    crashed or stays running, flows.stack.dead_worker_automations), only that run, which counts
+    crashed or stays running, ops.stack.dead_worker_automations), only that run, which counts
     as lost when it sent no heartbeat for `run_heartbeat_timeout_seconds`. A run still sending
     them (a long step) is looked at again that much later."""
     from flows.steps import form_for as step_form
@@ -156,7 +156,7 @@ def _heartbeat_within(flow_run_id: str, seconds: float) -> bool:
     }
     from prefect.settings import PREFECT_API_AUTH_STRING
 
-    from flows.stack import api_client
+    from ops.stack import api_client
 
     auth = PREFECT_API_AUTH_STRING.value()
     with api_client(engine.api_url() or "", auth.get_secret_value() if hasattr(auth, "get_secret_value") else auth) as http:
@@ -169,7 +169,7 @@ def _check_again(flow_run_id: str, after_seconds: float) -> None:
     """A run still alive after the automation's wait: look at it again later, for as long as it runs."""
     from prefect.deployments import run_deployment
 
-    from flows.stack import RECOVER_DEPLOYMENT
+    from ops.stack import RECOVER_DEPLOYMENT
 
     when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=after_seconds)
     run_deployment(

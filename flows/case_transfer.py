@@ -21,8 +21,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.flow_runs import suspend_flow_run
 from prefect.runtime import flow_run
 
-from flows import engine
 from flows.steps import CASE_TRANSFER_STEPS, StepForm, form_for, validate_step
+from ops import engine
 from tasks import steps as registry
 from tasks import transfers
 from tasks.form import FormError, TransferForm

@@ -11,8 +11,8 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from flows import engine
 from flows.case_transfer import _forwarded_env
+from ops import engine
 from tasks import services
 from tasks.form import TransferForm
 

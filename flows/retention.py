@@ -1,7 +1,7 @@
 """prefect-retention: delete finished transfers' flow runs from Prefect after the retention period.
 
 Which transfers and which runs is the store's answer (tasks.privacy); the deletion goes through
-flows.engine. The store's record is kept (its own retention is not enforced here, see README).
+ops.engine. The store's record is kept (its own retention is not enforced here, see README).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import datetime as dt
 
 from prefect import flow, get_run_logger
 
-from flows import engine
+from ops import engine
 from tasks import privacy
 from tasks.settings import get_settings
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 from prefect import flow, get_run_logger, task
 from prefect.runtime import flow_run
 
-from flows import engine
 from flows.case_transfer import STORE, drive_steps, raise_once, run_name_for
 from flows.steps import TEMPORARY_MOVE_STEPS
+from ops import engine
 from tasks import conversion, transfers
 from tasks.form import TransferForm
 from tasks.settings import get_settings

@@ -10,8 +10,8 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from flows import engine
 from flows.case_transfer import wait_for_answer
+from ops import engine
 from tasks import steps as registry
 from tasks import transfers
 

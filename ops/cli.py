@@ -80,7 +80,7 @@ def _read_form_file(path: Path) -> dict[str, Any]:
 @app.command("raise")
 def raise_(form_file: Path = typer.Argument(..., help="The transfer form, JSON or YAML")) -> None:
     """Raise a Case Transfer or Temporary Move NSI: validate, store, start its flow run."""
-    from flows import engine
+    from ops import engine
 
     try:
         form = parse_form(_read_form_file(form_file))
@@ -149,7 +149,7 @@ def record(
     timeout: float = typer.Option(120.0, help="Seconds to wait"),
 ) -> None:
     """Answer a waiting step: --field value ... (the same fields as the Prefect UI's Resume form)."""
-    from flows import engine
+    from ops import engine
     from tasks import transfers
 
     if "--help" in ctx.args or "-h" in ctx.args:
@@ -267,7 +267,7 @@ def action_done(
     reference: str, code: str, by: str | None = typer.Option(None, "--by"), on: str | None = typer.Option(None, "--on")
 ) -> None:
     """Mark an action with no waiting step of its own as done (documents, VLO liaison...)."""
-    from flows import engine
+    from ops import engine
     from tasks import transfers
     from tasks.decisions import RuleBroken
 
@@ -293,7 +293,7 @@ def action_done(
 @contextmanager
 def _exit_codes(reference: str) -> Iterator[None]:
     """A refused rule exits 2 naming the field, an unknown NSI 3, a server that did not respond 1."""
-    from flows import engine
+    from ops import engine
     from tasks import transfers
     from tasks.decisions import RuleBroken
 
@@ -449,7 +449,7 @@ def up_production(
     """The production profile: Prefect on PostgreSQL and Redis (an API server for people, one for
     workers and flow runs, the services in their own process), the store on PostgreSQL, several
     workers. Creates the databases if missing, migrates the store, prints the UI address."""
-    from flows.production import bring_up_production
+    from ops.production import bring_up_production
 
     try:
         bring_up_production(port=port, workers=workers, pg=pg, say=out.print, redis=redis, engine_port=engine_port or None)
@@ -460,7 +460,7 @@ def up_production(
 @app.command("down-production")
 def down_production() -> None:
     """Stop the Prefect server and workers that `casetransfer up-production` started."""
-    from flows.production import take_down_production
+    from ops.production import take_down_production
 
     take_down_production(say=out.print)
 
@@ -472,7 +472,7 @@ def up(
 ) -> None:
     """Set everything up on the embedded default: database, Prefect server, deployments, a worker,
     demo transfers waiting at different steps, a tracker and a reminder run. Prints the UI address."""
-    from flows.demo import bring_up
+    from ops.demo import bring_up
 
     bring_up(port=port, seed_transfers=seed_transfers, say=out.print)
 
@@ -480,7 +480,7 @@ def up(
 @app.command("down")
 def down() -> None:
     """Stop the Prefect server and workers that `casetransfer up` started."""
-    from flows.demo import take_down
+    from ops.demo import take_down
 
     take_down(say=out.print)
 
@@ -590,7 +590,7 @@ def worker(
     import socket
     import subprocess
 
-    from flows.stack import Stack
+    from ops.stack import Stack
     from tasks.settings import ROOT, get_settings
 
     api = os.environ.get("PREFECT_API_URL") or get_settings().prefect_api_url
@@ -615,8 +615,8 @@ def _answers(api_url: str) -> bool:
         return False
 
 
-from flows.cli_handovers import register; register(app)  # noqa: E402, E702, I001 - the POM-COM handover commands
-from flows.cli_import import register as register_import; register_import(app)  # noqa: E402, E702, I001 - the go-live import
+from ops.cli_handovers import register; register(app)  # noqa: E402, E702, I001 - the POM-COM handover commands
+from ops.cli_import import register as register_import; register_import(app)  # noqa: E402, E702, I001 - the go-live import
 
 
 def main() -> None:
@@ -624,13 +624,13 @@ def main() -> None:
 
     # Point the CLI at the local stack (`casetransfer up` starts it there) when it is running.
     # When it is not, the nightly jobs still run in-process (Prefect's temporary server) and
-    # commands that need the real server say so (flows.engine.require_server).
+    # commands that need the real server say so (ops.engine.require_server).
     settings = get_settings()
     if "PREFECT_API_URL" not in os.environ and _answers(settings.prefect_api_url):
         os.environ["PREFECT_API_URL"] = settings.prefect_api_url
     os.environ.setdefault("PREFECT_HOME", str(settings.data_dir / "prefect"))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from flows.production import authenticate_cli
+    from ops.production import authenticate_cli
 
     authenticate_cli()  # the production profile's API servers ask for basic auth
     try:

@@ -1,4 +1,4 @@
-"""The `casetransfer` commands for POM-COM handovers (issue 14), registered by flows/cli.py.
+"""The `casetransfer` commands for POM-COM handovers (issue 14), registered by ops/cli.py.
 
 Exit codes as for every command: 0 done; 2 bad input (each bad row and field named, nothing
 stored); 3 not found. Output names cases by CRN and dates only: a terminal may be shared or logged.

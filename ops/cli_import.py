@@ -1,4 +1,4 @@
-"""The `casetransfer` commands for the go-live import (issue 13), registered by flows/cli.py.
+"""The `casetransfer` commands for the go-live import (issue 13), registered by ops/cli.py.
 
 Exit codes as for every command: 0 done; 2 bad input (bad rows are listed, with the report
 workbook beside the input; the good rows are stored all the same). Output gives rows by number,
@@ -31,7 +31,7 @@ def import_tracker(
     FILE.import-report.xlsx beside it. Importing the same file again creates nothing new."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from flows.cli import err
+    from ops.cli import err
     from tasks import importer
     from tasks.store.migrate import upgrade
 
@@ -68,7 +68,7 @@ def import_tracker(
 
 def _start_in_background() -> None:
     """The imported NSIs' flow runs start apart from this command, at the configured rate."""
-    from flows.cli import _answers
+    from ops.cli import _answers
     from tasks.settings import get_settings
 
     settings = get_settings()
@@ -79,7 +79,7 @@ def _start_in_background() -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         proc = subprocess.Popen(  # noqa: S603 - our own command, no shell
-            [sys.executable, "-m", "flows.cli", "start-imported-runs"],
+            [sys.executable, "-m", "ops.cli", "start-imported-runs"],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
     print(f"Starting their flow runs in the background ({settings.import_runs_per_minute:g} a minute; pid {proc.pid}, log {log})")
@@ -92,7 +92,7 @@ def start_imported_runs(
     limit: int | None = typer.Option(None, "--limit", help="Start at most this many"),
 ) -> None:
     """Start the flow run of each open imported NSI that has none yet (safe to repeat)."""
-    from flows.engine import EngineError
+    from ops.engine import EngineError
     from tasks import importer
     from tasks.settings import get_settings
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from flows.stack import Stack, process_alive, stop_started
+from ops.stack import Stack, process_alive, stop_started
 from tasks.settings import ROOT, get_settings
 
 Say = Callable[[str], None]
@@ -102,7 +102,7 @@ def _raise_demo_transfers(say: Say) -> None:
 def _import_demo_tracker(say: Say) -> None:
     """Go-live: an example legacy tracker (with its bad rows) imported, so the demo shows imported
     transfers too; their flow runs start in the background, as `casetransfer import-tracker` does."""
-    from flows.cli_import import _start_in_background
+    from ops.cli_import import _start_in_background
     from tasks.importer import import_tracker
     from tasks.legacy_trackers import write_example
 
@@ -138,7 +138,7 @@ def _seed_handovers(say: Say) -> None:
 
 
 def _seed_and_report(seed_transfers: int, say: Say) -> None:
-    from flows import engine
+    from ops import engine
 
     if seed_transfers:
         from tasks.seed import seed

@@ -4,13 +4,13 @@ A transfer's flow run is a new process at every waiting step. In that process, s
 and importing Prefect and the flows costs about 1.5 s of CPU, most of what the step costs
 (bench/load.py). The launcher imports them once, next to a worker, and forks a child per run.
 
-    python -m flows.launcher serve SOCKET -- COMMAND...
+    python -m ops.launcher serve SOCKET -- COMMAND...
         The warm parent: imports Prefect's engine and every flow in prefect.yaml, starts COMMAND
         (the worker) with CASETRANSFER_LAUNCHER_SOCKET=SOCKET, forks a child for each request on
-        SOCKET, and exits as COMMAND exits. flows.stack.Stack.start_worker runs this when the
+        SOCKET, and exits as COMMAND exits. ops.stack.Stack.start_worker runs this when the
         stack's `prefork` is on (the production profile).
 
-    python flows/launcher.py [ARGS...]
+    python ops/launcher.py [ARGS...]
         The command a worker runs for each flow run (the pool's `command` job variable). It hands
         its environment, working directory and stdin/stdout/stderr to the warm parent, passes
         signals on to the child, and exits as the child did. When there is no parent to talk to
@@ -73,7 +73,7 @@ def client(argv: list[str]) -> NoReturn:
     replies = sock.makefile("rb")
     first = replies.readline().split()
     if len(first) != 2 or first[0] != b"pid":
-        print("flows.launcher: the launcher did not start the flow run", file=sys.stderr)
+        print("ops.launcher: the launcher did not start the flow run", file=sys.stderr)
         sys.exit(1)
     child = int(first[1])
 
@@ -93,7 +93,7 @@ def client(argv: list[str]) -> NoReturn:
         signum = int(last[1])
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
-    print("flows.launcher: lost the launcher while the flow run was running", file=sys.stderr)
+    print("ops.launcher: lost the launcher while the flow run was running", file=sys.stderr)
     sys.exit(1)
 
 
@@ -240,12 +240,12 @@ def serve(path: str, command: list[str]) -> Request | int:
     sys.path[:] = [os.getcwd() if entry == "" else entry for entry in sys.path]
     failed = preload()
     if failed:
-        print(f"flows.launcher: could not preload {', '.join(failed)}", file=sys.stderr)
+        print(f"ops.launcher: could not preload {', '.join(failed)}", file=sys.stderr)
     # Children share the parent's heap copy-on-write: keep the collector from walking (and so
     # copying) everything the parent made.
     gc.freeze()
     if threading.active_count() != 1:  # importing must not have started anything
-        print("flows.launcher: threads after preloading; not forking, runs start cold", file=sys.stderr)
+        print("ops.launcher: threads after preloading; not forking, runs start cold", file=sys.stderr)
         os.execvp(command[0], command)
     if os.path.exists(path):
         os.unlink(path)
@@ -324,7 +324,7 @@ def serve(path: str, command: list[str]) -> Request | int:
 def _clear_project_caches() -> None:
     """Forget anything the parent cached that could depend on its environment."""
     for name, module in list(sys.modules.items()):
-        if not name.startswith(("tasks.", "flows.")) or module is None:
+        if not name.startswith(("tasks.", "flows.", "ops.")) or module is None:
             continue
         for attr, value in list(vars(module).items()):
             if (name, attr) in PURE_CACHES:
@@ -394,7 +394,7 @@ def main(argv: list[str]) -> int:
     if argv[:1] != ["serve"]:
         client(argv)
     if len(argv) < 4 or argv[2] != "--":
-        print("usage: python -m flows.launcher serve SOCKET -- COMMAND...", file=sys.stderr)
+        print("usage: python -m ops.launcher serve SOCKET -- COMMAND...", file=sys.stderr)
         return 2
     outcome = serve(argv[1], argv[3:])
     if isinstance(outcome, Request):

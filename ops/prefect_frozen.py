@@ -1,13 +1,13 @@
 """The Prefect CLI with the server's modules frozen out of the garbage collector's full passes.
 
-    python -m flows.prefect_frozen server start --host ... --port ...
+    python -m ops.prefect_frozen server start --host ... --port ...
 
 Exactly `prefect server start`, in the same process, after importing the server's modules and
 calling gc.freeze(). Why: the API server is one Python process, and a full (oldest-generation)
 collection walks every object it holds, imported modules included. Listing a page of 200
 suspended runs allocates enough to set one off every ~15 requests, and each stalled the API
 for ~350 ms on this machine; with the modules frozen the pauses are ~160 ms (bench/load.py).
-The production profile starts its server this way (flows.stack.Stack.server_gc_freeze).
+The production profile starts its server this way (ops.stack.Stack.server_gc_freeze).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The Prefect server keeps its own state (flow runs, suspended steps, their forms)
 database, the domain store is another PostgreSQL database, and several process workers serve the
 `casetransfer` work pool, so a worker can die (or be upgraded) while the others carry on.
 
-Everything here is plain configuration around flows.stack.Stack; the benchmark (bench/load.py)
+Everything here is plain configuration around ops.stack.Stack; the benchmark (bench/load.py)
 and the fault tests (tests/integration/test_faults.py) build the same stack through
 `start_production`, so what is measured and tested is what `up-production` starts.
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from flows.stack import Stack, process_alive, stop_started
+from ops.stack import Stack, process_alive, stop_started
 from tasks.settings import get_settings
 
 Say = Callable[[str], None]
@@ -53,12 +53,12 @@ PRODUCTION_SERVER_ENV = {
     "PREFECT_SERVER_DATABASE_SQLALCHEMY_MAX_OVERFLOW": "5",
 }
 # How a worker starts each flow run (every waiting step of a transfer is a new one):
-#   prefork: forked from a warm interpreter next to the worker (flows.launcher), the default;
+#   prefork: forked from a warm interpreter next to the worker (ops.launcher), the default;
 #   direct:  a new interpreter running the engine, skipping the workspace-supervisor interpreter
-#            Prefect puts in between by default (flows.stack.Stack.engine_command);
+#            Prefect puts in between by default (ops.stack.Stack.engine_command);
 #   default: Prefect's own (supervisor, then engine).
 ENGINE_COMMAND = shlex.join([sys.executable, "-m", "prefect.engine"])
-# By path, not `-m flows.launcher`: the worker starts runs in a scratch directory, where the
+# By path, not `-m ops.launcher`: the worker starts runs in a scratch directory, where the
 # project is importable only if it is installed; the per-run side needs only the standard library.
 LAUNCHER_COMMAND = shlex.join([sys.executable, str(Path(__file__).with_name("launcher.py"))])
 STARTS = {"prefork": LAUNCHER_COMMAND, "direct": ENGINE_COMMAND, "default": None}

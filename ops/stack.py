@@ -92,16 +92,16 @@ class Stack:
     # The command a worker runs for each flow run (the pool's `command` job variable). None
     # keeps Prefect's default, which starts a workspace-supervisor interpreter that then starts
     # the engine interpreter: two Prefect imports per run. A transfer runs one process per step,
-    # so the production profile names the engine directly (see flows.production).
+    # so the production profile names the engine directly (see ops.production).
     engine_command: str | None = None
-    # Start each worker under flows.launcher, which forks flow runs from a warm interpreter
-    # (engine_command must then be `python -m flows.launcher`).
+    # Start each worker under ops.launcher, which forks flow runs from a warm interpreter
+    # (engine_command must then be `python -m ops.launcher`).
     prefork: bool = False
     # Run workers and their flow runs at this niceness (as processes and as a scheduling group,
     # see set_group_nice): when the CPU is short, people using the API and UI (and the server's
     # own bookkeeping) come before background steps.
     worker_nice: int = 0
-    # Start the server through flows.prefect_frozen (gc.freeze() after import): shorter API pauses.
+    # Start the server through ops.prefect_frozen (gc.freeze() after import): shorter API pauses.
     server_gc_freeze: bool = False
     # Prefect's multi-server layout (docs.prefect.io/v3/advanced/self-hosted): API servers that
     # only answer the API, the server's services (event persister, task-run recorder, late runs,
@@ -214,7 +214,7 @@ class Stack:
         return ["--host", "127.0.0.1", "--port", str(port), *(["--no-services"] if api_only else [])]
 
     def _start_prefect(self, log: str, env: dict[str, str], *args: str, nice: int = 0) -> subprocess.Popen:
-        command = [*([sys.executable, "-m", "flows.prefect_frozen"] if self.server_gc_freeze else prefect_cmd()), *args]
+        command = [*([sys.executable, "-m", "ops.prefect_frozen"] if self.server_gc_freeze else prefect_cmd()), *args]
         return self._spawn(command, env, log, nice)
 
     def _spawn(self, command: list[str], env: dict[str, str], log: str, nice: int = 0) -> subprocess.Popen:
@@ -277,7 +277,7 @@ class Stack:
         if self.prefork:
             # A short path: Unix socket paths are limited to about 100 bytes.
             sock = Path(tempfile.gettempdir()) / f"ctl-{uuid.uuid4().hex[:12]}.sock"
-            command = [sys.executable, "-m", "flows.launcher", "serve", str(sock), "--", *command]
+            command = [sys.executable, "-m", "ops.launcher", "serve", str(sock), "--", *command]
         return command
 
     def worker_env(self) -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 A transfer's flow run is a new process at every waiting step, and most of them read the
 timescales, the profile and the closures again. Parsed files are kept by (path, mtime, size), so
-an edited file is read afresh and nothing stale can be served; the launcher (flows.launcher)
+an edited file is read afresh and nothing stale can be served; the launcher (ops.launcher)
 parses them once before it forks the flow runs. Callers get their own copy to change as they like.
 """
 

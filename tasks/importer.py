@@ -791,7 +791,7 @@ def start_imported_runs(per_minute: float, url: str | None = None, limit: int | 
     """Start the flow run of each open imported NSI, `per_minute` at most. A Case Transfer's run
     takes the NSI by reference and opens exactly its open tasks; a caretaking row's run takes its
     form and request key and finds the NSI already stored. Safe to repeat: an NSI with a run is left."""
-    from flows import engine
+    from ops import engine
 
     settings = get_settings()
     started: list[str] = []

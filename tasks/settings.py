@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     ui_url: str = "http://127.0.0.1:4200"
     # A transfer's run segments take seconds (then it suspends); one "running" this long lost its process.
     stale_run_seconds: float = 600.0
-    # Dead-worker detection (flows.stack.dead_worker_automations). Every flow run a worker starts
+    # Dead-worker detection (ops.stack.dead_worker_automations). Every flow run a worker starts
     # sends Prefect's heartbeat event this often (PREFECT_FLOWS_HEARTBEAT_FREQUENCY; Prefect's minimum is 30).
     run_heartbeat_seconds: int = Field(default=30, ge=30)
     # A run still pending or running this long after its last state change is checked by

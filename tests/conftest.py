@@ -102,7 +102,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytes
 def prefect_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A real Prefect server, the deployments from prefect.yaml and one process worker, over
     a SQLite store. The tests talk to it through the CLI, as operations staff do."""
-    from flows.stack import Stack, free_port
+    from ops.stack import Stack, free_port
     from tasks.store.migrate import upgrade
 
     base = tmp_path_factory.mktemp("stack")

@@ -47,7 +47,7 @@ STEPS = [
 
 def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [sys.executable, "-m", "flows.cli", *args], cwd=ROOT, capture_output=True, text=True, env=dict(os.environ)
+        [sys.executable, "-m", "ops.cli", *args], cwd=ROOT, capture_output=True, text=True, env=dict(os.environ)
     )
     if check and result.returncode != 0:
         raise AssertionError(f"casetransfer {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
@@ -73,7 +73,7 @@ def prefect_api(stack) -> Iterator[None]:
 
 
 def state_of(stack, flow_run_id: str) -> str:
-    from flows import engine
+    from ops import engine
 
     with prefect_api(stack):
         return engine.run_state(flow_run_id)[0]
@@ -142,7 +142,7 @@ def _schema(client, flow_run_id: str, key: str) -> dict | None:
 
 def test_a_weak_refusal_answered_in_the_ui_is_rejected_and_asked_again(prefect_stack, tmp_path):
     """The UI's Resume form skips the CLI's checks: the flow itself must reject the refusal."""
-    from flows import engine
+    from ops import engine
 
     reference = raise_form(tmp_path, crn="A100003")
     for step, args in STEPS[:5]:
@@ -169,7 +169,7 @@ def test_a_weak_refusal_answered_in_the_ui_is_rejected_and_asked_again(prefect_s
 
 
 def test_the_ui_run_form_raises_a_transfer_too(prefect_stack):
-    from flows import engine
+    from ops import engine
 
     with prefect_api(prefect_stack):
         flow_run_id = engine.start_run("case-transfer/case-transfer", {"form": demo_form(crn="A100004")})

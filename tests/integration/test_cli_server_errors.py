@@ -56,7 +56,7 @@ def test_raising_while_the_server_answers_503_exits_1_with_a_message_and_stores_
         "CASETRANSFER_DATA_DIR": str(ROOT / ".data"),  # the built postcode index
     }
     result = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "raise", str(path)], cwd=ROOT, capture_output=True, text=True, env=env, timeout=120
+        [sys.executable, "-m", "ops.cli", "raise", str(path)], cwd=ROOT, capture_output=True, text=True, env=env, timeout=120
     )
     assert result.returncode == 1
     assert "The Prefect server did not answer: 503 Service Unavailable" in result.stderr

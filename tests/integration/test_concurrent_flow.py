@@ -180,7 +180,7 @@ def test_a_wake_up_sent_between_the_transfers_read_and_its_suspension_is_not_los
     in_window = state_of(prefect_stack, flow_run_id)
     # Two tasks finishing together.
     both = [
-        subprocess.Popen([sys.executable, "-m", "flows.cli", "record", reference, t, *AFTER_ALLOCATION[t]], cwd=ROOT,
+        subprocess.Popen([sys.executable, "-m", "ops.cli", "record", reference, t, *AFTER_ALLOCATION[t]], cwd=ROOT,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for t in ("police_checks", "safeguarding_checks")
     ]  # fmt: skip

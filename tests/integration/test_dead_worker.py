@@ -28,7 +28,7 @@ ALLOCATION = ["--practitioner", "Pat Receiver", "--team-code", "N50CAD", "--reco
 
 def cli(*args: str) -> str:
     result = subprocess.run(
-        [sys.executable, "-m", "flows.cli", *args], cwd=ROOT, capture_output=True, text=True, env=dict(os.environ)
+        [sys.executable, "-m", "ops.cli", *args], cwd=ROOT, capture_output=True, text=True, env=dict(os.environ)
     )
     assert result.returncode == 0, f"casetransfer {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
     return result.stdout
@@ -44,7 +44,7 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> obje
 
 
 def run_state(flow_run_id: str) -> str:
-    from flows import engine
+    from ops import engine
 
     return engine.run_state(flow_run_id)[0]
 
@@ -55,7 +55,7 @@ def kill_worker_and_its_runs(stack, flow_run_id: str) -> None:
 
 
 def test_the_automations_are_registered_once_by_name(prefect_stack):
-    from flows.stack import CHECK_AUTOMATION, CRASHED_AUTOMATION, ensure_automations
+    from ops.stack import CHECK_AUTOMATION, CRASHED_AUTOMATION, ensure_automations
 
     first = ensure_automations(prefect_stack.api_url)
     assert ensure_automations(prefect_stack.api_url) == first  # again: updated, not duplicated

@@ -39,7 +39,7 @@ ARGS = {"allocation": ALLOCATION, **AFTER_ALLOCATION, "completion": COMPLETION}
 
 @dataclass
 class Production:
-    stack: Any  # flows.stack.Stack
+    stack: Any  # ops.stack.Stack
     store_url: str
     env: dict[str, str]
 
@@ -49,8 +49,8 @@ def production_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Produ
     """`casetransfer up-production` in miniature: its own PostgreSQL databases for Prefect and the
     store and its own Redis database, an API server for people and one for the workers, the
     services in their own process, the deployments from prefect.yaml, two process workers."""
-    from flows.production import claim_redis_db, drop_database, production_urls, release_redis_db, start_production
-    from flows.stack import free_port
+    from ops.production import claim_redis_db, drop_database, production_urls, release_redis_db, start_production
+    from ops.stack import free_port
 
     tag = uuid.uuid4().hex[:8]
     urls = production_urls(PG_ADMIN_URL, prefect_db=f"ct_prefect_{tag}", store_db=f"ct_store_{tag}")
@@ -105,7 +105,7 @@ def prod(production_stack: Production, monkeypatch: pytest.MonkeyPatch) -> Itera
 
 
 def state_of(flow_run_id: str) -> str:
-    from flows import engine
+    from ops import engine
 
     return engine.run_state(flow_run_id)[0]
 
@@ -173,7 +173,7 @@ def parent_of(pid: int) -> int:
 
 
 def descends_from(pid: int, ancestor: int) -> bool:
-    """Is `ancestor` this process or one of its ancestors? (Under flows.launcher the worker is
+    """Is `ancestor` this process or one of its ancestors? (Under ops.launcher the worker is
     the launcher's child and runs its flow runs through a small client process.)"""
     while pid > 1:
         if pid == ancestor:
@@ -402,7 +402,7 @@ def test_the_domain_database_vanishing_mid_step_is_retried_and_the_step_is_recor
 def test_the_same_step_recorded_twice_at_once_is_applied_once_and_the_second_is_refused_plainly(prod, tmp_path):
     reference = raise_form(tmp_path, "F100031")
     wait_for(suspended_at(reference, "allocation"), what="allocation", timeout=180)
-    command = [sys.executable, "-m", "flows.cli", "record", reference, "allocation", *ARGS["allocation"]]
+    command = [sys.executable, "-m", "ops.cli", "record", reference, "allocation", *ARGS["allocation"]]
     first, second = (
         subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
         for _ in range(2)
@@ -453,7 +453,7 @@ def test_the_api_servers_answer_401_without_the_credential_and_never_write_it_do
     prefect.yaml, while the workers (which authenticate) ran every fault above."""
     import httpx
 
-    from flows.stack import api_client
+    from ops.stack import api_client
 
     auth = prod.env["PREFECT_API_AUTH_STRING"]
     password = auth.split(":", 1)[1]

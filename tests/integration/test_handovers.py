@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from test_reminders import SmtpServer, parts, smtp_on_loopback
 from typer.testing import CliRunner
 
-from flows.cli import app
+from ops.cli import app
 from tasks import handover_reminders as hr
 from tasks.handovers import FIELDS, HandoverInputError, check_rows, correct_record, import_file, record_session, save_records
 from tasks.settings import ROOT
@@ -358,14 +358,14 @@ def test_the_deployment_runs_the_flow_daily_on_working_days_in_london_time() -> 
 def test_casetransfer_up_stores_the_example_handovers_once_before_the_nightly_jobs(store_url: str) -> None:
     import inspect
 
-    import flows.demo
+    import ops.demo
 
     said: list[str] = []
-    flows.demo._seed_handovers(said.append)
+    ops.demo._seed_handovers(said.append)
     assert said == ["example POM-COM handovers: 40 created, 0 corrected, 0 unchanged"]
     assert count(PomComHandover) == 40
-    flows.demo._seed_handovers(said.append)
+    ops.demo._seed_handovers(said.append)
     assert "40 unchanged" in said[-1] and count(PomComHandover) == 40
     # Before the nightly tracker and reminders run, so their handover sheet and emails have cases.
-    source = inspect.getsource(flows.demo.bring_up)
+    source = inspect.getsource(ops.demo.bring_up)
     assert source.index("_seed_handovers(say)") < source.index("_seed_and_report(")

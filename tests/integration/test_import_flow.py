@@ -49,7 +49,7 @@ def test_an_imported_transfer_runs_with_exactly_its_open_tasks_and_a_caretaking_
 
 
 def test_operations_staff_import_a_file_from_the_import_folder_with_the_deployment(prefect_stack, tmp_path: Path) -> None:
-    from flows import engine
+    from ops import engine
 
     folder = tmp_path / "imports"
     write_tracker(folder / "region.xlsx", [{**ROW, "crn": "F300003"}, {**ROW, "crn": "bad"}])

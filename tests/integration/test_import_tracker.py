@@ -182,7 +182,7 @@ def test_the_command_imports_with_a_progress_bar_and_exits_2_naming_each_bad_row
     example = write_example(tmp_path / "t.xlsx", n=4, seed=5)
     env = {**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api"}  # no server: runs start later
 
-    done = subprocess.run([sys.executable, "-m", "flows.cli", "import-tracker", str(example.path), "--region", "N07"],
+    done = subprocess.run([sys.executable, "-m", "ops.cli", "import-tracker", str(example.path), "--region", "N07"],
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)  # fmt: skip
 
     assert done.returncode == 2, done.stderr

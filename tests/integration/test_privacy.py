@@ -26,7 +26,7 @@ from conftest import ROOT, demo_form
 from test_case_transfer_flow import prefect_api, wait_for
 from test_reminders import SmtpServer, smtp_on_loopback
 
-from flows import engine
+from ops import engine
 from tasks import services, transfers
 from tasks import steps as registry
 from tasks.estate import load_estate

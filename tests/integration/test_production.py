@@ -10,7 +10,7 @@ pytestmark = [pytest.mark.postgres]
 def test_two_stacks_claim_two_redis_databases_and_a_released_one_is_claimed_again():
     import redis
 
-    from flows.production import CLAIM_KEY, claim_redis_db, release_redis_db
+    from ops.production import CLAIM_KEY, claim_redis_db, release_redis_db
 
     first = claim_redis_db()
     try:

@@ -51,8 +51,8 @@ def test_the_sweep_deletes_a_withdrawn_transfers_runs_and_artifacts_from_prefect
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
     from prefect.exceptions import ObjectNotFound
 
-    from flows import engine
     from flows.retention import sweep
+    from ops import engine
     from tasks import services
 
     with prefect_api(prefect_stack):

@@ -384,7 +384,7 @@ def test_temporary_moves_past_the_caretaking_limit_are_flagged(store: Store, nig
 
 
 def test_cli_refuses_bad_input_naming_the_option(store: Store) -> None:
-    from flows.cli import app
+    from ops.cli import app
 
     runner = CliRunner()
     for args, option in (
@@ -400,7 +400,7 @@ def test_cli_refuses_bad_input_naming_the_option(store: Store) -> None:
 
 
 def test_cli_writes_one_region_and_the_national_summary(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from flows.cli import app
+    from ops.cli import app
 
     monkeypatch.setenv("CASETRANSFER_DATABASE_URL", store.url)
     reset_settings()

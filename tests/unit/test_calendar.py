@@ -42,7 +42,7 @@ def test_working_days_between_counts_both_ways():
 def test_the_cli_prints_only_the_due_date():
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from ops.cli import app
 
     result = CliRunner().invoke(app, ["working-days", "2026-11-24", "10"])
     assert result.exit_code == 0

@@ -19,7 +19,7 @@ def test_a_run_ends_after_its_threads_and_exit_handlers_with_its_own_status(tmp_
     result = _run(
         f"""
         import atexit, threading, time
-        from flows.launcher import _exit
+        from ops.launcher import _exit
         def late():
             time.sleep(0.3)
             open({str(done)!r}, "a").write("thread\\n")
@@ -35,7 +35,7 @@ def test_a_run_ends_after_its_threads_and_exit_handlers_with_its_own_status(tmp_
 
 
 def test_exit_statuses_follow_the_interpreters_rules():
-    from flows.launcher import _exit_status
+    from ops.launcher import _exit_status
 
     assert _exit_status(None) == 0
     assert _exit_status(0) == 0
@@ -47,7 +47,7 @@ def test_warming_starts_no_thread_and_shares_one_verified_tls_context():
         """
         import sys, threading
         sys.argv = ["launcher"]
-        from flows.launcher import preload
+        from ops.launcher import preload
         assert preload() == [], preload()
         assert threading.active_count() == 1, threading.enumerate()
         import prefect.client.orchestration as o
@@ -67,7 +67,7 @@ def test_a_cache_that_depends_only_on_files_survives_into_the_child_and_the_othe
         """
         import sys
         sys.argv = ["launcher"]
-        from flows.launcher import _clear_project_caches, preload
+        from ops.launcher import _clear_project_caches, preload
         preload()
         from tasks.calendar import _busdaycal
         from tasks.policy import get_policy

@@ -1,5 +1,5 @@
 """The stack's processes run at their niceness as processes and as scheduling groups, so that
-under autogroup scheduling the API people use comes before the steps (flows.stack.set_group_nice)."""
+under autogroup scheduling the API people use comes before the steps (ops.stack.set_group_nice)."""
 
 import os
 import sys
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.stack import Stack, set_group_nice
+from ops.stack import Stack, set_group_nice
 
 AUTOGROUPS = Path("/proc/self/autogroup").exists()
 needs_autogroups = pytest.mark.skipif(not AUTOGROUPS, reason="this kernel has no autogroups")

@@ -131,7 +131,7 @@ def test_the_temporary_move_flow_reads_a_form_left_at_the_default_type_as_a_temp
 
 
 def test_raise_refuses_a_temporary_move_on_release_to_live_in_the_receiving_area(tmp_path):
-    from flows.cli import app
+    from ops.cli import app
 
     path = tmp_path / "move.yaml"
     path.write_text(yaml.safe_dump(demo_form(**TM, released_from_custody=True)))

@@ -46,7 +46,7 @@ def test_the_profiles_differ_by_config_flags_only():
 def test_no_code_asks_which_profile_is_in_force():
     """Profiles are chosen in config: code reads policy flags, never the profile's name."""
     offenders = []
-    for path in [*ROOT.glob("flows/*.py"), *ROOT.glob("tasks/*.py")]:
+    for path in [*ROOT.glob("flows/**/*.py"), *ROOT.glob("ops/**/*.py"), *ROOT.glob("tasks/**/*.py")]:
         if path.name == "settings.py":  # where the profile setting itself is declared
             continue
         if re.search(r"""profile\s*[!=]=\s*["'](youth|adult)["']|["']youth["']\s*[!=]=""", path.read_text()):

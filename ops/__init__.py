@@ -1,0 +1,1 @@
+"""casetransfer operations: the command line, starting and stopping stacks (embedded and production), the warm-fork launcher, the demo, and the engine that drives Prefect runs for them and for the flows."""
