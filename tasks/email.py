@@ -42,6 +42,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from tasks.config_files import read_yaml
 from tasks.settings import TEMPLATES_DIR, Settings, get_settings
 from tasks.store.models import SentEmail
 from tasks.store.unit_of_work import UnitOfWork
@@ -295,9 +296,14 @@ class SmtpTransport:
             self._drop()
 
 
-def delivery_config() -> dict[str, Any]:
-    from tasks.reminders import load_email_config
+@lru_cache(maxsize=4)
+def load_email_config(path: Path | None = None) -> dict[str, Any]:
+    """config/email.yaml: delivery (here) and the reminder digests' rules (tasks/reminders.py)."""
+    path = path or get_settings().config_dir / "email.yaml"
+    return read_yaml(path) or {}
 
+
+def delivery_config() -> dict[str, Any]:
     return load_email_config()["delivery"]
 
 

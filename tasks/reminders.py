@@ -49,8 +49,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
-from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -58,7 +56,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tasks.calendar import WorkingDayCalendar, get_calendar
-from tasks.config_files import read_yaml
+from tasks.email import load_email_config
 from tasks.policy import get_policy
 from tasks.settings import get_settings
 from tasks.store.models import Action, HistoryEntry, Nsi
@@ -100,12 +98,6 @@ class ReminderRules:
             return self.sides[owner_role]
         except KeyError:
             raise ValueError(f"config/email.yaml: reminders.sides has no side for owner role {owner_role!r}") from None
-
-
-@lru_cache(maxsize=4)
-def load_email_config(path: Path | None = None) -> dict[str, Any]:
-    path = path or get_settings().config_dir / "email.yaml"
-    return read_yaml(path) or {}
 
 
 def load_rules(profile: str | None = None) -> ReminderRules:
