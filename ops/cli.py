@@ -16,22 +16,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
-import httpx
 import typer
-import yaml
-from rich.console import Console
-from rich.table import Table
 
-from tasks.form import FormError, parse_form
+from ops.console import answers, err, out
+
+# Nothing heavier than typer is imported here: each command imports what it uses, so that
+# `--help`, `working-days` and `locate` start fast (bench/cli_startup.py).
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="England & Wales probation case transfers."
 )
 db_app = typer.Typer(no_args_is_help=True, help="The domain database.")
 app.add_typer(db_app, name="db")
-# Piped output (files, tests, mail) gets full-width tables rather than 80 columns.
-out = Console(width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -65,6 +61,8 @@ def db_upgrade() -> None:
 
 
 def _read_form_file(path: Path) -> dict[str, Any]:
+    import yaml
+
     if not path.exists():
         fail(f"form: no file {path}")
     try:
@@ -81,6 +79,7 @@ def _read_form_file(path: Path) -> dict[str, Any]:
 def raise_(form_file: Path = typer.Argument(..., help="The transfer form, JSON or YAML")) -> None:
     """Raise a Case Transfer or Temporary Move NSI: validate, store, start its flow run."""
     from ops import engine
+    from tasks.form import FormError, parse_form
 
     try:
         form = parse_form(_read_form_file(form_file))
@@ -123,6 +122,7 @@ def _step_help(reference: str, step: str) -> str:
     """The fields of one step's form: `casetransfer record REF STEP --help`."""
     from tasks import steps as registry
     from tasks import transfers
+    from tasks.form import FormError
     from tasks.policy import get_policy
 
     try:
@@ -151,6 +151,7 @@ def record(
     """Answer a waiting step: --field value ... (the same fields as the Prefect UI's Resume form)."""
     from ops import engine
     from tasks import transfers
+    from tasks.form import FormError
 
     if "--help" in ctx.args or "-h" in ctx.args:
         print(_step_help(reference, step))
@@ -172,6 +173,8 @@ def record(
 @app.command("status")
 def status(reference: str, as_json: bool = typer.Option(False, "--json", help="One JSON object")) -> None:
     """Status, the Action List with due dates and overdue marks, and the history."""
+    from rich.table import Table
+
     from tasks import transfers
 
     try:
@@ -270,6 +273,7 @@ def action_done(
     from ops import engine
     from tasks import transfers
     from tasks.decisions import RuleBroken
+    from tasks.form import FormError
 
     try:
         found = transfers.task_round(reference, code)
@@ -378,12 +382,15 @@ def recover(
 
 
 @app.command("locate")
-def locate(postcode: str, as_json: bool = typer.Option(False, "--json", help="One JSON object")) -> None:
+def locate(
+    postcode: list[str] = typer.Argument(..., help="The postcode, quoted or not: LS1 4AP"),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object"),
+) -> None:
     """Find the receiving PDU, its region and SPOC for a postcode (the National PDU locator)."""
     from tasks.locator import LocatorError, format_location, get_locator
 
     try:
-        loc = get_locator().locate(postcode)
+        loc = get_locator().locate(" ".join(postcode))
     except LocatorError as exc:
         fail(str(exc), exc.exit_code)
     print(json.dumps(loc.as_dict()) if as_json else format_location(loc))
@@ -499,6 +506,7 @@ def tracker(
     """Write the MIS tracker now: one workbook per region and national.xlsx (the nightly-tracker
     flow's work, run here without a Prefect server)."""
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.table import Table
     from sqlalchemy.exc import DBAPIError
 
     from tasks.settings import get_settings
@@ -594,7 +602,7 @@ def worker(
     from tasks.settings import ROOT, get_settings
 
     api = os.environ.get("PREFECT_API_URL") or get_settings().prefect_api_url
-    if not _answers(api):
+    if not answers(api):
         fail(f"no Prefect server answers on {api}: start one with `casetransfer up`, or set PREFECT_API_URL", 1)
     home = Path(os.environ.get("PREFECT_HOME") or get_settings().data_dir / "prefect")
     stack = Stack(home=home, port=0)
@@ -608,13 +616,6 @@ def worker(
         raise typer.Exit(130) from None
 
 
-def _answers(api_url: str) -> bool:
-    try:
-        return httpx.get(f"{api_url}/health", timeout=1.0).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 from ops.cli_handovers import register; register(app)  # noqa: E402, E702, I001 - the POM-COM handover commands
 from ops.cli_import import register as register_import; register_import(app)  # noqa: E402, E702, I001 - the go-live import
 
@@ -626,18 +627,22 @@ def main() -> None:
     # When it is not, the nightly jobs still run in-process (Prefect's temporary server) and
     # commands that need the real server say so (ops.engine.require_server).
     settings = get_settings()
-    if "PREFECT_API_URL" not in os.environ and _answers(settings.prefect_api_url):
+    if "PREFECT_API_URL" not in os.environ and answers(settings.prefect_api_url):
         os.environ["PREFECT_API_URL"] = settings.prefect_api_url
     os.environ.setdefault("PREFECT_HOME", str(settings.data_dir / "prefect"))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from ops.production import authenticate_cli
+    from ops.credential import authenticate_cli
 
     authenticate_cli()  # the production profile's API servers ask for basic auth
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
-    except httpx.HTTPError as exc:
+    except Exception as exc:
+        # httpx is imported by the commands that talk to Prefect; if it never was, this is not its error.
+        httpx = sys.modules.get("httpx")
+        if httpx is None or not isinstance(exc, httpx.HTTPError):
+            raise
         # Prefect's client has already retried what a busy or restarting server answers (a
         # locked SQLite database answers 503): say so in words, never with a traceback.
         print(
@@ -648,7 +653,10 @@ def main() -> None:
         sys.exit(1)
 
 
-def _http_problem(exc: httpx.HTTPError) -> str:
+def _http_problem(exc: Any) -> str:
+    """A few words for an httpx.HTTPError."""
+    import httpx
+
     if isinstance(exc, httpx.HTTPStatusError):
         response = exc.response
         return f"{response.status_code} {response.reason_phrase} for {exc.request.method} {exc.request.url.path}"

@@ -31,7 +31,7 @@ def import_tracker(
     FILE.import-report.xlsx beside it. Importing the same file again creates nothing new."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ops.cli import err
+    from ops.console import err
     from tasks import importer
     from tasks.store.migrate import upgrade
 
@@ -68,7 +68,7 @@ def import_tracker(
 
 def _start_in_background() -> None:
     """The imported NSIs' flow runs start apart from this command, at the configured rate."""
-    from ops.cli import _answers
+    from ops.console import answers as _answers
     from tasks.settings import get_settings
 
     settings = get_settings()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ops.production import AUTH_ENV, AUTH_FILE_ENV, api_credential
+from ops.credential import AUTH_ENV, AUTH_FILE_ENV, api_credential
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,44 @@
+"""What every command shares and must stay cheap to import: the two consoles, made on first use
+(rich costs tens of milliseconds to import, and most commands print plain lines), and the check
+that a Prefect server answers (the standard library's HTTP client, not httpx, for the same reason)."""
+
+from __future__ import annotations
+
+import http.client
+import sys
+from typing import Any
+from urllib.parse import urlsplit
+
+
+class LazyConsole:
+    """A rich Console, made when something is first printed through it."""
+
+    def __init__(self, stderr: bool = False) -> None:
+        self._stderr = stderr
+        self._console: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            # Piped output (files, tests, mail) gets full-width tables rather than 80 columns.
+            self._console = Console(stderr=True) if self._stderr else Console(width=None if sys.stdout.isatty() else 200)
+        return getattr(self._console, name)
+
+
+out = LazyConsole()
+err = LazyConsole(stderr=True)
+
+
+def answers(api_url: str, timeout: float = 1.0) -> bool:
+    """True when a Prefect API at `api_url` (…/api) answers its health check with 200."""
+    url = urlsplit(api_url)
+    conn_cls = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+    conn = conn_cls(url.hostname or "127.0.0.1", url.port, timeout=timeout)
+    try:
+        conn.request("GET", f"{url.path.rstrip('/')}/health")
+        return conn.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
