@@ -685,7 +685,6 @@ def drive(i: int, form: dict[str, Any], timeout: float, store_url: str) -> tuple
 
     from tasks import transfers
     from tasks.form import parse_form
-    from tasks.services import raise_transfer, send_answer
 
     rng = random.Random(i)
     raised = time.time()

@@ -67,7 +67,10 @@ def main() -> None:
             for writer in ("splice", "plain"):
                 r = timed_child(RUN, url, str(Path(tmp) / f"{writer}-{i}"), args.as_of, writer, env=env)
                 runs[writer].append(r)
-                print(f"{writer:>6} run {i + 1}: {r['seconds']:.1f} s wall, {r['cpu']:.1f} s CPU, {r['bytes'] / 1e6:.0f} MB", flush=True)
+                print(
+                    f"{writer:>6} run {i + 1}: {r['seconds']:.1f} s wall, {r['cpu']:.1f} s CPU, {r['bytes'] / 1e6:.0f} MB",
+                    flush=True,
+                )
     best = {w: min(rs, key=lambda r: r["seconds"]) for w, rs in runs.items()}
     wall = best["plain"]["seconds"] / best["splice"]["seconds"]
     cpu = best["plain"]["cpu"] / best["splice"]["cpu"]
@@ -75,7 +78,9 @@ def main() -> None:
     print(f"whole nightly run, {args.n} NSIs, fastest of {args.repeat}:")
     for w, r in best.items():
         print(f"  {w:>6}: {r['seconds']:.1f} s wall, {r['cpu']:.1f} s CPU (workers included)")
-    print(f"splice gain: {wall:.2f}x wall, {cpu:.2f}x CPU; keep if >= {KEEP_IF_AT_LEAST}x: {'KEEP' if wall >= KEEP_IF_AT_LEAST else 'REMOVE'}")
+    print(
+        f"splice gain: {wall:.2f}x wall, {cpu:.2f}x CPU; keep if >= {KEEP_IF_AT_LEAST}x: {'KEEP' if wall >= KEEP_IF_AT_LEAST else 'REMOVE'}"
+    )
 
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ from prefect import flow, get_run_logger
 from prefect.input import RunInput
 from prefect.runtime import flow_run
 
-from ops import engine
-from tasks import services, transfers
+from ops import engine, services
+from tasks import transfers
 
 
 def forget_free_text(reference: str, **keep: object) -> None:

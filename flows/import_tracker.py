@@ -12,6 +12,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
+from ops import services
 from tasks import importer
 from tasks.form import CRN_PATTERN
 from tasks.settings import get_settings
@@ -68,6 +69,6 @@ def import_tracker(
     create_markdown_artifact(key="import-tracker", markdown="\n".join(lines), description=f"Import of {result.source}")
     started: list[str] = []
     if start_runs and not dry_run:
-        started = importer.start_imported_runs(get_settings().import_runs_per_minute)
+        started = services.start_imported_runs(get_settings().import_runs_per_minute)
         logger.info("%d flow runs started for imported NSIs", len(started))
     return {"created": len(result.created), "skipped": len(result.skipped), "bad": len(result.bad), "runs_started": len(started)}

@@ -2,7 +2,7 @@
 
 The form is what the person's details are typed into, so it must not stay in Prefect: the run
 stores the NSI and starts its run (which takes the reference only, through the same path as the
-CLI, tasks.services), then replaces its own parameters with the reference. A form the store
+CLI, ops.services), then replaces its own parameters with the reference. A form the store
 refuses is removed as well; the run fails with the fields and rules, which hold no details.
 """
 
@@ -12,8 +12,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows.case_transfer import _forwarded_env
-from ops import engine
-from tasks import services
+from ops import engine, services
 from tasks.form import TransferForm
 
 

@@ -83,7 +83,7 @@ def raise_(form_file: Path = typer.Argument(..., help="The transfer form, JSON o
 
     try:
         form = parse_form(_read_form_file(form_file))
-        from tasks import services
+        from ops import services
 
         reference, flow_run_id = services.raise_transfer(form)
     except FormError as exc:
@@ -158,7 +158,7 @@ def record(
         return
     fields = _parse_fields(list(ctx.args))
     fields.setdefault("recorded_by", getpass.getuser())
-    from tasks import services
+    from ops import services
 
     try:
         print(services.send_answer(reference, step, fields, wait, timeout))
@@ -238,7 +238,8 @@ def _by(value: str | None) -> str:
 @app.command("withdraw")
 def withdraw(reference: str, reason: str = typer.Option(..., "--reason"), by: str | None = typer.Option(None, "--by")) -> None:
     """Withdraw a transfer at any step; its flow run stops."""
-    from tasks import services, transfers
+    from ops import services
+    from tasks import transfers
     from tasks.decisions import RuleBroken
 
     try:
@@ -253,7 +254,8 @@ def withdraw(reference: str, reason: str = typer.Option(..., "--reason"), by: st
 @app.command("escalate")
 def escalate(reference: str, concern: str = typer.Option(..., "--concern"), by: str | None = typer.Option(None, "--by")) -> None:
     """Escalate a concern about a transfer to the SPO; both sides' SPOs are emailed at once."""
-    from tasks import services, transfers
+    from ops import services
+    from tasks import transfers
     from tasks.decisions import RuleBroken
 
     try:
@@ -280,7 +282,7 @@ def action_done(
         if found is not None and found[1] == "open":
             # Its waiting task records it (and wakes the transfer), as the UI's form would.
             fields = {"recorded_by": _by(by), **({"done_on": on} if on else {})}
-            from tasks import services
+            from ops import services
 
             print(services.send_answer(reference, code, fields))
             return
@@ -320,7 +322,7 @@ def challenge(
 ) -> None:
     """Raise a challenge about risk before completion (receiving practitioner or SPO). The receiving
     SPO settles it: `record REF challenge-N --outcome uphold|withdraw ...`. Completion waits meanwhile."""
-    from tasks import services
+    from ops import services
 
     with _exit_codes(reference):
         seq = services.challenge(reference, concern, _by(by), role)
@@ -336,7 +338,8 @@ def dispute(
 ) -> None:
     """Transferring SPO: dispute a refusal within the period in config. The head of the receiving PDU
     settles it: `record REF dispute-N --outcome confirm|overturn --notes ...`."""
-    from tasks import services, transfers
+    from ops import services
+    from tasks import transfers
 
     with _exit_codes(reference):
         services.dispute(reference, grounds, _by(by))
@@ -518,7 +521,7 @@ def tracker(
     except ValueError as exc:
         fail(f"--region: {str(exc).removeprefix('region: ')}")
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=False) as progress:
+    with Progress(*columns, console=err.real, transient=False) as progress:
         reading = progress.add_task("reading the store", total=1)
         bars: dict[str, Any] = {}
 
@@ -577,7 +580,7 @@ def seed_store(
     day = _date(as_of, "--as-of") if as_of else get_settings().current_date()
     upgrade()
     started = time.perf_counter()
-    with Progress(BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err) as progress:
+    with Progress(BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err.real) as progress:
         bar = progress.add_task("seeding", total=transfers)
         try:
             n = write_seed(transfers, seed, day, progress=lambda done: progress.update(bar, completed=done))

@@ -42,7 +42,7 @@ def import_tracker(
     if mapping is not None and not mapping.is_file():
         _fail(f"--mapping: {mapping} does not exist", 3)
     upgrade()
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err) as bar:
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err.real) as bar:
         task = bar.add_task("storing", total=None)
 
         def stored(n: int) -> None:
@@ -92,13 +92,13 @@ def start_imported_runs(
     limit: int | None = typer.Option(None, "--limit", help="Start at most this many"),
 ) -> None:
     """Start the flow run of each open imported NSI that has none yet (safe to repeat)."""
+    from ops import services
     from ops.engine import EngineError
-    from tasks import importer
     from tasks.settings import get_settings
 
     rate = per_minute or get_settings().import_runs_per_minute
     try:
-        started = importer.start_imported_runs(rate, limit=limit)
+        started = services.start_imported_runs(rate, limit=limit)
     except EngineError as exc:
         _fail(str(exc), 1)
     print(f"{len(started)} flow runs started for imported NSIs")

@@ -17,13 +17,18 @@ class LazyConsole:
         self._stderr = stderr
         self._console: Any = None
 
-    def __getattr__(self, name: str) -> Any:
+    @property
+    def real(self) -> Any:
+        """The Console itself, for rich objects that take one (Progress(console=...))."""
         if self._console is None:
             from rich.console import Console
 
             # Piped output (files, tests, mail) gets full-width tables rather than 80 columns.
             self._console = Console(stderr=True) if self._stderr else Console(width=None if sys.stdout.isatty() else 200)
-        return getattr(self._console, name)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
 
 
 out = LazyConsole()

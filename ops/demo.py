@@ -69,9 +69,10 @@ def bring_up(port: int, seed_transfers: int, say: Say) -> None:
 
 
 def _raise_demo_transfers(say: Say) -> None:
-    from tasks import services, transfers
+    from ops import services
+    from ops.services import raise_transfer, send_answer
+    from tasks import transfers
     from tasks.form import parse_form
-    from tasks.services import raise_transfer, send_answer
     from tasks.store.models import Nsi
     from tasks.store.unit_of_work import UnitOfWork
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from tasks import privacy, transfers
@@ -223,3 +224,37 @@ def dispute(reference: str, grounds: str, disputed_by: str) -> str:
     transfers.set_transfer_run(reference, run_id)
     notify(reference, f"dispute:{seq}")
     return run_id
+
+
+def start_imported_runs(per_minute: float, url: str | None = None, limit: int | None = None,
+                        progress: Callable[[int], None] | None = None) -> list[str]:  # fmt: skip
+    """Start the flow run of each open imported NSI, `per_minute` at most. A Case Transfer's run
+    takes the NSI by reference and opens exactly its open tasks; a caretaking row's run takes its
+    form and request key and finds the NSI already stored. Safe to repeat: an NSI with a run is left."""
+    from ops import engine
+    from tasks import importer
+    from tasks.form import NsiType
+    from tasks.settings import get_settings
+
+    settings = get_settings()
+    started: list[str] = []
+    gap = 60.0 / per_minute if per_minute > 0 else 0.0
+    for reference, nsi_type, _key in importer.imported_without_run(url, limit):
+        t0 = time.monotonic()
+        profile = transfers.policy_of(reference, url).profile
+        job = {"env": {"CASETRANSFER_PROFILE": profile}}
+        if nsi_type == NsiType.temporary_move.value:
+            # By reference, as every run: Prefect never holds the person's form (issue 17).
+            run_id = engine.start_run(settings.temporary_move_deployment, {"reference": reference},
+                                      f"move-{reference}", job, idempotency_key=f"import-run:{reference}", tags=[reference])  # fmt: skip
+            transfers.set_flow_run(reference, run_id, url)
+        else:
+            run_id = engine.start_run(settings.case_transfer_deployment, {"reference": reference}, f"transfer-{reference}", job,
+                                      idempotency_key=f"import-run:{reference}", tags=[reference])  # fmt: skip
+            transfers.set_transfer_run(reference, run_id, url)
+        started.append(reference)
+        if progress is not None:
+            progress(1)
+        if gap:
+            time.sleep(max(0.0, gap - (time.monotonic() - t0)))
+    return started

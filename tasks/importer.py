@@ -7,7 +7,7 @@ reason, the raw values) in a report workbook beside the input; a bad row stores 
 
 Each good row is one transaction. A row stored before (the same CRN, date notified and kind) is
 recognised by its request key and skipped, so importing a file twice creates nothing new. Flow
-runs for the imported NSIs are started afterwards (`start_imported_runs`), apart from the store
+runs for the imported NSIs are started afterwards (`ops.services.start_imported_runs`), apart from the store
 work, at a rate the stack can take.
 """
 
@@ -784,34 +784,3 @@ def imported_without_run(url: str | None = None, limit: int | None = None) -> li
         if limit:
             q = q.limit(limit)
         return [tuple(r) for r in uow.session.execute(q)]  # type: ignore[misc]
-
-
-def start_imported_runs(per_minute: float, url: str | None = None, limit: int | None = None,
-                        progress: Callable[[int], None] | None = None) -> list[str]:  # fmt: skip
-    """Start the flow run of each open imported NSI, `per_minute` at most. A Case Transfer's run
-    takes the NSI by reference and opens exactly its open tasks; a caretaking row's run takes its
-    form and request key and finds the NSI already stored. Safe to repeat: an NSI with a run is left."""
-    from ops import engine
-
-    settings = get_settings()
-    started: list[str] = []
-    gap = 60.0 / per_minute if per_minute > 0 else 0.0
-    for reference, nsi_type, _key in imported_without_run(url, limit):
-        t0 = time.monotonic()
-        profile = transfers.policy_of(reference, url).profile
-        job = {"env": {"CASETRANSFER_PROFILE": profile}}
-        if nsi_type == NsiType.temporary_move.value:
-            # By reference, as every run: Prefect never holds the person's form (issue 17).
-            run_id = engine.start_run(settings.temporary_move_deployment, {"reference": reference},
-                                      f"move-{reference}", job, idempotency_key=f"import-run:{reference}", tags=[reference])  # fmt: skip
-            transfers.set_flow_run(reference, run_id, url)
-        else:
-            run_id = engine.start_run(settings.case_transfer_deployment, {"reference": reference}, f"transfer-{reference}", job,
-                                      idempotency_key=f"import-run:{reference}", tags=[reference])  # fmt: skip
-            transfers.set_transfer_run(reference, run_id, url)
-        started.append(reference)
-        if progress is not None:
-            progress(1)
-        if gap:
-            time.sleep(max(0.0, gap - (time.monotonic() - t0)))
-    return started

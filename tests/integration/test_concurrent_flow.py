@@ -165,8 +165,8 @@ def test_a_refusal_disputed_and_overturned_reopens_the_tasks_as_they_stood_and_c
 
 
 def test_a_wake_up_sent_between_the_transfers_read_and_its_suspension_is_not_lost(prefect_stack, tmp_path):
+    from ops.services import raise_transfer
     from tasks.form import parse_form
-    from tasks.services import raise_transfer
 
     with prefect_api(prefect_stack):
         # This transfer's run waits 15 s between reading the store and suspending, every time.

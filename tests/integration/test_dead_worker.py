@@ -78,8 +78,8 @@ def _running_run(reference: str) -> str | None:
 def _kill_and_watch(prefect_stack) -> None:
     from prefect.client.orchestration import get_client
 
+    from ops.services import raise_transfer
     from tasks.form import parse_form
-    from tasks.services import raise_transfer
     from tasks.settings import get_settings
 
     settings = get_settings()

@@ -186,8 +186,8 @@ def descends_from(pid: int, ancestor: int) -> bool:
 
 
 def test_a_worker_sigkilled_mid_step_is_recovered_by_the_other_worker_and_nothing_is_stored_twice(prod, tmp_path):
+    from ops.services import raise_transfer
     from tasks.form import parse_form
-    from tasks.services import raise_transfer
 
     stack = prod.stack
     # This transfer's runs (its task runs too) hold each step's task for 4 s after committing,
@@ -369,8 +369,8 @@ def _task_runs(flow_run_id: str, name_prefix: str) -> list[Any]:
 def test_the_domain_database_vanishing_mid_step_is_retried_and_the_step_is_recorded_once(prod, pg_proxy, tmp_path):
     from sqlalchemy.engine import make_url
 
+    from ops.services import raise_transfer
     from tasks.form import parse_form
-    from tasks.services import raise_transfer
 
     # This transfer's runs (its task runs get the same URL) reach the store through the proxy
     # (no TLS, so the proxy sees the SQL); the CLI and this test use the database directly.

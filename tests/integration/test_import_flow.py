@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 from test_case_transfer_flow import prefect_api, wait_for
 
+from ops import services
 from tasks import importer, transfers
 from tasks.legacy_trackers import write_tracker
 from tasks.store.models import Nsi
@@ -34,8 +35,8 @@ def test_an_imported_transfer_runs_with_exactly_its_open_tasks_and_a_caretaking_
     transfer, move = importer.import_tracker(path).created
 
     with prefect_api(prefect_stack):
-        started = importer.start_imported_runs(per_minute=600)
-        assert importer.start_imported_runs(per_minute=600) == []  # safe to repeat: each NSI has its run
+        started = services.start_imported_runs(per_minute=600)
+        assert services.start_imported_runs(per_minute=600) == []  # safe to repeat: each NSI has its run
 
     assert sorted(started) == sorted([transfer, move])
     expected = {"police_checks", "safeguarding_checks", "handover", "oasys_reassessment", "plan_review", "court_application"}

@@ -1,7 +1,7 @@
 """Notices sent at once (issue 16), through a real SMTP server on loopback: an escalation reaches
 both sides' SPOs once, before any nightly run; a challenge and a dispute reach the receiving PDU;
 a transfer arriving reaches the receiving PDU; a limited access case shows its CRN only. The path
-is the CLI's (tasks.services): with no Prefect server up, the notice is sent from the caller's
+is the CLI's (ops.services): with no Prefect server up, the notice is sent from the caller's
 process, by the same delivery and sent-log."""
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from conftest import demo_form, pin_today
 from sqlalchemy import select
 from test_reminders import FROM_PDU, TO_PDU, SmtpServer, free_port, mailbox, parts, section, smtp_on_loopback
 
-from tasks import notices, reminders, services, transfers
+from ops import services
+from tasks import notices, reminders, transfers
 from tasks.email import day_date
 from tasks.form import parse_form
 from tasks.settings import reset_settings
@@ -32,7 +33,7 @@ ALLOCATION = {"recorded_by": "Kim SPO", "practitioner": "Pat Receiver", "team_co
 
 @pytest.fixture
 def smtp(real_mailboxes: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpServer]:
-    # No Prefect server: tasks.services.notify sends from this process (as the CLI does without one).
+    # No Prefect server: ops.services.notify sends from this process (as the CLI does without one).
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     with smtp_on_loopback(monkeypatch) as server:
         yield server

@@ -26,9 +26,9 @@ from conftest import ROOT, demo_form
 from test_case_transfer_flow import prefect_api, wait_for
 from test_reminders import SmtpServer, smtp_on_loopback
 
-from ops import engine
-from tasks import services, transfers
+from ops import engine, services
 from tasks import steps as registry
+from tasks import transfers
 from tasks.estate import load_estate
 from tasks.form import parse_form
 from tasks.settings import reset_settings
@@ -143,7 +143,7 @@ def answer_for(task: str, reference: str, team_code: str, free_text: str) -> dic
 
 def take_through_every_task(reference: str, person: Person) -> None:
     """Allocation, every task after it (a challenge about risk raised and withdrawn on the way),
-    then completion; each answered through the one path (tasks.services)."""
+    then completion; each answered through the one path (ops.services)."""
     from tasks.store.models import Nsi
     from tasks.store.unit_of_work import UnitOfWork
 

@@ -52,8 +52,7 @@ def test_the_sweep_deletes_a_withdrawn_transfers_runs_and_artifacts_from_prefect
     from prefect.exceptions import ObjectNotFound
 
     from flows.retention import sweep
-    from ops import engine
-    from tasks import services
+    from ops import engine, services
 
     with prefect_api(prefect_stack):
         reference, run_id = services.raise_transfer(parse_form(demo_form(crn="R100010", raised_on="2026-12-14")))
