@@ -39,6 +39,8 @@ import xlsxwriter
 from dateutil.relativedelta import relativedelta
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import String, and_, or_, select, type_coerce
+from xlsxwriter.utility import _preserve_whitespace, _utf16_len, _utf16_truncate
+from xlsxwriter.xmlwriter import XMLwriter
 
 from tasks.calendar import get_calendar
 from tasks.config_files import read_yaml
@@ -735,12 +737,13 @@ class Book:
         self,
         name: str,
         cols: list[Col],
-        highlight: str | None = None,
+        highlight: tuple[str, str] | None = None,
         note: str | None = None,
         below: Sequence[Sequence[Any]] = (),
     ) -> None:
         """A list: header row frozen, autofilter, widths that fit, and one conditional-format
-        rule (`highlight`: an Excel formula for row 2, e.g. '=$O2>0') for the whole range."""
+        rule for the whole range. `highlight` is (a column's header, a condition on its value),
+        e.g. ("Days overdue (working)", ">0"): looked up by name, so adding a column moves it along."""
         ws = self.wb.add_worksheet(name)
         n = len(cols[0].values) if cols else 0
         widths = [self.width(col) for col in cols]
@@ -772,7 +775,9 @@ class Book:
         self._tables.append(_Table(name, [c.header for c in cols], max(n, 1) + 1))
         page_setup(ws)
         if highlight and n:
-            ws.conditional_format(1, 0, n, last, {"type": "formula", "criteria": highlight, "format": self.highlight})
+            ws.conditional_format(
+                1, 0, n, last, {"type": "formula", "criteria": highlight_formula(cols, *highlight), "format": self.highlight}
+            )
         last_written = n  # 0-based
         if note:
             # Below the list, so that filtering and sorting the list leave it alone.
@@ -795,6 +800,14 @@ class Book:
             _append_rows(self.path, self._pending, self._tables)
 
 
+def highlight_formula(cols: Sequence[Col], header: str, condition: str) -> str:
+    """The conditional format's formula for data row 2 of the column headed `header`."""
+    headers = [c.header for c in cols]
+    if headers.count(header) != 1:
+        raise ValueError(f"highlight: no single column headed {header!r} (headers: {', '.join(headers)})")
+    return f"=${_letter(headers.index(header))}2{condition}"
+
+
 def page_setup(ws: Any, header_row: int = 0) -> None:
     """How every sheet prints (issue 16), set in this one place: landscape A4, every column on the
     page width (as many pages down as it takes), the header row on every page, the marking and
@@ -807,17 +820,30 @@ def page_setup(ws: Any, header_row: int = 0) -> None:
     ws.set_footer("&LOFFICIAL-SENSITIVE&C&A&RPage &P of &N")
 
 
-# Escaping as XlsxWriter does for inline strings (xmlwriter._escape_data, _escape_control_characters).
-_XML_SPECIAL = re.compile(r"[&<>\x00-\x08\x0b-\x1f]")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f]")
+# Cells as XlsxWriter writes inline strings (worksheet._write_cell in constant_memory mode): a
+# string longer than Excel's 32,767 UTF-16 units is cut there (write_string), control characters
+# become _xHHHH_ and a typed "_xHHHH_" is escaped as _x005F_xHHHH_ so that Excel shows it as typed,
+# then &, < and > are escaped. XlsxWriter's own functions do it, so the two ways cannot drift apart
+# for the version pinned in pyproject.toml (tests/unit/test_tracker_writer.py feeds both the same
+# hostile strings). Most strings need none of it: one search decides.
+XLSX_MAX_STRING = 32767  # Excel's cell limit; XlsxWriter's Worksheet.xls_strmax
+_NEEDS_ESCAPE = re.compile(r"[&<>\x00-\x08\x0b-\x1f\ufffe\uffff]|_x[0-9a-fA-F]{4}_")
+_xml = XMLwriter()
+
+
+def cell_text(text: str) -> str:
+    """What XlsxWriter keeps of a string written to a cell: at most Excel's limit."""
+    if len(text) > XLSX_MAX_STRING // 2 and _utf16_len(text) > XLSX_MAX_STRING:
+        return _utf16_truncate(text, XLSX_MAX_STRING)
+    return text
 
 
 def _inline(text: str) -> str:
     """The <is> part of an inline string cell."""
-    if _XML_SPECIAL.search(text):
-        text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-        text = _CONTROL.sub(lambda m: f"_x{ord(m.group(0)):04X}_", text)
-    if text[:1].isspace() or text[-1:].isspace():
+    text = cell_text(text)
+    if _NEEDS_ESCAPE.search(text):
+        text = _xml._escape_data(XMLwriter._escape_control_characters(text))
+    if _preserve_whitespace(text):
         return f'<is><t xml:space="preserve">{text}</t></is>'
     return f"<is><t>{text}</t></is>"
 
@@ -1273,7 +1299,6 @@ def build_region_sheets(book: Book, inp: RegionInput) -> RegionResult:
     s.ws.insert_chart(3, 7, chart)
 
     # Transfers ----------------------------------------------------------------------------
-    overdue_col = _letter(14)
     book.list_sheet(
         "Transfers",
         [
@@ -1293,7 +1318,7 @@ def build_region_sheets(book: Book, inp: RegionInput) -> RegionResult:
             date_col("Next action due", nsis["next_action_due"]),
             num_col("Days overdue (working)", nsis["days_overdue"], blank_zero=True),
         ],
-        highlight=f"=${overdue_col}2>0",
+        highlight=("Days overdue (working)", ">0"),
     )
 
     # Actions ------------------------------------------------------------------------------
@@ -1308,7 +1333,7 @@ def build_region_sheets(book: Book, inp: RegionInput) -> RegionResult:
             text_col("Status", plain_words(actions["state"])),
             num_col("Days overdue (working)", actions["days_overdue"], blank_zero=True),
         ],
-        highlight=f"=${_letter(6)}2>0",
+        highlight=("Days overdue (working)", ">0"),
     )
 
     # Police checks ------------------------------------------------------------------------
@@ -1327,7 +1352,7 @@ def build_region_sheets(book: Book, inp: RegionInput) -> RegionResult:
             num_col("Share overdue", police["overdue_share"], "pct"),
             text_col("Consistently slow", np.where(police["slow"].to_numpy(dtype=bool), "Yes", "")),
         ],
-        highlight=f'=${_letter(8)}2="Yes"',
+        highlight=("Consistently slow", '="Yes"'),
         note=(
             f"Working days from NSI received to police checks returned. Consistently slow: median above "
             f"{rule.slow_median_working_days:g} working days over at least {rule.slow_min_cases} returned checks (config/tracker.yaml)."
@@ -1376,7 +1401,7 @@ def build_region_sheets(book: Book, inp: RegionInput) -> RegionResult:
             date_col(f"{inp.caretaking_months} months on", t["tm_limit_on"]),
             text_col(f"Past {inp.caretaking_months} months", np.where(past, "Yes", "")),
         ],
-        highlight=f'=${_letter(12)}2="Yes"',
+        highlight=(f"Past {inp.caretaking_months} months", '="Yes"'),
         note=f"Caretaking should not normally last beyond {inp.caretaking_months} months (004 12.1); past that, full transfer is presumed.",
     )
     handover_sheet(book, inp)
@@ -1421,7 +1446,7 @@ def compliance_sheet(
             num_col("Imported: met", both(None, table["met_imported"])),
             num_col("Imported: share", both(None, table["share_imported"]), "pct"),
         ],
-        highlight=f"=${_letter(6)}2>0",
+        highlight=("Not done, past due", ">0"),
         note=" ".join(
             part
             for part in (
@@ -1479,7 +1504,7 @@ def handover_sheet(book: Book, inp: RegionInput) -> None:
     book.list_sheet(
         "POM-COM handovers",
         cols,
-        highlight=f'=${_letter(len(cols) - 1)}2="Yes"',
+        highlight=(flag_header, '="Yes"'),
         note=(
             f"Handovers from the report day ({rules.report_days_before} days before, or the working day before that) "
             f"until they are due. Qualifying sentences need an in-person session in the final "
@@ -1521,7 +1546,7 @@ def challenges_sheet(book: Book, inp: RegionInput) -> None:
     book.list_sheet(
         "Challenges and refusals",
         cols,
-        highlight=f'=${_letter(len(cols) - 1)}2="Yes"',
+        highlight=("Still open", '="Yes"'),
         note="Working days taken: from raised to settled (to the dispute's settlement, if disputed), or to the report's day while open.",
         below=[["Refusals by reason (upheld, disputed or refused; not overturned)"], *[[n, reason] for reason, n in counts]]
         if counts
@@ -1546,7 +1571,7 @@ def escalations_sheet(book: Book, inp: RegionInput) -> None:
     book.list_sheet(
         "Escalations",
         cols,
-        highlight=f'=${_letter(9)}2="Open"',
+        highlight=("Status", '="Open"'),
         note=(
             "An overdue action's escalation closes when the action is done; a concern's when its transfer closes. "
             "Age: working days from escalation to closing, or to the report's day while open."
@@ -1656,7 +1681,7 @@ def write_national(data: TrackerData, results: Sequence[RegionResult], path: Pat
                 num_col("Share overdue", police["overdue_share"], "pct"),
                 text_col("Consistently slow", np.where(police["slow"].to_numpy(dtype=bool), "Yes", "")),
             ],
-            highlight=f'=${_letter(8)}2="Yes"',
+            highlight=("Consistently slow", '="Yes"'),
         )
         r_region = nsis["r_region"].to_numpy(dtype=object)
         scopes = [("England and Wales", np.ones(len(nsis), dtype=bool))] + [
