@@ -135,7 +135,7 @@ def preload() -> list[str]:
 
 # Caches that depend only on their arguments and the files they read, never on the environment,
 # so a child may keep what the parent computed (every other project cache is cleared in the child).
-PURE_CACHES = {("tasks.calendar", "_busdaycal")}
+PURE_CACHES = {("tasks.calendar", "_busdaycal"), ("tasks.calendar", "_year_holidays")}
 
 
 def warm() -> None:
@@ -146,11 +146,13 @@ def warm() -> None:
 
     import tasks.store.models  # noqa: F401 (the mappers to configure)
     from tasks import config_files
-    from tasks.calendar import _busdaycal, load_closures
+    from tasks.calendar import FIRST_YEAR, LAST_YEAR, _busdaycal, _year_holidays, load_closures
     from tasks.settings import CONFIG_DIR
 
     config_files.preload(CONFIG_DIR)
     _busdaycal("england-and-wales", load_closures())
+    for year in range(FIRST_YEAR, LAST_YEAR + 1):
+        _year_holidays("england-and-wales", year)
     configure_mappers()
     _complete_models()
     _share_tls_context()

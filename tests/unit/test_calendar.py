@@ -47,3 +47,21 @@ def test_the_cli_prints_only_the_due_date():
     result = CliRunner().invoke(app, ["working-days", "2026-11-24", "10"])
     assert result.exit_code == 0
     assert result.stdout == "2026-12-08\n"
+
+
+def test_one_date_at_a_time_gives_the_days_the_numpy_calendar_gives():
+    """The CLI and the forms count in plain Python; the tracker counts arrays with numpy."""
+    import numpy as np
+
+    cal = WorkingDayCalendar("england-and-wales", closures=frozenset({D(2026, 6, 15)}))
+    starts = [D(2025, 12, 1) + dt.timedelta(days=i) for i in range(0, 500, 3)]
+    arr = np.array(starts, dtype="datetime64[D]")
+    for n in (-7, -1, 0, 1, 5, 10, 28, 90):
+        vectorised = cal.add_working_days_many(arr, n).astype(dt.date).tolist()
+        assert [cal.add_working_days(s, n) for s in starts] == vectorised, n
+    ends = [s + dt.timedelta(days=(i * 37) % 200 - 60) for i, s in enumerate(starts)]
+    counted = cal.working_days_between_many(arr, np.array(ends, dtype="datetime64[D]")).tolist()
+    assert [cal.working_days_between(s, e) for s, e in zip(starts, ends, strict=True)] == counted
+    busdays = np.is_busday(arr, busdaycal=cal._busdaycal).tolist()
+    assert [cal.is_working_day(s) for s in starts] == busdays
+    assert not cal.is_working_day(D(2026, 6, 15))  # the closure
