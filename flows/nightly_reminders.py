@@ -1,7 +1,9 @@
 """nightly-reminders: one digest per SPOC mailbox of the actions due soon, overdue and escalated.
 
 Thin on purpose: the rules are in tasks/reminders.py, rendering and exactly-once delivery in
-tasks/email.py. Scheduled at 07:00 Europe/London (prefect.yaml); `casetransfer remind` runs it now.
+tasks/email.py. Scheduled at 07:00 Europe/London (prefect.yaml). The night itself is tasks.reminders.run_reminders,
+with this flow's tasks as its steps; `casetransfer remind` runs it through this flow on a Prefect
+server, or calls it directly when none is configured.
 On a day that is not a working day it logs and returns without reading the store.
 """
 
@@ -59,21 +61,21 @@ def nightly_reminders(as_of: dt.date | None = None, dry_run: bool = False) -> re
     """
     logger = get_run_logger()
     day = as_of or get_settings().current_date()
-    if not reminders.is_reminder_day(day, get_calendar(get_settings().calendar)):
-        summary = reminders.RunSummary(day=day, working_day=False)
-        logger.info(summary.lines()[0])
-        return summary
     if dry_run:
-        summary, emails = reminders.preview(day)
-        for e in emails:
-            logger.info("would send to %s: %s", e.recipient, e.subject)
+        if not reminders.is_reminder_day(day, get_calendar(get_settings().calendar)):
+            summary = reminders.RunSummary(day=day, working_day=False)
+        else:
+            summary, emails = reminders.preview(day)
+            for e in emails:
+                logger.info("would send to %s: %s", e.recipient, e.subject)
     else:
-        plan = plan_digests(day)
-        escalated = record_escalations(plan)
-        report = deliver_digests(render_digests(plan))
-        summary = reminders.summarise(plan, escalated, report)
+        steps = reminders.NightSteps(plan=plan_digests, escalate=record_escalations, render=render_digests, send=deliver_digests)
+        try:
+            summary = reminders.run_reminders(day, steps=steps)
+        except reminders.RemindersNotDelivered as exc:
+            for line in exc.summary.lines():
+                logger.info(line)
+            raise
     for line in summary.lines():
         logger.info(line)
-    if summary.failed:
-        raise reminders.RemindersNotDelivered(summary)
     return summary

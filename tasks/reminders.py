@@ -46,7 +46,7 @@ import hashlib
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -788,21 +788,47 @@ def preview(as_of: dt.date, url: str | None = None) -> tuple[RunSummary, list[Ou
     return summary, [e for e in emails if status.get(e.key) != "sent"]
 
 
+@dataclass(frozen=True)
+class NightSteps:
+    """The four steps of a night's digests. The nightly-reminders flow passes them wrapped as
+    Prefect tasks (each shows in the UI); the CLI and the tests take them as they are."""
+
+    plan: Callable[[dt.date], Plan]
+    escalate: Callable[[Plan], int]
+    render: Callable[[Plan], list[OutgoingEmail]]
+    send: Callable[[list[OutgoingEmail]], DeliveryReport]
+
+
+def direct_steps(url: str | None = None, transport: Transport | None = None, flow_run_id: str | None = None) -> NightSteps:
+    from tasks.email import deliver
+
+    return NightSteps(
+        plan=lambda day: plan_for(day, url),
+        escalate=lambda plan: record_escalations(plan.escalations, plan.day, url, flow_run_id),
+        render=render_digests,
+        send=lambda emails: deliver(emails, url, transport),
+    )
+
+
 def run_reminders(
-    as_of: dt.date | None = None, url: str | None = None, transport: Transport | None = None, flow_run_id: str | None = None
+    as_of: dt.date | None = None,
+    url: str | None = None,
+    transport: Transport | None = None,
+    flow_run_id: str | None = None,
+    steps: NightSteps | None = None,
 ) -> RunSummary:
-    """Plan, escalate, render and deliver one day's digests (what the flow does, without Prefect).
+    """Plan, escalate, render and deliver one day's digests: the one path of the nightly-reminders
+    flow (which passes its tasks as `steps`), `casetransfer remind` and the tests.
 
     Raises RemindersNotDelivered after attempting every message if any stayed queued.
     """
-    from tasks.email import deliver
-
     as_of = as_of or get_settings().current_date()
     if not is_reminder_day(as_of, get_calendar(get_settings().calendar)):
         return RunSummary(day=as_of, working_day=False)
-    plan = plan_for(as_of, url)
-    escalated = record_escalations(plan.escalations, as_of, url, flow_run_id)
-    report = deliver(render_digests(plan), url, transport)
+    steps = steps or direct_steps(url, transport, flow_run_id)
+    plan = steps.plan(as_of)
+    escalated = steps.escalate(plan)
+    report = steps.send(steps.render(plan))
     summary = summarise(plan, escalated, report)
     if summary.failed:
         raise RemindersNotDelivered(summary)

@@ -659,3 +659,25 @@ def test_a_withdrawn_transfer_sends_no_reminders(smtp: SmtpServer) -> None:
     transfers.withdraw(ref, "Not moving after all", "Sam")
     run(CHRISTMAS_EVE)
     assert smtp.inbox.messages == []
+
+
+def test_remind_without_a_prefect_server_sends_from_the_command_itself(tmp_path: Path) -> None:
+    """No server configured: `casetransfer remind` runs the night in its own process (no Prefect
+    temporary server to time out), and says what it sent."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    cli = str(Path(sys.executable).with_name("casetransfer"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "CASETRANSFER_"))}
+    env |= {"CASETRANSFER_DATA_DIR": str(tmp_path), "CASETRANSFER_PREFECT_API_URL": "http://127.0.0.1:9/api"}
+    subprocess.run([cli, "seed", "--transfers", "200", "--seed", "3", "--as-of", "2026-12-23"], env=env, check=True, capture_output=True)
+    started = time.perf_counter()
+    done = subprocess.run([cli, "remind", "--as-of", "2026-12-23"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "temporary server" not in (done.stdout + done.stderr).lower()
+    assert "reminders for Wednesday 23 December 2026" in done.stdout
+    assert "failed 0" in done.stdout
+    assert list((tmp_path / "outbox").glob("*")), "the digests are in the outbox"
+    assert time.perf_counter() - started < 60
