@@ -238,6 +238,10 @@ def serve(path: str, command: list[str]) -> Request | int:
     import subprocess
     import threading
 
+    from ops.prefect_internals import tested
+
+    if not tested("the warm-fork launcher (ops.launcher)"):
+        os.execvp(command[0], command)  # the worker alone: its runs start cold, Prefect's way
     # `-m` put the starting directory on sys.path as "": pin it, since children chdir elsewhere.
     sys.path[:] = [os.getcwd() if entry == "" else entry for entry in sys.path]
     failed = preload()

@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import gc
 
-import prefect.server.api.server  # noqa: F401  (imported for its side effect: everything the server loads)
-from prefect.cli import app
-
 if __name__ == "__main__":
-    gc.collect()
-    gc.freeze()  # what is alive now lives as long as the process: never scan it again
+    from ops.prefect_internals import tested
+
+    if tested("the frozen server start (ops.prefect_frozen)"):
+        import prefect.server.api.server  # noqa: F401  (imported for its side effect: everything the server loads)
+
+        gc.collect()
+        gc.freeze()  # what is alive now lives as long as the process: never scan it again
+    from prefect.cli import app
+
     app()

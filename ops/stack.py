@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from ops.prefect_internals import tested
 from tasks.settings import ROOT, get_settings
 
 POOL = "casetransfer"
@@ -204,17 +205,13 @@ class Stack:
         if self.services.poll() is not None:
             raise RuntimeError(f"Prefect services exited with {self.services.returncode}; see {self.home}/logs/services.log")
 
-    def stop_server(self) -> None:
-        """Stop every server process (the workers carry on, retrying, as when a server restarts)."""
-        self._stop(self.server_processes)
-        self.server = self.engine_server = self.services = None
-
     @staticmethod
     def _api_args(port: int, api_only: bool) -> list[str]:
         return ["--host", "127.0.0.1", "--port", str(port), *(["--no-services"] if api_only else [])]
 
     def _start_prefect(self, log: str, env: dict[str, str], *args: str, nice: int = 0) -> subprocess.Popen:
-        command = [*([sys.executable, "-m", "ops.prefect_frozen"] if self.server_gc_freeze else prefect_cmd()), *args]
+        frozen = self.server_gc_freeze and tested("the frozen server start (ops.prefect_frozen)")
+        command = [*([sys.executable, "-m", "ops.prefect_frozen"] if frozen else prefect_cmd()), *args]
         return self._spawn(command, env, log, nice)
 
     def _spawn(self, command: list[str], env: dict[str, str], log: str, nice: int = 0) -> subprocess.Popen:
@@ -274,7 +271,9 @@ class Stack:
     def worker_command(self, name: str, pool: str = POOL) -> list[str]:
         """The command that runs a worker for `pool` (under the warm-fork launcher with `prefork`)."""
         command = [*prefect_cmd(), "worker", "start", "--pool", pool, "--type", "process", "--name", name]
-        if self.prefork:
+        if self.prefork and tested("the warm-fork launcher (ops.launcher)"):
+            # A worker without the launcher still serves a pool whose command is the launcher's:
+            # with no parent to talk to, it execs `python -m prefect.engine` (ops.launcher.client).
             # A short path: Unix socket paths are limited to about 100 bytes.
             sock = Path(tempfile.gettempdir()) / f"ctl-{uuid.uuid4().hex[:12]}.sock"
             command = [sys.executable, "-m", "ops.launcher", "serve", str(sock), "--", *command]

@@ -451,17 +451,6 @@ class Locator:
             return None
         return math.hypot(grid_a[0] - grid_b[0], grid_a[1] - grid_b[1]) / 1000
 
-    def postcodes_starting(self, prefix: str, limit: int = 10) -> list[str]:
-        """Real postcodes beginning with a compact prefix ("M8", "EH11"), in order."""
-        start = np.searchsorted(self._keys, prefix.replace(" ", "").upper().encode("ascii"))
-        found = []
-        for key in self._keys[start : start + limit]:
-            text = bytes(key).decode("ascii")
-            if not text.startswith(prefix.replace(" ", "").upper()):
-                break
-            found.append(f"{text[:-3]} {text[-3:]}")
-        return found
-
     # -- vectorised lookups --
 
     def _apply_overrides(self, pdu_i: np.ndarray, lad_i: np.ndarray, rows: np.ndarray, district_of: Callable[[int], str]) -> None:

@@ -96,14 +96,6 @@ DOCUMENTS = (
     "vlo_information",
     "programme_reports",
 )
-# Form fields the Action List conditions (tasks.actions.CONDITIONS) read. Rows that agree on all
-# of these, and on nearby_pdu, get the same actions; a new condition on another field goes here.
-FACT_FIELDS = (
-    "nsi_type", "rosh", "mappa_category", "mappa_level", "victim_contact", "safeguarding_concerns", "sentence_type",
-    "accommodation_type", "gender", "lao", "diversity",
-)  # fmt: skip
-
-
 class SeedExists(ValueError):
     """The store already holds NSIs from this seed."""
 
