@@ -27,9 +27,12 @@ def test_refusal_for_no_local_connection_alone_is_rejected_through_the_step_form
 
 
 def test_refusal_for_evidenced_unmanageable_risk_is_accepted():
-    check_decision(
-        "refuse", [RefusalReason.risk_unmanageable, RefusalReason.no_local_connection], "Victim lives two streets away"
+    reasons = [RefusalReason.risk_unmanageable, RefusalReason.no_local_connection]
+    answer = validate_step(
+        "decision",
+        {"recorded_by": "Kim", "outcome": "refuse", "reasons": [r.value for r in reasons], "evidence": "Victim lives two streets away"},
     )
+    assert (answer.outcome, list(answer.reasons), answer.evidence) == ("refuse", reasons, "Victim lives two streets away")
 
 
 def test_refusal_for_risk_without_evidence_is_rejected():
@@ -44,4 +47,5 @@ def test_refusal_with_no_reason_is_rejected():
 
 
 def test_acceptance_needs_no_reasons():
-    check_decision("accept", [], "")
+    answer = validate_step("decision", {"recorded_by": "Kim", "outcome": "accept"})
+    assert (answer.outcome, list(answer.reasons)) == ("accept", [])

@@ -14,7 +14,7 @@ from tasks.calendar import get_calendar
 from tasks.decisions import RuleBroken
 from tasks.form import FormError, NsiType, TransferForm, parse_form
 from tasks.policy import load_policy
-from tasks.temporary_moves import as_temporary_move, check_caretaking_agreement, conversion_form
+from tasks.temporary_moves import AGREEMENT_FIELDS, as_temporary_move, check_caretaking_agreement, conversion_form
 
 D = dt.date
 TM = {"nsi_type": "temporary_move", "temporary_reason": "Caring for a parent after surgery", "expected_return_date": "2027-02-26"}
@@ -72,10 +72,15 @@ def test_the_temporary_move_steps_are_answerable_by_name():
 
 
 def test_without_a_required_agreement_a_support_allocation_needs_only_the_contact():
-    check_caretaking_agreement(load_policy("adult"), {"support_contact": "Pat"}, D(2026, 12, 21))
-    validate_step(
+    assert check_caretaking_agreement(load_policy("adult"), {"support_contact": "Pat"}, D(2026, 12, 21)) is None
+    answer = validate_step(
         "support_allocation", {"recorded_by": "Kim", "support_contact": "Pat", "team_code": "N55SS1"}, load_policy("adult")
     )
+    assert (answer.support_contact, answer.team_code) == ("Pat", "N55SS1")
+    # The same answer where the policy requires the agreement is refused, naming its first field.
+    with pytest.raises(RuleBroken) as exc:
+        check_caretaking_agreement(load_policy("youth"), {"support_contact": "Pat"}, D(2026, 12, 21))
+    assert exc.value.field == AGREEMENT_FIELDS[0]
 
 
 def test_where_required_the_caretaking_agreement_names_who_does_what_and_when_it_is_reviewed():
