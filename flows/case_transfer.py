@@ -299,5 +299,7 @@ def case_transfer(form: TransferForm | None = None, request_key: str | None = No
             raise ValueError("form: give the transfer form")
         reference = raise_once(form, request_key or str(flow_run.id))
     if transfers.shape_of(reference) < 2:
+        # Not dead: transfers raised under the sequential shape (1) before the concurrent tasks
+        # finish the way they started; a policy or settings.shape_version can still choose it.
         return drive_steps(reference, CASE_TRANSFER_STEPS)
     return orchestrate(reference)

@@ -280,7 +280,8 @@ def nsi_status(reference: str, url: str | None = None) -> tuple[str, str | None]
 
 
 def shape_of(reference: str, url: str | None = None) -> int:
-    """The process shape the NSI was raised under (1 sequential, 2 concurrent tasks)."""
+    """The process shape the NSI was raised under (1 sequential, 2 concurrent tasks). Shape 1's
+    branches here and in apply_step stay while open transfers raised under it can still finish."""
     with UnitOfWork(url) as uow:
         nsi = _load(uow.session, reference)
         return nsi.shape_version if nsi.nsi_type == NsiType.case_transfer.value else 1
