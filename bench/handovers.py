@@ -32,9 +32,9 @@ def main() -> None:
     os.environ.pop("CASETRANSFER_SMTP_HOST", None)
     day = dt.date.fromisoformat(args.day)
 
-    from tasks import handover_reminders as hr
-    from tasks.email import deliver
-    from tasks.handover_seed import seed_handovers
+    from tasks.demo.handover_seed import seed_handovers
+    from tasks.notify import handover_reminders as hr
+    from tasks.notify.email import deliver
     from tasks.store.migrate import upgrade
 
     upgrade()

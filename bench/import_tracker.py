@@ -1,6 +1,6 @@
 """Go-live import: how long 5,000 legacy tracker rows take to be in the store (target: 60 s).
 
-Writes an example messy tracker of N good rows (tasks/legacy_trackers.py, deterministic), then
+Writes an example messy tracker of N good rows (tasks/demo/legacy_trackers.py, deterministic), then
 times `import_tracker` into a fresh store: reading and checking every row (a dry run), then the
 real import (one transaction per row), then the same file again (every row recognised, nothing
 stored). The baseline beside it is the one-at-a-time path the issue replaces: raising the same
@@ -45,9 +45,9 @@ def main() -> None:
         url, drop = args.pg.rsplit("/", 1)[0] + f"/{name}", (admin, name)
     os.environ["CASETRANSFER_DATABASE_URL"] = url
 
-    from tasks import importer, transfers
-    from tasks.legacy_trackers import write_example
-    from tasks.placement import Placement
+    from tasks.demo.legacy_trackers import write_example
+    from tasks.domain import importer, transfers
+    from tasks.places.placement import Placement
     from tasks.store.migrate import upgrade
 
     try:
@@ -68,7 +68,7 @@ def main() -> None:
 
         # Baseline: the same forms raised one at a time through the store's register_nsi.
         mapping = importer.load_mapping()
-        from tasks.estate import load_estate
+        from tasks.places.estate import load_estate
         from tasks.settings import get_settings
 
         _, rows = importer.read_sheet(example.path, mapping)

@@ -27,7 +27,7 @@ profile's own):
    request) directly Suspended with the pause key a real run would have, with the store rows a
    real one has (the NSI on shape 2, its actions, step records, history and `waiting_task` rows
    with their runs' ids), cloned from a template NSI taken to that point by the store's own
-   functions (tasks.transfers.progress, apply_step). The server holds, times out and
+   functions (tasks.domain.transfers.progress, apply_step). The server holds, times out and
    lists them as it would real suspended runs. They are VOLUME ONLY (tagged `held`): they carry
    no saved Resume form and never ran, so they are for measuring volume, not for answering.
 3. Drive --transfers transfers with --concurrency threads, each taking one transfer from raise to
@@ -361,7 +361,7 @@ def start_stack(profile: str, base: Path, args: argparse.Namespace) -> tuple[Any
 def base_form() -> dict[str, Any]:
     import yaml
 
-    from tasks.form import parse_form
+    from tasks.domain.form import parse_form
 
     return parse_form({**yaml.safe_load(FORM.read_text()), "raised_on": RAISED}).model_dump(mode="json")
 
@@ -374,9 +374,9 @@ def template_after_allocation(form: dict[str, Any], tag: str) -> tuple[str, int,
     task_done once its run has woken the transfer, and the woken run's progress opens the tasks
     after allocation and marks 1 seen (a resumed run starts from the top, reads, and suspends at
     the new key `wake-1`)."""
-    from tasks import steps as registry
-    from tasks import transfers
-    from tasks.form import parse_form
+    from tasks.domain import steps as registry
+    from tasks.domain import transfers
+    from tasks.domain.form import parse_form
     from tasks.settings import get_settings
 
     reference = transfers.register_nsi(parse_form({**form, "crn": "H000000"}), f"held-template-{tag}", flow_run_id="template")
@@ -466,7 +466,7 @@ def hold(
     import httpx
     from sqlalchemy import delete, func, insert, select, text
 
-    from tasks.policy import get_policy
+    from tasks.domain.policy import get_policy
     from tasks.store.models import Base, Nsi
     from tasks.store.session import get_engine
 
@@ -683,8 +683,9 @@ def drive(i: int, form: dict[str, Any], timeout: float, store_url: str) -> tuple
     without waiting between them; then completion once it opens."""
     import httpx
 
-    from tasks import transfers
-    from tasks.form import parse_form
+    from ops.services import raise_transfer, send_answer
+    from tasks.domain import transfers
+    from tasks.domain.form import parse_form
 
     rng = random.Random(i)
     raised = time.time()

@@ -30,12 +30,12 @@ TARGET_BUILD_S = 60.0
 BATCH = 100_000
 
 BUILD = """
-from tasks.locator import build_index
+from tasks.places.locator import build_index
 print(build_index(force=True))
 """
 
 COLD_LOOKUP = """
-import tasks.locator as locator
+import tasks.places.locator as locator
 print(locator.get_locator().locate("M8 0AA").pdu_code)
 """
 
@@ -43,7 +43,7 @@ print(locator.get_locator().locate("M8 0AA").pdu_code)
 BATCH_LOOKUPS = f"""
 import json, time
 import numpy as np
-from tasks.locator import LocatorError, get_locator
+from tasks.places.locator import LocatorError, get_locator
 loc = get_locator()
 rng = np.random.default_rng(20251101)
 keys = [bytes(k).decode() for k in loc._keys[rng.integers(0, len(loc._keys), {BATCH})]]

@@ -104,8 +104,8 @@ def main() -> None:
         print(f"stack started in {time.perf_counter() - started:.0f} s (not measured)")
 
     from ops import services
-    from tasks import transfers
-    from tasks.form import parse_form
+    from tasks.domain import transfers
+    from tasks.domain.form import parse_form
     from tasks.store.migrate import upgrade
 
     url = os.environ["CASETRANSFER_DATABASE_URL"]

@@ -37,7 +37,7 @@ def forget_reminders(url: str) -> None:
     """Undo earlier bench runs on a kept store, so the next run is a first run again."""
     from sqlalchemy import delete, update
 
-    from tasks.reminders import ACTOR
+    from tasks.notify.reminders import ACTOR
     from tasks.store.models import Action, HistoryEntry, SentEmail
     from tasks.store.unit_of_work import UnitOfWork
 
@@ -125,15 +125,15 @@ def main() -> None:
             "CASETRANSFER_TODAY": as_of.isoformat(),
         }
     )
-    from tasks import reminders
-    from tasks.email import SmtpTransport, delivery_config, render
+    from tasks.notify import reminders
+    from tasks.notify.email import SmtpTransport, delivery_config, render
     from tasks.settings import get_settings, reset_settings
     from tasks.store.migrate import upgrade
 
     reset_settings()
     settings = get_settings()
     # Every PDU gets a real (not example) mailbox here: example ones are never mailed through SMTP.
-    from tasks.estate import load_estate
+    from tasks.places.estate import load_estate
 
     spocs = settings.data_dir / "spocs.d"
     spocs.mkdir(parents=True, exist_ok=True)
@@ -145,7 +145,7 @@ def main() -> None:
     fresh = not (folder / "store.sqlite").exists()
     upgrade(url)
     if fresh:
-        from tasks.seed import seed
+        from tasks.demo.seed import seed
 
         t = time.perf_counter()
         seed(args.nsis, args.seed, as_of, url)
@@ -162,7 +162,7 @@ def main() -> None:
     t2 = time.perf_counter()
     emails = reminders.render_digests(plan)
     t3 = time.perf_counter()
-    from tasks.email import deliver
+    from tasks.notify.email import deliver
 
     report = deliver(emails, url)
     t4 = time.perf_counter()

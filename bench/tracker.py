@@ -3,9 +3,9 @@
     python bench/tracker.py [--sizes 10000,50000,100000] [--baseline-sizes 10000,50000,100000]
                             [--pg postgresql+psycopg://postgres@127.0.0.1:5432/test] [--as-of 2026-11-20]
 
-For each size: a fresh SQLite store in a temporary folder, seeded with tasks.seed (that time is
+For each size: a fresh SQLite store in a temporary folder, seeded with tasks.demo.seed (that time is
 reported too), then, each in a fresh child process so that imports and peak memory are its own:
-- ours: tasks.tracker.run_tracker, all 12 regional workbooks and the national summary, as
+- ours: tasks.reports.tracker.run_tracker, all 12 regional workbooks and the national summary, as
   `casetransfer tracker` runs it (reading the store included);
 - baseline: the same sheets' frames (captured from the tracker's own sheet builder), written with
   pandas `DataFrame.to_excel(engine="openpyxl")`, one workbook per region, one call per sheet.
@@ -38,8 +38,8 @@ TARGET_SPEEDUP = 3.0
 SEED = """
 import datetime as dt, json, sys, time
 from tasks.store.migrate import upgrade
-from tasks.seed import seed
-from tasks.tracker import _peak_rss_mb
+from tasks.demo.seed import seed
+from tasks.reports.tracker import _peak_rss_mb
 url, n, as_of = sys.argv[1], int(sys.argv[2]), dt.date.fromisoformat(sys.argv[3])
 upgrade(url)
 t = time.perf_counter()
@@ -50,7 +50,7 @@ print(json.dumps({"seconds": time.perf_counter() - t, "peak_mb": _peak_rss_mb()}
 OURS = """
 import datetime as dt, json, sys, time
 from pathlib import Path
-from tasks.tracker import _peak_rss_mb, run_tracker
+from tasks.reports.tracker import _peak_rss_mb, run_tracker
 url, out, as_of = sys.argv[1], Path(sys.argv[2]), dt.date.fromisoformat(sys.argv[3])
 marks = {}
 t = time.perf_counter()
@@ -74,8 +74,8 @@ BASELINE = """
 import datetime as dt, json, sys, tempfile, time
 from pathlib import Path
 import numpy as np, pandas as pd
-from tasks import tracker
-from tasks.tracker import _peak_rss_mb
+from tasks.reports import tracker
+from tasks.reports.tracker import _peak_rss_mb
 url, out, as_of = sys.argv[1], Path(sys.argv[2]), dt.date.fromisoformat(sys.argv[3])
 
 class RecordingBook(tracker.Book):

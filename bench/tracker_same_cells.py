@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--store", required=True)
     parser.add_argument("--as-of", default="2026-11-20")
     args = parser.parse_args()
-    from tasks.tracker import run_tracker
+    from tasks.reports.tracker import run_tracker
 
     with tempfile.TemporaryDirectory(prefix="tracker-after-") as tmp:
         run = run_tracker(dt.date.fromisoformat(args.as_of), Path(tmp), url=args.store, workers=1)

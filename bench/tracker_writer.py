@@ -30,7 +30,7 @@ import datetime as dt, json, sys, time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
-import tasks.tracker as tracker
+import tasks.reports.tracker as tracker
 url, out, as_of, writer = sys.argv[1], Path(sys.argv[2]), dt.date.fromisoformat(sys.argv[3]), sys.argv[4]
 if writer == "plain":
     from tracker_writer import write_plainly
@@ -46,7 +46,7 @@ print(json.dumps({"seconds": time.perf_counter() - t, "region_cpu_seconds": sum(
 
 def write_plainly() -> None:
     """Pool initializer: every region workbook written by XlsxWriter alone."""
-    import tasks.tracker as tracker
+    import tasks.reports.tracker as tracker
 
     tracker.write_region.__defaults__ = (False,)
 

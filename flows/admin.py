@@ -10,7 +10,7 @@ from prefect.input import RunInput
 from prefect.runtime import flow_run
 
 from ops import engine, services
-from tasks import transfers
+from tasks.domain import transfers
 
 
 def forget_free_text(reference: str, **keep: object) -> None:
@@ -63,7 +63,7 @@ def withdraw_transfer(reference: str, reason: str, withdrawn_by: str) -> None:
 @flow(name="escalate-concern", flow_run_name="escalate-{reference}")
 def escalate_concern(reference: str, concern: str, raised_by: str) -> int:
     """Escalate a concern about progress to the SPO at any step, and tell both sides' SPOs now."""
-    from tasks import notices
+    from tasks.notify import notices
 
     try:
         n = transfers.escalate(reference, concern, raised_by)
@@ -93,7 +93,7 @@ def recover_now(
     as lost when it sent no heartbeat for `run_heartbeat_timeout_seconds`. A run still sending
     them (a long step) is looked at again that much later."""
     from flows.steps import form_for as step_form
-    from tasks.form import FormError
+    from tasks.domain.form import FormError
     from tasks.settings import get_settings
 
     settings = get_settings()

@@ -23,10 +23,10 @@ from prefect.runtime import flow_run
 
 from flows.steps import CASE_TRANSFER_STEPS, StepForm, form_for, validate_step
 from ops import engine
-from tasks import steps as registry
-from tasks import transfers
-from tasks.form import FormError, TransferForm
-from tasks.policy import get_policy
+from tasks.domain import steps as registry
+from tasks.domain import transfers
+from tasks.domain.form import FormError, TransferForm
+from tasks.domain.policy import get_policy
 from tasks.settings import get_settings
 
 # The store is the record; tasks are retried when it blips (a restart, a failover).

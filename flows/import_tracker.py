@@ -1,7 +1,7 @@
 """import-tracker: operations staff import a region's legacy tracker from the Prefect UI.
 
 The file is one placed in the server's import folder (setting `import_dir`); the run imports it
-(tasks/importer.py), publishes what it did as an artifact (row numbers, CRNs and reasons only:
+(tasks/domain/importer.py), publishes what it did as an artifact (row numbers, CRNs and reasons only:
 no names), then starts the imported NSIs' flow runs at the configured rate.
 """
 
@@ -13,8 +13,8 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from ops import services
-from tasks import importer
-from tasks.form import CRN_PATTERN
+from tasks.domain import importer
+from tasks.domain.form import CRN_PATTERN
 from tasks.settings import get_settings
 
 

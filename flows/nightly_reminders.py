@@ -1,7 +1,7 @@
 """nightly-reminders: one digest per SPOC mailbox of the actions due soon, overdue and escalated.
 
-Thin on purpose: the rules are in tasks/reminders.py, rendering and exactly-once delivery in
-tasks/email.py. Scheduled at 07:00 Europe/London (prefect.yaml). The night itself is tasks.reminders.run_reminders,
+Thin on purpose: the rules are in tasks/notify/reminders.py, rendering and exactly-once delivery in
+tasks/notify/email.py. Scheduled at 07:00 Europe/London (prefect.yaml). The night itself is tasks.notify.reminders.run_reminders,
 with this flow's tasks as its steps; `casetransfer remind` runs it through this flow on a Prefect
 server, or calls it directly when none is configured.
 On a day that is not a working day it logs and returns without reading the store.
@@ -15,9 +15,9 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from tasks import reminders
 from tasks.calendar import get_calendar
-from tasks.email import DeliveryReport, OutgoingEmail, deliver
+from tasks.notify import reminders
+from tasks.notify.email import DeliveryReport, OutgoingEmail, deliver
 from tasks.settings import get_settings
 
 # Plans and messages are passed in memory; persisting a day's digests as task results would

@@ -1,6 +1,6 @@
 """nightly-tracker: every region's MIS workbook and the national summary, each night (prefect.yaml).
 
-Thin on purpose: the work is in tasks/tracker.py, which `casetransfer tracker` also runs without
+Thin on purpose: the work is in tasks/reports/tracker.py, which `casetransfer tracker` also runs without
 Prefect. Here each region is a task run, so the UI shows which region failed or ran long; the
 CPU-bound writing happens in a process pool that the region tasks wait on (threads alone would
 serialise on the GIL).
@@ -19,8 +19,8 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from tasks import tracker, tracker_delivery
-from tasks.email import undelivered
+from tasks.notify.email import undelivered
+from tasks.reports import tracker, tracker_delivery
 from tasks.settings import get_settings
 
 # The data are large and rebuilt every night: nothing to cache, nothing worth persisting.

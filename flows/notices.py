@@ -1,4 +1,4 @@
-"""send-notice: the run an event starts to tell whoever it concerns at once (tasks/notices.py).
+"""send-notice: the run an event starts to tell whoever it concerns at once (tasks/notify/notices.py).
 
 Thin on purpose: ops.services.notify starts it (one run per event, by idempotency key) when a
 transfer arrives, a concern is escalated, a challenge is raised or a refusal disputed. A failed
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from tasks import notices
+from tasks.notify import notices
 
 
 @flow(name="send-notice", flow_run_name="notice-{reference}", retries=3, retry_delay_seconds=60)

@@ -13,7 +13,7 @@ from prefect.runtime import flow_run
 
 from flows.case_transfer import _forwarded_env
 from ops import engine, services
-from tasks.form import TransferForm
+from tasks.domain.form import TransferForm
 
 
 @flow(name="raise-transfer", flow_run_name="raise-transfer")

@@ -1,6 +1,6 @@
 """prefect-retention: delete finished transfers' flow runs from Prefect after the retention period.
 
-Which transfers and which runs is the store's answer (tasks.privacy); the deletion goes through
+Which transfers and which runs is the store's answer (tasks.domain.privacy); the deletion goes through
 ops.engine. The store's record is kept (its own retention is not enforced here, see README).
 """
 
@@ -11,7 +11,7 @@ import datetime as dt
 from prefect import flow, get_run_logger
 
 from ops import engine
-from tasks import privacy
+from tasks.domain import privacy
 from tasks.settings import get_settings
 
 

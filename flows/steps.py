@@ -1,6 +1,6 @@
 """The typed forms the waiting steps ask for, as Prefect RunInput: what the UI's Resume form shows.
 
-The fields, owners and rules live in the step registry (tasks/steps.py); this module only wraps
+The fields, owners and rules live in the step registry (tasks/domain/steps.py); this module only wraps
 each form so Prefect can save its schema and load an answer.
 """
 
@@ -11,8 +11,8 @@ from typing import Any
 
 from prefect.input import RunInput
 
-from tasks import steps as registry
-from tasks.policy import Policy, get_policy
+from tasks.domain import steps as registry
+from tasks.domain.policy import Policy, get_policy
 from tasks.settings import get_settings
 
 StepForm = RunInput

@@ -15,10 +15,10 @@ from prefect.runtime import flow_run
 from flows.case_transfer import STORE, drive_steps, raise_once, run_name_for
 from flows.steps import TEMPORARY_MOVE_STEPS
 from ops import engine
-from tasks import conversion, transfers
-from tasks.form import TransferForm
+from tasks.domain import conversion, transfers
+from tasks.domain.form import TransferForm
+from tasks.domain.temporary_moves import SUPPORTING, as_temporary_move
 from tasks.settings import get_settings
-from tasks.temporary_moves import SUPPORTING, as_temporary_move
 
 
 def move_run_name() -> str:

@@ -12,8 +12,8 @@ from prefect.runtime import flow_run
 
 from flows.case_transfer import wait_for_answer
 from ops import engine
-from tasks import steps as registry
-from tasks import transfers
+from tasks.domain import steps as registry
+from tasks.domain import transfers
 
 
 def task_run_name() -> str:

@@ -79,7 +79,7 @@ def _read_form_file(path: Path) -> dict[str, Any]:
 def raise_(form_file: Path = typer.Argument(..., help="The transfer form, JSON or YAML")) -> None:
     """Raise a Case Transfer or Temporary Move NSI: validate, store, start its flow run."""
     from ops import engine
-    from tasks.form import FormError, parse_form
+    from tasks.domain.form import FormError, parse_form
 
     try:
         form = parse_form(_read_form_file(form_file))
@@ -120,10 +120,10 @@ def _parse_fields(args: list[str]) -> dict[str, Any]:
 
 def _step_help(reference: str, step: str) -> str:
     """The fields of one step's form: `casetransfer record REF STEP --help`."""
-    from tasks import steps as registry
-    from tasks import transfers
-    from tasks.form import FormError
-    from tasks.policy import get_policy
+    from tasks.domain import steps as registry
+    from tasks.domain import transfers
+    from tasks.domain.form import FormError
+    from tasks.domain.policy import get_policy
 
     try:
         policy = transfers.policy_of(reference)
@@ -150,8 +150,8 @@ def record(
 ) -> None:
     """Answer a waiting step: --field value ... (the same fields as the Prefect UI's Resume form)."""
     from ops import engine
-    from tasks import transfers
-    from tasks.form import FormError
+    from tasks.domain import transfers
+    from tasks.domain.form import FormError
 
     if "--help" in ctx.args or "-h" in ctx.args:
         print(_step_help(reference, step))
@@ -175,7 +175,7 @@ def status(reference: str, as_json: bool = typer.Option(False, "--json", help="O
     """Status, the Action List with due dates and overdue marks, and the history."""
     from rich.table import Table
 
-    from tasks import transfers
+    from tasks.domain import transfers
 
     try:
         view = transfers.status_of(reference)
@@ -239,8 +239,8 @@ def _by(value: str | None) -> str:
 def withdraw(reference: str, reason: str = typer.Option(..., "--reason"), by: str | None = typer.Option(None, "--by")) -> None:
     """Withdraw a transfer at any step; its flow run stops."""
     from ops import services
-    from tasks import transfers
-    from tasks.decisions import RuleBroken
+    from tasks.domain import transfers
+    from tasks.domain.decisions import RuleBroken
 
     try:
         services.withdraw(reference, reason, _by(by))
@@ -255,8 +255,8 @@ def withdraw(reference: str, reason: str = typer.Option(..., "--reason"), by: st
 def escalate(reference: str, concern: str = typer.Option(..., "--concern"), by: str | None = typer.Option(None, "--by")) -> None:
     """Escalate a concern about a transfer to the SPO; both sides' SPOs are emailed at once."""
     from ops import services
-    from tasks import transfers
-    from tasks.decisions import RuleBroken
+    from tasks.domain import transfers
+    from tasks.domain.decisions import RuleBroken
 
     try:
         n = services.escalate(reference, concern, _by(by))
@@ -273,9 +273,9 @@ def action_done(
 ) -> None:
     """Mark an action with no waiting step of its own as done (documents, VLO liaison...)."""
     from ops import engine
-    from tasks import transfers
-    from tasks.decisions import RuleBroken
-    from tasks.form import FormError
+    from tasks.domain import transfers
+    from tasks.domain.decisions import RuleBroken
+    from tasks.domain.form import FormError
 
     try:
         found = transfers.task_round(reference, code)
@@ -300,8 +300,8 @@ def action_done(
 def _exit_codes(reference: str) -> Iterator[None]:
     """A refused rule exits 2 naming the field, an unknown NSI 3, a server that did not respond 1."""
     from ops import engine
-    from tasks import transfers
-    from tasks.decisions import RuleBroken
+    from tasks.domain import transfers
+    from tasks.domain.decisions import RuleBroken
 
     try:
         yield
@@ -339,7 +339,7 @@ def dispute(
     """Transferring SPO: dispute a refusal within the period in config. The head of the receiving PDU
     settles it: `record REF dispute-N --outcome confirm|overturn --notes ...`."""
     from ops import services
-    from tasks import transfers
+    from tasks.domain import transfers
 
     with _exit_codes(reference):
         services.dispute(reference, grounds, _by(by))
@@ -357,8 +357,8 @@ def correct(
     by: str | None = typer.Option(None, "--by"),
 ) -> None:
     """Correct the day a recorded step or action was done. The history keeps the original entry."""
-    from tasks import transfers
-    from tasks.decisions import RuleBroken
+    from tasks.domain import transfers
+    from tasks.domain.decisions import RuleBroken
 
     try:
         was = transfers.correct(reference, step.replace("-", "_"), _date(done_on, "done_on"), reason, _by(by))
@@ -390,7 +390,7 @@ def locate(
     as_json: bool = typer.Option(False, "--json", help="One JSON object"),
 ) -> None:
     """Find the receiving PDU, its region and SPOC for a postcode (the National PDU locator)."""
-    from tasks.locator import LocatorError, format_location, get_locator
+    from tasks.places.locator import LocatorError, format_location, get_locator
 
     try:
         loc = get_locator().locate(" ".join(postcode))
@@ -409,8 +409,8 @@ def remind(
     from email import message_from_string
     from email import policy as email_policy
 
-    from tasks import reminders
     from tasks.calendar import get_calendar
+    from tasks.notify import reminders
     from tasks.settings import get_settings
 
     settings = get_settings()
@@ -522,8 +522,8 @@ def tracker(
     from rich.table import Table
     from sqlalchemy.exc import DBAPIError
 
+    from tasks.reports.tracker import RegionResult, TrackerData, check_region, run_tracker
     from tasks.settings import get_settings
-    from tasks.tracker import RegionResult, TrackerData, check_region, run_tracker
 
     day = _date(as_of, "--as-of") if as_of else get_settings().current_date()
     try:
@@ -558,7 +558,7 @@ def tracker(
     print(run.national)
     err.print(f"{len(run.regions)} regional workbooks and the national summary in {run.seconds:.1f} s", highlight=False)
     if send:
-        from tasks.tracker_delivery import TrackersNotDelivered, deliver_trackers, workbooks_of
+        from tasks.reports.tracker_delivery import TrackersNotDelivered, deliver_trackers, workbooks_of
 
         try:
             summary = deliver_trackers(run.as_of, workbooks_of(run.regions, run.national))
@@ -580,8 +580,8 @@ def seed_store(
     (demo and benchmark data; no flow runs)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from tasks.seed import SeedExists
-    from tasks.seed import seed as write_seed
+    from tasks.demo.seed import SeedExists
+    from tasks.demo.seed import seed as write_seed
     from tasks.settings import get_settings
     from tasks.store.migrate import upgrade
 

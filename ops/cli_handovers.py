@@ -45,7 +45,7 @@ def import_handovers(
     """Load POM-COM handover records from a spreadsheet. Every row is checked first: any bad row is
     reported with its row number and nothing is stored. A CRN already stored is corrected; an
     identical row changes nothing."""
-    from tasks.handovers import HandoverInputError, import_file
+    from tasks.domain.handovers import HandoverInputError, import_file
 
     if not file.is_file():
         _fail(f"{file}: no such file", 3)
@@ -82,7 +82,7 @@ def add_handover(
     by: str | None = typer.Option(None, "--by"),
 ) -> None:
     """Add one POM-COM handover record."""
-    from tasks.handovers import HandoverInputError, check_record, get_record, save_records
+    from tasks.domain.handovers import HandoverInputError, check_record, get_record, save_records
 
     values = _options(
         crn=crn,
@@ -132,7 +132,7 @@ def correct_handover(
 ) -> None:
     """Correct a stored POM-COM handover: only the options given change; the whole record is checked again.
     A corrected handover date or address is sent again; the COM's calendar entry is updated, not duplicated."""
-    from tasks.handovers import HandoverInputError, correct_record
+    from tasks.domain.handovers import HandoverInputError, correct_record
 
     changes = _options(
         name=name,
@@ -167,7 +167,7 @@ def record_handover_session(
     by: str | None = typer.Option(None, "--by"),
 ) -> None:
     """Record an in-person supervision session held before a POM-COM handover."""
-    from tasks.handovers import HandoverInputError, record_session
+    from tasks.domain.handovers import HandoverInputError, record_session
 
     day = _day(on, "--on")
     _migrated()
@@ -185,7 +185,7 @@ def handover_reminders(
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would be sent; send and log nothing"),
 ) -> None:
     """Send today's POM-COM handover emails and diary alerts now (the handover-reminders flow)."""
-    from tasks import handover_reminders as hr
+    from tasks.notify import handover_reminders as hr
 
     day = _day(as_of, "--as-of")
     if dry_run:
@@ -220,7 +220,7 @@ def handover_reminders(
 
 def handovers(as_of: str | None = typer.Option(None, "--as-of", help="The day, YYYY-MM-DD (default: today)")) -> None:
     """List the POM-COM handovers in their report window: CRN, deadline, report and alert days, session flag."""
-    from tasks import handover_reminders as hr
+    from tasks.notify import handover_reminders as hr
 
     day = _day(as_of, "--as-of")
     plan = hr.plan_for(day)
@@ -235,7 +235,7 @@ def seed_handovers(
     as_of: str | None = typer.Option(None, "--as-of", help="Handover dates fall after this day (default: today)"),
 ) -> None:
     """Store example POM-COM handovers for the demo (placeholder addresses: never mailed through SMTP)."""
-    from tasks.handover_seed import seed_handovers as write
+    from tasks.demo.handover_seed import seed_handovers as write
 
     if records is not None and records < 0:
         _fail(f"--records: {records} is not a number of records (0 or more)")

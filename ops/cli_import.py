@@ -32,7 +32,7 @@ def import_tracker(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ops.console import err
-    from tasks import importer
+    from tasks.domain import importer
     from tasks.store.migrate import upgrade
 
     if not file.is_file():

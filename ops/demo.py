@@ -28,7 +28,7 @@ def _state_file() -> Path:
 
 
 def bring_up(port: int, seed_transfers: int, say: Say) -> None:
-    from tasks.locator import build_index
+    from tasks.places.locator import build_index
     from tasks.store.migrate import upgrade
 
     settings = get_settings()
@@ -71,8 +71,8 @@ def bring_up(port: int, seed_transfers: int, say: Say) -> None:
 def _raise_demo_transfers(say: Say) -> None:
     from ops import services
     from ops.services import raise_transfer, send_answer
-    from tasks import transfers
-    from tasks.form import parse_form
+    from tasks.domain import transfers
+    from tasks.domain.form import parse_form
     from tasks.store.models import Nsi
     from tasks.store.unit_of_work import UnitOfWork
 
@@ -104,8 +104,8 @@ def _import_demo_tracker(say: Say) -> None:
     """Go-live: an example legacy tracker (with its bad rows) imported, so the demo shows imported
     transfers too; their flow runs start in the background, as `casetransfer import-tracker` does."""
     from ops.cli_import import _start_in_background
-    from tasks.importer import import_tracker
-    from tasks.legacy_trackers import write_example
+    from tasks.demo.legacy_trackers import write_example
+    from tasks.domain.importer import import_tracker
 
     path = get_settings().effective_import_dir / "example-legacy-tracker.xlsx"
     if not path.exists():
@@ -119,7 +119,7 @@ def _import_demo_tracker(say: Say) -> None:
 def _wait_until_waiting(reference: str, step: str, timeout: float = 120.0) -> None:
     import time
 
-    from tasks import transfers
+    from tasks.domain import transfers
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -133,7 +133,7 @@ def _seed_handovers(say: Say) -> None:
     """Example POM-COM handovers (placeholder addresses: never mailed through SMTP), before the
     nightly jobs run, so the tracker's handover sheet and the handover emails have cases. Repeatable:
     a second `up` on the same day stores nothing new."""
-    from tasks.handover_seed import seed_handovers
+    from tasks.demo.handover_seed import seed_handovers
 
     say(f"example POM-COM handovers: {seed_handovers(get_settings().current_date()).line()}")
 
@@ -142,7 +142,7 @@ def _seed_and_report(seed_transfers: int, say: Say) -> None:
     from ops import engine
 
     if seed_transfers:
-        from tasks.seed import seed
+        from tasks.demo.seed import seed
         from tasks.store.models import Nsi
         from tasks.store.unit_of_work import UnitOfWork
 

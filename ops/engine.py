@@ -246,7 +246,7 @@ def wake_transfer(reference: str, timeout: float | None = None) -> bool:
     it is not paused yet, and a resume now would be lost, so wait until it either records that it
     has read this change (seen_seq) or is paused, and resume it then. True once the change is
     seen or on its way; False after `timeout` (`recover` re-sends wake-ups still unseen)."""
-    from tasks import transfers
+    from tasks.domain import transfers
     from tasks.settings import get_settings
 
     target, _, _, _ = transfers.wake_state(reference)
@@ -324,7 +324,7 @@ def delete_runs(flow_run_ids: list[str], named_for: str | None = None) -> int:
     A run already gone counts as deleted. Returns how many were deleted now."""
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, FlowRunFilterTags
 
-    from tasks.privacy import belongs_to
+    from tasks.domain.privacy import belongs_to
 
     ids = {UUID(i) for i in flow_run_ids}
     deleted = 0

@@ -236,7 +236,7 @@ def bring_up_production(
     port: int, workers: int, pg: str, say: Say, redis: str = DEFAULT_REDIS, engine_port: int | None = None
 ) -> None:
     """Start (or top up) the production profile and print how to use it."""
-    from tasks.locator import build_index
+    from tasks.places.locator import build_index
     from tasks.store.migrate import upgrade
 
     settings = get_settings()

@@ -13,9 +13,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from tasks import privacy, transfers
-from tasks import steps as registry
-from tasks.form import TransferForm
+from tasks.domain import privacy, transfers
+from tasks.domain import steps as registry
+from tasks.domain.form import TransferForm
 
 log = logging.getLogger(__name__)
 
@@ -23,11 +23,11 @@ log = logging.getLogger(__name__)
 def raise_transfer(form: TransferForm, job_variables: dict | None = None) -> tuple[str, str]:
     """Validate the placement, start the flow run, store the NSI. Returns (reference, flow run id)."""
     from ops import engine
-    from tasks import transfers
-    from tasks.form import NsiType
-    from tasks.policy import get_policy
+    from tasks.domain import transfers
+    from tasks.domain.form import NsiType
+    from tasks.domain.policy import get_policy
+    from tasks.domain.temporary_moves import looked_after_as_caretaking
     from tasks.settings import get_settings
-    from tasks.temporary_moves import looked_after_as_caretaking
 
     settings = get_settings()
     # The raiser's profile (or the one job_variables give the run) is the NSI's for its whole
@@ -62,12 +62,12 @@ def raise_transfer(form: TransferForm, job_variables: dict | None = None) -> tup
 
 
 def notify(reference: str, event: str) -> str:
-    """Tell whoever an event concerns, at once (tasks/notices.py): start the send-notice run for
+    """Tell whoever an event concerns, at once (tasks/notify/notices.py): start the send-notice run for
     it, once per event (idempotency key). With no Prefect server to start it on, send from here:
     the notice is not left for the nightly job either way, and the sent-log sends it once.
     Returns the run's id, or "sent here"."""
     from ops import engine
-    from tasks import notices
+    from tasks.notify import notices
     from tasks.settings import get_settings
 
     reference = reference.strip().upper()
@@ -100,7 +100,7 @@ def send_answer(reference: str, step: str, fields: dict[str, Any], wait: bool = 
     """Validate an answer as the flow will, resume the run waiting for it and (optionally) wait
     until the flow has recorded it. Raises FormError / StepRefused / NotFound / EngineError."""
     from ops import engine
-    from tasks import transfers
+    from tasks.domain import transfers
     from tasks.settings import get_settings
 
     step = step.replace("-", "_") if not step.startswith(("challenge-", "dispute-")) else step
@@ -165,7 +165,7 @@ def open_task_run(reference: str, step: str, timeout: float) -> tuple[str, str]:
     """(flow run id, pause-key prefix) of the run waiting for this task. Right after `raise` or
     after the step that opens it, the task may not be open yet: wait for it up to `timeout`."""
     from ops import engine
-    from tasks import transfers
+    from tasks.domain import transfers
 
     deadline = time.monotonic() + timeout
     while True:
@@ -232,8 +232,8 @@ def start_imported_runs(per_minute: float, url: str | None = None, limit: int | 
     takes the NSI by reference and opens exactly its open tasks; a caretaking row's run takes its
     form and request key and finds the NSI already stored. Safe to repeat: an NSI with a run is left."""
     from ops import engine
-    from tasks import importer
-    from tasks.form import NsiType
+    from tasks.domain import importer
+    from tasks.domain.form import NsiType
     from tasks.settings import get_settings
 
     settings = get_settings()

@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     temporary_move_deployment: str = "temporary-move/temporary-move"
     notice_deployment: str = "send-notice/send-notice"
     tracker_dir: Path | None = None
-    # Go-live imports (tasks/importer.py): the server's folder the import-tracker deployment reads
+    # Go-live imports (tasks/domain/importer.py): the server's folder the import-tracker deployment reads
     # a legacy tracker from (default data_dir/imports), and how many imported NSIs' flow runs are
     # started a minute afterwards (the embedded stack takes tens; the production profile more).
     import_dir: Path | None = None

@@ -26,7 +26,7 @@ def demo_form(**changes: Any) -> dict[str, Any]:
 
 
 def _clear_caches() -> None:
-    from tasks.policy import get_policy
+    from tasks.domain.policy import get_policy
     from tasks.store.session import get_engine
 
     reset_settings()

@@ -11,7 +11,7 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
-from tasks.handovers import FIELDS, HandoverRecord, ImportResult, check_rows, load_rules, save_records
+from tasks.domain.handovers import FIELDS, HandoverRecord, ImportResult, check_rows, load_rules, save_records
 
 FIRST = ["Alex", "Sam", "Jordan", "Casey", "Robin", "Morgan", "Jamie", "Taylor", "Drew", "Charlie"]
 LAST = ["Smith", "Jones", "Khan", "Williams", "Brown", "Patel", "Evans", "Wilson", "Hughes", "Ahmed"]
@@ -20,7 +20,7 @@ COM_TEAMS = ["N50CAD", "N07515", "N55SS1", "N03BIO"]
 
 
 def example_rows(n: int, seed: int, as_of: dt.date, spread_days: int) -> Iterator[dict[str, Any]]:
-    from tasks.estate import load_estate
+    from tasks.places.estate import load_estate
 
     rng = random.Random(seed)
     rules = load_rules()

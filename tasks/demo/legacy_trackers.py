@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from tasks.calendar import get_calendar
-from tasks.estate import load_estate
-from tasks.importer import EXCEL_EPOCH
+from tasks.domain.importer import EXCEL_EPOCH
+from tasks.places.estate import load_estate
 from tasks.settings import get_settings
 
 # Field -> header as the example region spells it (each one the default mapping knows).

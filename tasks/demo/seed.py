@@ -3,11 +3,11 @@
 No flow runs: every row goes in through SQLAlchemy core `insert()` executemany, in chunks,
 inside one transaction (a failure leaves nothing half-seeded). The numbers that shape the data
 live in config/seed.yaml; the Action List comes from config/timescales.yaml through
-tasks.actions (`applies`, `due_date`), so seeded due dates are the ones a real flow would set.
+tasks.domain.actions (`applies`, `due_date`), so seeded due dates are the ones a real flow would set.
 
 Deterministic: every random draw is made up front from one numpy Generator, so the same
 (n, seed, as_of) always gives the same rows. References are CT/TM + the NSI's real id, exactly
-like tasks.transfers.register_nsi, so they can never collide with NSIs raised for real.
+like tasks.domain.transfers.register_nsi, so they can never collide with NSIs raised for real.
 """
 
 from __future__ import annotations
@@ -23,18 +23,18 @@ import numpy as np
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import Connection, Table, bindparam, insert, select, text, update
 
-from tasks import steps as registry
-from tasks.actions import Facts, applies, due_date, transfer_due
 from tasks.calendar import WorkingDayCalendar, get_calendar
 from tasks.config_files import read_yaml
-from tasks.estate import load_estate
-from tasks.form import NsiType, TransferForm
-from tasks.policy import Policy, get_policy
+from tasks.domain import steps as registry
+from tasks.domain.actions import Facts, applies, due_date, transfer_due
+from tasks.domain.form import NsiType, TransferForm
+from tasks.domain.policy import Policy, get_policy
+from tasks.domain.steps import SEQUENTIAL_STEPS, TEMPORARY_MOVE_STEPS
+from tasks.domain.transfers import REFERENCE_PREFIX
+from tasks.places.estate import load_estate
 from tasks.settings import get_settings
-from tasks.steps import SEQUENTIAL_STEPS, TEMPORARY_MOVE_STEPS
 from tasks.store.models import Action, HistoryEntry, Nsi, StepRecord
 from tasks.store.session import get_engine
-from tasks.transfers import REFERENCE_PREFIX
 
 # Synthetic NSIs follow the sequential shape (1), step after step, as the transfers still open
 # from before the concurrent shape do: the step registry's order (Prefect-free).
@@ -42,7 +42,7 @@ STEPS: tuple[str, ...] = tuple(SEQUENTIAL_STEPS)
 # The temporary-move flow's steps and its supporting status.
 SUPPORT_STEP, OUTCOME_STEP = TEMPORARY_MOVE_STEPS
 try:
-    from tasks.temporary_moves import SUPPORTING
+    from tasks.domain.temporary_moves import SUPPORTING
 except ImportError:  # before temporary moves had a flow of their own
     SUPPORTING = "supporting"
 CHUNK = 5000  # NSIs per executemany batch: bounds memory, keeps SQLite's bind-variable count low

@@ -13,8 +13,8 @@ from typing import Any
 from dateutil.relativedelta import relativedelta
 
 from tasks.calendar import WorkingDayCalendar
-from tasks.form import NsiType, TransferForm
-from tasks.policy import ActionRule, Policy
+from tasks.domain.form import NsiType, TransferForm
+from tasks.domain.policy import ActionRule, Policy
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from tasks import temporary_moves, transfers
-from tasks.form import NsiType, TransferForm
+from tasks.domain import temporary_moves, transfers
+from tasks.domain.form import NsiType, TransferForm
 from tasks.store.models import Nsi, StepRecord
 from tasks.store.unit_of_work import UnitOfWork
 

@@ -16,9 +16,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
-from tasks.policy import Policy, get_policy
+from tasks.domain.policy import Policy, get_policy
+from tasks.domain.transfer_in import TransferInSummary
 from tasks.settings import get_settings
-from tasks.transfer_in import TransferInSummary
 
 CRN_PATTERN = re.compile(r"^[A-Z][0-9]{6}$")
 # UK postcode, outward + inward, after removing spaces and upper-casing.

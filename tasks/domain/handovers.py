@@ -4,7 +4,7 @@ Seed 003: people in prison on a qualifying sentence get an in-person supervision
 final months before their case passes from the prison offender manager (POM) to the community
 offender manager (COM); the case admins report each handover 28 days before it, email the POM,
 the COM and the prison OMU mailbox, and send the COM diary alerts before the deadline. What is
-sent when is in tasks/handover_reminders.py; this module holds the records.
+sent when is in tasks/notify/handover_reminders.py; this module holds the records.
 
 Safety, as everywhere in the store:
 - **Nothing half-stored.** An import is one transaction: every row is checked first, and a file
@@ -260,7 +260,7 @@ class HandoverRecord(BaseModel):
 
     @model_validator(mode="after")
     def _team_and_dates(self) -> HandoverRecord:
-        from tasks.estate import load_estate
+        from tasks.places.estate import load_estate
 
         estate = load_estate()
         team, pdu = self.com_team_code, self.com_pdu_code
@@ -285,7 +285,7 @@ class HandoverRecord(BaseModel):
 
     @property
     def region_code(self) -> str:
-        from tasks.estate import load_estate
+        from tasks.places.estate import load_estate
 
         return load_estate().pdus[str(self.com_pdu_code)].region_code
 

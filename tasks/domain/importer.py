@@ -27,19 +27,19 @@ from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tasks import steps as registry
-from tasks import transfers
-from tasks.actions import Clocks, Facts, plan_actions, transfer_due
 from tasks.calendar import get_calendar
 from tasks.config_files import read_yaml
-from tasks.estate import Estate, load_estate
-from tasks.form import CRN_PATTERN, POSTCODE_PATTERN, FormError, NsiType, TransferForm, parse_form
-from tasks.placement import Placement, check_placement
-from tasks.policy import Policy, get_policy
+from tasks.domain import steps as registry
+from tasks.domain import transfers
+from tasks.domain.actions import Clocks, Facts, plan_actions, transfer_due
+from tasks.domain.form import CRN_PATTERN, POSTCODE_PATTERN, FormError, NsiType, TransferForm, parse_form
+from tasks.domain.policy import Policy, get_policy
+from tasks.domain.temporary_moves import SUPPORTING
+from tasks.places.estate import Estate, load_estate
+from tasks.places.placement import Placement, check_placement
 from tasks.settings import get_settings
 from tasks.store.models import Action, HistoryEntry, Nsi, StepRecord
 from tasks.store.unit_of_work import UnitOfWork
-from tasks.temporary_moves import SUPPORTING
 
 ACTOR = "tracker import"
 # The dated work a tracker may hold: field -> the step (or action task) it records.
@@ -269,7 +269,7 @@ def resolve_place(value: Any, estate: Estate, region: str | None) -> Place:
         if len(found) > 1:
             raise ValueError(f"{text!r} names {len(found)} places; give the code")
     if POSTCODE_PATTERN.match(code):
-        from tasks.locator import LocatorError, get_locator
+        from tasks.places.locator import LocatorError, get_locator
 
         try:
             return Place(get_locator().locate(text).pdu_code, None)

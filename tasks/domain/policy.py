@@ -57,7 +57,7 @@ class StaffMember(BaseModel):
 
 
 class AllocationRules(BaseModel):
-    """Who may be allocated what (youth justice, 004 2.2, 4.1, 5.1): read by tasks/steps.py."""
+    """Who may be allocated what (youth justice, 004 2.2, 4.1, 5.1): read by tasks/domain/steps.py."""
 
     staff: list[StaffMember] = Field(default_factory=list)
     senior_bands: list[str] = Field(default_factory=list)  # 4.1: High/Very High RoSH or SaW goes to these bands
@@ -79,7 +79,7 @@ class Policy(BaseModel):
     reminder_warning_working_days: int = 2
     escalation_working_days: int = 3
     # What differs between services (config/profiles/<profile>.yaml `settings`), read by the
-    # rules in tasks/profile_rules.py; the defaults are the adult Probation Service's.
+    # rules in tasks/domain/profile_rules.py; the defaults are the adult Probation Service's.
     person: str = "person on probation"  # how messages name the person
     handover_requires_attendance: bool = False  # a handover not held, or missed by the person, does not transfer the case
     handover_is_transfer_date: bool = False  # the valid handover's date is the formal transfer (completion) date

@@ -1,6 +1,6 @@
 """Rules that differ between services, driven by the policy's flags (config/profiles/*.yaml).
 
-Pure functions: a policy and an answer in, a verdict out. The store (tasks/transfers.py) and
+Pure functions: a policy and an answer in, a verdict out. The store (tasks/domain/transfers.py) and
 the step forms (flows/steps.py) apply them, so the CLI, the Prefect UI and the flow agree.
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from tasks.decisions import INFORMATION_REASONS, RefusalReason, RuleBroken
-from tasks.policy import AllocationRules, Policy
+from tasks.domain.decisions import INFORMATION_REASONS, RefusalReason, RuleBroken
+from tasks.domain.policy import AllocationRules, Policy
 
 
 class OpenAction(Protocol):

@@ -1,6 +1,6 @@
 """The step registry: for every waiting step or task, its fields, its owner, its done date and the
 rules its answer must keep. Prefect-free: the flows wrap these forms in RunInput (flows/steps.py),
-the CLI validates with them before sending, the store (tasks/transfers.py) applies their effects,
+the CLI validates with them before sending, the store (tasks/domain/transfers.py) applies their effects,
 and the seeder builds its answers from them.
 
 A task of the concurrent shape is a step (allocation, police checks...), an action of the Action
@@ -18,12 +18,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tasks.decisions import RefusalReason, RuleBroken, check_decision
-from tasks.estate import load_estate
-from tasks.form import FormError
-from tasks.placement import Placement, check_placement
-from tasks.policy import Policy
-from tasks.profile_rules import (
+from tasks.domain.decisions import RefusalReason, RuleBroken, check_decision
+from tasks.domain.form import FormError
+from tasks.domain.policy import Policy
+from tasks.domain.profile_rules import (
     accepted_as_caretaking,
     allocation_notes,
     check_allocation,
@@ -33,7 +31,16 @@ from tasks.profile_rules import (
     decision_detail,
     not_final,
 )
-from tasks.temporary_moves import CONVERTING, OUTCOMES, SUPPORTING, agreement_detail, check_caretaking_agreement, conversion_form
+from tasks.domain.temporary_moves import (
+    CONVERTING,
+    OUTCOMES,
+    SUPPORTING,
+    agreement_detail,
+    check_caretaking_agreement,
+    conversion_form,
+)
+from tasks.places.estate import load_estate
+from tasks.places.placement import Placement, check_placement
 
 
 class StepAnswer(BaseModel):
@@ -377,7 +384,7 @@ AWAITING_ALLOCATION, IN_PROGRESS, CHALLENGED, DISPUTED = "awaiting_allocation", 
 
 @dataclass(frozen=True)
 class Situation:
-    """What a step's checks and effects read from its NSI. The store (tasks/transfers.py) fills it
+    """What a step's checks and effects read from its NSI. The store (tasks/domain/transfers.py) fills it
     in; the seeder builds one for its synthetic NSIs, so both word the history alike."""
 
     reference: str

@@ -4,7 +4,7 @@
 The transferring practitioner stays responsible; the receiving team supports with a named
 contact. A move ends one of three ways: the person returns (the case is reviewed), it becomes a
 Case Transfer (a new NSI and flow run, linked to this one), or it ends. Pure functions here; the
-store applies them (tasks/transfers.py, tasks/conversion.py).
+store applies them (tasks/domain/transfers.py, tasks/domain/conversion.py).
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from typing import Any
 
 from dateutil.relativedelta import relativedelta
 
-from tasks.decisions import RuleBroken
-from tasks.form import NsiType, TransferForm
-from tasks.policy import Policy
+from tasks.domain.decisions import RuleBroken
+from tasks.domain.form import NsiType, TransferForm
+from tasks.domain.policy import Policy
 
 # The outcome step's answer → the status the Temporary Move closes with. "converted" closes
-# once the Case Transfer exists (tasks/conversion.py); until then the NSI is "converting".
+# once the Case Transfer exists (tasks/domain/conversion.py); until then the NSI is "converting".
 OUTCOMES = {"returned": "returned", "converted": "converted", "ended": "ended"}
 CONVERTING = "converting"
 SUPPORTING = "supporting"  # support contact allocated: the supporting period

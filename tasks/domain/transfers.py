@@ -15,19 +15,19 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tasks import profile_rules
-from tasks import steps as registry
-from tasks.actions import Clocks, Facts, PlannedAction, plan_actions, transfer_due
 from tasks.calendar import get_calendar
-from tasks.decisions import RefusalReason, RuleBroken, check_reason
-from tasks.estate import load_estate
-from tasks.form import NsiType, TransferForm
-from tasks.placement import Placement, check_placement, place
-from tasks.policy import Policy, get_policy
+from tasks.domain import profile_rules
+from tasks.domain import steps as registry
+from tasks.domain.actions import Clocks, Facts, PlannedAction, plan_actions, transfer_due
+from tasks.domain.decisions import RefusalReason, RuleBroken, check_reason
+from tasks.domain.form import NsiType, TransferForm
+from tasks.domain.policy import Policy, get_policy
+from tasks.domain.temporary_moves import looked_after_as_caretaking
+from tasks.places.estate import load_estate
+from tasks.places.placement import Placement, check_placement, place
 from tasks.settings import get_settings
 from tasks.store.models import Action, Challenge, HistoryEntry, Nsi, StepRecord, WaitingTask, utcnow
 from tasks.store.unit_of_work import UnitOfWork
-from tasks.temporary_moves import looked_after_as_caretaking
 
 CLOSED = {"completed", "refused", "withdrawn", "returned", "converted", "ended"}
 AWAITING_ALLOCATION, IN_PROGRESS, CHALLENGED, DISPUTED = (

@@ -298,7 +298,7 @@ class SmtpTransport:
 
 @lru_cache(maxsize=4)
 def load_email_config(path: Path | None = None) -> dict[str, Any]:
-    """config/email.yaml: delivery (here) and the reminder digests' rules (tasks/reminders.py)."""
+    """config/email.yaml: delivery (here) and the reminder digests' rules (tasks/notify/reminders.py)."""
     path = path or get_settings().config_dir / "email.yaml"
     return read_yaml(path) or {}
 

@@ -14,7 +14,7 @@ The rules (every number in config/handovers.yaml):
   run exits early on a non-working day, and the run on the working day before has already sent
   it. A run that was missed sends what fell due since, until the deadline passes; of the alerts
   only the latest one due is sent (two alerts on one day would say the same thing).
-- **Exactly once**, through tasks/email.py's sent-log: a message's key is its kind, recipient,
+- **Exactly once**, through tasks/notify/email.py's sent-log: a message's key is its kind, recipient,
   scheduled send day and (CRN, role or alert, deadline). A re-run, a later run or a corrected
   name sends nothing again; a corrected deadline or address is news, and is sent.
 - **In-person session.** A qualifying case (sentence type and length, config) with no session
@@ -38,14 +38,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from tasks.calendar import WorkingDayCalendar, get_calendar
-from tasks.handovers import HandoverRules, load_rules
+from tasks.domain.handovers import HandoverRules, load_rules
+from tasks.notify.undelivered import NotDelivered
 from tasks.settings import Settings, get_settings
 from tasks.store.models import PomComHandover
 from tasks.store.unit_of_work import UnitOfWork
-from tasks.undelivered import NotDelivered
 
 if TYPE_CHECKING:
-    from tasks.email import DeliveryReport, OutgoingEmail, Transport
+    from tasks.notify.email import DeliveryReport, OutgoingEmail, Transport
 
 REPORT_KIND = "handover_report"
 ALERT_KIND = "handover_alert"
@@ -178,7 +178,7 @@ def _case(row: PomComHandover, rules: HandoverRules, calendar: WorkingDayCalenda
 
 def cases_around(as_of: dt.date, url: str | None = None, rules: HandoverRules | None = None) -> list[Case]:
     """Handovers whose deadline is today or later, near enough for any of their sends to be due."""
-    from tasks.estate import load_estate
+    from tasks.places.estate import load_estate
 
     rules = rules or load_rules()
     calendar = get_calendar(get_settings().calendar)
@@ -230,14 +230,14 @@ def _hash(*parts: object) -> str:
 
 def report_key(case: Case, role: str) -> str:
     """The sent-log key: the recipient, the scheduled report day and (CRN, role, deadline), not the wording."""
-    from tasks.email import sent_log_key
+    from tasks.notify.email import sent_log_key
 
     recipient = {"pom": case.pom_email, "com": case.com_email, "omu": case.omu_mailbox}[role]
     return sent_log_key(REPORT_KIND, recipient, case.schedule.report_on, _hash(case.crn, role, case.deadline))
 
 
 def alert_key(case: Case, alert: AlertDay) -> str:
-    from tasks.email import sent_log_key
+    from tasks.notify.email import sent_log_key
 
     return sent_log_key(ALERT_KIND, case.com_email, alert.day, _hash(case.crn, alert.name, case.deadline))
 
@@ -249,7 +249,7 @@ def report_emails(
 
     wanted(key, recipient): False skips rendering (already sent, or a held placeholder address).
     """
-    from tasks.email import compose
+    from tasks.notify.email import compose
 
     out = []
     for case in plan.report:
@@ -322,8 +322,8 @@ def calendar_event(case: Case, alert: AlertDay, settings: Settings, alert_count:
 def alert_emails(
     plan: HandoverPlan, settings: Settings, rules: HandoverRules, wanted: Callable[[str, str], bool] = lambda key, to: True
 ) -> list[OutgoingEmail]:
-    """The COM's diary alerts: the message of tasks/email.py with the event attached."""
-    from tasks.email import POLICY, OutgoingEmail, build_message, render
+    """The COM's diary alerts: the message of tasks/notify/email.py with the event attached."""
+    from tasks.notify.email import POLICY, OutgoingEmail, build_message, render
 
     out = []
     for case, alert in plan.alerts:
@@ -423,7 +423,7 @@ class Rendered:
 def render_all(plan: HandoverPlan, rules: HandoverRules | None = None, url: str | None = None) -> Rendered:
     """Every email due today that is not sent yet. Already-sent keys are looked up first, so a
     repeat run renders nothing (3 ms a message, bench/handovers.py) only for deliver() to skip it."""
-    from tasks.email import pending_keys
+    from tasks.notify.email import pending_keys
 
     rules = rules or load_rules()
     settings = get_settings()
@@ -479,7 +479,7 @@ def run_handover_reminders(
 
     Raises HandoverRemindersNotDelivered after attempting every message if any stayed queued.
     """
-    from tasks.email import deliver
+    from tasks.notify.email import deliver
 
     as_of = as_of or get_settings().current_date()
     if not is_send_day(as_of):

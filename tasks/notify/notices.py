@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from tasks.notify.undelivered import NotDelivered
 from tasks.settings import get_settings
 from tasks.store.models import HistoryEntry, Nsi
 from tasks.store.unit_of_work import UnitOfWork
-from tasks.undelivered import NotDelivered
 
 if TYPE_CHECKING:
-    from tasks.email import DeliveryReport, OutgoingEmail, Transport
+    from tasks.notify.email import DeliveryReport, OutgoingEmail, Transport
 
 KIND = "notice"
 TEMPLATE = "notice"
@@ -71,10 +71,10 @@ class NoticePlan:
 
 def plan_notices(reference: str, key: str, url: str | None = None) -> NoticePlan:
     """Render the notice of one event for each mailbox it goes to (nothing sent)."""
-    from tasks.email import compose
-    from tasks.estate import load_estate
-    from tasks.locator import LocatorError, spoc_for
-    from tasks.reminders import NSI_TYPE_LABELS
+    from tasks.notify.email import compose
+    from tasks.notify.reminders import NSI_TYPE_LABELS
+    from tasks.places.estate import load_estate
+    from tasks.places.locator import LocatorError, spoc_for
 
     kind = event_kind(key)
     settings = get_settings()
@@ -163,7 +163,7 @@ class NoticeNotDelivered(NotDelivered):
 
 def send_notices(reference: str, key: str, url: str | None = None, transport: Transport | None = None) -> NoticeResult:
     """Plan and deliver one event's notice; raises NoticeNotDelivered if any stayed queued."""
-    from tasks.email import deliver
+    from tasks.notify.email import deliver
 
     plan = plan_notices(reference, key, url)
     report: DeliveryReport = deliver(plan.emails, url, transport)

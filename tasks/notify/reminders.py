@@ -5,7 +5,7 @@ The rules (numbers in config/timescales.yaml and config/email.yaml, never here):
 - **Recipients are PDU SPOC mailboxes.** A transfer SPO is a name on the NSI
   (Nsi.transferring_spo), not an address, and the receiving side has only a PDU until it
   allocates; the address that always exists is the PDU's transfer SPOC mailbox
-  (config/spocs.yaml, `tasks.locator.spoc_for`), the functional mailbox its SPOs read.
+  (config/spocs.yaml, `tasks.places.locator.spoc_for`), the functional mailbox its SPOs read.
   Each mailbox gets **one digest a day**, covering the PDU's transfers out and in, never one
   email per action. A mailbox with nothing to report gets nothing.
 - **Whose action is it.** An action belongs to the side that does it, by owner role
@@ -56,15 +56,15 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tasks.calendar import WorkingDayCalendar, get_calendar
-from tasks.email import load_email_config
-from tasks.policy import get_policy
+from tasks.domain.policy import get_policy
+from tasks.notify.email import load_email_config
+from tasks.notify.undelivered import NotDelivered
 from tasks.settings import get_settings
 from tasks.store.models import Action, HistoryEntry, Nsi
 from tasks.store.unit_of_work import UnitOfWork
-from tasks.undelivered import NotDelivered
 
 if TYPE_CHECKING:
-    from tasks.email import DeliveryReport, OutgoingEmail, Transport
+    from tasks.notify.email import DeliveryReport, OutgoingEmail, Transport
 
 ACTOR = "casetransfer reminders"
 DIGEST_KIND = "reminder_digest"
@@ -196,7 +196,7 @@ def by_case(items: Iterable[Item]) -> list[CaseBlock]:
 
 @dataclass(frozen=True, slots=True)
 class Matter:
-    """Something told at once (tasks/notices.py) that the digest keeps listing until it is settled:
+    """Something told at once (tasks/notify/notices.py) that the digest keeps listing until it is settled:
     a challenge or dispute waiting for a decision, a concern escalated about a transfer still open;
     or a notice that SMTP did not take, listed to the other side of its transfer (issue 16)."""
 
@@ -472,8 +472,8 @@ def plan_digests(
 
 def pdu_contacts() -> dict[str, Contact]:
     """Every geographic PDU with a SPOC mailbox configured (config/spocs.yaml and overrides)."""
-    from tasks.estate import load_estate
-    from tasks.locator import LocatorError, spoc_for
+    from tasks.places.estate import load_estate
+    from tasks.places.locator import LocatorError, spoc_for
 
     contacts = {}
     for pdu in load_estate().geographic_pdus():
@@ -683,7 +683,7 @@ def digest_context(digest: Digest, rules: ReminderRules) -> dict[str, Any]:
 
 def render_digests(plan: Plan, rules: ReminderRules | None = None) -> list[OutgoingEmail]:
     """One email per digest, keyed by recipient, day and content hash."""
-    from tasks.email import compose
+    from tasks.notify.email import compose
 
     rules = rules or load_rules()
     settings = get_settings()
@@ -769,7 +769,7 @@ def summarise(plan: Plan, escalated: int, report: DeliveryReport) -> RunSummary:
 
 def preview(as_of: dt.date, url: str | None = None) -> tuple[RunSummary, list[OutgoingEmail]]:
     """A dry run: what would be sent today, rendered, with nothing sent, logged or escalated."""
-    from tasks.email import pending_keys
+    from tasks.notify.email import pending_keys
 
     plan = plan_for(as_of, url)
     emails = render_digests(plan)
@@ -800,7 +800,7 @@ class NightSteps:
 
 
 def direct_steps(url: str | None = None, transport: Transport | None = None, flow_run_id: str | None = None) -> NightSteps:
-    from tasks.email import deliver
+    from tasks.notify.email import deliver
 
     return NightSteps(
         plan=lambda day: plan_for(day, url),

@@ -6,7 +6,7 @@ flow step, so `build_index` turns it once into sorted fixed-width numpy arrays u
 `<data_dir>/postcode-index/`. A lookup memory-maps them and binary-searches, touching a few pages.
 
 Postcode -> local authority comes from the directory; local authority -> PDU and the postcode
-district overrides for split councils come from config/estate/<version> (tasks.estate); the SPOC
+district overrides for split councils come from config/estate/<version> (tasks.places.estate); the SPOC
 from config/spocs.yaml plus any region overrides (see `load_spocs`).
 """
 
@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tasks.config_files import read_yaml
-from tasks.estate import Estate, load_estate
-from tasks.form import normalise_postcode
+from tasks.domain.form import normalise_postcode
+from tasks.places.estate import Estate, load_estate
 from tasks.settings import get_settings
 
 if TYPE_CHECKING:
@@ -545,7 +545,7 @@ def format_location(loc: Location) -> str:
 
 
 if __name__ == "__main__":
-    # Until the CLI is wired: `python -m tasks.locator build` or `python -m tasks.locator POSTCODE`.
+    # Until the CLI is wired: `python -m tasks.places.locator build` or `python -m tasks.places.locator POSTCODE`.
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = sys.argv[1:]
     if args[:1] == ["build"]:

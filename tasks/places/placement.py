@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tasks.estate import load_estate
-from tasks.form import FormError, NsiType, TransferForm
-from tasks.policy import Policy, get_policy
+from tasks.domain.form import FormError, NsiType, TransferForm
+from tasks.domain.policy import Policy, get_policy
+from tasks.places.estate import load_estate
 from tasks.settings import get_settings
 
 
@@ -21,7 +21,7 @@ class Placement:
 
 def place(form: TransferForm) -> Placement:
     """The receiving PDU: the form's, or the PDU locator's for the proposed postcode."""
-    from tasks.locator import LocatorError, get_locator  # the index loads only when needed
+    from tasks.places.locator import LocatorError, get_locator  # the index loads only when needed
 
     locator = get_locator()
     distance = None

@@ -3,7 +3,7 @@
 Each measure (config/tracker.yaml `inspection`) reports, per group of NSIs, the applicable
 cases, the number met and the share, for every NSI, for those raised here and for those imported
 from a legacy tracker, so a region can compare before and after go-live. The tracker
-(tasks/tracker.py) writes the table as the "Inspection measures" sheet.
+(tasks/reports/tracker.py) writes the table as the "Inspection measures" sheet.
 """
 
 from __future__ import annotations

@@ -44,13 +44,13 @@ from xlsxwriter.xmlwriter import XMLwriter
 
 from tasks.calendar import get_calendar
 from tasks.config_files import read_yaml
-from tasks.estate import load_estate
-from tasks.handover_reminders import report_records
-from tasks.policy import Policy, get_policy
+from tasks.domain.policy import Policy, get_policy
+from tasks.notify.handover_reminders import report_records
+from tasks.places.estate import load_estate
+from tasks.reports.youth_measures import youth_sheet
 from tasks.settings import get_settings
 from tasks.store.models import Action, Nsi
 from tasks.store.session import get_engine
-from tasks.youth_measures import youth_sheet
 
 NAT = np.datetime64("NaT", "D")
 EXCEL_EPOCH = np.datetime64("1899-12-30", "D")
@@ -184,10 +184,10 @@ class TrackerData:
     caretaking_months: int
     # POM-COM handovers in their report window (tasks/handover_reminders.report_records), LAO already redacted.
     handovers: list[dict[str, Any]] = field(default_factory=list)
-    # Challenges and refusals, and escalations (tasks/tracker_outcomes.py), LAO already redacted.
+    # Challenges and refusals, and escalations (tasks/reports/tracker_outcomes.py), LAO already redacted.
     challenges: list[dict[str, Any]] = field(default_factory=list)
     escalations: list[dict[str, Any]] = field(default_factory=list)
-    youth: list[dict[str, Any]] = field(default_factory=list)  # tasks/youth_measures.py
+    youth: list[dict[str, Any]] = field(default_factory=list)  # tasks/reports/youth_measures.py
 
 
 def _d(col: Any) -> Any:
@@ -214,7 +214,7 @@ def _wd_between(start: np.ndarray, end: np.ndarray) -> np.ndarray:
 
 
 def _add_months(days: np.ndarray, months: int) -> np.ndarray:
-    """relativedelta(months=...) per row, as tasks.actions.transfer_due does (month ends clamp)."""
+    """relativedelta(months=...) per row, as tasks.domain.actions.transfer_due does (month ends clamp)."""
     out = np.full(len(days), NAT)
     ok = ~np.isnat(days)
     if ok.any():
@@ -275,7 +275,7 @@ def load_data(as_of: dt.date, url: str | None = None, config: TrackerConfig | No
         _d(n.c.raised_on), _d(n.c.received_on), _d(n.c.move_on), _d(n.c.due_on), _d(n.c.allocated_on), _d(n.c.closed_on),
         n.c.transferring_region_code, n.c.transferring_pdu_code, n.c.transferring_team_code,
         n.c.receiving_region_code, n.c.receiving_pdu_code, n.c.receiving_team_code,
-        n.c.rosh, n.c.mappa_level, _d(n.c.imported_on),  # the inspection measures' groups (tasks/compliance.py)
+        n.c.rosh, n.c.mappa_level, _d(n.c.imported_on),  # the inspection measures' groups (tasks/reports/compliance.py)
     ).where(scope)  # fmt: skip
     act_q = (
         select(a.c.id, a.c.nsi_id, a.c.code, a.c.title, a.c.owner_role, _d(a.c.due_on), _d(a.c.done_on), a.c.status)
@@ -422,9 +422,9 @@ def load_data(as_of: dt.date, url: str | None = None, config: TrackerConfig | No
 
 
 def _outcomes(as_of: dt.date, nsi_ids: list[int], url: str | None, cfg: TrackerConfig) -> dict[str, Any]:
-    """Challenges, refusals and escalations of the NSIs in scope (tasks/tracker_outcomes.py)."""
-    from tasks.tracker_outcomes import challenge_records, escalation_records
-    from tasks.youth_measures import youth_records
+    """Challenges, refusals and escalations of the NSIs in scope (tasks/reports/tracker_outcomes.py)."""
+    from tasks.reports.tracker_outcomes import challenge_records, escalation_records
+    from tasks.reports.youth_measures import youth_records
 
     ids = set(nsi_ids)
     return {
@@ -1041,10 +1041,10 @@ class RegionInput:
     caretaking_months: int
     config: TrackerConfig
     handovers: list[dict[str, Any]] = field(default_factory=list)
-    # Challenges and refusals, and escalations (tasks/tracker_outcomes.py), LAO already redacted.
+    # Challenges and refusals, and escalations (tasks/reports/tracker_outcomes.py), LAO already redacted.
     challenges: list[dict[str, Any]] = field(default_factory=list)
     escalations: list[dict[str, Any]] = field(default_factory=list)
-    youth: list[dict[str, Any]] = field(default_factory=list)  # tasks/youth_measures.py
+    youth: list[dict[str, Any]] = field(default_factory=list)  # tasks/reports/youth_measures.py
 
 
 def region_input(data: TrackerData, code: str, config: TrackerConfig | None = None) -> RegionInput:
@@ -1415,9 +1415,9 @@ def compliance_sheet(
     book: Book, comp: pd.DataFrame, nsis: pd.DataFrame, actions: pd.DataFrame, as_of: dt.date, note: str | None = None
 ) -> None:
     """'Compliance': the policy's timescales in the reporting period (`comp`), then the 2004
-    inspection's measures (tasks/compliance.py, config/tracker.yaml `inspection`) over every NSI,
+    inspection's measures (tasks/reports/compliance.py, config/tracker.yaml `inspection`) over every NSI,
     with those imported from a legacy tracker apart so a region can compare before and after go-live."""
-    from tasks.compliance import inspection
+    from tasks.reports.compliance import inspection
 
     table = inspection(nsis, actions, as_of, get_calendar(get_settings().calendar))
     k, m = len(comp), len(table)
@@ -1463,7 +1463,7 @@ def compliance_sheet(
 def handover_sheet(book: Book, inp: RegionInput) -> None:
     """'POM-COM handovers': the case admins' report (seed 003) of each handover whose COM is in this
     region, from 28 days before it until it is due. A limited access case shows its CRN only."""
-    from tasks.handovers import load_rules
+    from tasks.domain.handovers import load_rules
 
     rules = load_rules()
     rows = sorted(inp.handovers, key=lambda h: (h["handover_by"], h["crn"]))
@@ -1527,7 +1527,7 @@ def _case_cols(rows: list[dict[str, Any]], inp: RegionInput) -> list[Col]:
 def challenges_sheet(book: Book, inp: RegionInput) -> None:
     """'Challenges and refusals': each challenge about risk or refusal of a transfer in or out of the
     region, with its reasons, outcome and the working days it took; under it, refusal reasons counted."""
-    from tasks.tracker_outcomes import refusal_reason_counts
+    from tasks.reports.tracker_outcomes import refusal_reason_counts
 
     rows = inp.challenges
     cols = [

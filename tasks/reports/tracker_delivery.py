@@ -5,9 +5,9 @@ The rules (numbers and mailboxes in config/tracker_mailboxes.yaml, never here):
 - **Each region gets its own workbook and no other.** A region's entry names one MIS mailbox;
   the region's `<code>.xlsx` is attached to an email to it. `national.xlsx` goes to every mailbox
   on the `national` list.
-- **The days are the reminders' days**: working days only (`tasks.reminders.is_reminder_day`),
+- **The days are the reminders' days**: working days only (`tasks.notify.reminders.is_reminder_day`),
   so a bank holiday's workbook is written but not sent; the next working day's is.
-- **The same delivery, sent-log and exactly-once rules as the digests** (`tasks.email.deliver`).
+- **The same delivery, sent-log and exactly-once rules as the digests** (`tasks.notify.email.deliver`).
   The sent-log key is (kind, mailbox, day, which workbook): a second tracker run the same night
   sends nothing, even though the rebuilt file's bytes differ. What SMTP refused is resent by the
   next run.
@@ -32,11 +32,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from tasks.config_files import read_yaml
+from tasks.notify.undelivered import NotDelivered
 from tasks.settings import Settings, get_settings
-from tasks.undelivered import NotDelivered
 
 if TYPE_CHECKING:
-    from tasks.email import OutgoingEmail, Transport
+    from tasks.notify.email import OutgoingEmail, Transport
 
 KIND = "mis_tracker"
 TEMPLATE = "tracker_delivery"
@@ -75,7 +75,7 @@ def target_files(settings: Settings | None = None) -> list[Path]:
 
 
 def _mailbox(entry: Any, where: str) -> Mailbox:
-    from tasks.locator import EMAIL_PATTERN
+    from tasks.places.locator import EMAIL_PATTERN
 
     if not isinstance(entry, dict) or not EMAIL_PATTERN.match(str(entry.get("mailbox", ""))):
         raise ValueError(f"{where}: needs a 'mailbox' that is an email address")
@@ -88,7 +88,7 @@ def _mailbox(entry: Any, where: str) -> Mailbox:
 def load_targets(files: Sequence[Path] | None = None, region_codes: Sequence[str] | None = None) -> Targets:
     """Every region's delivery and the national list; a later file replaces a region's whole entry."""
     if region_codes is None:
-        from tasks.estate import load_estate
+        from tasks.places.estate import load_estate
 
         region_codes = list(load_estate().regions)
     files = list(files) if files is not None else target_files()
@@ -154,7 +154,7 @@ def file_name(scope: str, day: dt.date) -> str:
 def plan_delivery(
     day: dt.date, workbooks: Sequence[Workbook], targets: Targets, settings: Settings, by_smtp: bool
 ) -> DeliveryPlan:
-    from tasks.email import Attachment, compose
+    from tasks.notify.email import Attachment, compose
 
     plan = DeliveryPlan(day, [], [], [], [])
     for wb in workbooks:
@@ -262,8 +262,8 @@ def deliver_trackers(
     """Email (or copy) the night's workbooks, exactly once each. Raises TrackersNotDelivered
     after trying every message if any stayed queued."""
     from tasks.calendar import get_calendar
-    from tasks.email import deliver
-    from tasks.reminders import is_reminder_day
+    from tasks.notify.email import deliver
+    from tasks.notify.reminders import is_reminder_day
 
     settings = get_settings()
     if not is_reminder_day(day, get_calendar(settings.calendar)):
@@ -290,7 +290,7 @@ def deliver_trackers(
 
 
 def workbooks_of(results: Sequence[Any], national: Path) -> list[Workbook]:
-    """The night's workbooks from the tracker's RegionResults (tasks.tracker), with the figures
+    """The night's workbooks from the tracker's RegionResults (tasks.reports.tracker), with the figures
     each region's email quotes. The national email quotes none: a transfer between two regions is
     in both regions' counts, and the national workbook's Summary sheet has the distinct totals."""
     books = [

@@ -64,7 +64,7 @@ class Nsi(Base):
     # value it last acted on in seen_seq, so a wake-up lost in flight is found and re-sent.
     wake_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     seen_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    # Set when the NSI came in from a region's legacy tracker (tasks/importer.py): its work before
+    # Set when the NSI came in from a region's legacy tracker (tasks/domain/importer.py): its work before
     # this day is history, and escalation of what was already overdue counts from this day.
     imported_on: Mapped[dt.date | None] = mapped_column(Date, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -219,7 +219,7 @@ class SentEmail(Base):
 
 
 class PomComHandover(Base):
-    """A prison-to-community (POM to COM) handover (seed 003, tasks/handovers.py).
+    """A prison-to-community (POM to COM) handover (seed 003, tasks/domain/handovers.py).
 
     One record per CRN: an import or a correction updates it in place and bumps `revision`,
     which becomes the SEQUENCE of the COM's calendar event, so a corrected date updates it.

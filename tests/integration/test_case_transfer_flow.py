@@ -19,7 +19,7 @@ import pytest
 import yaml
 from conftest import demo_form
 
-from tasks import transfers
+from tasks.domain import transfers
 from tasks.settings import ROOT
 
 pytestmark = pytest.mark.prefect
@@ -237,7 +237,7 @@ def _kill_worker_and_its_runs(stack, flow_run_id: str) -> None:
 
 def test_a_worker_killed_mid_step_recovers_and_stores_everything_exactly_once(prefect_stack, tmp_path):
     from ops.services import raise_transfer
-    from tasks.form import parse_form
+    from tasks.domain.form import parse_form
 
     with prefect_api(prefect_stack):
         # this run holds each step's task for 4 s after committing, so the kill lands mid-step

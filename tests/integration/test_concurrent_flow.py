@@ -14,7 +14,7 @@ import yaml
 from conftest import demo_form
 from test_case_transfer_flow import _schema, cli, prefect_api, state_of, wait_for
 
-from tasks import transfers
+from tasks.domain import transfers
 from tasks.settings import ROOT
 
 pytestmark = pytest.mark.prefect
@@ -166,7 +166,7 @@ def test_a_refusal_disputed_and_overturned_reopens_the_tasks_as_they_stood_and_c
 
 def test_a_wake_up_sent_between_the_transfers_read_and_its_suspension_is_not_lost(prefect_stack, tmp_path):
     from ops.services import raise_transfer
-    from tasks.form import parse_form
+    from tasks.domain.form import parse_form
 
     with prefect_api(prefect_stack):
         # This transfer's run waits 15 s between reading the store and suspending, every time.

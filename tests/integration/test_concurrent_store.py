@@ -10,8 +10,8 @@ import openpyxl
 import pytest
 from conftest import TODAY, demo_form, pin_today
 
-from tasks import transfers
-from tasks.form import parse_form
+from tasks.domain import transfers
+from tasks.domain.form import parse_form
 
 RAISED = dt.date(2026, 12, 14)
 ALLOCATION = {"recorded_by": "Kim SPO", "practitioner": "Pat Receiver", "team_code": "N50CAD", "done_on": "2026-12-15"}
@@ -86,7 +86,7 @@ def test_a_task_before_its_gate_is_open_is_refused(store_url):
 
 
 def test_a_corrected_done_date_reaches_the_action_and_the_tracker_and_the_history_keeps_both(store_url, tmp_path):
-    from tasks.tracker import run_tracker
+    from tasks.reports.tracker import run_tracker
 
     ref = raise_transfer()
     record(ref, "allocation", **ALLOCATION)

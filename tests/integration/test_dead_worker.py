@@ -17,7 +17,7 @@ import pytest
 from conftest import demo_form
 from test_case_transfer_flow import _kill_worker_and_its_runs
 
-from tasks import transfers
+from tasks.domain import transfers
 from tasks.settings import ROOT
 
 pytestmark = pytest.mark.prefect
@@ -79,7 +79,7 @@ def _kill_and_watch(prefect_stack) -> None:
     from prefect.client.orchestration import get_client
 
     from ops.services import raise_transfer
-    from tasks.form import parse_form
+    from tasks.domain.form import parse_form
     from tasks.settings import get_settings
 
     settings = get_settings()

@@ -29,7 +29,7 @@ from conftest import PG_ADMIN_URL, TODAY, _clear_caches, demo_form
 from test_case_transfer_flow import cli, wait_for
 from test_concurrent_flow import AFTER_ALLOCATION, ALLOCATION, COMPLETION, RAISED
 
-from tasks import transfers
+from tasks.domain import transfers
 from tasks.settings import ROOT
 
 pytestmark = [pytest.mark.prefect, pytest.mark.postgres]
@@ -187,7 +187,7 @@ def descends_from(pid: int, ancestor: int) -> bool:
 
 def test_a_worker_sigkilled_mid_step_is_recovered_by_the_other_worker_and_nothing_is_stored_twice(prod, tmp_path):
     from ops.services import raise_transfer
-    from tasks.form import parse_form
+    from tasks.domain.form import parse_form
 
     stack = prod.stack
     # This transfer's runs (its task runs too) hold each step's task for 4 s after committing,
@@ -370,7 +370,7 @@ def test_the_domain_database_vanishing_mid_step_is_retried_and_the_step_is_recor
     from sqlalchemy.engine import make_url
 
     from ops.services import raise_transfer
-    from tasks.form import parse_form
+    from tasks.domain.form import parse_form
 
     # This transfer's runs (its task runs get the same URL) reach the store through the proxy
     # (no TLS, so the proxy sees the SQL); the CLI and this test use the database directly.

@@ -25,8 +25,16 @@ from test_reminders import SmtpServer, parts, smtp_on_loopback
 from typer.testing import CliRunner
 
 from ops.cli import app
-from tasks import handover_reminders as hr
-from tasks.handovers import FIELDS, HandoverInputError, check_rows, correct_record, import_file, record_session, save_records
+from tasks.domain.handovers import (
+    FIELDS,
+    HandoverInputError,
+    check_rows,
+    correct_record,
+    import_file,
+    record_session,
+    save_records,
+)
+from tasks.notify import handover_reminders as hr
 from tasks.settings import ROOT
 from tasks.store.models import PomComHandover, PomComSession, SentEmail
 from tasks.store.unit_of_work import UnitOfWork
@@ -249,8 +257,8 @@ def test_a_28_day_point_on_a_bank_holiday_is_reported_the_working_day_before(smt
 
 
 def test_a_restricted_case_is_by_crn_only_in_the_omu_email_and_the_report(smtp: SmtpServer, tmp_path: Path) -> None:
-    from tasks.seed import seed
-    from tasks.tracker import run_tracker
+    from tasks.demo.seed import seed
+    from tasks.reports.tracker import run_tracker
 
     store(row(lao="yes", name="Lee Restricted", prison="HMP Secret"))
     run(REPORT)
@@ -277,8 +285,8 @@ def test_a_restricted_case_is_by_crn_only_in_the_omu_email_and_the_report(smtp: 
 
 
 def test_a_qualifying_case_without_a_session_in_the_final_months_is_flagged_everywhere(smtp: SmtpServer, tmp_path: Path) -> None:
-    from tasks.seed import seed
-    from tasks.tracker import run_tracker
+    from tasks.demo.seed import seed
+    from tasks.reports.tracker import run_tracker
 
     store(row(), row(crn="X100002", sentence_length_months=6, com_email="com.two@probation.test"))
     record_session("X100001", dt.date(2026, 11, 1), "tester", today=dt.date(2026, 11, 1))  # before the final 3 months
@@ -318,7 +326,7 @@ def test_what_people_typed_is_escaped_in_the_html_part(smtp: SmtpServer) -> None
 
 
 def test_example_data_is_generated_repeatably_and_never_mailed_through_smtp(smtp: SmtpServer) -> None:
-    from tasks.handover_seed import seed_handovers
+    from tasks.demo.handover_seed import seed_handovers
 
     assert len(seed_handovers(dt.date(2026, 12, 21), seed=3, n=30).created) == 30
     assert len(seed_handovers(dt.date(2026, 12, 21), seed=3, n=30).unchanged) == 30

@@ -11,8 +11,8 @@ from sqlalchemy import select
 from test_case_transfer_flow import prefect_api, wait_for
 
 from ops import services
-from tasks import importer, transfers
-from tasks.legacy_trackers import write_tracker
+from tasks.demo.legacy_trackers import write_tracker
+from tasks.domain import importer, transfers
 from tasks.store.models import Nsi
 from tasks.store.unit_of_work import UnitOfWork
 

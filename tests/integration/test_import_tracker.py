@@ -14,9 +14,10 @@ from conftest import TODAY, demo_form, pin_today
 from openpyxl import load_workbook
 from sqlalchemy import func, select
 
-from tasks import importer, reminders, transfers
-from tasks.form import parse_form
-from tasks.legacy_trackers import HEADERS, write_example, write_tracker
+from tasks.demo.legacy_trackers import HEADERS, write_example, write_tracker
+from tasks.domain import importer, transfers
+from tasks.domain.form import parse_form
+from tasks.notify import reminders
 from tasks.settings import ROOT
 from tasks.store.models import Nsi, StepRecord
 from tasks.store.unit_of_work import UnitOfWork

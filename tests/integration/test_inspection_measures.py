@@ -10,10 +10,10 @@ from pathlib import Path
 from conftest import TODAY, demo_form
 from openpyxl import load_workbook
 
-from tasks import importer, transfers
-from tasks.form import parse_form
-from tasks.legacy_trackers import HEADERS, write_tracker
-from tasks.tracker import run_tracker
+from tasks.demo.legacy_trackers import HEADERS, write_tracker
+from tasks.domain import importer, transfers
+from tasks.domain.form import parse_form
+from tasks.reports.tracker import run_tracker
 
 NOTIFIED = dt.date(2026, 9, 1)  # a Tuesday; every deadline below has passed by the pinned today
 HEADERS_2004 = {**HEADERS, "ethnicity": "Ethnicity", "transfer_report_on": "Transfer report", "full_information_on": "Full information",

@@ -19,9 +19,10 @@ from sqlalchemy import select
 from test_reminders import FROM_PDU, TO_PDU, SmtpServer, free_port, mailbox, parts, section, smtp_on_loopback
 
 from ops import services
-from tasks import notices, reminders, transfers
-from tasks.email import day_date
-from tasks.form import parse_form
+from tasks.domain import transfers
+from tasks.domain.form import parse_form
+from tasks.notify import notices, reminders
+from tasks.notify.email import day_date
 from tasks.settings import reset_settings
 from tasks.store.models import HistoryEntry, SentEmail
 from tasks.store.unit_of_work import UnitOfWork

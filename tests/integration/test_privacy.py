@@ -27,10 +27,10 @@ from test_case_transfer_flow import prefect_api, wait_for
 from test_reminders import SmtpServer, smtp_on_loopback
 
 from ops import engine, services
-from tasks import steps as registry
-from tasks import transfers
-from tasks.estate import load_estate
-from tasks.form import parse_form
+from tasks.domain import steps as registry
+from tasks.domain import transfers
+from tasks.domain.form import parse_form
+from tasks.places.estate import load_estate
 from tasks.settings import reset_settings
 
 pytestmark = pytest.mark.prefect
@@ -78,7 +78,7 @@ class Person:
 def stack_store(prefect_stack: Any, store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The shared Prefect stack, this test's store (its runs told the URL) and a data folder of
     its own for real mailboxes (the postcode index is linked from the shared one)."""
-    from tasks.locator import build_index, index_dir
+    from tasks.places.locator import build_index, index_dir
 
     build_index()
     shared_index = index_dir()
@@ -248,8 +248,8 @@ def workbook_text(folder: Path) -> str:
 def test_a_restricted_case_taken_through_every_task_leaves_its_details_nowhere_in_prefect_the_emails_or_the_workbooks(
     stack_store, store_url, smtp, tmp_path
 ):
-    from tasks.reminders import run_reminders
-    from tasks.tracker import run_tracker
+    from tasks.notify.reminders import run_reminders
+    from tasks.reports.tracker import run_tracker
 
     since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
     person = Person("lao")

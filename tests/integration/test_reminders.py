@@ -1,6 +1,6 @@
 """Reminder and escalation digests, delivered to a real SMTP server on loopback (aiosmtpd).
 
-Transfers are raised through tasks.transfers.register_nsi (the real store path) and their
+Transfers are raised through tasks.domain.transfers.register_nsi (the real store path) and their
 Action List due dates then set to the days each test is about. Every test runs on SQLite and,
 with the postgres marker, on PostgreSQL (the shared store_url fixture).
 """
@@ -28,10 +28,11 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from conftest import demo_form
 from sqlalchemy import select, update
 
-from tasks import reminders, transfers
 from tasks.calendar import get_calendar
-from tasks.form import parse_form
-from tasks.locator import spoc_for
+from tasks.domain import transfers
+from tasks.domain.form import parse_form
+from tasks.notify import reminders
+from tasks.places.locator import spoc_for
 from tasks.settings import reset_settings
 from tasks.store.models import Action, HistoryEntry, Nsi, SentEmail
 from tasks.store.unit_of_work import UnitOfWork
@@ -594,7 +595,7 @@ def test_classify_at_the_edges_of_the_windows() -> None:
 
 def test_every_owner_role_in_every_profile_has_a_side() -> None:
     """A new owner role without a side in config/email.yaml would stop every digest: caught here."""
-    from tasks.policy import OwnerRole, load_policy
+    from tasks.domain.policy import OwnerRole, load_policy
     from tasks.settings import CONFIG_DIR
 
     rules = reminders.load_rules()

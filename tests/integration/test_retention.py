@@ -11,8 +11,8 @@ import pytest
 from conftest import TODAY, demo_form
 from test_case_transfer_flow import prefect_api, wait_for
 
-from tasks import privacy, transfers
-from tasks.form import parse_form
+from tasks.domain import privacy, transfers
+from tasks.domain.form import parse_form
 
 
 def raised(crn: str) -> str:

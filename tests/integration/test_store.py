@@ -6,8 +6,8 @@ import pytest
 from conftest import demo_form
 from sqlalchemy import func, select
 
-from tasks import transfers
-from tasks.form import FormError, parse_form
+from tasks.domain import transfers
+from tasks.domain.form import FormError, parse_form
 from tasks.store.models import Action, HistoryEntry, Nsi, StepRecord
 from tasks.store.unit_of_work import UnitOfWork
 

@@ -11,7 +11,7 @@ import yaml
 from conftest import demo_form
 from test_case_transfer_flow import cli, prefect_api, raise_form, state_of, wait_for, waiting_at
 
-from tasks import transfers
+from tasks.domain import transfers
 
 pytestmark = pytest.mark.prefect
 

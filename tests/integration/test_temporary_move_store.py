@@ -7,8 +7,8 @@ import pytest
 from conftest import demo_form, pin_today
 from sqlalchemy import func, select
 
-from tasks import conversion, transfers
-from tasks.form import parse_form
+from tasks.domain import conversion, transfers
+from tasks.domain.form import parse_form
 from tasks.store.models import Nsi
 from tasks.store.unit_of_work import UnitOfWork
 
@@ -144,8 +144,8 @@ def test_a_youth_conversion_stays_youth(store_url):
 
 
 def test_the_full_transfer_review_reaches_the_transferring_spos_reminders_at_the_caretaking_limit(store_url):
-    from tasks import reminders
     from tasks.calendar import get_calendar
+    from tasks.notify import reminders
 
     ref = raise_move()
     rules, calendar = reminders.load_rules(), get_calendar()

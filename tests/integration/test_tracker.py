@@ -21,19 +21,14 @@ from dateutil.relativedelta import relativedelta
 from sqlalchemy import and_, func, or_, select
 from typer.testing import CliRunner
 
-from tasks import transfers
-from tasks.actions import Clocks, Facts, plan_actions
 from tasks.calendar import get_calendar
-from tasks.estate import load_estate
-from tasks.form import TransferForm, parse_form
-from tasks.policy import get_policy
-from tasks.seed import OUTCOME_STEP, STEPS, SUPPORT_STEP, SeedExists, generate, seed
-from tasks.settings import reset_settings
-from tasks.store.migrate import upgrade
-from tasks.store.models import Action, HistoryEntry, Nsi, StepRecord
-from tasks.store.session import get_engine
-from tasks.store.unit_of_work import UnitOfWork
-from tasks.tracker import (
+from tasks.demo.seed import OUTCOME_STEP, STEPS, SUPPORT_STEP, SeedExists, generate, seed
+from tasks.domain import transfers
+from tasks.domain.actions import Clocks, Facts, plan_actions
+from tasks.domain.form import TransferForm, parse_form
+from tasks.domain.policy import get_policy
+from tasks.places.estate import load_estate
+from tasks.reports.tracker import (
     TrackerRun,
     load_data,
     load_tracker_config,
@@ -42,6 +37,11 @@ from tasks.tracker import (
     run_tracker,
     write_region,
 )
+from tasks.settings import reset_settings
+from tasks.store.migrate import upgrade
+from tasks.store.models import Action, HistoryEntry, Nsi, StepRecord
+from tasks.store.session import get_engine
+from tasks.store.unit_of_work import UnitOfWork
 
 AS_OF = dt.date(2026, 12, 21)
 N_SEEDED = 3000
@@ -54,7 +54,7 @@ REFERENCE = re.compile(r"^(CT|TM)\d{6}$")
 
 
 def _clear() -> None:
-    from tasks.policy import get_policy
+    from tasks.domain.policy import get_policy
 
     reset_settings()
     get_policy.cache_clear()

@@ -17,16 +17,13 @@ from conftest import demo_form
 from sqlalchemy import select
 from test_reminders import SmtpServer, free_port, smtp_on_loopback
 
-from tasks import transfers
-from tasks.email import undelivered
-from tasks.estate import load_estate
-from tasks.form import parse_form
-from tasks.seed import seed
-from tasks.settings import reset_settings
-from tasks.store.models import Nsi, SentEmail
-from tasks.store.unit_of_work import UnitOfWork
-from tasks.tracker import TrackerRun, headline, load_data, run_tracker
-from tasks.tracker_delivery import (
+from tasks.demo.seed import seed
+from tasks.domain import transfers
+from tasks.domain.form import parse_form
+from tasks.notify.email import undelivered
+from tasks.places.estate import load_estate
+from tasks.reports.tracker import TrackerRun, headline, load_data, run_tracker
+from tasks.reports.tracker_delivery import (
     NATIONAL,
     TrackersNotDelivered,
     artifact_markdown,
@@ -34,6 +31,9 @@ from tasks.tracker_delivery import (
     load_targets,
     workbooks_of,
 )
+from tasks.settings import reset_settings
+from tasks.store.models import Nsi, SentEmail
+from tasks.store.unit_of_work import UnitOfWork
 
 AS_OF = dt.date(2026, 12, 21)  # a Monday
 BOXING_DAY_SUBSTITUTE = dt.date(2026, 12, 28)  # a bank holiday

@@ -17,12 +17,12 @@ import pytest
 from conftest import TODAY, demo_form, pin_today
 from sqlalchemy import update
 
-from tasks import transfers
-from tasks.form import parse_form
-from tasks.seed import seed
+from tasks.demo.seed import seed
+from tasks.domain import transfers
+from tasks.domain.form import parse_form
+from tasks.reports.tracker import TrackerRun, load_tracker_config, run_tracker
 from tasks.store.models import HistoryEntry
 from tasks.store.unit_of_work import UnitOfWork
-from tasks.tracker import TrackerRun, load_tracker_config, run_tracker
 
 STRONG = "Risk of harm would increase and could not be managed at the new address"
 ALLOCATION = {"recorded_by": "Kim SPO", "practitioner": "Pat Receiver", "team_code": "N50CAD", "done_on": "2026-12-15"}

@@ -11,8 +11,8 @@ import pytest
 from conftest import demo_form
 from test_case_transfer_flow import STEPS, _schema, cli, prefect_api, state_of, wait_for, waiting_at
 
-from tasks import transfers
-from tasks.form import parse_form
+from tasks.domain import transfers
+from tasks.domain.form import parse_form
 
 pytestmark = pytest.mark.prefect
 
@@ -29,7 +29,7 @@ SUMMARY = {
 
 
 def raise_youth(stack, job_variables: dict = YOUTH, **changes) -> tuple[str, str]:
-    from tasks.services import raise_transfer
+    from ops.services import raise_transfer
 
     with prefect_api(stack):
         return raise_transfer(parse_form(demo_form(**{**YOUTH_FIELDS, **changes}), "youth"), job_variables=job_variables)

@@ -10,10 +10,10 @@ import openpyxl
 import pytest
 from conftest import TODAY, demo_form, pin_today
 
-from tasks import transfers
-from tasks.form import parse_form
-from tasks.tracker import run_tracker
-from tasks.youth_measures import SHEET, SUMMARY_GAP
+from tasks.domain import transfers
+from tasks.domain.form import parse_form
+from tasks.reports.tracker import run_tracker
+from tasks.reports.youth_measures import SHEET, SUMMARY_GAP
 
 AS_OF = dt.date(2027, 1, 8)
 YOUTH_FIELDS = {"saw_level": "Low", "gender_identity": "Boy or young man", "date_of_birth": "2010-05-17"}

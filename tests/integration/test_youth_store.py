@@ -8,8 +8,8 @@ import pytest
 from conftest import TODAY, demo_form, pin_today
 from sqlalchemy import select
 
-from tasks import transfers
-from tasks.form import FormError, parse_form
+from tasks.domain import transfers
+from tasks.domain.form import FormError, parse_form
 from tasks.store.models import Nsi, StepRecord
 from tasks.store.unit_of_work import UnitOfWork
 

@@ -10,8 +10,8 @@ import datetime as dt
 import pytest
 from conftest import TODAY, demo_form, pin_today
 
-from tasks import transfers
-from tasks.form import parse_form
+from tasks.domain import transfers
+from tasks.domain.form import parse_form
 
 YOUTH_FIELDS = {"saw_level": "Low", "gender_identity": "Boy or young man", "date_of_birth": "2010-05-17"}
 ALLOCATED_ON = dt.date(2026, 12, 22)

@@ -2,10 +2,10 @@ import datetime as dt
 
 from conftest import demo_form
 
-from tasks.actions import Clocks, Facts, plan_actions
 from tasks.calendar import get_calendar
-from tasks.form import parse_form
-from tasks.policy import load_policy
+from tasks.domain.actions import Clocks, Facts, plan_actions
+from tasks.domain.form import parse_form
+from tasks.domain.policy import load_policy
 
 D = dt.date
 

@@ -1,4 +1,4 @@
-"""The inspection's measures as pure functions over the store's rows (tasks/compliance.py)."""
+"""The inspection's measures as pure functions over the store's rows (tasks/reports/compliance.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.calendar import get_calendar
-from tasks.compliance import InspectionMeasure, inspection
+from tasks.reports.compliance import InspectionMeasure, inspection
 
 AS_OF = dt.date(2026, 12, 21)
 NAT = np.datetime64("NaT")

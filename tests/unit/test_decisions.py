@@ -1,8 +1,8 @@
 import pytest
 
 from flows.steps import validate_step
-from tasks.decisions import RefusalReason, RuleBroken, check_decision
-from tasks.form import FormError
+from tasks.domain.decisions import RefusalReason, RuleBroken, check_decision
+from tasks.domain.form import FormError
 
 WEAK = [RefusalReason.no_local_connection, RefusalReason.partner_objection, RefusalReason.temporary_accommodation]
 

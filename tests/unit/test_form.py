@@ -5,9 +5,9 @@ import yaml
 from conftest import demo_form
 from pydantic import ValidationError
 
-from tasks import seed
-from tasks.form import FormError, NsiType, TransferForm, age_on, normalise_postcode, parse_form
-from tasks.policy import get_policy, load_policy
+from tasks.demo import seed
+from tasks.domain.form import FormError, NsiType, TransferForm, age_on, normalise_postcode, parse_form
+from tasks.domain.policy import get_policy, load_policy
 from tasks.settings import ROOT, reset_settings
 
 

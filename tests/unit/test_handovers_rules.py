@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from tasks.calendar import get_calendar
-from tasks.handover_reminders import schedule_for, working_day_on_or_before
-from tasks.handovers import FIELDS, HandoverInputError, check_rows, load_rules, read_rows
+from tasks.domain.handovers import FIELDS, HandoverInputError, check_rows, load_rules, read_rows
+from tasks.notify.handover_reminders import schedule_for, working_day_on_or_before
 from tasks.settings import CONFIG_DIR
 
 CAL = get_calendar("england-and-wales")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks import importer
-from tasks.estate import load_estate
+from tasks.domain import importer
+from tasks.places.estate import load_estate
 
 
 @pytest.fixture

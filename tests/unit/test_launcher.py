@@ -70,7 +70,7 @@ def test_a_cache_that_depends_only_on_files_survives_into_the_child_and_the_othe
         from ops.launcher import _clear_project_caches, preload
         preload()
         from tasks.calendar import _busdaycal
-        from tasks.policy import get_policy
+        from tasks.domain.policy import get_policy
         get_policy()
         _clear_project_caches()
         assert _busdaycal.cache_info().currsize == 1

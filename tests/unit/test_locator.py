@@ -13,8 +13,8 @@ import msgpack
 import numpy as np
 import pytest
 
-from tasks.estate import estate_dir, load_estate
-from tasks.locator import (
+from tasks.places.estate import estate_dir, load_estate
+from tasks.places.locator import (
     Location,
     Locator,
     LocatorError,

@@ -5,9 +5,9 @@ import datetime as dt
 
 import pytest
 
-from tasks import steps
-from tasks.decisions import RefusalReason, RuleBroken
-from tasks.policy import load_policy
+from tasks.domain import steps
+from tasks.domain.decisions import RefusalReason, RuleBroken
+from tasks.domain.policy import load_policy
 
 D = dt.date
 ADULT, YOUTH = load_policy("adult"), load_policy("youth")

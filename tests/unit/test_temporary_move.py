@@ -9,12 +9,12 @@ from conftest import demo_form
 from typer.testing import CliRunner
 
 from flows.steps import STEP_FORMS, TEMPORARY_MOVE_STEPS, validate_step
-from tasks.actions import Clocks, Facts, plan_actions, transfer_due
 from tasks.calendar import get_calendar
-from tasks.decisions import RuleBroken
-from tasks.form import FormError, NsiType, TransferForm, parse_form
-from tasks.policy import load_policy
-from tasks.temporary_moves import AGREEMENT_FIELDS, as_temporary_move, check_caretaking_agreement, conversion_form
+from tasks.domain.actions import Clocks, Facts, plan_actions, transfer_due
+from tasks.domain.decisions import RuleBroken
+from tasks.domain.form import FormError, NsiType, TransferForm, parse_form
+from tasks.domain.policy import load_policy
+from tasks.domain.temporary_moves import AGREEMENT_FIELDS, as_temporary_move, check_caretaking_agreement, conversion_form
 
 D = dt.date
 TM = {"nsi_type": "temporary_move", "temporary_reason": "Caring for a parent after surgery", "expected_return_date": "2027-02-26"}

@@ -9,13 +9,13 @@ import pytest
 from conftest import demo_form
 
 from flows.steps import validate_step
-from tasks import transfers
-from tasks.actions import Clocks, Facts, plan_actions
 from tasks.calendar import get_calendar
-from tasks.decisions import RefusalReason, RuleBroken, check_decision
-from tasks.form import FormError, parse_form
-from tasks.policy import load_policy
-from tasks.profile_rules import decision_detail, handover_shortfall, not_final, open_required_actions
+from tasks.domain import transfers
+from tasks.domain.actions import Clocks, Facts, plan_actions
+from tasks.domain.decisions import RefusalReason, RuleBroken, check_decision
+from tasks.domain.form import FormError, parse_form
+from tasks.domain.policy import load_policy
+from tasks.domain.profile_rules import decision_detail, handover_shortfall, not_final, open_required_actions
 from tasks.settings import ROOT
 
 D = dt.date

@@ -9,14 +9,14 @@ import pytest
 from conftest import TODAY, demo_form
 
 from flows.steps import form_for
-from tasks import steps as registry
-from tasks.actions import CONDITIONS, Clocks, Facts, plan_actions
 from tasks.calendar import get_calendar
-from tasks.decisions import RuleBroken
-from tasks.form import FormError, NsiType, parse_form
-from tasks.policy import get_policy
-from tasks.profile_rules import check_allocation, check_contact_frequency, looked_after_caretaking
-from tasks.temporary_moves import looked_after_as_caretaking
+from tasks.domain import steps as registry
+from tasks.domain.actions import CONDITIONS, Clocks, Facts, plan_actions
+from tasks.domain.decisions import RuleBroken
+from tasks.domain.form import FormError, NsiType, parse_form
+from tasks.domain.policy import get_policy
+from tasks.domain.profile_rules import check_allocation, check_contact_frequency, looked_after_caretaking
+from tasks.domain.temporary_moves import looked_after_as_caretaking
 
 YOUTH_FIELDS = {"saw_level": "Low", "gender_identity": "Boy or young man", "date_of_birth": "2010-05-17"}
 

@@ -11,7 +11,7 @@ One row per youth justice NSI in scope, and the count of each measure met under 
   than the caretaking limit after it was raised.
 - **Contact records on time** (12.8): the host's records of contacts checked, on time and late.
 
-Plain dicts, like tasks.tracker_outcomes: the region slices are pickled to the workers. Limited
+Plain dicts, like tasks.reports.tracker_outcomes: the region slices are pickled to the workers. Limited
 access cases carry their CRN only.
 """
 
@@ -24,13 +24,13 @@ from typing import Any
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import select
 
-from tasks.policy import get_policy
+from tasks.domain.policy import get_policy
+from tasks.reports.tracker_outcomes import _NSI_COLUMNS, _case, _date
 from tasks.store.models import Action, HistoryEntry, Nsi
 from tasks.store.unit_of_work import UnitOfWork
-from tasks.tracker_outcomes import _NSI_COLUMNS, _case, _date
 
 YOUTH = "youth"
-ON_TIME, LATE = "contact records on time", "contact records late"  # tasks/transfers.py's history events
+ON_TIME, LATE = "contact records on time", "contact records late"  # tasks/domain/transfers.py's history events
 SUMMARY_GAP = 4  # the empty cells between a measure and its counts
 SHEET = "Youth measures"
 
@@ -117,7 +117,7 @@ def summary(rows: list[dict[str, Any]]) -> list[list[Any]]:
 
 def youth_sheet(book: Any, rows: list[dict[str, Any]]) -> None:
     """The Youth measures sheet of a tracker workbook (tasks/tracker.Book); none without youth NSIs."""
-    from tasks.tracker import num_col, text_col
+    from tasks.reports.tracker import num_col, text_col
 
     if not rows:
         return

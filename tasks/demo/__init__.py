@@ -1,0 +1,1 @@
+"""Demo and benchmark data: synthetic NSIs, example handovers, example legacy trackers."""
