@@ -117,7 +117,7 @@ def summary(rows: list[dict[str, Any]]) -> list[list[Any]]:
 
 def youth_sheet(book: Any, rows: list[dict[str, Any]]) -> None:
     """The Youth measures sheet of a tracker workbook (tasks/tracker.Book); none without youth NSIs."""
-    from tasks.reports.tracker import num_col, text_col
+    from tasks.reports.workbook import num_col, text_col
 
     if not rows:
         return

@@ -10,7 +10,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from tasks.reports.tracker import XLSX_MAX_STRING, Book, Layout, highlight_formula, num_col, text_col
+from tasks.reports.workbook import XLSX_MAX_STRING, Book, Layout, highlight_formula, num_col, text_col
 
 HOSTILE = [
     "Smith_x0041_",  # Excel would show "SmithA" unless the underscore is escaped
