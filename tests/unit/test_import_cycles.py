@@ -86,3 +86,20 @@ def test_nothing_under_tasks_imports_the_flows_or_the_command_line():
         if name.startswith("tasks")
     }
     assert {k: v for k, v in wrong.items() if v} == {}
+
+
+def test_nothing_under_tasks_imports_prefect():
+    """tasks/ is plain Python: the flows wrap it in Prefect tasks, so it runs and is tested without a server."""
+    offenders = []
+    for name, path in project_modules().items():
+        if not name.startswith("tasks"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                found = [node.module or ""]
+            else:
+                continue
+            offenders += [f"{name}: {m}" for m in found if m == "prefect" or m.startswith("prefect.")]
+    assert offenders == []
