@@ -1,0 +1,35 @@
+"""The layout's promise: flows/ holds Prefect flows and their step forms, and nothing else."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from types import ModuleType
+
+from prefect import Flow
+from prefect.input import RunInput
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def flows_and_step_forms(module: ModuleType) -> list[str]:
+    """The flows and the step forms (RunInput classes) the module itself defines."""
+    found = []
+    for name, value in vars(module).items():
+        candidates = value.values() if isinstance(value, dict) else [value]
+        for v in candidates:
+            if isinstance(v, Flow) and v.fn.__module__ == module.__name__:
+                found.append(name)
+            elif isinstance(v, type) and issubclass(v, RunInput) and v.__module__ == module.__name__:
+                found.append(name)
+    return found
+
+
+def test_every_module_in_flows_defines_a_flow_or_a_step_form():
+    names = [p.stem for p in sorted((ROOT / "flows").glob("*.py")) if p.name != "__init__.py"]
+    assert len(names) >= 10
+    assert [n for n in names if not flows_and_step_forms(importlib.import_module(f"flows.{n}"))] == []
+
+
+def test_a_module_of_plain_helpers_does_not_pass_for_one():
+    assert flows_and_step_forms(importlib.import_module("ops.engine")) == []
