@@ -9,7 +9,6 @@ serialise on the GIL).
 from __future__ import annotations
 
 import datetime as dt
-import os
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
@@ -91,21 +90,15 @@ def nightly_tracker(
 ) -> dict[str, Any]:
     """Write DIR/YYYY-MM-DD/<region_code>.xlsx for every region (or one), and national.xlsx; on a
     working day (send) email each to its region and the national list (config/tracker_mailboxes.yaml)."""
-    cfg = tracker.load_tracker_config()
     as_of = as_of or get_settings().current_date()
-    only = tracker.check_region(region)
-    data = read_store(as_of)
-    codes = tracker.region_order(data, only)
-    folder = tracker.output_folder(Path(out_dir) if out_dir else None, as_of)
-    folder.mkdir(parents=True, exist_ok=True)
-    pool = tracker.make_pool(min(cfg.workers, os.cpu_count() or 1, len(codes)))
-    try:
-        futures = [write_region.submit(data, code, folder, pool) for code in codes]
-        results = sorted((f.result() for f in futures), key=lambda r: r.region_code)
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-    national = write_national(data, results, folder / f"{cfg.national_workbook}.xlsx")
+
+    def write_regions(data: tracker.TrackerData, codes: list[str], folder: Path, pool: Executor | None) -> list[tracker.RegionResult]:
+        futures = [write_region.submit(data, code, folder, pool) for code in codes]  # all submitted, then awaited
+        return [f.result() for f in futures]
+
+    steps = tracker.NightSteps(read=read_store, write_regions=write_regions, write_national=write_national)
+    run = tracker.run_tracker(as_of, Path(out_dir) if out_dir else None, region, steps=steps)
+    data, results, national, folder = run.data, run.regions, run.national, run.folder
     delivered, not_delivered = None, None
     if send:
         try:

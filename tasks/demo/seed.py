@@ -30,7 +30,7 @@ from tasks.domain.actions import Facts, applies, due_date, transfer_due
 from tasks.domain.form import NsiType, TransferForm
 from tasks.domain.policy import Policy, get_policy
 from tasks.domain.steps import SEQUENTIAL_STEPS, TEMPORARY_MOVE_STEPS
-from tasks.domain.transfers import REFERENCE_PREFIX
+from tasks.domain.transfers import REFERENCE_PREFIX, raised_detail
 from tasks.places.estate import load_estate
 from tasks.settings import get_settings
 from tasks.store.models import Action, HistoryEntry, Nsi, StepRecord
@@ -638,7 +638,7 @@ def _write_chunk(conn: Connection, syn: Synthetic, rows: range, seed: int, profi
                 "nsi_id": nid,
                 "key": "raised",
                 "event": "raised",
-                "detail": f"{form['nsi_type']} raised to {pdu_name}",
+                "detail": raised_detail(form["nsi_type"], pdu_name),
                 "actor": form["raised_by"],
                 "at": _at(raised[j], 9),
                 "flow_run_id": None,

@@ -547,7 +547,7 @@ def store_row(session: Session, good: GoodRow, source: str, today: dt.date, esta
     session.add_all(actions.values())
     history = [
         HistoryEntry(nsi_id=nsi.id, key="raised", event="raised",
-                     detail=f"{form.nsi_type.value} raised to {estate.pdus[form.receiving_pdu_code or ''].name}", actor=ACTOR),
+                     detail=transfers.raised_detail(form.nsi_type.value, estate.pdus[form.receiving_pdu_code or ''].name), actor=ACTOR),
         HistoryEntry(nsi_id=nsi.id, key="imported", event="imported",
                      detail=f"imported on {today.isoformat()} from {source} row {good.number}", actor=ACTOR),
     ]  # fmt: skip

@@ -155,6 +155,15 @@ def register_nsi(
         return nsi.reference
 
 
+def raised_detail(nsi_type: str, pdu_name: str, parent_reference: str | None = None, internal: bool = False) -> str:
+    """The history's words for a raised NSI: one wording for raising, importing and the seeder."""
+    return (
+        f"{nsi_type} raised to {pdu_name}"
+        + (f"; converted from Temporary Move {parent_reference}" if parent_reference else "")
+        + ("; internal transfer between teams of the PDU" if internal else "")
+    )
+
+
 def new_nsi(
     form: TransferForm,
     request_key: str,

@@ -13,8 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import tempfile
-from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -70,6 +70,7 @@ class TrackerRun:
     regions: list[RegionResult]
     national: Path
     seconds: float
+    data: TrackerData | None = None  # what was read (the flow's artifact counts from it)
 
 
 def output_folder(out_dir: Path | None, as_of: dt.date) -> Path:
@@ -121,6 +122,32 @@ def submit_region(
     return pool.submit(_write_region_job, inp, str(path))
 
 
+@dataclass(frozen=True)
+class NightSteps:
+    """The night's three steps. The nightly-tracker flow passes them wrapped as Prefect tasks
+    (each shows in the UI, a region a task); `casetransfer tracker` and the tests take them as
+    they are (direct_steps)."""
+
+    read: Callable[[dt.date], TrackerData]
+    # Writes the regions' workbooks (on the pool, if any) and yields each result as it is done.
+    write_regions: Callable[[TrackerData, list[str], Path, Executor | None], Iterable[RegionResult]]
+    write_national: Callable[[TrackerData, list[RegionResult], Path], Path]
+
+
+def direct_steps(url: str | None = None, config: TrackerConfig | None = None) -> NightSteps:
+    cfg = config or load_tracker_config()
+
+    def write_regions(data: TrackerData, codes: list[str], folder: Path, pool: Executor | None) -> Iterable[RegionResult]:
+        futures = [submit_region(pool, data, code, folder, cfg) for code in codes]
+        return (fut.result() for fut in as_completed(futures))
+
+    return NightSteps(
+        read=lambda day: load_data(day, url, cfg),
+        write_regions=write_regions,
+        write_national=lambda data, results, path: write_national(data, results, path, cfg),
+    )
+
+
 def run_tracker(
     as_of: dt.date,
     out_dir: Path | None = None,
@@ -129,15 +156,17 @@ def run_tracker(
     workers: int | None = None,
     progress: Callable[[RegionResult], None] | None = None,
     on_loaded: Callable[[TrackerData, list[str]], None] | None = None,
+    steps: NightSteps | None = None,
 ) -> TrackerRun:
-    """The whole night without Prefect: read, write every region's workbook, the national one."""
+    """The whole night: read, write every region's workbook, the national one. The one path of
+    the nightly-tracker flow (which passes its tasks as `steps`), `casetransfer tracker` and the tests."""
     import time
-    from concurrent.futures import as_completed
 
     started = time.perf_counter()
     cfg = load_tracker_config()
     only = check_region(region)
-    data = load_data(as_of, url, cfg)
+    steps = steps or direct_steps(url, cfg)
+    data = steps.read(as_of)
     codes = region_order(data, only)
     if on_loaded is not None:
         on_loaded(data, codes)
@@ -147,9 +176,7 @@ def run_tracker(
     pool = make_pool(n_workers)
     results: list[RegionResult] = []
     try:
-        futures = [submit_region(pool, data, code, folder, cfg) for code in codes]
-        for fut in as_completed(futures):
-            res = fut.result()
+        for res in steps.write_regions(data, codes, folder, pool):
             results.append(res)
             if progress is not None:
                 progress(res)
@@ -157,8 +184,8 @@ def run_tracker(
         if pool is not None:
             pool.shutdown(cancel_futures=True)
     results.sort(key=lambda r: r.region_code)
-    national = write_national(data, results, folder / f"{cfg.national_workbook}.xlsx", cfg)
-    return TrackerRun(as_of, folder, results, national, time.perf_counter() - started)
+    national = steps.write_national(data, results, folder / f"{cfg.national_workbook}.xlsx")
+    return TrackerRun(as_of, folder, results, national, time.perf_counter() - started, data)
 
 
 def artifact_table(run_results: Sequence[RegionResult], national: Path, total_nsis: int) -> list[dict[str, Any]]:
