@@ -64,22 +64,27 @@ def handover_reminders(as_of: dt.date | None = None, dry_run: bool = False) -> h
     """
     logger = get_run_logger()
     day = as_of or get_settings().current_date()
-    if not hr.is_send_day(day):
-        summary = hr.HandoverRunSummary(day=day, working_day=False)
-        logger.info(summary.lines()[0])
-        return summary
     if dry_run:
-        summary, emails = hr.preview(day)
-        for e in emails:
-            logger.info("would send %s (%s)", e.kind, e.day)  # no addresses or subjects (CRNs) in the log
+        if not hr.is_send_day(day):
+            summary = hr.HandoverRunSummary(day=day, working_day=False)
+        else:
+            summary, emails = hr.preview(day)
+            for e in emails:
+                logger.info("would send %s (%s)", e.kind, e.day)  # no addresses or subjects (CRNs) in the log
     else:
-        plan = plan_handovers(day)
-        rendered = render_emails(plan)
-        report = deliver_emails(rendered.emails)
-        summary = hr.summarise(plan, rendered, report)
-        publish(plan)
+
+        def plan_and_publish(on: dt.date) -> hr.HandoverPlan:
+            plan = plan_handovers(on)
+            publish(plan)  # the report artifact, whatever delivery then does
+            return plan
+
+        steps = hr.NightSteps(plan=plan_and_publish, render=render_emails, send=deliver_emails)
+        try:
+            summary, _ = hr.run_handover_reminders(day, steps=steps)
+        except hr.HandoverRemindersNotDelivered as exc:
+            for line in exc.summary.lines():
+                logger.info(line)
+            raise
     for line in summary.lines():
         logger.info(line)
-    if summary.failed:
-        raise hr.HandoverRemindersNotDelivered(summary)
     return summary

@@ -472,21 +472,41 @@ def preview(as_of: dt.date, url: str | None = None) -> tuple[HandoverRunSummary,
     return summary, rendered.emails
 
 
+@dataclass(frozen=True)
+class NightSteps:
+    """The day's three steps. The handover-reminders flow passes them wrapped as Prefect tasks;
+    `casetransfer handover-reminders` and the tests take them as they are."""
+
+    plan: Callable[[dt.date], HandoverPlan]
+    render: Callable[[HandoverPlan], Rendered]
+    send: Callable[[list[OutgoingEmail]], DeliveryReport]
+
+
+def direct_steps(url: str | None = None, transport: Transport | None = None) -> NightSteps:
+    from tasks.notify.email import deliver
+
+    return NightSteps(
+        plan=lambda day: plan_for(day, url),
+        render=lambda plan: render_all(plan, url=url),
+        send=lambda emails: deliver(emails, url, transport),
+    )
+
+
 def run_handover_reminders(
-    as_of: dt.date | None = None, url: str | None = None, transport: Transport | None = None
+    as_of: dt.date | None = None, url: str | None = None, transport: Transport | None = None, steps: NightSteps | None = None
 ) -> tuple[HandoverRunSummary, HandoverPlan | None]:
-    """Plan, render and deliver one day's handover emails (the flow's work, without Prefect).
+    """Plan, render and deliver one day's handover emails: the one path of the handover-reminders
+    flow (which passes its tasks as `steps`), the CLI and the tests.
 
     Raises HandoverRemindersNotDelivered after attempting every message if any stayed queued.
     """
-    from tasks.notify.email import deliver
-
     as_of = as_of or get_settings().current_date()
     if not is_send_day(as_of):
         return HandoverRunSummary(day=as_of, working_day=False), None
-    plan = plan_for(as_of, url)
-    rendered = render_all(plan, url=url)
-    report = deliver(rendered.emails, url, transport)
+    steps = steps or direct_steps(url, transport)
+    plan = steps.plan(as_of)
+    rendered = steps.render(plan)
+    report = steps.send(rendered.emails)
     summary = summarise(plan, rendered, report)
     if summary.failed:
         raise HandoverRemindersNotDelivered(summary)
