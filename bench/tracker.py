@@ -83,7 +83,7 @@ class RecordingBook(tracker.Book):
         super().__init__(path, layout)
         self.frames = {}
 
-    def list_sheet(self, name, cols, highlight=None, note=None):
+    def list_sheet(self, name, cols, highlight=None, note=None, below=()):
         data = {}
         for c in cols:
             if c.kind in ("date", "month"):
