@@ -68,11 +68,14 @@ def import_tracker(
 
 def _start_in_background() -> None:
     """The imported NSIs' flow runs start apart from this command, at the configured rate."""
-    from ops.console import answers as _answers
+    import os
+
+    from ops.console import answers
     from tasks.settings import get_settings
 
     settings = get_settings()
-    if not _answers(settings.prefect_api_url):
+    # The server this process was pointed at (`up --port` sets PREFECT_API_URL), else the setting's.
+    if not answers(os.environ.get("PREFECT_API_URL") or settings.prefect_api_url):
         print("No Prefect server answered: start the flow runs later with `casetransfer start-imported-runs`.")
         return
     log = settings.effective_import_dir / "start-imported-runs.log"
