@@ -31,8 +31,8 @@ profile's own):
    lists them as it would real suspended runs. They are VOLUME ONLY (tagged `held`): they carry
    no saved Resume form and never ran, so they are for measuring volume, not for answering.
 3. Drive --transfers transfers with --concurrency threads, each taking one transfer from raise to
-   completed through the CLI's own code path: ops.cli.raise_transfer; allocation through
-   ops.cli.send_answer(wait=False) once its task run is open; the five tasks after allocation,
+   completed through the CLI's own code path: ops.services.raise_transfer; allocation through
+   ops.services.send_answer(wait=False) once its task run is open; the five tasks after allocation,
    once all five are open, sent one after another in a shuffled order without waiting between
    them; completion once it opens. Meanwhile a thread lists suspended runs the way a dashboard
    would (POST /api/flow_runs/filter, state PAUSED, limit 200) every --list-interval seconds.
