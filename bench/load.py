@@ -1,12 +1,14 @@
 """Load benchmark: shape-2 Case Transfers driven task by task through real flow runs, on both profiles.
 
     python bench/load.py [--profiles embedded,production] [--transfers 1000] [--held 10000]
-                         [--transfers-embedded N] [--held-embedded N] [--concurrency 8]
+                         [--held-api N] [--transfers-embedded N] [--held-embedded N] [--concurrency 8]
                          [--workers 2] [--start profile|prefork|direct|default]
                          [--server split|single] [--redis URL] [--out out/load]
 
-The full measurement (not run on shape 2 yet; on the sequential shape it took 64 minutes on 2 cores,
-see README.md, "Running for a whole region or the country"):
+Shape 2 with 10,000 open transfers, as measured on 3 December 2026 (docs/production.md):
+    python bench/load.py --profiles production --transfers 30 --held 10000 --held-api 200 --concurrency 6
+The full measurement on the sequential shape took 64 minutes on 2 cores (docs/production.md,
+"Running for a whole region or the country"):
     python bench/load.py --profiles embedded,production --transfers 300 --held 10000 \
         --transfers-embedded 20 --held-embedded 1000 --concurrency 10
 
@@ -30,6 +32,9 @@ profile's own):
    functions (tasks.domain.transfers.progress, apply_step). The server holds, times out and
    lists them as it would real suspended runs. They are VOLUME ONLY (tagged `held`): they carry
    no saved Resume form and never ran, so they are for measuring volume, not for answering.
+   With --held-api N (production only), the first N are made through the API and the rest are
+   copied from them row for row in Prefect's PostgreSQL database (copy_held_runs): 10,000 held
+   transfers in ~2-3 minutes instead of ~90.
 3. Drive --transfers transfers with --concurrency threads, each taking one transfer from raise to
    completed through the CLI's own code path: ops.services.raise_transfer; allocation through
    ops.services.send_answer(wait=False) once its task run is open; the five tasks after allocation,
