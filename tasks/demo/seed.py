@@ -14,24 +14,36 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import numpy as np
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import Connection, Table, bindparam, insert, select, text, update
+from sqlalchemy.orm import Session
 
 from tasks.calendar import WorkingDayCalendar, get_calendar
 from tasks.config_files import read_yaml
 from tasks.domain import steps as registry
-from tasks.domain.actions import Facts, applies, due_date, transfer_due
+from tasks.domain.actions import Clocks, Facts, plan_actions, transfer_due
 from tasks.domain.form import NsiType, TransferForm
 from tasks.domain.policy import Policy, get_policy
 from tasks.domain.steps import SEQUENTIAL_STEPS, TEMPORARY_MOVE_STEPS
-from tasks.domain.transfers import REFERENCE_PREFIX, raised_detail
+from tasks.domain.temporary_moves import CONVERTING, OUTCOMES, SUPPORTING
+from tasks.domain.transfers import (
+    REFERENCE_PREFIX,
+    _close,
+    _finish_actions,
+    nsi_columns,
+    raised_detail,
+    unplanned,
+    waiting_status,
+)
 from tasks.places.estate import load_estate
+from tasks.places.placement import Placement, check_placement
 from tasks.settings import get_settings
 from tasks.store.models import Action, HistoryEntry, Nsi, StepRecord
 from tasks.store.session import get_engine
@@ -41,10 +53,10 @@ from tasks.store.session import get_engine
 STEPS: tuple[str, ...] = tuple(SEQUENTIAL_STEPS)
 # The temporary-move flow's steps and its supporting status.
 SUPPORT_STEP, OUTCOME_STEP = TEMPORARY_MOVE_STEPS
-try:
-    from tasks.domain.temporary_moves import SUPPORTING
-except ImportError:  # before temporary moves had a flow of their own
-    SUPPORTING = "supporting"
+# The steps whose actions their recording finishes; the others people mark done around their due date.
+RECORDED_STEPS = frozenset((*STEPS, SUPPORT_STEP, OUTCOME_STEP))
+SHAPE = 1  # the sequential shape (above)
+NEVER = -(10**6)  # an action people never mark done
 CHUNK = 5000  # NSIs per executemany batch: bounds memory, keeps SQLite's bind-variable count low
 
 FIRST_NAMES = (
@@ -138,10 +150,8 @@ class Synthetic:
     cols: dict[str, np.ndarray]
     step_dates: np.ndarray  # (len(STEPS), n) datetime64[D]
     step_recorded: np.ndarray  # (len(STEPS), n) bool
-    action_rules: list[Any]
-    action_due: np.ndarray  # (rules, n) datetime64[D], NaT where the rule does not apply
-    action_done: np.ndarray  # (rules, n) datetime64[D], NaT where not done
-    action_status: np.ndarray  # (rules, n) object: open | done | cancelled | None
+    rule_index: dict[str, int]  # Action List code -> row of action_delay
+    action_delay: np.ndarray  # (rules, n) working days after due that the action is done (early: < 0), or NEVER
     labels: Labels
 
 
@@ -309,45 +319,8 @@ def generate(
         status[tm_open] = "raised"
     c["status"], c["closed"], c["waiting"] = status, closed, waiting
     c["tm_recorded"], c["tm_dates"] = tm_recorded, tm_dates
-    # Allocation (a transfer) or the support contact (a temporary move) sets allocated_on.
-    c["allocated"] = np.where(recorded[0], step_dates[0], np.where(tm_recorded[SUPPORT_STEP], support_on, np.datetime64("NaT")))
 
-    # The Action List: conditions evaluated once per distinct combination of the facts they read.
-    facts_key = np.stack(
-        [c["tm"], c["rosh"], c["mappa_category"], c["mappa_level"], c["victim_contact"], c["safeguarding"], c["sentence"],
-         c["accommodation"], c["gender"], c["lao"], c["diversity"] >= 0, c["distance"] < policy.nearby_pdu_km]
-    ).astype(np.int64).T  # fmt: skip
-    combos, group = np.unique(facts_key, axis=0, return_inverse=True)
-    group = group.reshape(-1)
-    first_row = np.zeros(len(combos), dtype=np.int64)
-    first_row[group[::-1]] = np.arange(n)[::-1]
     labels = Labels(rosh_keys, gender_keys, sentence_keys, accommodation_keys, teams, pdus, bool(policy.required_form_fields))
-    rules = policy.actions
-    applies_by_group = np.zeros((len(combos), len(rules)), dtype=bool)
-    for g, row in enumerate(first_row):
-        form = TransferForm.model_validate(form_dict(c, int(row), labels))
-        facts = Facts(form, nearby_pdu=bool(c["distance"][row] < policy.nearby_pdu_km))
-        applies_by_group[g] = [applies(rule, facts) for rule in rules]
-    clocks = {
-        "raised": raised,
-        "received": received,
-        "move": move,
-        "reallocation": np.where(c["tm"], np.datetime64("NaT"), c["allocated"]),
-        # A temporary move's return (its outcome step) starts the case review clock.
-        "returned": np.where(status == "returned", closed, np.datetime64("NaT")),
-    }
-    due = np.full((len(rules), n), np.datetime64("NaT"), dtype="datetime64[D]")
-    for r, rule in enumerate(rules):
-        # A clock this module does not know never starts: no synthetic action rather than a wrong one.
-        clock = clocks.get(rule.clock, np.full(n, np.datetime64("NaT"), dtype="datetime64[D]"))
-        starts = np.where(applies_by_group[group, r], clock, np.datetime64("NaT"))
-        ok = ~np.isnat(starts)
-        if not ok.any():
-            continue
-        uniq, inv = np.unique(starts[ok], return_inverse=True)
-        # due_date per distinct start day: the same function the flow uses, so identical dues.
-        dues = np.array([due_date(rule, d, calendar) for d in _dates(uniq)], dtype="datetime64[D]")
-        due[r, ok] = dues[inv.reshape(-1)]
     c["due"] = np.empty(n, dtype="datetime64[D]")
     for is_tm, kind in ((False, NsiType.case_transfer), (True, NsiType.temporary_move)):
         rows = c["tm"] == is_tm
@@ -357,40 +330,19 @@ def generate(
                 inv.reshape(-1)
             ]
 
-    # Action progress: a step's actions are done the day the step was recorded; the others are
-    # done around their due date (some late, a few never) unless the NSI closed first.
+    # How long after its due date people mark each action done (some late, a few never), for the
+    # actions no step finishes. Which actions an NSI has, and when they are due, is the domain's
+    # (plan_actions, when the NSI is written).
+    rules = policy.actions
     delay_cfg = cfg["other_action_delay_working_days"]
     bands = [delay_cfg[b] for b in ("early", "late", "very_late")]
     shares = [b[2] for b in bands]
     band = rng.choice(len(bands) + 1, size=(len(rules), n), p=[*shares, max(0.0, 1 - sum(shares))])
     offs = rng.random((len(rules), n))
-    done = np.full((len(rules), n), np.datetime64("NaT"), dtype="datetime64[D]")
-    astatus = np.full((len(rules), n), None, dtype=object)
-    closed_early = np.isin(status, ["refused", "withdrawn", "returned", "converted", "ended"])
-    for r, rule in enumerate(rules):
-        has = ~np.isnat(due[r])
-        start_r = clocks.get(rule.clock, np.full(n, np.datetime64("NaT"), dtype="datetime64[D]"))
-        # Closing cancels open actions, except those planned on closing (the review on return).
-        open_or_closed = np.where(closed_early & ~(start_r >= closed), "cancelled", "open")
-        if rule.step in STEPS:
-            k = STEPS.index(rule.step)
-            d = np.where(recorded[k], step_dates[k], np.datetime64("NaT"))
-        elif rule.step in tm_recorded:
-            d = np.where(tm_recorded[rule.step], tm_dates[rule.step], np.datetime64("NaT"))
-        else:
-            delay = np.zeros(n, dtype=np.int64)
-            for b, (lo_b, hi_b, _) in enumerate(bands):
-                delay = np.where(band[r] == b, lo_b + (offs[r] * (hi_b - lo_b + 1)).astype(np.int64), delay)
-            d = np.maximum(calendar.add_working_days_many(np.where(has, due[r], today), delay), np.where(has, start_r, today))
-            d = np.where(
-                (band[r] < len(bands)) & (d <= today) & (np.isnat(closed) | (d <= closed) | (open_or_closed == "open")),
-                d,
-                np.datetime64("NaT"),
-            )
-        d = np.where(has, d, np.datetime64("NaT"))
-        done[r] = d
-        astatus[r] = np.where(has, np.where(~np.isnat(d), "done", open_or_closed), None)
-    return Synthetic(n, c, step_dates, recorded, rules, due, done, astatus, labels)
+    delay = np.full((len(rules), n), NEVER, dtype=np.int64)
+    for b, (lo_b, hi_b, _) in enumerate(bands):
+        delay = np.where(band == b, lo_b + (offs * (hi_b - lo_b + 1)).astype(np.int64), delay)
+    return Synthetic(n, c, step_dates, recorded, {r.code: k for k, r in enumerate(rules)}, delay, labels)
 
 
 def _person(k: int) -> str:
@@ -467,9 +419,9 @@ def _at(d: dt.date, hour: int) -> dt.datetime:
 
 def _answer(
     step: str, on: dt.date, i: int, c: dict[str, np.ndarray], labels: Labels, situation: registry.Situation, policy: Policy
-) -> tuple[dict[str, Any], str]:
+) -> tuple[dict[str, Any], registry.Effect]:
     """The step's answer, built and dumped through its form in the step registry as a flow would,
-    and the history line the registry words for it."""
+    and what the registry says recording it does."""
     spo, pp = _person(int(c["people"][3, i])), _person(int(c["people"][2, i]))
     fields: dict[str, Any]
     if step == SUPPORT_STEP:
@@ -502,7 +454,7 @@ def _answer(
     else:
         fields = {"recorded_by": spo, "responsible_officer": pp, "completed_on": on}
     answer = registry.spec_for(step, policy).form.model_validate(fields).model_dump(mode="json")
-    return answer, registry.effect_of(step, answer, situation, policy, on).detail
+    return answer, registry.effect_of(step, answer, situation, policy, on)
 
 
 def _chunks(n: int) -> Iterator[range]:
@@ -516,59 +468,165 @@ def _insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> 
     conn.execute(insert(table), rows)
 
 
-def _write_chunk(conn: Connection, syn: Synthetic, rows: range, seed: int, profile: str) -> None:
+class _Remembered(WorkingDayCalendar):
+    """The calendar, remembering each (start, n) it has counted: 100k NSIs share a few hundred
+    start days, and plan_actions counts one day at a time."""
+
+    @lru_cache(maxsize=1 << 16)  # noqa: B019 - bounded: it outlives the seeding (keyed by the calendar)
+    def add_working_days(self, start: dt.date, n: int) -> dt.date:
+        return super().add_working_days(start, n)
+
+
+@dataclass
+class _ActionDraft:
+    """An Action row before its NSI has an id; `usual_done` is when people mark it done if no step
+    finishes it (None: never)."""
+
+    code: str
+    title: str
+    owner_role: str
+    due_on: dt.date
+    usual_done: dt.date | None
+    status: str = "open"
+    done_on: dt.date | None = None
+
+
+class _NsiDraft(SimpleNamespace):
+    """An NSI row before it has an id, with the attributes the store's rules touch
+    (transfers._finish_actions, transfers._close): its columns and its actions."""
+
+    actions: list[_ActionDraft]
+
+
+def _plan(
+    draft: _NsiDraft, facts: Facts, clocks: Clocks, syn: Synthetic, i: int, calendar: WorkingDayCalendar, policy: Policy,
+    clock: str | None = None,
+) -> None:  # fmt: skip
+    """Add the actions plan_actions gives (those of one clock, when named) as register_nsi and
+    apply_step do, each with the day people would mark it done."""
+    planned = plan_actions(facts, clocks, policy, calendar, draft.shape_version)
+    if clock is not None:
+        planned = [p for p in planned if policy.rule(p.code).clock == clock]
+    for p in unplanned(planned, {a.code for a in draft.actions}):
+        delay = int(syn.action_delay[syn.rule_index[p.code], i])
+        usual = None
+        if p.step not in RECORDED_STEPS and delay != NEVER:
+            start = clocks.start(policy.rule(p.code).clock)
+            assert start is not None  # plan_actions plans only started clocks
+            usual = max(calendar.add_working_days(p.due_on, delay), start)
+        draft.actions.append(_ActionDraft(p.code, p.title, p.owner_role, p.due_on, usual))
+
+
+def _done_by(draft: _NsiDraft, on: dt.date, today: dt.date) -> None:
+    """The actions people had marked done by `on` (and by today)."""
+    for a in draft.actions:
+        if a.status == "open" and a.usual_done is not None and a.usual_done <= min(on, today):
+            a.status, a.done_on = "done", a.usual_done
+
+
+def _write_chunk(
+    conn: Connection, syn: Synthetic, rows: range, seed: int, policy: Policy, calendar: WorkingDayCalendar, today: dt.date
+) -> None:
+    """Each NSI is raised and taken through its recorded steps by the domain's own functions
+    (new_nsi's columns, plan_actions, the step registry's effects, the store's closing rules), in
+    memory; then each table goes in with one executemany."""
     c = syn.cols
     labels = syn.labels
     estate = load_estate()
     sl = slice(rows.start, rows.stop)
     raised, received, move = _dates(c["raised"][sl]), _dates(c["received"][sl]), _dates(c["move"][sl])
-    closed, due, allocated = _dates(c["closed"][sl]), _dates(c["due"][sl]), _dates(c["allocated"][sl])
-    nsi_rows = []
+    closed, due = _dates(c["closed"][sl]), _dates(c["due"][sl])
+    step_dates = [_dates(syn.step_dates[k, sl]) for k in range(len(STEPS))]
+    drafts: list[_NsiDraft] = []
+    steps: list[tuple[int, dict[str, Any]]] = []  # (row in chunk, step record without its nsi_id)
+    history: list[tuple[int, dict[str, Any]]] = []
     for j, i in enumerate(rows):
-        form = form_dict(c, i, labels)
-        t_team = estate.teams[labels.teams[c["t_team"][i]]]
-        allocated_on = allocated[j]
-        status = c["status"][i]
-        last_touch = closed[j] or raised[j]
-        nsi_rows.append(
-            {
-                "reference": f"seed-{seed}-{i}"[:20],  # replaced below by the id-based reference
-                "request_key": f"seed-{seed}-{i}",
-                "nsi_type": form["nsi_type"],
-                "profile": profile,
-                "status": status,
-                "crn": form["crn"],
-                "name": form["name"],
-                "lao": form["lao"],
-                "rosh": form["rosh"],
-                "mappa_category": form["mappa_category"],
-                "mappa_level": form["mappa_level"],
-                "diversity_recorded": bool(form["diversity_needs"]),
-                "raised_on": raised[j],
-                "received_on": received[j],
-                "move_on": move[j],
-                "due_on": due[j],
-                "allocated_on": allocated_on,
-                "closed_on": closed[j],
-                "transferring_region_code": t_team.region_code,
-                "transferring_pdu_code": t_team.pdu_code,
-                "transferring_team_code": t_team.code,
-                "transferring_practitioner": form["transferring_practitioner"],
-                "transferring_spo": form["transferring_spo"],
-                "receiving_region_code": estate.pdus[form["receiving_pdu_code"]].region_code,
-                "receiving_pdu_code": form["receiving_pdu_code"],
-                "receiving_team_code": labels.teams[c["r_team"][i]] if allocated_on else None,
-                "receiving_practitioner": _person(int(c["people"][2, i])) if allocated_on else None,
-                "responsible_officer": _person(int(c["people"][2, i])) if status == "completed" else None,
-                "distance_km": float(c["distance"][i]),
-                "form": form,
-                "flow_run_id": None,
-                "waiting_step": c["waiting"][i],
-                "parent_reference": None,
-                "created_at": _at(raised[j], 9),
-                "updated_at": _at(last_touch, 17),
-            }
+        form = TransferForm.model_validate(form_dict(c, i, labels))
+        placement = Placement(labels.pdus[c["r_pdu"][i]], float(c["distance"][i]))
+        draft = _NsiDraft(
+            **nsi_columns(
+                form, f"seed-{seed}-{i}", policy, SHAPE, raised=raised[j], received=received[j], move=move[j], due=due[j],
+                placed=check_placement(form, placement, policy), placement=placement, flow_run_id=None,
+                parent_reference=None, created_at=_at(raised[j], 9),
+            ),
+            allocated_on=None, closed_on=None, receiving_team_code=None, receiving_practitioner=None, waiting_step=None,
+            actions=[],
+        )  # fmt: skip
+        drafts.append(draft)
+        clocks = Clocks(raised=raised[j], received=received[j], move=move[j])
+        facts = Facts(form, nearby_pdu=placement.distance_km is not None and placement.distance_km < policy.nearby_pdu_km)
+        _plan(draft, facts, clocks, syn, i, calendar, policy)
+        history.append((j, {
+            "key": "raised",
+            "event": "raised",
+            "detail": raised_detail(draft.nsi_type, estate.pdus[draft.receiving_pdu_code].name),
+            "actor": form.raised_by,
+            "at": _at(raised[j], 9),
+            "flow_run_id": None,
+        }))  # fmt: skip
+        situation = registry.Situation(
+            reference=draft.request_key,  # the id-based reference is not known yet; no effect words it
+            status="raised",
+            concurrent=False,  # synthetic NSIs follow the sequential shape (above)
+            receiving_pdu_code=draft.receiving_pdu_code,
+            transferring_team_code=draft.transferring_team_code,
+            transferring_pdu_code=draft.transferring_pdu_code,
+            transferring_practitioner=draft.transferring_practitioner,
         )
+        # Recorded in the flow's order: the first step not recorded ends the run of them.
+        upto = next((k for k in range(len(STEPS)) if not syn.step_recorded[k, i]), len(STEPS))
+        recorded = [(step_dates[k][j], STEPS[k], 10 + k) for k in range(upto)]
+        recorded += [
+            (_dates(c["tm_dates"][step][i : i + 1])[0], step, 11) for step in (SUPPORT_STEP, OUTCOME_STEP) if c["tm_recorded"][step][i]
+        ]
+        for on, step, hour in recorded:
+            answer, effect = _answer(step, on, i, c, labels, situation, policy)
+            if effect.closes not in (None, "completed"):
+                _done_by(draft, effect.on, today)
+            # What apply_step does with the effect (the seeder's answers are all final).
+            for name, value in effect.sets.items():
+                setattr(draft, name, value)
+            if effect.plans == "allocation":
+                _plan(draft, replace(facts, allocation=effect.answer), replace(clocks, reallocation=effect.on), syn, i, calendar, policy)
+            _finish_actions(cast(Session, None), cast(Nsi, draft), list(effect.finishes), effect.on)
+            if effect.closes is not None:
+                _close(cast(Nsi, draft), effect.closes, effect.on)
+            else:
+                draft.status = effect.status or draft.status
+                draft.waiting_step = None
+            if effect.plans == "returned":
+                _plan(draft, facts, replace(clocks, returned=effect.on), syn, i, calendar, policy, clock="returned")
+            at = _at(on, hour)
+            steps.append((j, {
+                "step": step, "answer": effect.answer, "recorded_by": answer["recorded_by"], "recorded_at": at,
+                "flow_run_id": None, "done_on": effect.on,
+            }))  # fmt: skip
+            history.append((j, {
+                "key": f"step:{step}", "event": step, "detail": effect.detail, "actor": answer["recorded_by"], "at": at,
+                "flow_run_id": None,
+            }))  # fmt: skip
+        if draft.status == CONVERTING:
+            # conversion.finish closes the move; the Case Transfer it becomes is not seeded.
+            _done_by(draft, closed[j], today)
+            _close(cast(Nsi, draft), OUTCOMES["converted"], closed[j])
+        status = c["status"][i]
+        if status == "withdrawn" or (status in ("returned", "converted", "ended") and not c["tm_recorded"][OUTCOME_STEP][i]):
+            # Closed outside any step: withdrawn, or a temporary move's end without its flow's outcome step.
+            _done_by(draft, closed[j], today)
+            _close(cast(Nsi, draft), status, closed[j])
+            detail = "moved again before the transfer finished" if status == "withdrawn" else f"temporary move {status}"
+            history.append((j, {
+                "key": status, "event": status, "detail": detail, "actor": form.transferring_practitioner,
+                "at": _at(closed[j], 16), "flow_run_id": None,
+            }))  # fmt: skip
+        elif draft.closed_on is None and c["waiting"][i] is not None:
+            # Where the flow has got to: waiting for its next step, as mark_waiting leaves it.
+            draft.waiting_step = c["waiting"][i]
+            draft.status = waiting_status(draft.waiting_step, SUPPORTING if draft.waiting_step == OUTCOME_STEP else None)
+        _done_by(draft, today, today)
+        draft.updated_at = _at(draft.closed_on or raised[j], 17)
+
+    nsi_rows = [{k: v for k, v in vars(d).items() if k != "actions"} for d in drafts]
     nsi = Nsi.__table__
     if conn.dialect.name == "postgresql":
         # Ids from the table's own sequence, so the references go in with the rows (no update).
@@ -587,136 +645,22 @@ def _write_chunk(conn: Connection, syn: Synthetic, rows: range, seed: int, profi
                 for k, r in zip(ids, nsi_rows, strict=True)
             ],
         )
-
-    # Actions, in Action List order per NSI as register_nsi adds them.
-    rule_idx, row_idx = np.nonzero(~np.isnat(syn.action_due[:, sl]))
-    order = np.lexsort((rule_idx, row_idx))
-    rule_idx, row_idx = rule_idx[order], row_idx[order]
-    dues = _dates(syn.action_due[rule_idx, row_idx + rows.start])
-    dones = _dates(syn.action_done[rule_idx, row_idx + rows.start])
-    statuses = syn.action_status[rule_idx, row_idx + rows.start].tolist()
-    rules = syn.action_rules
+    # Actions in the order they were planned, as register_nsi and apply_step add them.
     _insert_many(
         conn,
         Action.__table__,
         [
             {
-                "nsi_id": ids[j],
-                "code": rules[r].code,
-                "title": rules[r].title,
-                "owner_role": rules[r].owner,
-                "due_on": d,
-                "done_on": dn,
-                "status": s,
-                "escalated_on": None,
+                "nsi_id": ids[j], "code": a.code, "title": a.title, "owner_role": a.owner_role, "due_on": a.due_on,
+                "done_on": a.done_on, "status": a.status, "escalated_on": None,
             }
-            for r, j, d, dn, s in zip(rule_idx.tolist(), row_idx.tolist(), dues, dones, statuses, strict=True)
+            for j, d in enumerate(drafts)
+            for a in d.actions
         ],
-    )
-
-    # Step records and history: raised, each recorded step, and how the NSI closed.
-    steps: list[dict[str, Any]] = []
-    history: list[dict[str, Any]] = []
-    step_dates = [_dates(syn.step_dates[k, sl]) for k in range(len(STEPS))]
-    policy = get_policy(profile)
-    for j, i in enumerate(rows):
-        nid = ids[j]
-        row = nsi_rows[j]
-        form = row["form"]
-        pdu_name = estate.pdus[form["receiving_pdu_code"]].name
-        situation = registry.Situation(
-            reference=f"{REFERENCE_PREFIX[NsiType(row['nsi_type'])]}{nid:06d}",
-            status="raised",
-            concurrent=False,  # synthetic NSIs follow the sequential shape (above)
-            receiving_pdu_code=row["receiving_pdu_code"],
-            transferring_team_code=row["transferring_team_code"],
-            transferring_pdu_code=row["transferring_pdu_code"],
-            transferring_practitioner=row["transferring_practitioner"],
-        )
-        history.append(
-            {
-                "nsi_id": nid,
-                "key": "raised",
-                "event": "raised",
-                "detail": raised_detail(form["nsi_type"], pdu_name),
-                "actor": form["raised_by"],
-                "at": _at(raised[j], 9),
-                "flow_run_id": None,
-            }
-        )
-        for k, step in enumerate(STEPS):
-            if not syn.step_recorded[k, i]:
-                break
-            on = step_dates[k][j]
-            answer, detail = _answer(step, on, i, c, labels, situation, policy)
-            at = _at(on, 10 + k)
-            steps.append(
-                {
-                    "nsi_id": nid,
-                    "step": step,
-                    "answer": answer,
-                    "recorded_by": answer["recorded_by"],
-                    "recorded_at": at,
-                    "flow_run_id": None,
-                    "done_on": on,
-                }
-            )
-            history.append(
-                {
-                    "nsi_id": nid,
-                    "key": f"step:{step}",
-                    "event": step,
-                    "detail": detail,
-                    "actor": answer["recorded_by"],
-                    "at": at,
-                    "flow_run_id": None,
-                }
-            )
-        status = c["status"][i]
-        for step in (SUPPORT_STEP, OUTCOME_STEP):
-            if not c["tm_recorded"][step][i]:
-                continue
-            on = _dates(c["tm_dates"][step][i : i + 1])[0]
-            answer, detail = _answer(step, on, i, c, labels, situation, policy)
-            at = _at(on, 11)
-            steps.append(
-                {
-                    "nsi_id": nid,
-                    "step": step,
-                    "answer": answer,
-                    "recorded_by": answer["recorded_by"],
-                    "recorded_at": at,
-                    "flow_run_id": None,
-                    "done_on": on,
-                }
-            )
-            history.append(
-                {
-                    "nsi_id": nid,
-                    "key": f"step:{step}",
-                    "event": step,
-                    "detail": detail,
-                    "actor": answer["recorded_by"],
-                    "at": at,
-                    "flow_run_id": None,
-                }
-            )
-        if status == "withdrawn" or (status in ("returned", "converted", "ended") and not c["tm_recorded"][OUTCOME_STEP][i]):
-            detail = "moved again before the transfer finished" if status == "withdrawn" else f"temporary move {status}"
-            history.append(
-                {
-                    "nsi_id": nid,
-                    "key": status,
-                    "event": status,
-                    "detail": detail,
-                    "actor": form["transferring_practitioner"],
-                    "at": _at(closed[j], 16),
-                    "flow_run_id": None,
-                }
-            )
+    )  # fmt: skip
     if steps:
-        _insert_many(conn, StepRecord.__table__, steps)
-    _insert_many(conn, HistoryEntry.__table__, history)
+        _insert_many(conn, StepRecord.__table__, [{"nsi_id": ids[j], **r} for j, r in steps])
+    _insert_many(conn, HistoryEntry.__table__, [{"nsi_id": ids[j], **r} for j, r in history])
 
 
 def seed(n: int, seed: int = 0, as_of: dt.date | None = None, url: str | None = None, progress: Any = None) -> int:
@@ -729,14 +673,17 @@ def seed(n: int, seed: int = 0, as_of: dt.date | None = None, url: str | None = 
         raise ValueError("transfers: must be zero or more")
     settings = get_settings()
     as_of = as_of or settings.current_date()
-    syn = generate(n, seed, as_of)
+    policy = get_policy(settings.profile)
+    cal = get_calendar(settings.calendar)
+    calendar = _Remembered(cal.name, cal.closures)
+    syn = generate(n, seed, as_of, policy, calendar)
     engine = get_engine(url or settings.effective_database_url)
     nsi = Nsi.__table__
     with engine.begin() as conn:
         if conn.scalar(select(nsi.c.id).where(nsi.c.request_key == f"seed-{seed}-0")) is not None:
             raise SeedExists(f"seed: the store already holds NSIs from seed {seed}; use another --seed")
         for rows in _chunks(n):
-            _write_chunk(conn, syn, rows, seed, get_policy(settings.profile).profile)
+            _write_chunk(conn, syn, rows, seed, policy, calendar, as_of)
             if progress is not None:
                 progress(rows.stop)
     return n

@@ -96,7 +96,7 @@ def plan_actions(
     planned = []
     for rule in policy.actions:
         start = clocks.start(rule.clock)
-        if start is None or not applies(rule, facts) or (shape is not None and shape not in rule.shapes):
+        if start is None or (shape is not None and shape not in rule.shapes) or not applies(rule, facts):
             continue
         planned.append(PlannedAction(rule.code, rule.title, rule.owner, due_date(rule, start, calendar), rule.step))
     return planned

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,11 +67,16 @@ def _history(session: Session, nsi: Nsi, key: str, event: str, detail: str, acto
         session.add(HistoryEntry(nsi_id=nsi.id, key=key, event=event, detail=detail, actor=actor, flow_run_id=flow_run_id))
 
 
+def unplanned(planned: list[PlannedAction], have: Collection[str]) -> list[PlannedAction]:
+    """The planned actions an NSI does not hold yet: each code is planned once (a re-run or a
+    later clock plans it again)."""
+    return [p for p in planned if p.code not in have]
+
+
 def _add_planned(session: Session, nsi: Nsi, planned: list[PlannedAction]) -> None:
     have = set(session.scalars(select(Action.code).where(Action.nsi_id == nsi.id)))
-    for p in planned:
-        if p.code not in have:
-            session.add(Action(nsi_id=nsi.id, code=p.code, title=p.title, owner_role=p.owner_role, due_on=p.due_on))
+    for p in unplanned(planned, have):
+        session.add(Action(nsi_id=nsi.id, code=p.code, title=p.title, owner_role=p.owner_role, due_on=p.due_on))
 
 
 def register_nsi(
@@ -181,8 +187,31 @@ def new_nsi(
     """A new NSI row from a checked form (raised here, or imported from a legacy tracker). Its
     reference is the id's, set once it is flushed. `placed`: what check_placement gives,
     (transferring PDU, transferring region, receiving region)."""
-    transferring_pdu, transferring_region, receiving_region = placed
     return Nsi(
+        **nsi_columns(
+            form, request_key, policy, shape, raised=raised, received=received, move=move, due=due, placed=placed,
+            placement=placement, **more,
+        )
+    )  # fmt: skip
+
+
+def nsi_columns(
+    form: TransferForm,
+    request_key: str,
+    policy: Policy,
+    shape: int,
+    *,
+    raised: dt.date,
+    received: dt.date,
+    move: dt.date | None,
+    due: dt.date,
+    placed: tuple[str, str, str],
+    placement: Placement,
+    **more: Any,
+) -> dict[str, Any]:
+    """new_nsi's row as column values, for a bulk insert (the demo seeder)."""
+    transferring_pdu, transferring_region, receiving_region = placed
+    return dict(
         reference=f"new-{uuid.uuid4().hex[:16]}",  # replaced by the id-based reference once flushed
         request_key=request_key,
         nsi_type=form.nsi_type.value,
@@ -347,6 +376,12 @@ def rejected_attempts(reference: str, step: str, url: str | None = None) -> int:
         )
 
 
+def waiting_status(step: str, status: str | None = None) -> str:
+    """An open NSI's status while it waits for `step`: "awaiting_<step>" unless the wait has a
+    name of its own (a temporary move's "supporting")."""
+    return status or f"awaiting_{step}"
+
+
 def mark_waiting(
     reference: str, step: str, flow_run_id: str | None = None, url: str | None = None, status: str | None = None
 ) -> None:
@@ -357,7 +392,7 @@ def mark_waiting(
         nsi = _load(uow.session, reference)
         if nsi.status in CLOSED:
             return
-        nsi.status = status or f"awaiting_{step}"
+        nsi.status = waiting_status(step, status)
         nsi.waiting_step = step
         if flow_run_id and not nsi.flow_run_id:
             nsi.flow_run_id = flow_run_id

@@ -24,10 +24,11 @@ from typer.testing import CliRunner
 from tasks.calendar import get_calendar
 from tasks.demo.seed import OUTCOME_STEP, STEPS, SUPPORT_STEP, SeedExists, generate, seed
 from tasks.domain import transfers
-from tasks.domain.actions import Clocks, Facts, plan_actions
+from tasks.domain.actions import Clocks, Facts, plan_actions, transfer_due
 from tasks.domain.form import TransferForm, parse_form
 from tasks.domain.policy import get_policy
 from tasks.places.estate import load_estate
+from tasks.places.placement import check_placement
 from tasks.reports.tracker import (
     TrackerRun,
     load_data,
@@ -547,6 +548,33 @@ def test_seeded_actions_are_the_action_list_a_flow_would_plan(store: Store) -> N
             assert {(a.code, a.due_on) for a in nsi.actions} == planned, nsi.reference
             if nsi.nsi_type == "case_transfer":
                 assert [s.step for s in nsi.steps] == list(STEPS[: len(nsi.steps)])
+
+
+def test_seeded_nsis_are_the_rows_raising_stores_moved_on_by_their_steps_effects(store: Store) -> None:
+    policy, calendar = get_policy(), get_calendar()
+    with UnitOfWork(store.url) as uow:
+        nsis = uow.session.scalars(select(Nsi).where(Nsi.request_key.like(f"seed-{SEED}-%")).order_by(Nsi.id).limit(400)).all()
+        for nsi in nsis:
+            form = TransferForm.model_validate(nsi.form)
+            placement = transfers.Placement(nsi.receiving_pdu_code, nsi.distance_km)
+            raised = transfers.new_nsi(
+                form, nsi.request_key, policy, 1, raised=nsi.raised_on, received=nsi.received_on, move=nsi.move_on,
+                due=transfer_due(nsi.raised_on, policy, calendar, form.nsi_type),
+                placed=check_placement(form, placement, policy), placement=placement,
+            )  # fmt: skip
+            for column in (
+                "nsi_type", "crn", "name", "rosh", "lao", "mappa_level", "due_on", "shape_version", "form",
+                "transferring_region_code", "transferring_team_code", "receiving_region_code", "receiving_pdu_code",
+            ):  # fmt: skip
+                assert getattr(nsi, column) == getattr(raised, column), (nsi.reference, column)
+            if nsi.nsi_type == "temporary_move":
+                assert nsi.responsible_officer == nsi.transferring_practitioner  # a temporary move never moves management
+            for step in nsi.steps:  # the actions a step finishes are done the day its work was done
+                for action in nsi.actions:
+                    if policy.rule(action.code).step == step.step:
+                        assert (action.status, action.done_on) == ("done", step.done_on), (nsi.reference, action.code)
+            if nsi.closed_on is not None and nsi.status != "completed":  # closing cancels what is still open
+                assert all(a.status != "open" or policy.rule(a.code).clock == "returned" for a in nsi.actions), nsi.reference
 
 
 def test_seed_steps_are_the_flows_steps_and_their_answers_validate(store: Store) -> None:
