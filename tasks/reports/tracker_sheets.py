@@ -63,6 +63,21 @@ def plain_words(values: Any, words: Mapping[str, str] = STATUS_WORDS) -> list[An
     return [out[v] for v in arr]
 
 
+def police_checks_cols(police: Any, pdu_names: Mapping[str, str], region_of_pdu: Mapping[str, str], pct: str) -> list[Col]:
+    """The Police checks sheet's columns, the same in a region's workbook and the national one."""
+    return [
+        text_col("Receiving PDU", police["r_pdu"].map(pdu_names).fillna(police["r_pdu"])),
+        text_col("Receiving region", police["r_pdu"].map(region_of_pdu)),
+        num_col("Checks", police["checks"]),
+        num_col("Returned", police["returned"]),
+        num_col("Outstanding", police["outstanding"]),
+        num_col("Median working days to return", police["median"], "num"),
+        num_col(f"{pct} working days to return", police["p90"], "num"),
+        num_col("Share overdue", police["overdue_share"], "pct"),
+        text_col("Consistently slow", np.where(police["slow"].to_numpy(dtype=bool), "Yes", "")),
+    ]
+
+
 def build_region_sheets(book: Book, inp: RegionInput) -> RegionResult:
     """Every sheet of a region's workbook, in order, into `book`."""
     nsis, actions, code, cfg = inp.nsis, inp.actions, inp.code, inp.config
@@ -261,17 +276,7 @@ def build_region_sheets(book: Book, inp: RegionInput) -> RegionResult:
     pct = f"P{rule.percentile:g}"
     book.list_sheet(
         "Police checks",
-        [
-            text_col("Receiving PDU", police["r_pdu"].map(inp.pdu_names).fillna(police["r_pdu"])),
-            text_col("Receiving region", police["r_pdu"].map(inp.region_of_pdu)),
-            num_col("Checks", police["checks"]),
-            num_col("Returned", police["returned"]),
-            num_col("Outstanding", police["outstanding"]),
-            num_col("Median working days to return", police["median"], "num"),
-            num_col(f"{pct} working days to return", police["p90"], "num"),
-            num_col("Share overdue", police["overdue_share"], "pct"),
-            text_col("Consistently slow", np.where(police["slow"].to_numpy(dtype=bool), "Yes", "")),
-        ],
+        police_checks_cols(police, inp.pdu_names, inp.region_of_pdu, pct),
         highlight=("Consistently slow", '="Yes"'),
         note=(
             f"Working days from NSI received to police checks returned. Consistently slow: median above "
@@ -585,22 +590,12 @@ def write_national(data: TrackerData, results: Sequence[RegionResult], path: Pat
         rule = cfg.police_checks
         book.list_sheet(
             "Police checks",
-            [
-                text_col(
-                    "Receiving PDU", police["r_pdu"].map({p.code: p.name for p in estate.pdus.values()}).fillna(police["r_pdu"])
-                ),
-                text_col(
-                    "Receiving region",
-                    police["r_pdu"].map({p.code: estate.regions[p.region_code].name for p in estate.pdus.values()}),
-                ),
-                num_col("Checks", police["checks"]),
-                num_col("Returned", police["returned"]),
-                num_col("Outstanding", police["outstanding"]),
-                num_col("Median working days to return", police["median"], "num"),
-                num_col(f"P{rule.percentile:g} working days to return", police["p90"], "num"),
-                num_col("Share overdue", police["overdue_share"], "pct"),
-                text_col("Consistently slow", np.where(police["slow"].to_numpy(dtype=bool), "Yes", "")),
-            ],
+            police_checks_cols(
+                police,
+                {p.code: p.name for p in estate.pdus.values()},
+                {p.code: estate.regions[p.region_code].name for p in estate.pdus.values()},
+                f"P{rule.percentile:g}",
+            ),
             highlight=("Consistently slow", '="Yes"'),
         )
         r_region = nsis["r_region"].to_numpy(dtype=object)
