@@ -122,6 +122,10 @@ class Policy(BaseModel):
                 return r
         raise KeyError(code)
 
+    def recurs(self, code: str) -> bool:
+        """Whether the action `code` is a recurring check (recorded again and again with action-done)."""
+        return any(r.recurring and r.code == code for r in self.actions)
+
     def rules_for_step(self, step: str, shape: int | None = None) -> list[ActionRule]:
         return [r for r in self.actions if r.step == step and (shape is None or shape in r.shapes)]
 

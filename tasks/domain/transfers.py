@@ -488,7 +488,7 @@ def _check_answer(nsi: Nsi, step: str, answer: dict[str, Any], situation: regist
         late_action = concurrent and nsi.status == "completed" and spec.kind == "action" and action is not None
         if not late_action and not (spec.kind == "dispute" and _disputed(nsi) is not None):
             raise StepRefused("nsi", f"{nsi.reference} is {nsi.status}; no more steps can be recorded")
-    if spec.kind == "action" and any(r.recurring and r.code == step for r in policy.actions):
+    if spec.kind == "action" and policy.recurs(step):
         # Recorded as a step, a recurring check would be done for good and its reminders would stop.
         raise StepRefused(
             "step",
@@ -634,7 +634,7 @@ def apply_step(
         if effect.closes == "completed":
             # 12.5: caretaking ends when responsibility passes in full; its checks end with it.
             for action in nsi.actions:
-                if action.status == "open" and any(r.recurring and r.code == action.code for r in policy.actions):
+                if action.status == "open" and policy.recurs(action.code):
                     action.status = "cancelled"
         if effect.plans == "returned":
             # After closing, so the review stays open: the case is reviewed on the person's return.
