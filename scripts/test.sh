@@ -16,4 +16,10 @@ if ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
   fi
 fi
 ruff check .
-python -m pytest -q "$@"
+# --quick: the inner loop. Unit tests, the store on SQLite and one transfer end to end on a real
+# Prefect server (the test marked `quick`); CI runs everything.
+if [ "${1:-}" = "--quick" ]; then
+  shift
+  set -- -m "quick or not (prefect or postgres)" "$@"
+fi
+python -m pytest -q --durations=15 "$@"

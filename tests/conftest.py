@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,18 +57,53 @@ def sequential_shape(monkeypatch: pytest.MonkeyPatch) -> None:
     reset_settings()
 
 
-def _pg_database() -> Iterator[str]:
+def _pg_admin() -> Any:
     import psycopg
 
-    name = f"ct_test_{uuid.uuid4().hex[:10]}"
     admin = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
     try:
-        conn = psycopg.connect(admin, autocommit=True, connect_timeout=5)
+        return psycopg.connect(admin, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:  # pragma: no cover - CI starts PostgreSQL
         pytest.fail(f"PostgreSQL is not reachable at {admin}: {exc}")
+
+
+def _pg_url(name: str) -> str:
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite store migrated once per session; each test gets a copy of the file."""
+    from tasks.store.migrate import upgrade
+
+    path = tmp_path_factory.mktemp("migrated") / "store.sqlite"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def migrated_pg_template() -> Iterator[str]:
+    """One PostgreSQL database migrated once per session; each test's database is cloned from it
+    (CREATE DATABASE ... TEMPLATE), which takes a fraction of running the migrations again."""
+    from tasks.store.migrate import upgrade
+
+    name = f"ct_template_{uuid.uuid4().hex[:10]}"
+    conn = _pg_admin()
     conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+        upgrade(_pg_url(name))  # Alembic's engine holds no connection afterwards (NullPool)
+        yield name
+    finally:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.close()
+
+
+def _pg_database(template: str) -> Iterator[str]:
+    name = f"ct_test_{uuid.uuid4().hex[:10]}"
+    conn = _pg_admin()
+    conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    try:
+        yield _pg_url(name)
     finally:
         from tasks.store.session import get_engine
 
@@ -79,19 +115,18 @@ def _pg_database() -> Iterator[str]:
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """An empty, migrated domain database: each test runs on SQLite and on PostgreSQL."""
-    from tasks.store.migrate import upgrade
-
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+        path = tmp_path / "store.sqlite"
+        shutil.copyfile(request.getfixturevalue("migrated_sqlite"), path)
+        url = f"sqlite:///{path}"
         gen: Iterator[str] | None = None
     else:
-        gen = _pg_database()
+        gen = _pg_database(request.getfixturevalue("migrated_pg_template"))
         url = next(gen)
     monkeypatch.setenv("CASETRANSFER_DATABASE_URL", url)
     monkeypatch.setenv("CASETRANSFER_OUTBOX", str(tmp_path / "outbox"))
     monkeypatch.setenv("CASETRANSFER_TRACKER_DIR", str(tmp_path / "trackers"))
     _clear_caches()
-    upgrade(url)
     yield url
     if gen is not None:
         for _ in gen:
@@ -101,7 +136,9 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytes
 @pytest.fixture(scope="session")
 def prefect_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A real Prefect server, the deployments from prefect.yaml and one process worker, over
-    a SQLite store. The tests talk to it through the CLI, as operations staff do."""
+    a SQLite store. The tests talk to it through the CLI, as operations staff do. The worker
+    starts each flow run as production does: forked from a warm interpreter (ops.launcher)."""
+    from ops.production import LAUNCHER_COMMAND, PRODUCTION_ENV
     from ops.stack import Stack, free_port
     from tasks.store.migrate import upgrade
 
@@ -112,9 +149,11 @@ def prefect_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         "CASETRANSFER_DATA_DIR": str(ROOT / ".data"),  # shares the built postcode index
         "CASETRANSFER_TODAY": TODAY.isoformat(),
         "CASETRANSFER_OUTBOX": str(base / "outbox"),
+        # A resumed run waits for the worker's next poll: production polls every second too.
+        "PREFECT_WORKER_QUERY_SECONDS": PRODUCTION_ENV["PREFECT_WORKER_QUERY_SECONDS"],
     }
     upgrade(url)
-    stack = Stack(home=base / "prefect", port=free_port(), env=env)
+    stack = Stack(home=base / "prefect", port=free_port(), env=env, engine_command=LAUNCHER_COMMAND, prefork=True)
     saved = {k: os.environ.get(k) for k in [*env, "PREFECT_API_URL", "PREFECT_HOME"]}
     try:
         stack.start_server()
@@ -144,3 +183,19 @@ def _a_live_worker(request: pytest.FixtureRequest) -> Iterator[None]:
         if not stack.workers:
             stack.start_worker()
     yield
+
+
+@pytest.fixture
+def real_mailboxes(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """<data_dir>/spocs.d/ mailboxes for the PDUs the mail tests send to, as a region would configure them
+    (example mailboxes are never mailed through SMTP)."""
+    from support.smtp import REAL_PDUS
+
+    folder = tmp_path / "data" / "spocs.d"
+    folder.mkdir(parents=True)
+    entries = {
+        code: {"mailbox": f"transfers.{code.lower()}@probation.test", "role": "SPO", "example": False} for code in REAL_PDUS
+    }
+    (folder / "test.yaml").write_text(yaml.safe_dump({"spocs": entries}))
+    monkeypatch.setenv("CASETRANSFER_DATA_DIR", str(tmp_path / "data"))
+    reset_settings()

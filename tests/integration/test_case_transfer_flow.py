@@ -6,21 +6,14 @@ tests/integration/test_concurrent_flow.py tests the concurrent shape new transfe
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
-
 import pytest
 import yaml
 from conftest import demo_form
+from support.cli import cli
+from support.transfers import STEPS, raise_form, waiting_at
+from support.waits import kill_worker_and_its_runs, prefect_api, resume_form, state_of, wait_for
 
 from tasks.domain import transfers
-from tasks.settings import ROOT
 
 pytestmark = pytest.mark.prefect
 
@@ -29,64 +22,6 @@ pytestmark = pytest.mark.prefect
 def _sequential_shape(sequential_shape: None) -> None:
     """Every transfer in this module is raised under the sequential shape (the CLI passes the
     pinned shape to its run's environment too)."""
-
-
-STEPS = [
-    ("allocation", ["--practitioner", "Pat Receiver", "--team-code", "N50CAD", "--recorded-by", "Kim SPO"]),
-    (
-        "address_assessment",
-        ["--method", "home_visit", "--suitable", "true", "--notes", "Room seen", "--recorded-by", "Pat Receiver"],
-    ),
-    ("police_checks", ["--returned-on", "2026-12-21", "--recorded-by", "Admin A"]),
-    ("safeguarding_checks", ["--returned-on", "2026-12-21", "--recorded-by", "Admin A"]),
-    ("handover", ["--held-on", "2026-12-21", "--recorded-by", "Sam Practitioner"]),
-    ("decision", ["--outcome", "accept", "--recorded-by", "Kim SPO"]),
-    ("completion", ["--responsible-officer", "Pat Receiver", "--recorded-by", "Kim SPO"]),
-]
-
-
-def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "ops.cli", *args], cwd=ROOT, capture_output=True, text=True, env=dict(os.environ)
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"casetransfer {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 90.0, what: str = "condition") -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-@contextmanager
-def prefect_api(stack) -> Iterator[None]:
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with temporary_settings({PREFECT_API_URL: stack.api_url}):
-        yield
-
-
-def state_of(stack, flow_run_id: str) -> str:
-    from ops import engine
-
-    with prefect_api(stack):
-        return engine.run_state(flow_run_id)[0]
-
-
-def raise_form(tmp_path: Path, **changes) -> str:
-    path = tmp_path / "form.yaml"
-    path.write_text(yaml.safe_dump(demo_form(**changes)))
-    return cli("raise", str(path)).stdout.strip()
-
-
-def waiting_at(reference: str, step: str) -> Callable[[], bool]:
-    return lambda: transfers.nsi_status(reference) == (f"awaiting_{step}", step)
 
 
 def assert_recorded_exactly_once(reference: str) -> None:
@@ -122,22 +57,9 @@ def test_the_resume_form_shows_the_step_fields_and_the_nsi(prefect_stack, tmp_pa
     wait_for(waiting_at(reference, "allocation"), what="allocation")
     flow_run_id = transfers.status_of(reference).flow_run_id
     with prefect_api(prefect_stack), get_client(sync_client=True) as client:
-        schema = wait_for(lambda: _schema(client, flow_run_id, "allocation-0"), what="the form schema")
+        schema = wait_for(lambda: resume_form(client, flow_run_id, "allocation-0"), what="the form schema")
     assert {"practitioner", "team_code", "recorded_by"} <= set(schema["properties"])
     assert reference in schema.get("description", "")
-
-
-def _schema(client, flow_run_id: str, key: str) -> dict | None:
-    """The Resume form the UI shows: the schema, with the description saved beside it."""
-    import json
-    from uuid import UUID
-
-    try:
-        schema = json.loads(client.read_flow_run_input(UUID(flow_run_id), f"suspended-{key}-schema"))
-        schema["description"] = json.loads(client.read_flow_run_input(UUID(flow_run_id), f"suspended-{key}-description"))
-        return schema
-    except Exception:
-        return None
 
 
 def test_a_weak_refusal_answered_in_the_ui_is_rejected_and_asked_again(prefect_stack, tmp_path):
@@ -160,7 +82,7 @@ def test_a_weak_refusal_answered_in_the_ui_is_rejected_and_asked_again(prefect_s
     from prefect.client.orchestration import get_client
 
     with prefect_api(prefect_stack), get_client(sync_client=True) as client:
-        schema = wait_for(lambda: _schema(client, flow_run_id, "decision-1"), what="the second decision form")
+        schema = wait_for(lambda: resume_form(client, flow_run_id, "decision-1"), what="the second decision form")
     assert "not enough by themselves" in schema["description"]
     history = transfers.status_of(reference).history
     assert [h.event for h in history].count("answer rejected") == 1
@@ -218,23 +140,6 @@ def test_a_bad_form_exits_2_naming_the_field_and_stores_nothing(prefect_stack, t
     assert len(transfers.open_flow_runs()) == before
 
 
-def _kill_worker_and_its_runs(stack, flow_run_id: str) -> None:
-    for worker in stack.workers:
-        os.killpg(worker.pid, signal.SIGKILL)
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes()
-        except OSError:
-            continue
-        if f"PREFECT__FLOW_RUN_ID={flow_run_id}".encode() in environ:
-            os.kill(int(pid), signal.SIGKILL)
-    for worker in stack.workers:
-        worker.wait()
-    stack.workers.clear()
-
-
 def test_a_worker_killed_mid_step_recovers_and_stores_everything_exactly_once(prefect_stack, tmp_path):
     from ops.services import raise_transfer
     from tasks.domain.form import parse_form
@@ -250,7 +155,7 @@ def test_a_worker_killed_mid_step_recovers_and_stores_everything_exactly_once(pr
     wait_for(waiting_at(reference, "police_checks"), what="police checks")
     cli("record", reference, "police_checks", *dict(STEPS)["police_checks"], "--no-wait")
     wait_for(lambda: "police_checks" in transfers.recorded_steps(reference), what="the step to commit")
-    _kill_worker_and_its_runs(prefect_stack, flow_run_id)
+    kill_worker_and_its_runs(prefect_stack, flow_run_id)
     assert state_of(prefect_stack, flow_run_id) == "RUNNING"  # the server cannot know the process died
     prefect_stack.start_worker()
     assert reference in cli("recover", "--stale-after", "0").stdout

@@ -6,36 +6,23 @@ about risk or a disputed refusal are tasks of their own."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from conftest import demo_form
-from test_case_transfer_flow import _schema, cli, prefect_api, state_of, wait_for
+from support.cli import cli, cli_command
+from support.transfers import AFTER_ALLOCATION, ALLOCATION, COMPLETION, RAISED
+from support.transfers import raise_form as raise_any
+from support.waits import prefect_api, resume_form, state_of, wait_for
 
 from tasks.domain import transfers
 from tasks.settings import ROOT
 
 pytestmark = pytest.mark.prefect
 
-RAISED = "2026-12-14"  # a week before the pinned today, so work can be dated on the days it was done
-ALLOCATION = ["--practitioner", "Pat Receiver", "--team-code", "N50CAD", "--recorded-by", "Kim SPO", "--done-on", "2026-12-15"]
-AFTER_ALLOCATION = {
-    "police_checks": ["--returned-on", "2026-12-16", "--recorded-by", "Admin A"],
-    "address_assessment": ["--method", "home_visit", "--suitable", "true", "--recorded-by", "Pat Receiver", "--done-on", "2026-12-18"],
-    "safeguarding_checks": ["--done-on", "2026-12-17", "--recorded-by", "Admin A"],
-    "documents": ["--done-on", "2026-12-16", "--recorded-by", "Admin A"],
-    "handover": ["--held-on", "2026-12-18", "--recorded-by", "Sam Practitioner"],
-}
-COMPLETION = ["--responsible-officer", "Pat Receiver", "--recorded-by", "Kim SPO", "--done-on", "2026-12-21"]
-
-
 def raise_form(tmp_path: Path, **changes) -> str:
-    path = tmp_path / f"{changes.get('crn', 'form')}.yaml"
     changes.setdefault("raised_on", RAISED)
-    path.write_text(yaml.safe_dump(demo_form(**changes)))
-    return cli("raise", str(path)).stdout.strip()
+    return raise_any(tmp_path, **changes)
 
 
 def task_runs(stack, reference: str) -> dict[str, str]:
@@ -62,6 +49,7 @@ def parent_caught_up(reference: str) -> bool:
     return seen >= wake
 
 
+@pytest.mark.quick
 def test_after_allocation_the_tasks_wait_at_once_and_are_recorded_in_any_order_dated_when_done(prefect_stack, tmp_path):
     reference = raise_form(tmp_path, crn="C200001")
     allocate(reference)
@@ -81,7 +69,7 @@ def test_after_allocation_the_tasks_wait_at_once_and_are_recorded_in_any_order_d
     from prefect.client.orchestration import get_client
 
     with prefect_api(prefect_stack), get_client(sync_client=True) as client:
-        schema = wait_for(lambda: _schema(client, address_run, "address-assessment-r1-0"), what="the address form")
+        schema = wait_for(lambda: resume_form(client, address_run, "address-assessment-r1-0"), what="the address form")
     assert {"method", "suitable", "done_on"} <= set(schema["properties"]) and reference in schema["description"]
     # Completion does not open while work it needs is open, and says what it waits for.
     early = cli("record", reference, "completion", *COMPLETION, "--timeout", "5", check=False)
@@ -180,7 +168,7 @@ def test_a_wake_up_sent_between_the_transfers_read_and_its_suspension_is_not_los
     in_window = state_of(prefect_stack, flow_run_id)
     # Two tasks finishing together.
     both = [
-        subprocess.Popen([sys.executable, "-m", "ops.cli", "record", reference, t, *AFTER_ALLOCATION[t]], cwd=ROOT,
+        subprocess.Popen(cli_command("record", reference, t, *AFTER_ALLOCATION[t]), cwd=ROOT,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for t in ("police_checks", "safeguarding_checks")
     ]  # fmt: skip

@@ -5,20 +5,16 @@ recover-transfers) with nobody calling `casetransfer recover`."""
 from __future__ import annotations
 
 import datetime as dt
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Callable
 from uuid import UUID
 
 import httpx
 import pytest
 from conftest import demo_form
-from test_case_transfer_flow import _kill_worker_and_its_runs
+from support.cli import cli as run_cli
+from support.waits import kill_worker_and_its_runs, wait_for
 
 from tasks.domain import transfers
-from tasks.settings import ROOT
 
 pytestmark = pytest.mark.prefect
 
@@ -27,31 +23,13 @@ ALLOCATION = ["--practitioner", "Pat Receiver", "--team-code", "N50CAD", "--reco
 
 
 def cli(*args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "ops.cli", *args], cwd=ROOT, capture_output=True, text=True, env=dict(os.environ)
-    )
-    assert result.returncode == 0, f"casetransfer {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
-    return result.stdout
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    return run_cli(*args).stdout
 
 
 def run_state(flow_run_id: str) -> str:
     from ops import engine
 
     return engine.run_state(flow_run_id)[0]
-
-
-def kill_worker_and_its_runs(stack, flow_run_id: str) -> None:
-    """SIGKILL, as a lost machine would: nobody gets to tell the server."""
-    _kill_worker_and_its_runs(stack, flow_run_id)
 
 
 def test_the_automations_are_registered_once_by_name(prefect_stack):

@@ -14,7 +14,6 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -26,8 +25,9 @@ from typing import Any
 import pytest
 import yaml
 from conftest import PG_ADMIN_URL, TODAY, _clear_caches, demo_form
-from test_case_transfer_flow import cli, wait_for
-from test_concurrent_flow import AFTER_ALLOCATION, ALLOCATION, COMPLETION, RAISED
+from support.cli import cli, cli_command
+from support.transfers import AFTER_ALLOCATION, ALLOCATION, COMPLETION, RAISED
+from support.waits import wait_for
 
 from tasks.domain import transfers
 from tasks.settings import ROOT
@@ -402,7 +402,7 @@ def test_the_domain_database_vanishing_mid_step_is_retried_and_the_step_is_recor
 def test_the_same_step_recorded_twice_at_once_is_applied_once_and_the_second_is_refused_plainly(prod, tmp_path):
     reference = raise_form(tmp_path, "F100031")
     wait_for(suspended_at(reference, "allocation"), what="allocation", timeout=180)
-    command = [sys.executable, "-m", "ops.cli", "record", reference, "allocation", *ARGS["allocation"]]
+    command = cli_command("record", reference, "allocation", *ARGS["allocation"])
     first, second = (
         subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
         for _ in range(2)

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from icalendar import Calendar
 from sqlalchemy import func, select
-from test_reminders import SmtpServer, parts, smtp_on_loopback
+from support.smtp import SmtpServer, parts, smtp_on_loopback
 from typer.testing import CliRunner
 
 from ops.cli import app

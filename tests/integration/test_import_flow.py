@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from test_case_transfer_flow import prefect_api, wait_for
+from support.waits import prefect_api, wait_for
 
 from ops import services
 from tasks.demo.legacy_trackers import write_tracker

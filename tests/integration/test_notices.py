@@ -13,10 +13,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-import test_reminders
 from conftest import demo_form, pin_today
 from sqlalchemy import select
-from test_reminders import FROM_PDU, TO_PDU, SmtpServer, free_port, mailbox, parts, section, smtp_on_loopback
+from support.smtp import FROM_PDU, TO_PDU, SmtpServer, free_port, mailbox, parts, section, smtp_on_loopback
 
 from ops import services
 from tasks.domain import transfers
@@ -27,7 +26,6 @@ from tasks.settings import reset_settings
 from tasks.store.models import HistoryEntry, SentEmail
 from tasks.store.unit_of_work import UnitOfWork
 
-real_mailboxes = test_reminders.real_mailboxes  # the fixture: real (not example) PDU mailboxes
 STRONG = "Risk of harm would increase and could not be managed at the new address"
 ALLOCATION = {"recorded_by": "Kim SPO", "practitioner": "Pat Receiver", "team_code": "N50CAD", "done_on": "2026-12-15"}
 
@@ -174,7 +172,9 @@ def test_on_the_stack_an_escalation_is_sent_by_a_run_it_starts_once_before_any_n
 
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
-    from test_case_transfer_flow import cli, prefect_api, raise_form, wait_for
+    from support.cli import cli
+    from support.transfers import raise_form
+    from support.waits import prefect_api, wait_for
 
     outbox = Path(os.environ["CASETRANSFER_OUTBOX"])
     ref = raise_form(tmp_path, crn="E654321")

@@ -23,8 +23,8 @@ import openpyxl
 import pytest
 import yaml
 from conftest import ROOT, demo_form
-from test_case_transfer_flow import prefect_api, wait_for
-from test_reminders import SmtpServer, smtp_on_loopback
+from support.smtp import SmtpServer, smtp_on_loopback
+from support.waits import prefect_api, wait_for
 
 from ops import engine, services
 from tasks.domain import steps as registry

@@ -10,23 +10,19 @@ from __future__ import annotations
 import datetime as dt
 import email
 import ipaddress
-import socket
 import ssl
 import typing
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from conftest import demo_form
 from sqlalchemy import select, update
+from support.smtp import FROM_PDU, TO_PDU, SmtpServer, free_port, mailbox, parts, section, smtp_on_loopback
 
 from tasks.calendar import get_calendar
 from tasks.domain import transfers
@@ -38,89 +34,8 @@ from tasks.store.models import Action, HistoryEntry, Nsi, SentEmail
 from tasks.store.unit_of_work import UnitOfWork
 
 FROM_TEAM = "N07515"  # BEX 1, in PDU LDNBBG
-FROM_PDU = "LDNBBG"
-TO_PDU = "N50GMS"  # Manchester South
 CHRISTMAS_EVE = dt.date(2026, 12, 24)  # Thursday; 25 and 28 December are bank holidays
 AFTER_CHRISTMAS = dt.date(2026, 12, 29)  # Tuesday, the next working day but one
-
-
-# --- a real SMTP server on loopback ---------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Inbox:
-    """What the SMTP server received; `refuse` holds recipients it answers 550."""
-
-    messages: list[tuple[list[str], EmailMessage]] = field(default_factory=list)
-    refuse: set[str] = field(default_factory=set)
-
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]) -> str:
-        if address in self.refuse:
-            return "550 5.1.1 Mailbox unavailable"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        msg = email.message_from_bytes(envelope.content, policy=default_policy)
-        self.messages.append((list(envelope.rcpt_tos), msg))  # type: ignore[arg-type]
-        return "250 Message accepted for delivery"
-
-    def to(self, mailbox: str) -> list[EmailMessage]:
-        return [m for rcpt, m in self.messages if mailbox in rcpt]
-
-
-class SmtpServer:
-    def __init__(self, port: int, **kwargs: Any):
-        self.port = port
-        self.inbox = Inbox()
-        self.kwargs = kwargs
-        self.controller: Controller | None = None
-
-    def start(self) -> None:
-        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port, **self.kwargs)
-        self.controller.start()
-
-    def stop(self) -> None:
-        if self.controller is not None:
-            self.controller.stop()
-            self.controller = None
-
-
-# PDUs the tests send to, given real (not example) mailboxes: example ones are never mailed by SMTP.
-REAL_PDUS = ("LDNBBG", "N50GMS", "N50BOLT", "N50OLD", "N50MANC", "N50WIBO")
-
-
-@pytest.fixture
-def real_mailboxes(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """<data_dir>/spocs.d/ mailboxes for REAL_PDUS, as a region would configure them."""
-    folder = tmp_path / "data" / "spocs.d"
-    folder.mkdir(parents=True)
-    entries = {
-        code: {"mailbox": f"transfers.{code.lower()}@probation.test", "role": "SPO", "example": False} for code in REAL_PDUS
-    }
-    (folder / "test.yaml").write_text(yaml.safe_dump({"spocs": entries}))
-    monkeypatch.setenv("CASETRANSFER_DATA_DIR", str(tmp_path / "data"))
-    reset_settings()
-
-
-@contextmanager
-def smtp_on_loopback(monkeypatch: pytest.MonkeyPatch, **options: Any) -> Iterator[SmtpServer]:
-    """A real SMTP server on a free loopback port, with the settings pointing at it."""
-    server = SmtpServer(free_port(), **options)
-    server.start()
-    monkeypatch.setenv("CASETRANSFER_SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("CASETRANSFER_SMTP_PORT", str(server.port))
-    reset_settings()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -147,26 +62,6 @@ def make_transfer(key: str, due: dict[str, dt.date], *, to_pdu: str = TO_PDU, **
                 a.status, a.done_on = "done", dt.date(2026, 12, 1)
         uow.commit()
     return ref
-
-
-def mailbox(pdu: str) -> str:
-    return spoc_for(pdu).mailbox
-
-
-def parts(msg: EmailMessage) -> tuple[str, str]:
-    text = msg.get_body(preferencelist=("plain",))
-    html = msg.get_body(preferencelist=("html",))
-    assert text is not None and html is not None
-    # Sent with CRLF line ends, as SMTP requires.
-    return text.get_content().replace("\r\n", "\n"), html.get_content().replace("\r\n", "\n")
-
-
-def section(text: str, heading: str) -> str:
-    """The plain-text section under an upper-case heading, '' when absent."""
-    for block in text.split("\n---\n"):
-        if block.strip().startswith(heading):
-            return block
-    return ""
 
 
 def run(day: dt.date) -> reminders.RunSummary:

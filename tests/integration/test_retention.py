@@ -9,7 +9,7 @@ from uuid import UUID
 
 import pytest
 from conftest import TODAY, demo_form
-from test_case_transfer_flow import prefect_api, wait_for
+from support.waits import prefect_api, wait_for
 
 from tasks.domain import privacy, transfers
 from tasks.domain.form import parse_form

@@ -9,7 +9,9 @@ from uuid import UUID
 import pytest
 import yaml
 from conftest import demo_form
-from test_case_transfer_flow import cli, prefect_api, raise_form, state_of, wait_for, waiting_at
+from support.cli import cli
+from support.transfers import raise_form, waiting_at
+from support.waits import prefect_api, state_of, wait_for
 
 from tasks.domain import transfers
 

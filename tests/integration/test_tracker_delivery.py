@@ -15,7 +15,7 @@ import pytest
 import yaml
 from conftest import demo_form
 from sqlalchemy import select
-from test_reminders import SmtpServer, free_port, smtp_on_loopback
+from support.smtp import SmtpServer, free_port, smtp_on_loopback
 
 from tasks.demo.seed import seed
 from tasks.domain import transfers

@@ -9,7 +9,9 @@ from uuid import UUID
 
 import pytest
 from conftest import demo_form
-from test_case_transfer_flow import STEPS, _schema, cli, prefect_api, state_of, wait_for, waiting_at
+from support.cli import cli
+from support.transfers import STEPS, waiting_at
+from support.waits import prefect_api, resume_form, state_of, wait_for
 
 from tasks.domain import transfers
 from tasks.domain.form import parse_form
@@ -61,7 +63,7 @@ def test_a_youth_transfer_whose_three_way_meeting_did_not_happen_has_not_transfe
     assert "the young person did not attend" in out
     wait_for(waiting_at(reference, "handover"), what="another meeting")
     with prefect_api(prefect_stack), get_client(sync_client=True) as client:
-        form = wait_for(lambda: _schema(client, flow_run_id, "handover-2"), what="the third handover form")
+        form = wait_for(lambda: resume_form(client, flow_run_id, "handover-2"), what="the third handover form")
     assert "has not transferred" in form["description"]
     history = transfers.status_of(reference).history
     assert [h.event for h in history].count("not transferred") == 2

@@ -1,0 +1,74 @@
+"""Waits that poll for the state a test needs (never a fixed sleep), and the stack's Prefect API:
+the state of a run, the Resume form the UI shows, a worker killed as a lost machine would be."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+POLL_SECONDS = 0.25
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 90.0, what: str = "condition") -> Any:
+    """Poll `predicate` until it returns something true, and return that."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(POLL_SECONDS)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@contextmanager
+def prefect_api(stack: Any) -> Iterator[None]:
+    """Prefect's client in this process talks to `stack`'s API."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: stack.api_url}):
+        yield
+
+
+def state_of(stack: Any, flow_run_id: str) -> str:
+    """The state type of a flow run on `stack` (COMPLETED, PAUSED, ...)."""
+    from ops import engine
+
+    with prefect_api(stack):
+        return engine.run_state(flow_run_id)[0]
+
+
+def resume_form(client: Any, flow_run_id: str, key: str) -> dict | None:
+    """The Resume form the UI shows for a run waiting at `key`: the schema, with the description
+    saved beside it; None until both are saved."""
+    try:
+        schema = json.loads(client.read_flow_run_input(UUID(flow_run_id), f"suspended-{key}-schema"))
+        schema["description"] = json.loads(client.read_flow_run_input(UUID(flow_run_id), f"suspended-{key}-description"))
+        return schema
+    except Exception:
+        return None
+
+
+def kill_worker_and_its_runs(stack: Any, flow_run_id: str) -> None:
+    """SIGKILL every worker and the flow run's processes, as a lost machine would: nobody gets to
+    tell the server. A worker's process group holds its warm launcher and every run it forked."""
+    for worker in stack.workers:
+        os.killpg(worker.pid, signal.SIGKILL)
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            continue
+        if f"PREFECT__FLOW_RUN_ID={flow_run_id}".encode() in environ:
+            os.kill(int(pid), signal.SIGKILL)
+    for worker in stack.workers:
+        worker.wait()
+    stack.workers.clear()
