@@ -164,6 +164,10 @@ def prefect_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         os.environ["PREFECT_HOME"] = str(stack.home)
         yield stack
     finally:
+        from support.waits import drain_prefect_workers, prefect_api
+
+        with prefect_api(stack):
+            drain_prefect_workers()
         stack.stop()
         for k, v in saved.items():
             if v is None:
@@ -199,3 +203,16 @@ def real_mailboxes(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     (folder / "test.yaml").write_text(yaml.safe_dump({"spocs": entries}))
     monkeypatch.setenv("CASETRANSFER_DATA_DIR", str(tmp_path / "data"))
     reset_settings()
+
+
+# With pytest-xdist (scripts/test.sh runs two workers), every test on one stack runs in the same
+# worker, so each stack is started once per run; the other worker takes the rest meanwhile.
+STACK_GROUPS = {"prefect_stack": "prefect-stack", "production_stack": "production-stack"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture, group in STACK_GROUPS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(group))
+                break

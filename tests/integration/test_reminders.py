@@ -23,6 +23,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from conftest import demo_form
 from sqlalchemy import select, update
 from support.smtp import FROM_PDU, TO_PDU, SmtpServer, free_port, mailbox, parts, section, smtp_on_loopback
+from support.waits import prefect_api
 
 from tasks.calendar import get_calendar
 from tasks.domain import transfers
@@ -511,16 +512,14 @@ def test_reminders_go_out_on_working_days_only() -> None:
 
 @pytest.mark.prefect
 def test_the_flow_returns_early_on_a_bank_holiday_and_fails_visibly_when_smtp_is_down(
-    smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+    smtp: SmtpServer, prefect_stack: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from prefect.testing.utilities import prefect_test_harness
-
     from flows.nightly_reminders import nightly_reminders
 
     make_transfer("flow", {"allocate": dt.date(2026, 12, 22)})
     monkeypatch.setenv("CASETRANSFER_TODAY", "2026-12-25")
     reset_settings()
-    with prefect_test_harness(server_startup_timeout=120):
+    with prefect_api(prefect_stack):  # the flow runs here, against the shared real server
         holiday = nightly_reminders()
         assert holiday.working_day is False and holiday.day == dt.date(2026, 12, 25)
         assert smtp.inbox.messages == []

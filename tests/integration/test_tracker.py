@@ -19,6 +19,7 @@ import pytest
 from conftest import demo_form
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import and_, func, or_, select
+from support.waits import prefect_api
 from typer.testing import CliRunner
 
 from tasks.calendar import get_calendar
@@ -413,13 +414,10 @@ def test_cli_writes_one_region_and_the_national_summary(store: Store, tmp_path: 
     ) == region_refs(store.url, "N56")
 
 
-@pytest.fixture(scope="module")
-def prefect_harness() -> Iterator[None]:
-    # Module scope, not session: the harness points this process's Prefect client at a
-    # temporary server, which must not outlive these tests (other modules use a real stack).
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
+@pytest.fixture
+def prefect_harness(prefect_stack: Any) -> Iterator[None]:
+    """The flow runs in this process against the shared real server, as a deployment's run would."""
+    with prefect_api(prefect_stack):
         yield
 
 

@@ -72,3 +72,21 @@ def kill_worker_and_its_runs(stack: Any, flow_run_id: str) -> None:
     for worker in stack.workers:
         worker.wait()
     stack.workers.clear()
+
+
+def drain_prefect_workers() -> None:
+    """Send what this process's Prefect log and event workers still hold (flows run in the test
+    process) while the server is up, as Prefect's own test harness does: at exit they would
+    otherwise retry a stopped server for a minute."""
+    import inspect
+
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    async def drain() -> None:
+        for result in (APILogWorker.instance().drain(), EventsWorker.drain_all()):
+            if inspect.isawaitable(result):
+                await result
+
+    run_coro_as_sync(drain())
