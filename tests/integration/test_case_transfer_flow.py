@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import yaml
 from conftest import demo_form
-from support.cli import cli
+from support.cli import cli, cli_process
 from support.transfers import STEPS, raise_form, waiting_at
 from support.waits import kill_worker_and_its_runs, prefect_api, resume_form, state_of, wait_for
 
@@ -134,7 +134,7 @@ def test_a_bad_form_exits_2_naming_the_field_and_stores_nothing(prefect_stack, t
     before = len(transfers.open_flow_runs())
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(demo_form(crn="nope", rosh="Huge")))
-    result = cli("raise", str(path), check=False)
+    result = cli_process("raise", str(path), check=False)  # the installed command, as a process of its own
     assert result.returncode == 2
     assert "crn:" in result.stderr and "rosh:" in result.stderr
     assert len(transfers.open_flow_runs()) == before
