@@ -9,7 +9,8 @@ from prefect import flow, get_run_logger
 from prefect.input import RunInput
 from prefect.runtime import flow_run
 
-from ops import engine, services
+import services
+from prefect_runs import engine
 from tasks.domain import transfers
 
 

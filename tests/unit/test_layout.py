@@ -33,7 +33,7 @@ def test_every_module_in_flows_defines_a_flow_or_a_step_form():
 
 
 def test_a_module_of_plain_helpers_does_not_pass_for_one():
-    assert flows_and_step_forms(importlib.import_module("ops.engine")) == []
+    assert flows_and_step_forms(importlib.import_module("prefect_runs.engine")) == []
 
 
 def imports_of_test_modules(tests: Path) -> list[str]:
