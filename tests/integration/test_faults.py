@@ -453,7 +453,7 @@ def test_the_api_servers_answer_401_without_the_credential_and_never_write_it_do
     prefect.yaml, while the workers (which authenticate) ran every fault above."""
     import httpx
 
-    from ops.stack import api_client
+    from prefect_runs.api import api_client
 
     auth = prod.env["PREFECT_API_AUTH_STRING"]
     password = auth.split(":", 1)[1]
