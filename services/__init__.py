@@ -1,8 +1,10 @@
-"""Raise and answer: the one path the CLI, the demo, the admin flows and the benchmark share.
+"""The service layer: raise, answer, challenge, dispute, withdraw, escalate, notify. The one path
+the CLI, the demo, the admin flows and the benchmark share.
 
-Each function writes the store first (the record, one transaction), then drives Prefect
-through prefect_runs.engine (start a run, resume the run waiting for an answer, wake a transfer's
-run). Prefect is imported only when a function needs it, so the store-only callers stay light.
+Each function writes the store first (the record, one transaction), then drives Prefect through
+the adapter, prefect_runs.engine (start a run, resume the run waiting for an answer, wake a
+transfer's run). Prefect is imported only when a function needs it, so the store-only callers
+stay light. Below flows/ and ops/, which both call it: it imports neither.
 """
 
 from __future__ import annotations
