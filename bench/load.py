@@ -36,8 +36,8 @@ profile's own):
    copied from them row for row in Prefect's PostgreSQL database (copy_held_runs): 10,000 held
    transfers in ~2-3 minutes instead of ~90.
 3. Drive --transfers transfers with --concurrency threads, each taking one transfer from raise to
-   completed through the CLI's own code path: ops.services.raise_transfer; allocation through
-   ops.services.send_answer(wait=False) once its task run is open; the five tasks after allocation,
+   completed through the CLI's own code path: services.raise_transfer; allocation through
+   services.send_answer(wait=False) once its task run is open; the five tasks after allocation,
    once all five are open, sent one after another in a shuffled order without waiting between
    them; completion once it opens. Meanwhile a thread lists suspended runs the way a dashboard
    would (POST /api/flow_runs/filter, state PAUSED, limit 200) every --list-interval seconds.
@@ -688,7 +688,7 @@ def drive(i: int, form: dict[str, Any], timeout: float, store_url: str) -> tuple
     without waiting between them; then completion once it opens."""
     import httpx
 
-    from ops.services import raise_transfer, send_answer
+    from services import raise_transfer, send_answer
     from tasks.domain import transfers
     from tasks.domain.form import parse_form
 

@@ -3,7 +3,7 @@
     python bench/notices.py [--escalations 40] [--prefect]
 
 A real SMTP server on loopback (aiosmtpd) and a real SQLite store in a temporary folder. Each
-escalation goes through `ops.services.escalate`, the CLI's path; the clock stops when the SMTP
+escalation goes through `services.escalate`, the CLI's path; the clock stops when the SMTP
 server has both sides' messages. Printed beside a baseline measured in the same run: the same
 escalation stored, then nothing sent (what the nightly digest did before: the SPO heard the next
 morning, hours later).
@@ -103,7 +103,7 @@ def main() -> None:
         assert stack.api_url == os.environ["PREFECT_API_URL"], stack.api_url
         print(f"stack started in {time.perf_counter() - started:.0f} s (not measured)")
 
-    from ops import services
+    import services
     from tasks.domain import transfers
     from tasks.domain.form import parse_form
     from tasks.store.migrate import upgrade

@@ -9,7 +9,8 @@ from prefect import flow, get_run_logger
 from prefect.input import RunInput
 from prefect.runtime import flow_run
 
-from ops import engine, services
+import services
+from prefect_runs import engine
 from tasks.domain import transfers
 
 
@@ -156,7 +157,7 @@ def _heartbeat_within(flow_run_id: str, seconds: float) -> bool:
     }
     from prefect.settings import PREFECT_API_AUTH_STRING
 
-    from ops.stack import api_client
+    from prefect_runs.api import api_client
 
     auth = PREFECT_API_AUTH_STRING.value()
     with api_client(engine.api_url() or "", auth.get_secret_value() if hasattr(auth, "get_secret_value") else auth) as http:
@@ -169,7 +170,7 @@ def _check_again(flow_run_id: str, after_seconds: float) -> None:
     """A run still alive after the automation's wait: look at it again later, for as long as it runs."""
     from prefect.deployments import run_deployment
 
-    from ops.stack import RECOVER_DEPLOYMENT
+    from prefect_runs.api import RECOVER_DEPLOYMENT
 
     when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=after_seconds)
     run_deployment(

@@ -22,7 +22,7 @@ from prefect.flow_runs import suspend_flow_run
 from prefect.runtime import flow_run
 
 from flows.steps import CASE_TRANSFER_STEPS, StepForm, form_for, validate_step
-from ops import engine
+from prefect_runs import engine
 from tasks.domain import steps as registry
 from tasks.domain import transfers
 from tasks.domain.form import FormError, TransferForm

@@ -12,7 +12,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from ops import services
+import services
 from tasks.domain import importer
 from tasks.domain.form import CRN_PATTERN
 from tasks.settings import get_settings

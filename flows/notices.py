@@ -1,6 +1,6 @@
 """send-notice: the run an event starts to tell whoever it concerns at once (tasks/notify/notices.py).
 
-Thin on purpose: ops.services.notify starts it (one run per event, by idempotency key) when a
+Thin on purpose: services.notify starts it (one run per event, by idempotency key) when a
 transfer arrives, a concern is escalated, a challenge is raised or a refusal disputed. A failed
 delivery fails the run visibly and is retried; the sent-log makes every retry send only what has
 not gone.

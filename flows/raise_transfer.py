@@ -2,7 +2,7 @@
 
 The form is what the person's details are typed into, so it must not stay in Prefect: the run
 stores the NSI and starts its run (which takes the reference only, through the same path as the
-CLI, ops.services), then replaces its own parameters with the reference. A form the store
+CLI: services.raise_transfer), then replaces its own parameters with the reference. A form the store
 refuses is removed as well; the run fails with the fields and rules, which hold no details.
 """
 
@@ -11,8 +11,9 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
+import services
 from flows.case_transfer import _forwarded_env
-from ops import engine, services
+from prefect_runs import engine
 from tasks.domain.form import TransferForm
 
 

@@ -1,7 +1,7 @@
 """prefect-retention: delete finished transfers' flow runs from Prefect after the retention period.
 
 Which transfers and which runs is the store's answer (tasks.domain.privacy); the deletion goes through
-ops.engine. The store's record is kept (its own retention is not enforced here, see README).
+prefect_runs.engine. The store's record is kept (its own retention is not enforced here, see README).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import datetime as dt
 
 from prefect import flow, get_run_logger
 
-from ops import engine
+from prefect_runs import engine
 from tasks.domain import privacy
 from tasks.settings import get_settings
 

@@ -14,7 +14,7 @@ from prefect.runtime import flow_run
 
 from flows.case_transfer import STORE, drive_steps, raise_once, run_name_for
 from flows.steps import TEMPORARY_MOVE_STEPS
-from ops import engine
+from prefect_runs import engine
 from tasks.domain import conversion, transfers
 from tasks.domain.form import TransferForm
 from tasks.domain.temporary_moves import SUPPORTING, as_temporary_move

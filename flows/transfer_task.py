@@ -11,7 +11,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows.case_transfer import wait_for_answer
-from ops import engine
+from prefect_runs import engine
 from tasks.domain import steps as registry
 from tasks.domain import transfers
 

@@ -1,1 +1,1 @@
-"""casetransfer operations: the command line, starting and stopping stacks (embedded and production), the warm-fork launcher, the demo, and the engine that drives Prefect runs for them and for the flows."""
+"""casetransfer operations: the command line, starting and stopping stacks (embedded and production), the warm-fork launcher and the demo. Runs are driven through services/ and prefect_runs/, which the flows share."""

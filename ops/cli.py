@@ -78,12 +78,12 @@ def _read_form_file(path: Path) -> dict[str, Any]:
 @app.command("raise")
 def raise_(form_file: Path = typer.Argument(..., help="The transfer form, JSON or YAML")) -> None:
     """Raise a Case Transfer or Temporary Move NSI: validate, store, start its flow run."""
-    from ops import engine
+    from prefect_runs import engine
     from tasks.domain.form import FormError, parse_form
 
     try:
         form = parse_form(_read_form_file(form_file))
-        from ops import services
+        import services
 
         reference, flow_run_id = services.raise_transfer(form)
     except FormError as exc:
@@ -149,7 +149,7 @@ def record(
     timeout: float = typer.Option(120.0, help="Seconds to wait"),
 ) -> None:
     """Answer a waiting step: --field value ... (the same fields as the Prefect UI's Resume form)."""
-    from ops import engine
+    from prefect_runs import engine
     from tasks.domain import transfers
     from tasks.domain.form import FormError
 
@@ -158,7 +158,7 @@ def record(
         return
     fields = _parse_fields(list(ctx.args))
     fields.setdefault("recorded_by", getpass.getuser())
-    from ops import services
+    import services
 
     try:
         print(services.send_answer(reference, step, fields, wait, timeout))
@@ -238,7 +238,7 @@ def _by(value: str | None) -> str:
 @app.command("withdraw")
 def withdraw(reference: str, reason: str = typer.Option(..., "--reason"), by: str | None = typer.Option(None, "--by")) -> None:
     """Withdraw a transfer at any step; its flow run stops."""
-    from ops import services
+    import services
     from tasks.domain import transfers
     from tasks.domain.decisions import RuleBroken
 
@@ -254,7 +254,7 @@ def withdraw(reference: str, reason: str = typer.Option(..., "--reason"), by: st
 @app.command("escalate")
 def escalate(reference: str, concern: str = typer.Option(..., "--concern"), by: str | None = typer.Option(None, "--by")) -> None:
     """Escalate a concern about a transfer to the SPO; both sides' SPOs are emailed at once."""
-    from ops import services
+    import services
     from tasks.domain import transfers
     from tasks.domain.decisions import RuleBroken
 
@@ -272,7 +272,7 @@ def action_done(
     reference: str, code: str, by: str | None = typer.Option(None, "--by"), on: str | None = typer.Option(None, "--on")
 ) -> None:
     """Mark an action with no waiting step of its own as done (documents, VLO liaison...)."""
-    from ops import engine
+    from prefect_runs import engine
     from tasks.domain import transfers
     from tasks.domain.decisions import RuleBroken
     from tasks.domain.form import FormError
@@ -282,7 +282,7 @@ def action_done(
         if found is not None and found[1] == "open":
             # Its waiting task records it (and wakes the transfer), as the UI's form would.
             fields = {"recorded_by": _by(by), **({"done_on": on} if on else {})}
-            from ops import services
+            import services
 
             print(services.send_answer(reference, code, fields))
             return
@@ -299,7 +299,7 @@ def action_done(
 @contextmanager
 def _exit_codes(reference: str) -> Iterator[None]:
     """A refused rule exits 2 naming the field, an unknown NSI 3, a server that did not respond 1."""
-    from ops import engine
+    from prefect_runs import engine
     from tasks.domain import transfers
     from tasks.domain.decisions import RuleBroken
 
@@ -322,7 +322,7 @@ def challenge(
 ) -> None:
     """Raise a challenge about risk before completion (receiving practitioner or SPO). The receiving
     SPO settles it: `record REF challenge-N --outcome uphold|withdraw ...`. Completion waits meanwhile."""
-    from ops import services
+    import services
 
     with _exit_codes(reference):
         seq = services.challenge(reference, concern, _by(by), role)
@@ -338,7 +338,7 @@ def dispute(
 ) -> None:
     """Transferring SPO: dispute a refusal within the period in config. The head of the receiving PDU
     settles it: `record REF dispute-N --outcome confirm|overturn --notes ...`."""
-    from ops import services
+    import services
     from tasks.domain import transfers
 
     with _exit_codes(reference):
@@ -638,7 +638,7 @@ def main() -> None:
 
     # Point the CLI at the local stack (`casetransfer up` starts it there) when it is running.
     # When it is not, the nightly jobs still run in-process (Prefect's temporary server) and
-    # commands that need the real server say so (ops.engine.require_server).
+    # commands that need the real server say so (prefect_runs.engine.require_server).
     settings = get_settings()
     if "PREFECT_API_URL" not in os.environ and answers(settings.prefect_api_url):
         os.environ["PREFECT_API_URL"] = settings.prefect_api_url

@@ -95,8 +95,8 @@ def start_imported_runs(
     limit: int | None = typer.Option(None, "--limit", help="Start at most this many"),
 ) -> None:
     """Start the flow run of each open imported NSI that has none yet (safe to repeat)."""
-    from ops import services
-    from ops.engine import EngineError
+    import services
+    from prefect_runs.engine import EngineError
     from tasks.settings import get_settings
 
     rate = per_minute or get_settings().import_runs_per_minute

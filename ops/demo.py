@@ -69,8 +69,8 @@ def bring_up(port: int, seed_transfers: int, say: Say) -> None:
 
 
 def _raise_demo_transfers(say: Say) -> None:
-    from ops import services
-    from ops.services import raise_transfer, send_answer
+    import services
+    from services import raise_transfer, send_answer
     from tasks.domain import transfers
     from tasks.domain.form import parse_form
     from tasks.store.models import Nsi
@@ -139,7 +139,7 @@ def _seed_handovers(say: Say) -> None:
 
 
 def _seed_and_report(seed_transfers: int, say: Say) -> None:
-    from ops import engine
+    from prefect_runs import engine
 
     if seed_transfers:
         from tasks.demo.seed import seed

@@ -14,8 +14,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,10 @@ from typing import Any
 import httpx
 
 from ops.prefect_internals import tested
+from prefect_runs.api import RECOVER_DEPLOYMENT, api_client
 from tasks.settings import ROOT, get_settings
 
 POOL = "casetransfer"
-RECOVER_DEPLOYMENT = "recover-transfers/recover-transfers"
 
 
 def free_port() -> int:
@@ -387,21 +386,6 @@ def _send(http: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Res
             return response
         time.sleep(0.5 * 2**attempt)
     raise AssertionError("unreachable")
-
-
-@contextmanager
-def api_client(api_url: str, auth_string: str | None = None) -> Iterator[httpx.Client]:
-    """A plain HTTP client for the API that authenticates as Prefect's own client does: basic auth
-    with `auth_string` ("user:password"), and the CSRF token a server with protection on asks for
-    on every request that changes something."""
-    auth = tuple(auth_string.split(":", 1)) if auth_string else None
-    with httpx.Client(base_url=api_url, timeout=30, auth=auth) as http:  # type: ignore[arg-type]
-        if auth_string:
-            client_id = str(uuid.uuid4())
-            token = http.get("/csrf-token", params={"client": client_id})
-            if token.status_code == 200:  # 422: this server has CSRF protection off
-                http.headers.update({"Prefect-Csrf-Token": token.json()["token"], "Prefect-Csrf-Client": client_id})
-        yield http
 
 
 def ensure_automations(api_url: str, auth_string: str | None = None) -> list[str]:

@@ -7,7 +7,7 @@ reason, the raw values) in a report workbook beside the input; a bad row stores 
 
 Each good row is one transaction. A row stored before (the same CRN, date notified and kind) is
 recognised by its request key and skipped, so importing a file twice creates nothing new. Flow
-runs for the imported NSIs are started afterwards (`ops.services.start_imported_runs`), apart from the store
+runs for the imported NSIs are started afterwards (`services.start_imported_runs`), apart from the store
 work, at a rate the stack can take.
 """
 

@@ -10,7 +10,7 @@ config/spocs.yaml, the addresses the digests use; a PDU's SPOs and its head read
 - **challenge:<seq>**: a challenge about risk: the receiving PDU, whose SPO upholds or withdraws it.
 - **dispute:<seq>**: a refusal disputed: the receiving PDU, for its head, who settles it.
 
-The notice is sent by a run the event starts (ops.services.notify: the `send-notice`
+The notice is sent by a run the event starts (services.notify: the `send-notice`
 deployment, or in the caller's process when no Prefect server is up), never by the nightly job,
 through the digests' delivery and sent-log: the key is (kind, mailbox, the event's day, the
 event), so however often it is asked for, each mailbox gets it once. Example mailboxes are held

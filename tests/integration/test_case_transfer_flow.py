@@ -64,7 +64,7 @@ def test_the_resume_form_shows_the_step_fields_and_the_nsi(prefect_stack, tmp_pa
 
 def test_a_weak_refusal_answered_in_the_ui_is_rejected_and_asked_again(prefect_stack, tmp_path):
     """The UI's Resume form skips the CLI's checks: the flow itself must reject the refusal."""
-    from ops import engine
+    from prefect_runs import engine
 
     reference = raise_form(tmp_path, crn="A100003")
     for step, args in STEPS[:5]:
@@ -91,7 +91,7 @@ def test_a_weak_refusal_answered_in_the_ui_is_rejected_and_asked_again(prefect_s
 
 
 def test_the_ui_run_form_raises_a_transfer_too(prefect_stack):
-    from ops import engine
+    from prefect_runs import engine
 
     with prefect_api(prefect_stack):
         flow_run_id = engine.start_run("case-transfer/case-transfer", {"form": demo_form(crn="A100004")})
@@ -141,7 +141,7 @@ def test_a_bad_form_exits_2_naming_the_field_and_stores_nothing(prefect_stack, t
 
 
 def test_a_worker_killed_mid_step_recovers_and_stores_everything_exactly_once(prefect_stack, tmp_path):
-    from ops.services import raise_transfer
+    from services import raise_transfer
     from tasks.domain.form import parse_form
 
     with prefect_api(prefect_stack):

@@ -153,7 +153,7 @@ def test_a_refusal_disputed_and_overturned_reopens_the_tasks_as_they_stood_and_c
 
 
 def test_a_wake_up_sent_between_the_transfers_read_and_its_suspension_is_not_lost(prefect_stack, tmp_path):
-    from ops.services import raise_transfer
+    from services import raise_transfer
     from tasks.domain.form import parse_form
 
     with prefect_api(prefect_stack):

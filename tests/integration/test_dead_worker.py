@@ -27,7 +27,7 @@ def cli(*args: str) -> str:
 
 
 def run_state(flow_run_id: str) -> str:
-    from ops import engine
+    from prefect_runs import engine
 
     return engine.run_state(flow_run_id)[0]
 
@@ -56,7 +56,7 @@ def _running_run(reference: str) -> str | None:
 def _kill_and_watch(prefect_stack) -> None:
     from prefect.client.orchestration import get_client
 
-    from ops.services import raise_transfer
+    from services import raise_transfer
     from tasks.domain.form import parse_form
     from tasks.settings import get_settings
 

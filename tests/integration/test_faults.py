@@ -105,7 +105,7 @@ def prod(production_stack: Production, monkeypatch: pytest.MonkeyPatch) -> Itera
 
 
 def state_of(flow_run_id: str) -> str:
-    from ops import engine
+    from prefect_runs import engine
 
     return engine.run_state(flow_run_id)[0]
 
@@ -186,7 +186,7 @@ def descends_from(pid: int, ancestor: int) -> bool:
 
 
 def test_a_worker_sigkilled_mid_step_is_recovered_by_the_other_worker_and_nothing_is_stored_twice(prod, tmp_path):
-    from ops.services import raise_transfer
+    from services import raise_transfer
     from tasks.domain.form import parse_form
 
     stack = prod.stack
@@ -369,7 +369,7 @@ def _task_runs(flow_run_id: str, name_prefix: str) -> list[Any]:
 def test_the_domain_database_vanishing_mid_step_is_retried_and_the_step_is_recorded_once(prod, pg_proxy, tmp_path):
     from sqlalchemy.engine import make_url
 
-    from ops.services import raise_transfer
+    from services import raise_transfer
     from tasks.domain.form import parse_form
 
     # This transfer's runs (its task runs get the same URL) reach the store through the proxy
@@ -453,7 +453,7 @@ def test_the_api_servers_answer_401_without_the_credential_and_never_write_it_do
     prefect.yaml, while the workers (which authenticate) ran every fault above."""
     import httpx
 
-    from ops.stack import api_client
+    from prefect_runs.api import api_client
 
     auth = prod.env["PREFECT_API_AUTH_STRING"]
     password = auth.split(":", 1)[1]

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 from support.waits import prefect_api, wait_for
 
-from ops import services
+import services
 from tasks.demo.legacy_trackers import write_tracker
 from tasks.domain import importer, transfers
 from tasks.store.models import Nsi
@@ -50,7 +50,7 @@ def test_an_imported_transfer_runs_with_exactly_its_open_tasks_and_a_caretaking_
 
 
 def test_operations_staff_import_a_file_from_the_import_folder_with_the_deployment(prefect_stack, tmp_path: Path) -> None:
-    from ops import engine
+    from prefect_runs import engine
 
     folder = tmp_path / "imports"
     write_tracker(folder / "region.xlsx", [{**ROW, "crn": "F300003"}, {**ROW, "crn": "bad"}])

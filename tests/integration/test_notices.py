@@ -1,7 +1,7 @@
 """Notices sent at once (issue 16), through a real SMTP server on loopback: an escalation reaches
 both sides' SPOs once, before any nightly run; a challenge and a dispute reach the receiving PDU;
 a transfer arriving reaches the receiving PDU; a limited access case shows its CRN only. The path
-is the CLI's (ops.services): with no Prefect server up, the notice is sent from the caller's
+is the CLI's (services): with no Prefect server up, the notice is sent from the caller's
 process, by the same delivery and sent-log."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from conftest import demo_form, pin_today
 from sqlalchemy import select
 from support.smtp import FROM_PDU, TO_PDU, SmtpServer, free_port, mailbox, parts, section, smtp_on_loopback
 
-from ops import services
+import services
 from tasks.domain import transfers
 from tasks.domain.form import parse_form
 from tasks.notify import notices, reminders
@@ -32,7 +32,7 @@ ALLOCATION = {"recorded_by": "Kim SPO", "practitioner": "Pat Receiver", "team_co
 
 @pytest.fixture
 def smtp(real_mailboxes: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpServer]:
-    # No Prefect server: ops.services.notify sends from this process (as the CLI does without one).
+    # No Prefect server: services.notify sends from this process (as the CLI does without one).
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     with smtp_on_loopback(monkeypatch) as server:
         yield server

@@ -26,7 +26,8 @@ from conftest import ROOT, demo_form
 from support.smtp import SmtpServer, smtp_on_loopback
 from support.waits import prefect_api, wait_for
 
-from ops import engine, services
+import services
+from prefect_runs import engine
 from tasks.domain import steps as registry
 from tasks.domain import transfers
 from tasks.domain.form import parse_form
@@ -143,7 +144,7 @@ def answer_for(task: str, reference: str, team_code: str, free_text: str) -> dic
 
 def take_through_every_task(reference: str, person: Person) -> None:
     """Allocation, every task after it (a challenge about risk raised and withdrawn on the way),
-    then completion; each answered through the one path (ops.services)."""
+    then completion; each answered through the one path (services)."""
     from tasks.store.models import Nsi
     from tasks.store.unit_of_work import UnitOfWork
 

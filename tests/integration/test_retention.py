@@ -51,8 +51,9 @@ def test_the_sweep_deletes_a_withdrawn_transfers_runs_and_artifacts_from_prefect
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
     from prefect.exceptions import ObjectNotFound
 
+    import services
     from flows.retention import sweep
-    from ops import engine, services
+    from prefect_runs import engine
 
     with prefect_api(prefect_stack):
         reference, run_id = services.raise_transfer(parse_form(demo_form(crn="R100010", raised_on="2026-12-14")))

@@ -68,7 +68,7 @@ def test_a_move_raised_from_the_ui_and_converted_starts_one_linked_case_transfer
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
     from prefect.states import Scheduled
 
-    from ops import engine
+    from prefect_runs import engine
 
     # The UI's Run form: the form's type left at its default, the temporary fields filled in.
     form = demo_form(crn="M200002", temporary_reason=TM["temporary_reason"], expected_return_date=TM["expected_return_date"])

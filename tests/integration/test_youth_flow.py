@@ -31,7 +31,7 @@ SUMMARY = {
 
 
 def raise_youth(stack, job_variables: dict = YOUTH, **changes) -> tuple[str, str]:
-    from ops.services import raise_transfer
+    from services import raise_transfer
 
     with prefect_api(stack):
         return raise_transfer(parse_form(demo_form(**{**YOUTH_FIELDS, **changes}), "youth"), job_variables=job_variables)

@@ -38,7 +38,7 @@ def prefect_api(stack: Any) -> Iterator[None]:
 
 def state_of(stack: Any, flow_run_id: str) -> str:
     """The state type of a flow run on `stack` (COMPLETED, PAUSED, ...)."""
-    from ops import engine
+    from prefect_runs import engine
 
     with prefect_api(stack):
         return engine.run_state(flow_run_id)[0]

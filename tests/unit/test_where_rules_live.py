@@ -18,7 +18,7 @@ HEADER = ("Rule", "Applied by", "Config", "Test")
 POINTER = re.compile(r"`([\w./-]+\.(?:py|yaml)): ([\w.]+)`")
 # A cell with nothing to point at must say why in these words, so a gap reads as a gap, not an oversight.
 MARKERS = {"Applied by": ("not built",), "Config": ("none", "not built"), "Test": ("no test",)}
-CODE_FOLDERS = ("tasks/", "flows/", "ops/")
+CODE_FOLDERS = ("tasks/", "flows/", "services/", "prefect_runs/", "ops/")
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
-"""Raise and answer: the one path the CLI, the demo, the admin flows and the benchmark share.
+"""The service layer: raise, answer, challenge, dispute, withdraw, escalate, notify. The one path
+the CLI, the demo, the admin flows and the benchmark share.
 
-Each function writes the store first (the record, one transaction), then drives Prefect
-through ops.engine (start a run, resume the run waiting for an answer, wake a transfer's
-run). Prefect is imported only when a function needs it, so the store-only callers stay light.
+Each function writes the store first (the record, one transaction), then drives Prefect through
+the adapter, prefect_runs.engine (start a run, resume the run waiting for an answer, wake a
+transfer's run). Prefect is imported only when a function needs it, so the store-only callers
+stay light. Below flows/ and ops/, which both call it: it imports neither.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ log = logging.getLogger(__name__)
 
 def raise_transfer(form: TransferForm, job_variables: dict | None = None) -> tuple[str, str]:
     """Validate the placement, start the flow run, store the NSI. Returns (reference, flow run id)."""
-    from ops import engine
+    from prefect_runs import engine
     from tasks.domain import transfers
     from tasks.domain.form import NsiType
     from tasks.domain.policy import get_policy
@@ -66,7 +68,7 @@ def notify(reference: str, event: str) -> str:
     it, once per event (idempotency key). With no Prefect server to start it on, send from here:
     the notice is not left for the nightly job either way, and the sent-log sends it once.
     Returns the run's id, or "sent here"."""
-    from ops import engine
+    from prefect_runs import engine
     from tasks.notify import notices
     from tasks.settings import get_settings
 
@@ -99,7 +101,7 @@ def escalate(reference: str, concern: str, by: str) -> int:
 def send_answer(reference: str, step: str, fields: dict[str, Any], wait: bool = True, timeout: float = 120.0) -> str:
     """Validate an answer as the flow will, resume the run waiting for it and (optionally) wait
     until the flow has recorded it. Raises FormError / StepRefused / NotFound / EngineError."""
-    from ops import engine
+    from prefect_runs import engine
     from tasks.domain import transfers
     from tasks.settings import get_settings
 
@@ -164,7 +166,7 @@ def send_answer(reference: str, step: str, fields: dict[str, Any], wait: bool = 
 def open_task_run(reference: str, step: str, timeout: float) -> tuple[str, str]:
     """(flow run id, pause-key prefix) of the run waiting for this task. Right after `raise` or
     after the step that opens it, the task may not be open yet: wait for it up to `timeout`."""
-    from ops import engine
+    from prefect_runs import engine
     from tasks.domain import transfers
 
     deadline = time.monotonic() + timeout
@@ -185,7 +187,7 @@ def open_task_run(reference: str, step: str, timeout: float) -> tuple[str, str]:
 
 def withdraw(reference: str, reason: str, withdrawn_by: str) -> None:
     """Withdraw in the store (the record), then stop the transfer's run and every task still open."""
-    from ops import engine
+    from prefect_runs import engine
 
     for flow_run_id in transfers.withdraw(reference, reason, withdrawn_by):
         try:
@@ -196,7 +198,7 @@ def withdraw(reference: str, reason: str, withdrawn_by: str) -> None:
 
 def challenge(reference: str, concern: str, raised_by: str, role: str) -> int:
     """Raise a challenge about risk in the store, then wake the transfer's run to open its task."""
-    from ops import engine
+    from prefect_runs import engine
 
     seq, _ = transfers.raise_challenge(reference, concern, raised_by, role)
     engine.wake_transfer(reference)
@@ -208,7 +210,7 @@ def dispute(reference: str, grounds: str, disputed_by: str) -> str:
     """Dispute a refusal in the store, then start the run that drives the transfer again: it opens
     the dispute for the head of the receiving PDU, and the tasks again if the refusal is overturned.
     Returns that run's id."""
-    from ops import engine
+    from prefect_runs import engine
     from tasks.settings import get_settings
 
     seq = transfers.raise_dispute(reference, grounds, disputed_by)
@@ -231,7 +233,7 @@ def start_imported_runs(per_minute: float, url: str | None = None, limit: int | 
     """Start the flow run of each open imported NSI, `per_minute` at most. A Case Transfer's run
     takes the NSI by reference and opens exactly its open tasks; a caretaking row's run takes its
     form and request key and finds the NSI already stored. Safe to repeat: an NSI with a run is left."""
-    from ops import engine
+    from prefect_runs import engine
     from tasks.domain import importer
     from tasks.domain.form import NsiType
     from tasks.settings import get_settings

@@ -1,4 +1,5 @@
-"""The Prefect side of the CLI: start, resume and stop flow runs through the Prefect API."""
+"""Start, suspend, resume, wake, stop and delete flow runs through the Prefect API: what the
+service layer, the flows and the command line do to runs other than their own."""
 
 from __future__ import annotations
 
