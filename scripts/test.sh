@@ -22,4 +22,7 @@ if [ "${1:-}" = "--quick" ]; then
   shift
   set -- -m "quick or not (prefect or postgres)" "$@"
 fi
-python -m pytest -q --durations=15 "$@"
+# Two workers (pytest-xdist), each stack's tests kept in one of them (tests/conftest.py): the
+# Prefect tests spend much of their time waiting on the server, and the other worker runs the
+# unit and store tests meanwhile. `-n 0` after the script's name runs everything in one process.
+python -m pytest -q --durations=15 -n "${CASETRANSFER_TEST_WORKERS:-2}" --dist loadgroup "$@"
