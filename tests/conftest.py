@@ -210,6 +210,7 @@ def real_mailboxes(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPat
 STACK_GROUPS = {"prefect_stack": "prefect-stack", "production_stack": "production-stack"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         for fixture, group in STACK_GROUPS.items():
