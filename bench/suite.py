@@ -51,7 +51,8 @@ def read_junit(path: Path, tree: Path, name: str, wall: float | None = None) -> 
     prefect, postgres = collected(tree, "prefect"), collected(tree, "postgres")
     suite = Suite(name, wall)
     for case in ET.parse(path).getroot().iter("testcase"):
-        node = case.get("classname", "").replace(".", "/") + ".py::" + case.get("name", "")
+        # pytest-xdist names a grouped test "name@group".
+        node = case.get("classname", "").replace(".", "/") + ".py::" + case.get("name", "").split("@")[0]
         if node.startswith("tests/unit/"):
             group = "unit"
         elif node in prefect:

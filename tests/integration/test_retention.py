@@ -5,6 +5,8 @@ sweep against the real Prefect stack."""
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+from pathlib import Path
 from uuid import UUID
 
 import pytest
@@ -13,6 +15,7 @@ from support.waits import prefect_api, wait_for
 
 from tasks.domain import privacy, transfers
 from tasks.domain.form import parse_form
+from tasks.settings import reset_settings
 
 
 def raised(crn: str) -> str:
@@ -45,8 +48,22 @@ def test_run_names_match_their_reference_as_a_whole_token():
     assert not privacy.belongs_to("transfer-CT0000012", "CT000001")
 
 
+@pytest.fixture
+def own_store(migrated_sqlite: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A store of this test's own on the shared stack (its runs are told the URL): the sweep finds
+    only this test's transfers, never what other tests left closed in the stack's store."""
+    path = tmp_path / "store.sqlite"
+    shutil.copyfile(migrated_sqlite, path)
+    url = f"sqlite:///{path}"
+    monkeypatch.setenv("CASETRANSFER_DATABASE_URL", url)
+    reset_settings()
+    return url
+
+
 @pytest.mark.prefect
-def test_the_sweep_deletes_a_withdrawn_transfers_runs_and_artifacts_from_prefect_and_keeps_the_store(prefect_stack, tmp_path):
+def test_the_sweep_deletes_a_withdrawn_transfers_runs_and_artifacts_from_prefect_and_keeps_the_store(
+    prefect_stack, own_store, tmp_path
+):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
     from prefect.exceptions import ObjectNotFound
@@ -56,7 +73,9 @@ def test_the_sweep_deletes_a_withdrawn_transfers_runs_and_artifacts_from_prefect
     from prefect_runs import engine
 
     with prefect_api(prefect_stack):
-        reference, run_id = services.raise_transfer(parse_form(demo_form(crn="R100010", raised_on="2026-12-14")))
+        reference, run_id = services.raise_transfer(
+            parse_form(demo_form(crn="R100010", raised_on="2026-12-14")), {"env": {"CASETRANSFER_DATABASE_URL": own_store}}
+        )
         key = f"action-list-{reference.lower()}"
         with get_client(sync_client=True) as client:
             wait_for(lambda: client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))),
