@@ -218,7 +218,11 @@ def open_tasks(reference: str) -> transfers.Progress:
             tags=[progress.reference, f"owner:{t.owner_role}"],
             job_variables=_forwarded_env(),
         )
-        transfers.task_started(progress.reference, t.task, t.round, run_id)
+        if not transfers.task_started(progress.reference, t.task, t.round, run_id):
+            # Withdrawn (or closed) while this segment was opening tasks: nothing else will stop it.
+            engine.stop(run_id, f"{reference} was closed while its tasks were opening: this task is not needed")
+            logger.info("%s: closed while opening tasks; %s not opened", progress.reference, t.title)
+            continue
         logger.info("%s: %s opened for %s", progress.reference, t.title, t.owner_role.replace("_", " "))
     return progress
 

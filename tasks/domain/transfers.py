@@ -242,8 +242,11 @@ def registered(request_key: str, url: str | None = None) -> str | None:
         return row.reference if row is not None and row.flow_run_id else None
 
 
-def _load(session: Session, reference: str) -> Nsi:
-    nsi = session.scalar(select(Nsi).where(Nsi.reference == reference.strip().upper()))
+def _load(session: Session, reference: str, lock: bool = False) -> Nsi:
+    """The NSI by reference; with `lock`, its row is held until the transaction ends (PostgreSQL),
+    so two writers that each read before writing (a withdrawal, a task being opened) go one by one."""
+    query = select(Nsi).where(Nsi.reference == reference.strip().upper())
+    nsi = session.scalar(query.with_for_update() if lock else query)
     if nsi is None:
         raise NotFound(f"nsi: no NSI with reference {reference!r}")
     return nsi
@@ -713,7 +716,7 @@ def withdraw(reference: str, reason: str, by: str, url: str | None = None) -> li
     reason = check_reason("reason", reason)
     by = check_reason("by", by)
     with UnitOfWork(url) as uow:
-        nsi = _load(uow.session, reference)
+        nsi = _load(uow.session, reference, lock=True)
         if nsi.status in CLOSED:
             raise StepRefused("nsi", f"{nsi.reference} is already {nsi.status}")
         _close(nsi, "withdrawn", today())
@@ -961,13 +964,19 @@ def progress(reference: str, url: str | None = None) -> Progress:
         return result
 
 
-def task_started(reference: str, task: str, round_: int, flow_run_id: str, url: str | None = None) -> None:
+def task_started(reference: str, task: str, round_: int, flow_run_id: str, url: str | None = None) -> bool:
+    """Record the run that waits for a task. False when the task is no longer open (the transfer
+    was withdrawn or closed while its run was opening tasks): the caller stops that run, since the
+    withdrawal could not know of it."""
     with UnitOfWork(url) as uow:
-        nsi = _load(uow.session, reference)
+        nsi = _load(uow.session, reference, lock=True)
         row = next((r for r in nsi.tasks if r.task == task and r.round == round_), None)
-        if row is not None and row.flow_run_id != flow_run_id:
+        if row is None or row.status != "open":
+            return False
+        if row.flow_run_id != flow_run_id:
             row.flow_run_id = flow_run_id
             uow.commit()
+        return True
 
 
 def task_done(reference: str, task: str, round_: int, url: str | None = None) -> None:

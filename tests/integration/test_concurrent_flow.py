@@ -194,6 +194,7 @@ def test_withdrawal_cancels_the_transfer_and_every_task_still_open(prefect_stack
     runs = wait_for(
         lambda: (r := task_runs(prefect_stack, reference)) and all(s in ("CANCELLED", "COMPLETED") for s in r.values()) and r,
         what="every task run to stop",
+        show=lambda: task_runs(prefect_stack, reference),
     )
     assert sum(1 for s in runs.values() if s == "CANCELLED") >= len(AFTER_ALLOCATION)
     late = cli("record", reference, "police_checks", *AFTER_ALLOCATION["police_checks"], check=False)

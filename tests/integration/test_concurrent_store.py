@@ -204,6 +204,16 @@ def test_a_withdrawal_returns_the_transfers_run_and_every_open_tasks_run_to_stop
     assert transfers.status_of(ref).tasks == []
 
 
+def test_a_task_whose_run_starts_after_the_withdrawal_is_refused_so_its_run_is_stopped(store_url):
+    ref = raise_transfer()
+    record(ref, "allocation", **ALLOCATION)
+    first, *rest = transfers.progress(ref).to_start  # the run opens tasks one by one...
+    assert transfers.task_started(ref, first.task, first.round, "run-first")
+    assert transfers.withdraw(ref, "Not moving", "Sam") == ["run-first"]  # ...and is withdrawn meanwhile
+    assert rest and [transfers.task_started(ref, t.task, t.round, f"run-{t.task}") for t in rest] == [False] * len(rest)
+    assert transfers.status_of(ref).tasks == []
+
+
 def test_the_sequential_shape_is_kept_by_nsis_raised_under_it(store_url, sequential_shape):
     ref = raise_transfer()
     assert transfers.shape_of(ref) == 1 and "decision" in {a.code for a in transfers.status_of(ref).actions}

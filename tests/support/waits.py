@@ -16,15 +16,19 @@ from uuid import UUID
 POLL_SECONDS = 0.25
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 90.0, what: str = "condition") -> Any:
-    """Poll `predicate` until it returns something true, and return that."""
+def wait_for(
+    predicate: Callable[[], object], timeout: float = 90.0, what: str = "condition", show: Callable[[], object] | None = None
+) -> Any:
+    """Poll `predicate` until it returns something true, and return that. On a time-out the
+    message includes what `show()` says then (the state the test was waiting on)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(POLL_SECONDS)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    seen = f"; last seen: {show()}" if show is not None else ""
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{seen}")
 
 
 @contextmanager
