@@ -4,6 +4,7 @@ service layer, the flows and the command line do to runs other than their own.""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from collections.abc import Callable
 from uuid import UUID
@@ -155,6 +156,53 @@ def wait_until_final(flow_run_id: str, timeout: float = 600.0) -> str:
         if time.monotonic() > deadline:
             raise EngineError(f"flow run {flow_run_id} still {state_type} after {timeout:.0f} s")
         time.sleep(1)
+
+
+# How long a claim on a waiting step may stand without its answer arriving before another sender
+# may take it over: a sender that died between claiming and resuming must not block the step.
+CLAIM_SECONDS = 60.0
+
+
+def _claim_key(pause_key: str) -> str:
+    return f"answer-claim-{pause_key}"
+
+
+def claim_answer(flow_run_id: str, pause_key: str) -> dt.datetime | None:
+    """Claim the right to answer the run waiting at `pause_key`, before resuming it. None when this
+    caller holds the claim; otherwise when the other sender claimed it.
+
+    Why: two resumes that arrive together are both accepted by Prefect's server (each reads the run
+    Paused inside its own transaction), so both senders would be told their answer was recorded
+    while only one answer is read. A run input's key is unique on the server (409 for the second),
+    which makes the claim atomic. The claim holds a time only: Prefect never holds who answered."""
+    key = _claim_key(pause_key)
+    run = UUID(flow_run_id)
+    with get_client(sync_client=True) as client:
+        for _ in range(2):
+            claimed_at = dt.datetime.now(dt.UTC)
+            try:
+                client.create_flow_run_input(run, key, json.dumps({"at": claimed_at.isoformat()}))
+                return None
+            except PrefectHTTPStatusError as exc:
+                if exc.response.status_code != 409:
+                    raise
+            try:
+                other = dt.datetime.fromisoformat(json.loads(client.read_flow_run_input(run, key))["at"])
+            except (ObjectNotFound, PrefectHTTPStatusError, ValueError, KeyError):
+                continue  # released meanwhile: try again
+            if (claimed_at - other).total_seconds() < CLAIM_SECONDS:
+                return other
+            client.delete_flow_run_input(run, key)  # its sender died before resuming
+    return claimed_at
+
+
+def release_answer(flow_run_id: str, pause_key: str) -> None:
+    """Give up a claim whose answer did not reach the run (the resume failed): it may be sent again."""
+    with get_client(sync_client=True) as client:
+        try:
+            client.delete_flow_run_input(UUID(flow_run_id), _claim_key(pause_key))
+        except (ObjectNotFound, PrefectHTTPStatusError):
+            pass
 
 
 def resume(flow_run_id: str, answer: dict, timeout: float = 30.0) -> None:

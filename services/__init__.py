@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from tasks.domain import privacy, transfers
 from tasks.domain import steps as registry
@@ -131,9 +132,16 @@ def send_answer(reference: str, step: str, fields: dict[str, Any], wait: bool = 
     # names the step, so a late answer is refused instead of landing on the wrong form.
     if not (pause_key or "").startswith(prefix):
         raise transfers.StepRefused("step", f"{step} for {reference} was already answered; the transfer has moved on")
+    # Two senders past that check together: the first to claim the step's wait resumes it, the
+    # other is told so (Prefect's server would accept both resumes and read one answer).
+    claimed = engine.claim_answer(flow_run_id, pause_key)
+    if claimed is not None:
+        at = claimed.astimezone(ZoneInfo("Europe/London")).strftime("%H:%M:%S")
+        raise transfers.StepRefused("step", f"{step} for {reference} was already answered at {at}; the transfer has moved on")
     try:
         engine.resume(flow_run_id, answer)
     except Exception:
+        engine.release_answer(flow_run_id, pause_key)  # not delivered: it may be sent again
         # The same race, a moment later: the other answer resumed the run between our check and
         # our resume (the server says "not paused", or 409 when both resumes met in flight).
         # Say so in the same words rather than asking the operator to work it out.
