@@ -158,11 +158,6 @@ def wait_until_final(flow_run_id: str, timeout: float = 600.0) -> str:
         time.sleep(1)
 
 
-# How long a claim on a waiting step may stand without its answer arriving before another sender
-# may take it over: a sender that died between claiming and resuming must not block the step.
-CLAIM_SECONDS = 60.0
-
-
 def _claim_key(pause_key: str) -> str:
     return f"answer-claim-{pause_key}"
 
@@ -174,7 +169,11 @@ def claim_answer(flow_run_id: str, pause_key: str) -> dt.datetime | None:
     Why: two resumes that arrive together are both accepted by Prefect's server (each reads the run
     Paused inside its own transaction), so both senders would be told their answer was recorded
     while only one answer is read. A run input's key is unique on the server (409 for the second),
-    which makes the claim atomic. The claim holds a time only: Prefect never holds who answered."""
+    which makes the claim atomic. The claim holds a time only: Prefect never holds who answered.
+    A claim older than `answer_claim_seconds` is taken over: its sender died before resuming."""
+    from tasks.settings import get_settings
+
+    stands_for = get_settings().answer_claim_seconds
     key = _claim_key(pause_key)
     run = UUID(flow_run_id)
     with get_client(sync_client=True) as client:
@@ -190,7 +189,7 @@ def claim_answer(flow_run_id: str, pause_key: str) -> dt.datetime | None:
                 other = dt.datetime.fromisoformat(json.loads(client.read_flow_run_input(run, key))["at"])
             except (ObjectNotFound, PrefectHTTPStatusError, ValueError, KeyError):
                 continue  # released meanwhile: try again
-            if (claimed_at - other).total_seconds() < CLAIM_SECONDS:
+            if (claimed_at - other).total_seconds() < stands_for:
                 return other
             client.delete_flow_run_input(run, key)  # its sender died before resuming
     return claimed_at

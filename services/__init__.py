@@ -14,7 +14,6 @@ import time
 import uuid
 from collections.abc import Callable
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from tasks.domain import privacy, transfers
 from tasks.domain import steps as registry
@@ -136,7 +135,7 @@ def send_answer(reference: str, step: str, fields: dict[str, Any], wait: bool = 
     # other is told so (Prefect's server would accept both resumes and read one answer).
     claimed = engine.claim_answer(flow_run_id, pause_key)
     if claimed is not None:
-        at = claimed.astimezone(ZoneInfo("Europe/London")).strftime("%H:%M:%S")
+        at = claimed.astimezone(get_settings().zone).strftime("%H:%M:%S")
         raise transfers.StepRefused("step", f"{step} for {reference} was already answered at {at}; the transfer has moved on")
     try:
         engine.resume(flow_run_id, answer)

@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     wake_timeout_seconds: float = 120.0
     # recover re-sends a wake-up to a transfer's run suspended this long with a change it has not read.
     wake_resend_seconds: float = 60.0
+    # A claim to answer a waiting step (prefect_runs.engine.claim_answer) that stands this long
+    # without its answer arriving may be taken over: its sender died before resuming.
+    answer_claim_seconds: float = 60.0
     # Days after a transfer closes before its flow runs are deleted from Prefect (prefect-retention).
     prefect_run_retention_days: int = Field(default=30, ge=0)
     # How long the store keeps a closed NSI's record. Stated, not enforced here (README).
