@@ -380,16 +380,16 @@ def template_after_allocation(form: dict[str, Any], tag: str) -> tuple[str, int,
     after allocation and marks 1 seen (a resumed run starts from the top, reads, and suspends at
     the new key `wake-1`)."""
     from tasks.domain import steps as registry
-    from tasks.domain import transfers
+    from tasks.domain import transfer_views, transfers
     from tasks.domain.form import parse_form
     from tasks.settings import get_settings
 
     reference = transfers.register_nsi(parse_form({**form, "crn": "H000000"}), f"held-template-{tag}", flow_run_id="template")
-    if transfers.shape_of(reference) < 2:
-        raise SystemExit(f"{reference} was raised on shape {transfers.shape_of(reference)}: this bench measures shape 2")
+    if transfer_views.shape_of(reference) < 2:
+        raise SystemExit(f"{reference} was raised on shape {transfer_views.shape_of(reference)}: this bench measures shape 2")
     transfers.progress(reference)
     transfers.task_started(reference, "allocation", 1, "template-allocation")
-    policy, raised_on = transfers.policy_of(reference), transfers.status_of(reference).raised_on
+    policy, raised_on = transfer_views.policy_of(reference), transfer_views.status_of(reference).raised_on
     answer = registry.validate_answer("allocation", dict(ALLOCATION[1]), policy, get_settings().current_date(), raised_on)
     transfers.apply_step(reference, "allocation", answer.model_dump(mode="json"), flow_run_id="template-allocation")
     transfers.task_done(reference, "allocation", 1)  # its run has woken the transfer: "recorded" becomes "done"
@@ -689,7 +689,7 @@ def drive(i: int, form: dict[str, Any], timeout: float, store_url: str) -> tuple
     import httpx
 
     from services import raise_transfer, send_answer
-    from tasks.domain import transfers
+    from tasks.domain import transfer_views
     from tasks.domain.form import parse_form
 
     rng = random.Random(i)
@@ -711,7 +711,7 @@ def drive(i: int, form: dict[str, Any], timeout: float, store_url: str) -> tuple
         send(step, AFTER_ALLOCATION[step])
     wait_until(lambda: "completion" in open_runs(store_url, reference), timeout, f"{reference}: completion open")
     send(*COMPLETION)
-    wait_until(lambda: transfers.nsi_status(reference)[0] == "completed", timeout, f"{reference} completed")
+    wait_until(lambda: transfer_views.nsi_status(reference)[0] == "completed", timeout, f"{reference} completed")
     # The store says completed as soon as completion is recorded; the transfer's run ends a wake-up
     # later, and that end is the completion step's "next suspension": wait for it, or it goes unmeasured.
     with httpx.Client(base_url=os.environ["PREFECT_API_URL"], timeout=60) as http:

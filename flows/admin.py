@@ -11,7 +11,7 @@ from prefect.runtime import flow_run
 
 import services
 from prefect_runs import engine
-from tasks.domain import transfers
+from tasks.domain import transfer_views, transfers
 
 
 def forget_free_text(reference: str, **keep: object) -> None:
@@ -98,7 +98,7 @@ def recover_now(
     from tasks.settings import get_settings
 
     settings = get_settings()
-    runs = dict((f, r) for r, f in transfers.open_flow_runs())
+    runs = dict((f, r) for r, f in transfer_views.open_flow_runs())
     if flow_run_id:
         wanted = flow_run_id.removeprefix("prefect.flow-run.")
         runs = {f: r for f, r in runs.items() if f == wanted}
@@ -114,7 +114,7 @@ def recover_now(
         stale = silent if stale_after_seconds is None else stale_after_seconds
     else:
         stale = settings.stale_run_seconds if stale_after_seconds is None else stale_after_seconds
-    waiting = transfers.waiting_steps()
+    waiting = transfer_views.waiting_steps()
 
     def form_for(flow_run_id: str) -> type[RunInput] | None:
         # Built only for a run found without its form: a form class per open transfer, every
@@ -123,7 +123,7 @@ def recover_now(
         if reference is None or step is None:
             return None
         try:
-            form = step_form(step, transfers.policy_of(reference))
+            form = step_form(step, transfer_views.policy_of(reference))
         except FormError:
             return None
         return form.with_initial_data(description=f"### {reference}: {step.replace('_', ' ')}\n\n{(form.__doc__ or '').strip()}")
@@ -139,7 +139,7 @@ def wake_unseen(older_than_seconds: float) -> list[str]:
     the transfer's run was slow to suspend): resume each transfer's run that has been waiting
     longer than `older_than_seconds` with a change it has not read."""
     woken = []
-    for reference, run_id in transfers.unseen_wakeups():
+    for reference, run_id in transfer_views.unseen_wakeups():
         if engine.resume_if_paused(run_id, older_than_seconds):
             woken.append(reference)
     return woken

@@ -24,7 +24,7 @@ from prefect.runtime import flow_run
 from flows.steps import CASE_TRANSFER_STEPS, StepForm, form_for, validate_step
 from prefect_runs import engine
 from tasks.domain import steps as registry
-from tasks.domain import transfers
+from tasks.domain import transfer_views, transfers
 from tasks.domain.form import FormError, TransferForm
 from tasks.domain.policy import get_policy
 from tasks.settings import get_settings
@@ -64,7 +64,7 @@ def raise_once(form: TransferForm, request_key: str, prefix: str = "transfer") -
     A run started with the form (the UI's Run form on this deployment, older callers) then drops
     it: its parameters become the reference, and its name transfer-<reference>, so Prefect keeps
     no copy of the person's details and a re-run picks the NSI up by reference."""
-    reference = transfers.registered(request_key) or raise_nsi(form, request_key, str(flow_run.id))
+    reference = transfer_views.registered(request_key) or raise_nsi(form, request_key, str(flow_run.id))
     engine.forget_parameters(str(flow_run.id), {"reference": reference}, name=f"{prefix}-{reference}", tags=[reference])
     return reference
 
@@ -86,8 +86,8 @@ def transfer_run_name() -> str:
 
 
 def describe(reference: str, step: str, form_cls: type[StepForm], note: str | None) -> str:
-    view = transfers.status_of(reference)
-    policy = transfers.policy_of(reference)
+    view = transfer_views.status_of(reference)
+    policy = transfer_views.policy_of(reference)
     codes = {r.code for r in policy.rules_for_step(step)} | {step}
     due = next((a.due_on for a in view.actions if a.status == "open" and a.code in codes), None)
     # The description is stored in Prefect: the reference and the CRN only, never the name; an
@@ -113,13 +113,13 @@ def wait_for_answer(reference: str, step: str, key: str, waiting_status: str | N
     transfer the case, a stayed decision). Each asking has its own suspend key: `key`-attempt."""
     logger = get_run_logger()
     timeout = get_policy().suspend_timeout_days * 86400
-    policy = transfers.policy_of(reference)
+    policy = transfer_views.policy_of(reference)
     form_cls = form_for(step, policy)
     note: str | None = None
-    status, _ = transfers.nsi_status(reference)
+    status, _ = transfer_views.nsi_status(reference)
     while True:
         # Rejected and not-final answers both count, so each asking has its own suspend key.
-        attempt = transfers.step_attempts(reference, step)
+        attempt = transfer_views.step_attempts(reference, step)
         if sequential:
             mark_waiting(reference, step, waiting_status)
         form = form_cls.with_initial_data(description=describe(reference, step, form_cls, note))
@@ -129,7 +129,7 @@ def wait_for_answer(reference: str, step: str, key: str, waiting_status: str | N
             validate_step(step, data, policy)
             status = record_step(reference, step, data, attempt)
         except (FormError, transfers.StepRefused) as exc:
-            closed = transfers.nsi_status(reference)[0]
+            closed = transfer_views.nsi_status(reference)[0]
             if closed in transfers.CLOSED and (sequential or not _still_open(reference, step)):
                 forget_answer(f"{key}-{attempt}")
                 return closed
@@ -141,10 +141,10 @@ def wait_for_answer(reference: str, step: str, key: str, waiting_status: str | N
             forget_answer(f"{key}-{attempt}")
             continue
         forget_answer(f"{key}-{attempt}")  # the store holds it now: Prefect keeps no copy
-        if step in transfers.recorded_steps(reference) or status in transfers.CLOSED:
+        if step in transfer_views.recorded_steps(reference) or status in transfers.CLOSED:
             logger.info("%s: %s recorded by %s", reference, step.replace("_", " "), data.get("recorded_by"))
             return status
-        event, detail = transfers.last_attempt(reference, step) or ("asked again", "")
+        event, detail = transfer_views.last_attempt(reference, step) or ("asked again", "")
         # The detail may quote the answer's free text (a stay's evidence): the store and `status`
         # show that, the form in Prefect only the policy's words around it.
         note = f"**Asked again: {event}.** {without_free_text(detail, data)}"
@@ -169,7 +169,7 @@ def forget_answer(pause_key: str) -> None:
 
 def _still_open(reference: str, step: str) -> bool:
     """Can this task still be answered on a closed NSI (an after-the-move action, a dispute)?"""
-    found = transfers.task_round(reference, step)
+    found = transfer_views.task_round(reference, step)
     return found is not None and found[1] == "open"
 
 
@@ -178,13 +178,13 @@ def drive_steps(reference: str, steps: dict[str, type[StepForm]], waiting_status
     waits that are a period of their own (a temporary move's "supporting")."""
     logger = get_run_logger()
     for step in steps:
-        status, _ = transfers.nsi_status(reference)
+        status, _ = transfer_views.nsi_status(reference)
         if status in transfers.CLOSED:
             break
-        if step in transfers.recorded_steps(reference):
+        if step in transfer_views.recorded_steps(reference):
             continue
         wait_for_answer(reference, step, registry.wait_key(step), (waiting_status or {}).get(step))
-    status, _ = transfers.nsi_status(reference)
+    status, _ = transfer_views.nsi_status(reference)
     logger.info("%s finished: %s", reference, status)
     return status
 
@@ -199,7 +199,7 @@ def open_tasks(reference: str) -> transfers.Progress:
             engine.stop(run_id, f"{reference} is {progress.status}: this task is no longer needed")
         except engine.EngineError:
             pass
-    policy = transfers.policy_of(reference) if progress.to_start else None
+    policy = transfer_views.policy_of(reference) if progress.to_start else None
     for t in progress.to_start:
         slug = t.task.replace("_", "-")
         form_cls = form_for(t.task, policy)
@@ -208,7 +208,7 @@ def open_tasks(reference: str) -> transfers.Progress:
             TASK_DEPLOYMENT,
             {"reference": progress.reference, "task": t.task, "round": t.round},
             run_name=f"{slug}-{progress.reference}",
-            key=f"{registry.wait_key(t.task, t.round)}-{transfers.step_attempts(progress.reference, t.task)}",
+            key=f"{registry.wait_key(t.task, t.round)}-{transfer_views.step_attempts(progress.reference, t.task)}",
             form=form_cls.with_initial_data(description=describe(progress.reference, t.task, form_cls, None)),
             timeout_seconds=policy.suspend_timeout_days * 86400,
             # Keyed by this run too: a re-run of it opens nothing twice, and a reference that
@@ -240,10 +240,10 @@ def _forwarded_env() -> dict | None:
 def publish_action_list(reference: str) -> None:
     """The transfer's Action List as a markdown artifact on its run, rewritten at each change.
     References, roles and dates only: no names, addresses or free text."""
-    view = transfers.status_of(reference)
+    view = transfer_views.status_of(reference)
     ui = get_settings().ui_url.rstrip("/")
     run_of = {t.task: t.flow_run_id for t in view.tasks}
-    policy = transfers.policy_of(reference)
+    policy = transfer_views.policy_of(reference)
     lines = [
         f"## Action List: {view.reference}",
         f"Status **{view.status.replace('_', ' ')}**; whole transfer due {view.due_on:%d %B %Y}. "
@@ -273,7 +273,7 @@ def publish_action_list(reference: str) -> None:
 def orchestrate(reference: str) -> str:
     """The concurrent shape: open tasks, publish, suspend until a task wakes the run; again."""
     logger = get_run_logger()
-    timeout = transfers.policy_of(reference).suspend_timeout_days * 86400
+    timeout = transfer_views.policy_of(reference).suspend_timeout_days * 86400
     while True:
         progress = open_tasks(reference)
         publish_action_list(reference)
@@ -302,7 +302,7 @@ def case_transfer(form: TransferForm | None = None, request_key: str | None = No
         if form is None:
             raise ValueError("form: give the transfer form")
         reference = raise_once(form, request_key or str(flow_run.id))
-    if transfers.shape_of(reference) < 2:
+    if transfer_views.shape_of(reference) < 2:
         # Not dead: transfers raised under the sequential shape (1) before the concurrent tasks
         # finish the way they started; a policy or settings.shape_version can still choose it.
         return drive_steps(reference, CASE_TRANSFER_STEPS)

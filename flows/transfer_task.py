@@ -13,7 +13,7 @@ from prefect.runtime import flow_run
 from flows.case_transfer import wait_for_answer
 from prefect_runs import engine
 from tasks.domain import steps as registry
-from tasks.domain import transfers
+from tasks.domain import transfer_views, transfers
 
 
 def task_run_name() -> str:
@@ -31,14 +31,14 @@ def transfer_task(reference: str, task: str, round: int = 1) -> str:
         round: 1, or more when the task reopened (a refusal overturned on dispute).
     """
     logger = get_run_logger()
-    found = transfers.task_round(reference, task)
+    found = transfer_views.task_round(reference, task)
     if found is None or found[0] != round or found[1] == "cancelled":
         logger.info("%s: %s is no longer open", reference, task)
         return "cancelled"
-    if task not in transfers.recorded_steps(reference):
+    if task not in transfer_views.recorded_steps(reference):
         wait_for_answer(reference, task, registry.wait_key(task, round), sequential=False)
     if engine.wake_transfer(reference):
         transfers.task_done(reference, task, round)
     else:
         logger.warning("%s: the transfer's run did not take the wake-up in time; recover-transfers sends it again", reference)
-    return transfers.nsi_status(reference)[0]
+    return transfer_views.nsi_status(reference)[0]

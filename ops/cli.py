@@ -121,12 +121,12 @@ def _parse_fields(args: list[str]) -> dict[str, Any]:
 def _step_help(reference: str, step: str) -> str:
     """The fields of one step's form: `casetransfer record REF STEP --help`."""
     from tasks.domain import steps as registry
-    from tasks.domain import transfers
+    from tasks.domain import transfer_views, transfers
     from tasks.domain.form import FormError
     from tasks.domain.policy import get_policy
 
     try:
-        policy = transfers.policy_of(reference)
+        policy = transfer_views.policy_of(reference)
     except transfers.NotFound:
         policy = get_policy()
     try:
@@ -175,10 +175,10 @@ def status(reference: str, as_json: bool = typer.Option(False, "--json", help="O
     """Status, the Action List with due dates and overdue marks, and the history."""
     from rich.table import Table
 
-    from tasks.domain import transfers
+    from tasks.domain import transfer_views, transfers
 
     try:
-        view = transfers.status_of(reference)
+        view = transfer_views.status_of(reference)
     except transfers.NotFound as exc:
         fail(str(exc), 3)
     if as_json:
@@ -273,12 +273,12 @@ def action_done(
 ) -> None:
     """Mark an action with no waiting step of its own as done (documents, VLO liaison...)."""
     from prefect_runs import engine
-    from tasks.domain import transfers
+    from tasks.domain import transfer_views, transfers
     from tasks.domain.decisions import RuleBroken
     from tasks.domain.form import FormError
 
     try:
-        found = transfers.task_round(reference, code)
+        found = transfer_views.task_round(reference, code)
         if found is not None and found[1] == "open":
             # Its waiting task records it (and wakes the transfer), as the UI's form would.
             fields = {"recorded_by": _by(by), **({"done_on": on} if on else {})}
@@ -339,11 +339,11 @@ def dispute(
     """Transferring SPO: dispute a refusal within the period in config. The head of the receiving PDU
     settles it: `record REF dispute-N --outcome confirm|overturn --notes ...`."""
     import services
-    from tasks.domain import transfers
+    from tasks.domain import transfer_views
 
     with _exit_codes(reference):
         services.dispute(reference, grounds, _by(by))
-    seq = transfers.status_of(reference).challenges[-1].seq
+    seq = transfer_views.status_of(reference).challenges[-1].seq
     print(f"{reference.upper()}: refusal disputed; the head of the receiving PDU settles it with: "
           f"casetransfer record {reference.upper()} dispute-{seq} --outcome confirm|overturn --notes ...")  # fmt: skip
 

@@ -71,7 +71,7 @@ def bring_up(port: int, seed_transfers: int, say: Say) -> None:
 def _raise_demo_transfers(say: Say) -> None:
     import services
     from services import raise_transfer, send_answer
-    from tasks.domain import transfers
+    from tasks.domain import transfer_views
     from tasks.domain.form import parse_form
     from tasks.store.models import Nsi
     from tasks.store.unit_of_work import UnitOfWork
@@ -88,7 +88,7 @@ def _raise_demo_transfers(say: Say) -> None:
             continue
         reference, _ = raise_transfer(form, {"env": {"CASETRANSFER_PROFILE": profile}} if profile else None)
         say(f"{reference}: raised from demo/forms/{item['form']}")
-        concurrent = transfers.shape_of(reference) >= 2
+        concurrent = transfer_views.shape_of(reference) >= 2
         for step, answer in (item.get("steps") or {}).items():
             if not concurrent:
                 _wait_until_waiting(reference, step)
@@ -97,7 +97,7 @@ def _raise_demo_transfers(say: Say) -> None:
         if challenge := item.get("challenge"):
             seq = services.challenge(reference, challenge["concern"], challenge["by"], challenge["role"])
             say(f"  challenge-{seq} about risk raised: waiting for the receiving SPO")
-        transfers.nsi_status(reference)
+        transfer_views.nsi_status(reference)
 
 
 def _import_demo_tracker(say: Say) -> None:
@@ -119,11 +119,11 @@ def _import_demo_tracker(say: Say) -> None:
 def _wait_until_waiting(reference: str, step: str, timeout: float = 120.0) -> None:
     import time
 
-    from tasks.domain import transfers
+    from tasks.domain import transfer_views
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if transfers.nsi_status(reference)[1] == step:
+        if transfer_views.nsi_status(reference)[1] == step:
             return
         time.sleep(0.3)
     raise RuntimeError(f"{reference} did not reach {step} within {timeout:.0f} s: is the worker running?")

@@ -294,13 +294,13 @@ def wake_transfer(reference: str, timeout: float | None = None) -> bool:
     it is not paused yet, and a resume now would be lost, so wait until it either records that it
     has read this change (seen_seq) or is paused, and resume it then. True once the change is
     seen or on its way; False after `timeout` (`recover` re-sends wake-ups still unseen)."""
-    from tasks.domain import transfers
+    from tasks.domain import transfer_views
     from tasks.settings import get_settings
 
-    target, _, _, _ = transfers.wake_state(reference)
+    target, _, _, _ = transfer_views.wake_state(reference)
     deadline = time.monotonic() + (get_settings().wake_timeout_seconds if timeout is None else timeout)
     while True:
-        _, seen, run_id, _ = transfers.wake_state(reference)
+        _, seen, run_id, _ = transfer_views.wake_state(reference)
         if seen >= target or not run_id:
             return True
         try:

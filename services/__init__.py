@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from tasks.domain import privacy, transfers
+from tasks.domain import privacy, transfer_views, transfers
 from tasks.domain import steps as registry
 from tasks.domain.form import TransferForm
 
@@ -102,31 +102,23 @@ def send_answer(reference: str, step: str, fields: dict[str, Any], wait: bool = 
     """Validate an answer as the flow will, resume the run waiting for it and (optionally) wait
     until the flow has recorded it. Raises FormError / StepRefused / NotFound / EngineError."""
     from prefect_runs import engine
-    from tasks.domain import transfers
+    from tasks.domain import transfer_views, transfers
     from tasks.settings import get_settings
 
     step = step.replace("-", "_") if not step.startswith(("challenge-", "dispute-")) else step
     reference = reference.strip().upper()
-    policy = transfers.policy_of(reference)
-    spec = registry.spec_for(step, policy)
-    for name, value in list(fields.items()):
-        info = spec.form.model_fields.get(name)
-        if info is not None and "list" in str(info.annotation) and not isinstance(value, list):
-            fields[name] = [value]
-    raised_on = transfers.status_of(reference).raised_on
-    answer = registry.validate_answer(step, fields, policy, get_settings().current_date(), raised_on).model_dump(mode="json")
-    transfers.check_step(reference, step, answer)
-    attempts = transfers.step_attempts(reference, step)
-    if transfers.shape_of(reference) >= 2:
+    # One read of the NSI: the form validated and the answer checked against it, as the flow will.
+    prepared = transfers.prepare_answer(reference, step, fields)
+    answer, attempts = prepared.answer, prepared.attempts
+    if prepared.shape >= 2:
         flow_run_id, prefix = open_task_run(reference, step, timeout)
     else:
-        view = transfers.status_of(reference)
-        if not view.flow_run_id:
+        if not prepared.flow_run_id:
             raise engine.EngineError(f"{reference} has no flow run")
-        flow_run_id, prefix = view.flow_run_id, registry.wait_key(step) + "-"
+        flow_run_id, prefix = prepared.flow_run_id, registry.wait_key(step) + "-"
     # A task run just started by its transfer needs a worker to pick it up and reach its wait;
     # meanwhile another operator may answer it (then it finishes instead of pausing).
-    pause_key = engine.wait_until_paused(flow_run_id, timeout=timeout, gone=lambda: step in transfers.recorded_steps(reference))
+    pause_key = engine.wait_until_paused(flow_run_id, timeout=timeout, gone=lambda: step in transfer_views.recorded_steps(reference))
     # Two operators answering at once: by now the run may wait at the next step. Its pause key
     # names the step, so a late answer is refused instead of landing on the wrong form.
     if not (pause_key or "").startswith(prefix):
@@ -157,12 +149,12 @@ def send_answer(reference: str, step: str, fields: dict[str, Any], wait: bool = 
         return f"{reference}: {step} sent to its flow run"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if step in transfers.recorded_steps(reference):
-            status, _ = transfers.nsi_status(reference)
+        if step in transfer_views.recorded_steps(reference):
+            status, _ = transfer_views.nsi_status(reference)
             return f"{reference}: {step} recorded; status {status}"
-        if transfers.step_attempts(reference, step) > attempts:
+        if transfer_views.step_attempts(reference, step) > attempts:
             # Recorded without completing the step (or rejected by the flow): the run asks again.
-            event, detail = transfers.last_attempt(reference, step) or ("answer rejected", "")
+            event, detail = transfer_views.last_attempt(reference, step) or ("answer rejected", "")
             if event == "answer rejected":
                 raise transfers.StepRefused("step", detail)
             return f"{reference}: {step} recorded as {event}: {detail}. Waiting for {step.replace('_', ' ')} again"
@@ -174,16 +166,16 @@ def open_task_run(reference: str, step: str, timeout: float) -> tuple[str, str]:
     """(flow run id, pause-key prefix) of the run waiting for this task. Right after `raise` or
     after the step that opens it, the task may not be open yet: wait for it up to `timeout`."""
     from prefect_runs import engine
-    from tasks.domain import transfers
+    from tasks.domain import transfer_views, transfers
 
     deadline = time.monotonic() + timeout
     while True:
-        found = transfers.task_round(reference, step)
+        found = transfer_views.task_round(reference, step)
         if found is not None and found[1] == "open" and found[2]:
             round_, _, run_id = found
             return run_id, registry.wait_key(step, round_) + "-"
         if time.monotonic() > deadline:
-            open_now = ", ".join(t.task for t in transfers.status_of(reference).tasks) or "none"
+            open_now = ", ".join(t.task for t in transfer_views.status_of(reference).tasks) or "none"
             if found is not None and found[1] in ("recorded", "done"):
                 raise transfers.StepRefused("step", f"{step} is already recorded for {reference}")
             raise engine.EngineError(
@@ -228,7 +220,7 @@ def dispute(reference: str, grounds: str, disputed_by: str) -> str:
         run_name=f"transfer-{reference}",
         idempotency_key=f"dispute:{reference}:{seq}",
         tags=[reference],
-        job_variables={"env": {"CASETRANSFER_PROFILE": transfers.policy_of(reference).profile}},
+        job_variables={"env": {"CASETRANSFER_PROFILE": transfer_views.policy_of(reference).profile}},
     )
     transfers.set_transfer_run(reference, run_id)
     notify(reference, f"dispute:{seq}")
@@ -250,7 +242,7 @@ def start_imported_runs(per_minute: float, url: str | None = None, limit: int | 
     gap = 60.0 / per_minute if per_minute > 0 else 0.0
     for reference, nsi_type, _key in importer.imported_without_run(url, limit):
         t0 = time.monotonic()
-        profile = transfers.policy_of(reference, url).profile
+        profile = transfer_views.policy_of(reference, url).profile
         job = {"env": {"CASETRANSFER_PROFILE": profile}}
         if nsi_type == NsiType.temporary_move.value:
             # By reference, as every run: Prefect never holds the person's form (issue 17).

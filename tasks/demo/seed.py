@@ -23,7 +23,6 @@ from typing import Any, cast
 import numpy as np
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import Connection, Table, bindparam, insert, select, text, update
-from sqlalchemy.orm import Session
 
 from tasks.calendar import WorkingDayCalendar, get_calendar
 from tasks.config_files import read_yaml
@@ -33,15 +32,8 @@ from tasks.domain.form import NsiType, TransferForm
 from tasks.domain.policy import Policy, get_policy
 from tasks.domain.steps import SEQUENTIAL_STEPS, TEMPORARY_MOVE_STEPS
 from tasks.domain.temporary_moves import CONVERTING, OUTCOMES, SUPPORTING
-from tasks.domain.transfers import (
-    REFERENCE_PREFIX,
-    _close,
-    _finish_actions,
-    nsi_columns,
-    raised_detail,
-    unplanned,
-    waiting_status,
-)
+from tasks.domain.transfer import close_nsi, finish_actions, unplanned
+from tasks.domain.transfers import REFERENCE_PREFIX, nsi_columns, raised_detail, waiting_status
 from tasks.places.estate import load_estate
 from tasks.places.placement import Placement, check_placement
 from tasks.settings import get_settings
@@ -493,7 +485,7 @@ class _ActionDraft:
 
 class _NsiDraft(SimpleNamespace):
     """An NSI row before it has an id, with the attributes the store's rules touch
-    (transfers._finish_actions, transfers._close): its columns and its actions."""
+    (tasks/domain/transfer.py: finish_actions, close_nsi): its columns and its actions."""
 
     actions: list[_ActionDraft]
 
@@ -588,9 +580,9 @@ def _write_chunk(
                 setattr(draft, name, value)
             if effect.plans == "allocation":
                 _plan(draft, replace(facts, allocation=effect.answer), replace(clocks, reallocation=effect.on), syn, i, calendar, policy)
-            _finish_actions(cast(Session, None), cast(Nsi, draft), list(effect.finishes), effect.on)
+            finish_actions(cast(Nsi, draft), list(effect.finishes), effect.on)
             if effect.closes is not None:
-                _close(cast(Nsi, draft), effect.closes, effect.on)
+                close_nsi(cast(Nsi, draft), effect.closes, effect.on)
             else:
                 draft.status = effect.status or draft.status
                 draft.waiting_step = None
@@ -608,12 +600,12 @@ def _write_chunk(
         if draft.status == CONVERTING:
             # conversion.finish closes the move; the Case Transfer it becomes is not seeded.
             _done_by(draft, closed[j], today)
-            _close(cast(Nsi, draft), OUTCOMES["converted"], closed[j])
+            close_nsi(cast(Nsi, draft), OUTCOMES["converted"], closed[j])
         status = c["status"][i]
         if status == "withdrawn" or (status in ("returned", "converted", "ended") and not c["tm_recorded"][OUTCOME_STEP][i]):
             # Closed outside any step: withdrawn, or a temporary move's end without its flow's outcome step.
             _done_by(draft, closed[j], today)
-            _close(cast(Nsi, draft), status, closed[j])
+            close_nsi(cast(Nsi, draft), status, closed[j])
             detail = "moved again before the transfer finished" if status == "withdrawn" else f"temporary move {status}"
             history.append((j, {
                 "key": status, "event": status, "detail": detail, "actor": form.transferring_practitioner,

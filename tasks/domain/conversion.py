@@ -17,8 +17,8 @@ from sqlalchemy import select
 
 from tasks.domain import temporary_moves, transfers
 from tasks.domain.form import NsiType, TransferForm
-from tasks.store.models import Nsi, StepRecord
-from tasks.store.unit_of_work import UnitOfWork
+from tasks.domain.transfer import TransferWork, today
+from tasks.store.models import Nsi
 
 
 class NotConverting(ValueError):
@@ -42,19 +42,20 @@ def request_key_for(reference: str) -> str:
 
 def pending_conversion(reference: str, url: str | None = None) -> bool:
     """The outcome says converted and the move has not been closed as converted yet."""
-    with UnitOfWork(url) as uow:
-        nsi = transfers._load(uow.session, reference)
-        step = uow.session.scalar(select(StepRecord).where(StepRecord.nsi_id == nsi.id, StepRecord.step == "outcome"))
+    with TransferWork(url) as uow:
+        move = uow.transfers.get(reference)
+        nsi, step = move.nsi, move.recorded("outcome")
         return step is not None and step.answer.get("outcome") == "converted" and nsi.status == temporary_moves.CONVERTING
 
 
 def prepare(reference: str, url: str | None = None) -> Conversion:
     """Register the Case Transfer a converted Temporary Move becomes (once, whatever the re-runs)."""
-    with UnitOfWork(url) as uow:
-        nsi = transfers._load(uow.session, reference)
+    with TransferWork(url) as uow:
+        move = uow.transfers.get(reference)
+        nsi = move.nsi
         if nsi.nsi_type != NsiType.temporary_move.value:
             raise NotConverting(f"{nsi.reference} is a {nsi.nsi_type}, not a Temporary Move")
-        step = uow.session.scalar(select(StepRecord).where(StepRecord.nsi_id == nsi.id, StepRecord.step == "outcome"))
+        step = move.recorded("outcome")
         if step is None or step.answer.get("outcome") != "converted":
             raise NotConverting(f"{nsi.reference} has no 'converted' outcome recorded")
         # The outcome's day as recorded (apply_step fills it in): a re-run on a later day builds the same form.
@@ -71,14 +72,12 @@ def prepare(reference: str, url: str | None = None) -> Conversion:
 
 def finish(reference: str, new_reference: str, actor: str, flow_run_id: str | None = None, url: str | None = None) -> str:
     """Close the Temporary Move as converted, naming the Case Transfer in its history."""
-    with UnitOfWork(url) as uow:
-        nsi = transfers._load(uow.session, reference)
-        if nsi.status == temporary_moves.CONVERTING:
-            transfers._close(nsi, temporary_moves.OUTCOMES["converted"], transfers.today())
+    with TransferWork(url) as uow:
+        move = uow.transfers.get(reference)
+        if move.nsi.status == temporary_moves.CONVERTING:
+            move.close(temporary_moves.OUTCOMES["converted"], today())
         new = uow.session.scalar(select(Nsi).where(Nsi.reference == new_reference))
         run = f"; its case-transfer flow run is {new.flow_run_id}" if new is not None and new.flow_run_id else ""
-        transfers._history(
-            uow.session, nsi, "converted", "converted", f"converted to Case Transfer {new_reference}{run}", actor, flow_run_id
-        )
+        move.note("converted", "converted", f"converted to Case Transfer {new_reference}{run}", actor, flow_run_id)
         uow.commit()
-        return nsi.status
+        return move.nsi.status

@@ -339,7 +339,7 @@ def validate_answer(
     problems.extend(p for p in date_problems(spec, data, today, raised_on) if p[0] not in named)
     if answer is not None:
         try:
-            check_rules(spec, answer, policy, today)
+            check_form_rules(spec, answer, policy, today)
         except RuleBroken as exc:
             problems.append((exc.field, str(exc).removeprefix(f"{exc.field}: ")))
     if problems or answer is None:
@@ -347,7 +347,7 @@ def validate_answer(
     return answer
 
 
-def check_rules(spec: StepSpec, answer: StepAnswer, policy: Policy, today: dt.date) -> None:
+def check_form_rules(spec: StepSpec, answer: StepAnswer, policy: Policy, today: dt.date) -> None:
     """The policy's rules for an answer that need no store (the refusal rules, the caretaking agreement)."""
     if isinstance(answer, YouthAllocation) and policy.allocation is not None:
         check_staff_ids(answer.model_dump(), policy.allocation)
@@ -428,7 +428,7 @@ class Effect:
     pending: str | None = None
 
 
-def check_against(task: str, answer: dict[str, Any], situation: Situation, policy: Policy, today: dt.date) -> None:
+def check_situation(task: str, answer: dict[str, Any], situation: Situation, policy: Policy, today: dt.date) -> None:
     """The step's rules that need its NSI (the receiving PDU, the meeting, the open challenge).
     RuleBroken names the field. The shape's rules (gates, completion waiting) are the store's."""
     spec = spec_for(task, policy)
@@ -468,7 +468,7 @@ def check_against(task: str, answer: dict[str, Any], situation: Situation, polic
     elif spec.kind == "challenge":
         if situation.open_challenge is None or f"challenge-{situation.open_challenge}" != task:
             raise RuleBroken("step", f"{situation.reference} has no open {spec.title}")
-        check_rules(spec, ChallengeOutcome.model_validate(answer), policy, today)
+        check_form_rules(spec, ChallengeOutcome.model_validate(answer), policy, today)
     elif spec.kind == "dispute" and (situation.disputed is None or f"dispute-{situation.disputed}" != task):
         raise RuleBroken("step", f"{situation.reference} has no open {spec.title}")
 

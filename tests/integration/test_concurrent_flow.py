@@ -15,7 +15,7 @@ from support.transfers import AFTER_ALLOCATION, ALLOCATION, COMPLETION, RAISED
 from support.transfers import raise_form as raise_any
 from support.waits import prefect_api, resume_form, state_of, wait_for
 
-from tasks.domain import transfers
+from tasks.domain import transfer_views, transfers
 from tasks.settings import ROOT
 
 pytestmark = pytest.mark.prefect
@@ -36,7 +36,7 @@ def task_runs(stack, reference: str) -> dict[str, str]:
 
 
 def open_tasks(reference: str) -> set[str]:
-    return {t.task for t in transfers.status_of(reference).tasks if t.flow_run_id}
+    return {t.task for t in transfer_views.status_of(reference).tasks if t.flow_run_id}
 
 
 def allocate(reference: str) -> None:
@@ -45,7 +45,7 @@ def allocate(reference: str) -> None:
 
 
 def parent_caught_up(reference: str) -> bool:
-    wake, seen, run_id, _ = transfers.wake_state(reference)
+    wake, seen, run_id, _ = transfer_views.wake_state(reference)
     return seen >= wake
 
 
@@ -65,7 +65,7 @@ def test_after_allocation_the_tasks_wait_at_once_and_are_recorded_in_any_order_d
     )
     assert runs[f"allocation-{reference}"] == "COMPLETED"
     # Each waits with its own form in the UI.
-    address_run = next(t.flow_run_id for t in transfers.status_of(reference).tasks if t.task == "address_assessment")
+    address_run = next(t.flow_run_id for t in transfer_views.status_of(reference).tasks if t.task == "address_assessment")
     from prefect.client.orchestration import get_client
 
     with prefect_api(prefect_stack), get_client(sync_client=True) as client:
@@ -77,9 +77,9 @@ def test_after_allocation_the_tasks_wait_at_once_and_are_recorded_in_any_order_d
     for task in ("documents", "handover", "safeguarding_checks", "address_assessment"):
         cli("record", reference, task, *AFTER_ALLOCATION[task])
     assert "completion recorded" in cli("record", reference, "completion", *COMPLETION).stdout
-    flow_run_id = transfers.status_of(reference).flow_run_id or ""
+    flow_run_id = transfer_views.status_of(reference).flow_run_id or ""
     wait_for(lambda: state_of(prefect_stack, flow_run_id) == "COMPLETED", what="the transfer's run to complete")
-    view = transfers.status_of(reference)
+    view = transfer_views.status_of(reference)
     done = {a.code: a.done_on.isoformat() for a in view.actions if a.done_on}
     assert done["police_checks"] == "2026-12-16" and done["allocate"] == "2026-12-15" and done["address_assessment"] == "2026-12-18"
     assert view.status == "completed"
@@ -95,7 +95,7 @@ def test_a_corrected_done_date_shows_in_status_and_the_history_keeps_both(prefec
     cli("record", reference, "police_checks", *AFTER_ALLOCATION["police_checks"])
     fixed = cli("correct", reference, "police_checks", "--done-on", "2026-12-17", "--reason", "Misread the email", "--by", "Admin A")
     assert "was 2026-12-16" in fixed.stdout
-    view = transfers.status_of(reference)
+    view = transfer_views.status_of(reference)
     assert next(a for a in view.actions if a.code == "police_checks").done_on.isoformat() == "2026-12-17"
     details = [h.detail for h in view.history]
     assert any("done 2026-12-16" in d for d in details) and any("2026-12-17 (was 2026-12-16): Misread the email" in d for d in details)
@@ -118,8 +118,8 @@ def test_a_challenge_upheld_only_for_no_local_connection_is_refused_and_a_withdr
     for task in AFTER_ALLOCATION:
         cli("record", reference, task, *AFTER_ALLOCATION[task])
     cli("record", reference, "completion", *COMPLETION)
-    assert transfers.status_of(reference).status == "completed"
-    assert transfers.status_of(reference).challenges[0].status == "withdrawn"
+    assert transfer_views.status_of(reference).status == "completed"
+    assert transfer_views.status_of(reference).challenges[0].status == "withdrawn"
 
 
 def test_a_refusal_disputed_and_overturned_reopens_the_tasks_as_they_stood_and_completes(prefect_stack, tmp_path):
@@ -130,9 +130,9 @@ def test_a_refusal_disputed_and_overturned_reopens_the_tasks_as_they_stood_and_c
     cli("record", reference, "challenge-1", "--outcome", "uphold", "--reasons",
         "Risk of harm would increase and could not be managed at the new address", "--evidence", "Victim at 12 Oak Road",
         "--recorded-by", "Kim SPO")  # fmt: skip
-    first_run = transfers.status_of(reference).flow_run_id or ""
+    first_run = transfer_views.status_of(reference).flow_run_id or ""
     wait_for(lambda: state_of(prefect_stack, first_run) == "COMPLETED", what="the refused transfer's run to finish")
-    assert transfers.status_of(reference).status == "refused"
+    assert transfer_views.status_of(reference).status == "refused"
     wait_for(
         lambda: all(s in ("CANCELLED", "COMPLETED") for s in task_runs(prefect_stack, reference).values()),
         what="the open tasks to be cancelled",
@@ -147,7 +147,7 @@ def test_a_refusal_disputed_and_overturned_reopens_the_tasks_as_they_stood_and_c
         if task != "documents":
             cli("record", reference, task, *AFTER_ALLOCATION[task])
     cli("record", reference, "completion", *COMPLETION)
-    view = transfers.status_of(reference)
+    view = transfer_views.status_of(reference)
     assert view.status == "completed" and view.challenges[0].dispute_status == "overturned"
     wait_for(lambda: state_of(prefect_stack, view.flow_run_id or "") == "COMPLETED", what="the second run to complete")
 
@@ -188,7 +188,7 @@ def test_withdrawal_cancels_the_transfer_and_every_task_still_open(prefect_stack
     reference = raise_form(tmp_path, crn="C200006")
     allocate(reference)
     wait_for(lambda: set(AFTER_ALLOCATION) <= open_tasks(reference), what="the tasks to open")
-    flow_run_id = transfers.status_of(reference).flow_run_id or ""
+    flow_run_id = transfer_views.status_of(reference).flow_run_id or ""
     cli("withdraw", reference, "--reason", "No longer moving", "--by", "Sam")
     wait_for(lambda: state_of(prefect_stack, flow_run_id) == "CANCELLED", what="the transfer's run to be cancelled")
     runs = wait_for(
@@ -233,7 +233,7 @@ def test_record_lists_a_steps_fields(prefect_stack, tmp_path):
 def test_a_lost_wake_up_is_sent_again_by_recover(prefect_stack, tmp_path):
     reference = raise_form(tmp_path, crn="C200008")
     allocate(reference)
-    run_id = transfers.status_of(reference).flow_run_id or ""
+    run_id = transfer_views.status_of(reference).flow_run_id or ""
     wait_for(lambda: parent_caught_up(reference) and state_of(prefect_stack, run_id) == "PAUSED", what="the run to suspend")
     # Documents marked done straight in the store: committed, and nobody woke the transfer's run.
     transfers.mark_action_done(reference, "documents", "Admin A")

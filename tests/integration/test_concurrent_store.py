@@ -10,7 +10,7 @@ import openpyxl
 import pytest
 from conftest import TODAY, demo_form, pin_today
 
-from tasks.domain import transfers
+from tasks.domain import transfer_views, transfers
 from tasks.domain.form import parse_form
 
 RAISED = dt.date(2026, 12, 14)
@@ -36,12 +36,12 @@ def record(ref: str, task: str, **answer: object) -> str:
 
 
 def done_on(ref: str, code: str) -> dt.date | None:
-    return next(a.done_on for a in transfers.status_of(ref).actions if a.code == code)
+    return next(a.done_on for a in transfer_views.status_of(ref).actions if a.code == code)
 
 
 def test_a_new_case_transfer_opens_with_allocation_and_the_transferring_sides_own_work(store_url):
     ref = raise_transfer(victim_contact=True)
-    assert transfers.shape_of(ref) == 2 and transfers.status_of(ref).status == "awaiting_allocation"
+    assert transfer_views.shape_of(ref) == 2 and transfer_views.status_of(ref).status == "awaiting_allocation"
     assert opened(ref) == {"allocation", "vlo_liaison"}
     assert opened(ref) == set()  # started once: the next wake-up opens nothing again
 
@@ -63,7 +63,7 @@ def test_police_checks_recorded_before_the_address_assessment_are_dated_by_their
     record(ref, "police_checks", returned_on="2026-12-16")
     assert done_on(ref, "police_checks") == dt.date(2026, 12, 16) and done_on(ref, "allocate") == dt.date(2026, 12, 15)
     assert done_on(ref, "address_assessment") is None
-    assert transfers.status_of(ref).status == "in_progress"
+    assert transfer_views.status_of(ref).status == "in_progress"
 
 
 def test_a_done_date_in_the_future_or_before_the_nsi_was_raised_is_refused_naming_the_field(store_url):
@@ -75,7 +75,7 @@ def test_a_done_date_in_the_future_or_before_the_nsi_was_raised_is_refused_namin
     with pytest.raises(transfers.StepRefused) as early:
         record(ref, "police_checks", returned_on="2026-12-01")
     assert early.value.field == "returned_on" and "before the NSI was raised" in str(early.value)
-    assert "documents" not in transfers.recorded_steps(ref) and "police_checks" not in transfers.recorded_steps(ref)
+    assert "documents" not in transfer_views.recorded_steps(ref) and "police_checks" not in transfer_views.recorded_steps(ref)
 
 
 def test_a_task_before_its_gate_is_open_is_refused(store_url):
@@ -93,8 +93,8 @@ def test_a_corrected_done_date_reaches_the_action_and_the_tracker_and_the_histor
     record(ref, "police_checks", returned_on="2026-12-16")
     assert transfers.correct(ref, "police_checks", dt.date(2026, 12, 17), "Misread the email", "Admin A") == dt.date(2026, 12, 16)
     assert done_on(ref, "police_checks") == dt.date(2026, 12, 17)
-    assert transfers.recorded_steps(ref)["police_checks"]["returned_on"] == "2026-12-17"
-    details = [h.detail for h in transfers.status_of(ref).history]
+    assert transfer_views.recorded_steps(ref)["police_checks"]["returned_on"] == "2026-12-17"
+    details = [h.detail for h in transfer_views.status_of(ref).history]
     assert any("(done 2026-12-16)" in d for d in details)
     assert any("police checks done on 2026-12-17 (was 2026-12-16): Misread the email" in d for d in details)
     with pytest.raises(transfers.StepRefused):
@@ -129,7 +129,7 @@ def test_completion_waits_for_the_required_tasks_and_for_an_open_challenge(store
     assert {t.task: t.round for t in transfers.progress(ref).to_start} == {"completion": 2}
     assert record(ref, "completion", responsible_officer="Pat Receiver") == "completed"
     # After the move: the reassessment is still open after completion, and its task stays open.
-    assert "oasys_reassessment" in {t.task for t in transfers.status_of(ref).tasks}
+    assert "oasys_reassessment" in {t.task for t in transfer_views.status_of(ref).tasks}
     assert transfers.progress(ref).finished and transfers.progress(ref).to_stop == []
 
 
@@ -150,7 +150,7 @@ def test_a_challenge_upheld_only_for_no_local_connection_is_rejected_with_the_po
     with pytest.raises(transfers.StepRefused) as exc:
         record(ref, "challenge-1", outcome="uphold", reasons=["No local connection"])
     assert "not enough by itself" in str(exc.value) and "Refusal of a case transfer should only be made" in str(exc.value)
-    assert transfers.status_of(ref).status == "challenged"
+    assert transfer_views.status_of(ref).status == "challenged"
 
 
 def test_an_upheld_challenge_refuses_cancels_the_tasks_and_an_overturned_dispute_reopens_them_as_they_stood(store_url, monkeypatch):
@@ -158,12 +158,12 @@ def test_an_upheld_challenge_refuses_cancels_the_tasks_and_an_overturned_dispute
     record(ref, "allocation", **ALLOCATION)
     record(ref, "documents")
     transfers.progress(ref)  # the tasks open; their runs start:
-    for row in transfers.status_of(ref).tasks:
+    for row in transfer_views.status_of(ref).tasks:
         transfers.task_started(ref, row.task, row.round, f"run-{row.task}")
     transfers.raise_challenge(ref, "Victim nearby", "Pat Receiver", "receiving_pp")
     transfers.progress(ref)
     record(ref, "challenge-1", outcome="uphold", reasons=STRONG, evidence="Victim at 12 Oak Road")
-    view = transfers.status_of(ref)
+    view = transfer_views.status_of(ref)
     assert view.status == "refused" and {a.status for a in view.actions if a.code != "documents"} <= {"cancelled", "done"}
     progress = transfers.progress(ref)
     assert progress.finished and "run-police_checks" in progress.to_stop and progress.to_start == []
@@ -189,7 +189,7 @@ def test_a_confirmed_dispute_leaves_the_refusal_standing(store_url):
     record(ref, "challenge-1", outcome="uphold", reasons=STRONG, evidence="Victim at 12 Oak Road")
     transfers.raise_dispute(ref, "The victim moved", "Jo SPO")
     record(ref, "dispute-1", outcome="confirm", notes="Victim still local: police confirmed")
-    view = transfers.status_of(ref)
+    view = transfer_views.status_of(ref)
     assert view.status == "refused" and view.challenges[0].dispute_status == "confirmed"
     with pytest.raises(transfers.StepRefused):
         transfers.raise_dispute(ref, "again", "Jo SPO")
@@ -201,7 +201,7 @@ def test_a_withdrawal_returns_the_transfers_run_and_every_open_tasks_run_to_stop
     for t in transfers.progress(ref).to_start:
         transfers.task_started(ref, t.task, t.round, f"run-{t.task}")
     assert sorted(transfers.withdraw(ref, "Not moving", "Sam")) == ["run-allocation", "run-transfer"]
-    assert transfers.status_of(ref).tasks == []
+    assert transfer_views.status_of(ref).tasks == []
 
 
 def test_a_task_whose_run_starts_after_the_withdrawal_is_refused_so_its_run_is_stopped(store_url):
@@ -211,11 +211,11 @@ def test_a_task_whose_run_starts_after_the_withdrawal_is_refused_so_its_run_is_s
     assert transfers.task_started(ref, first.task, first.round, "run-first")
     assert transfers.withdraw(ref, "Not moving", "Sam") == ["run-first"]  # ...and is withdrawn meanwhile
     assert rest and [transfers.task_started(ref, t.task, t.round, f"run-{t.task}") for t in rest] == [False] * len(rest)
-    assert transfers.status_of(ref).tasks == []
+    assert transfer_views.status_of(ref).tasks == []
 
 
 def test_the_sequential_shape_is_kept_by_nsis_raised_under_it(store_url, sequential_shape):
     ref = raise_transfer()
-    assert transfers.shape_of(ref) == 1 and "decision" in {a.code for a in transfers.status_of(ref).actions}
+    assert transfer_views.shape_of(ref) == 1 and "decision" in {a.code for a in transfer_views.status_of(ref).actions}
     with pytest.raises(transfers.StepRefused):
         transfers.raise_challenge(ref, "x", "Kim SPO", "receiving_spo")

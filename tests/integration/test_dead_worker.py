@@ -14,7 +14,7 @@ from conftest import demo_form
 from support.cli import cli as run_cli
 from support.waits import kill_worker_and_its_runs, wait_for
 
-from tasks.domain import transfers
+from tasks.domain import transfer_views
 
 pytestmark = pytest.mark.prefect
 
@@ -50,7 +50,7 @@ def test_a_run_whose_worker_died_is_rescheduled_by_itself_within_two_minutes(pre
 
 def _running_run(reference: str) -> str | None:
     """The run of this transfer that is running now (its main run or one of its task runs)."""
-    return next((f for r, f in transfers.open_flow_runs() if r == reference and run_state(f) == "RUNNING"), None)
+    return next((f for r, f in transfer_views.open_flow_runs() if r == reference and run_state(f) == "RUNNING"), None)
 
 
 def _kill_and_watch(prefect_stack) -> None:
@@ -67,9 +67,9 @@ def _kill_and_watch(prefect_stack) -> None:
         parse_form(demo_form(crn="D100001")), job_variables={"env": {"CASETRANSFER_FAULT_DELAY_SECONDS": "30"}}
     )
     waiting = (reference, "allocation")
-    wait_for(lambda: waiting in transfers.waiting_steps().values(), 120, "the transfer to wait for its allocation")
+    wait_for(lambda: waiting in transfer_views.waiting_steps().values(), 120, "the transfer to wait for its allocation")
     cli("record", reference, "allocation", *ALLOCATION, "--no-wait")
-    wait_for(lambda: "allocation" in transfers.recorded_steps(reference), 120, "allocation to commit")
+    wait_for(lambda: "allocation" in transfer_views.recorded_steps(reference), 120, "allocation to commit")
     flow_run_id = str(wait_for(lambda: _running_run(reference), 30, "a run of the transfer to be running"))
 
     kill_worker_and_its_runs(prefect_stack, flow_run_id)
@@ -106,4 +106,4 @@ def _kill_and_watch(prefect_stack) -> None:
     assert recover_runs, "the run was rescheduled, but not by a recover-transfers run the automation started"
     assert "rescheduled after running" in (rescheduled.message or "")
     assert done < REQUIREMENT_SECONDS
-    assert "allocation" in transfers.recorded_steps(reference)
+    assert "allocation" in transfer_views.recorded_steps(reference)

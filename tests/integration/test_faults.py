@@ -29,7 +29,7 @@ from support.cli import cli, cli_command
 from support.transfers import AFTER_ALLOCATION, ALLOCATION, COMPLETION, RAISED
 from support.waits import wait_for
 
-from tasks.domain import transfers
+from tasks.domain import transfer_views
 from tasks.settings import ROOT
 
 pytestmark = [pytest.mark.prefect, pytest.mark.postgres]
@@ -111,7 +111,7 @@ def state_of(flow_run_id: str) -> str:
 
 
 def task_run(reference: str, task: str) -> str | None:
-    found = transfers.task_round(reference, task)
+    found = transfer_views.task_round(reference, task)
     return found[2] if found is not None and found[1] == "open" else None
 
 
@@ -122,7 +122,7 @@ def suspended_at(reference: str, task: str) -> Callable[[], bool]:
 
 def caught_up(reference: str) -> bool:
     """The transfer's run has read every change and is suspended again."""
-    wake, seen, run_id, _ = transfers.wake_state(reference)
+    wake, seen, run_id, _ = transfer_views.wake_state(reference)
     return seen >= wake and state_of(run_id or "") in ("PAUSED", "COMPLETED")
 
 
@@ -137,21 +137,21 @@ def finish(reference: str, after: list[str]) -> None:
     for task in after:
         cli("record", reference, task, *ARGS[task])
     cli("record", reference, "completion", *ARGS["completion"])
-    run_id = transfers.status_of(reference).flow_run_id or ""
+    run_id = transfer_views.status_of(reference).flow_run_id or ""
     wait_for(lambda: state_of(run_id) == "COMPLETED", what="the transfer's run to complete")
-    assert transfers.status_of(reference).status == "completed"
+    assert transfer_views.status_of(reference).status == "completed"
 
 
 def assert_recorded_exactly_once(reference: str) -> None:
     """Every action, history entry, step record and waiting task stored once; every step in the
     history has its answer stored."""
-    view = transfers.status_of(reference)
+    view = transfer_views.status_of(reference)
     codes = [a.code for a in view.actions]
     assert len(codes) == len(set(codes))
     events = [(h.event, h.detail) for h in view.history]
     assert len(events) == len(set(events)), events
     steps = [h.event for h in view.history if h.event in ARGS]
-    assert len(steps) == len(set(steps)) and sorted(transfers.recorded_steps(reference)) == sorted(steps)
+    assert len(steps) == len(set(steps)) and sorted(transfer_views.recorded_steps(reference)) == sorted(steps)
 
 
 def _environ(pid: int) -> bytes:
@@ -199,7 +199,7 @@ def test_a_worker_sigkilled_mid_step_is_recovered_by_the_other_worker_and_nothin
     wait_for(suspended_at(reference, "police_checks"), what="police checks", timeout=180)
     police_run = task_run(reference, "police_checks") or ""
     cli("record", reference, "police_checks", *ARGS["police_checks"], "--no-wait")
-    wait_for(lambda: "police_checks" in transfers.recorded_steps(reference), what="the step to commit")
+    wait_for(lambda: "police_checks" in transfer_views.recorded_steps(reference), what="the step to commit")
 
     runners = flow_run_processes(police_run)
     assert runners, "the task run's process should be holding the step"
@@ -395,7 +395,7 @@ def test_the_domain_database_vanishing_mid_step_is_retried_and_the_step_is_recor
     record_step = [r for r in _task_runs(allocation_run, "record-") if r.state and r.state.is_completed()]
     assert len(record_step) == 1 and record_step[0].run_count >= 2, [(r.name, r.run_count) for r in record_step]
     assert_recorded_exactly_once(reference)
-    assert transfers.recorded_steps(reference)["allocation"]["practitioner"] == "Pat Receiver"
+    assert transfer_views.recorded_steps(reference)["allocation"]["practitioner"] == "Pat Receiver"
     cli("withdraw", reference, "--reason", "test finished", "--by", "Sam")
 
 
@@ -414,7 +414,7 @@ def test_the_same_step_recorded_twice_at_once_is_applied_once_and_the_second_is_
     assert re.search(r"allocation .*already (recorded|answered)", refused_err) and "Traceback" not in refused_err, refused_err
     wait_for(suspended_at(reference, "address_assessment"), what="the tasks after allocation", timeout=180)
     assert_recorded_exactly_once(reference)
-    assert [h.event for h in transfers.status_of(reference).history].count("allocation") == 1
+    assert [h.event for h in transfer_views.status_of(reference).history].count("allocation") == 1
     cli("withdraw", reference, "--reason", "test finished", "--by", "Sam")
 
 
@@ -436,7 +436,7 @@ def test_a_transfer_left_waiting_without_its_form_is_given_it_back_by_recover(pr
     refused = cli("record", reference, "allocation", *ARGS["allocation"], check=False)
     assert refused.returncode == 1 and "casetransfer recover" in refused.stderr, refused.stderr
     assert "Traceback" not in refused.stderr
-    assert "allocation" not in transfers.recorded_steps(reference)
+    assert "allocation" not in transfer_views.recorded_steps(reference)
 
     assert reference in cli("recover", "--stale-after", "20").stdout  # the run has waited formless 30 s
     cli("record", reference, "allocation", *ARGS["allocation"])

@@ -12,7 +12,7 @@ from support.waits import prefect_api, wait_for
 
 import services
 from tasks.demo.legacy_trackers import write_tracker
-from tasks.domain import importer, transfers
+from tasks.domain import importer, transfer_views
 from tasks.store.models import Nsi
 from tasks.store.unit_of_work import UnitOfWork
 
@@ -42,11 +42,11 @@ def test_an_imported_transfer_runs_with_exactly_its_open_tasks_and_a_caretaking_
     expected = {"police_checks", "safeguarding_checks", "handover", "oasys_reassessment", "plan_review", "court_application"}
 
     def opened() -> set[str]:
-        return {t.task for t in transfers.status_of(transfer).tasks if t.flow_run_id}
+        return {t.task for t in transfer_views.status_of(transfer).tasks if t.flow_run_id}
 
     assert wait_for(lambda: opened() == expected and opened(), timeout=240, what=f"{transfer}'s open tasks") == expected
-    assert not {"allocation", "documents", "address_assessment"} & {t.task for t in transfers.status_of(transfer).tasks}
-    wait_for(lambda: transfers.nsi_status(move)[1] == "outcome", timeout=240, what=f"{move} waiting for its outcome")
+    assert not {"allocation", "documents", "address_assessment"} & {t.task for t in transfer_views.status_of(transfer).tasks}
+    wait_for(lambda: transfer_views.nsi_status(move)[1] == "outcome", timeout=240, what=f"{move} waiting for its outcome")
 
 
 def test_operations_staff_import_a_file_from_the_import_folder_with_the_deployment(prefect_stack, tmp_path: Path) -> None:

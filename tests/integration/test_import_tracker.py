@@ -15,7 +15,7 @@ from openpyxl import load_workbook
 from sqlalchemy import func, select
 
 from tasks.demo.legacy_trackers import HEADERS, write_example, write_tracker
-from tasks.domain import importer, transfers
+from tasks.domain import importer, transfer_views, transfers
 from tasks.domain.form import parse_form
 from tasks.notify import reminders
 from tasks.settings import ROOT
@@ -94,7 +94,7 @@ def test_work_done_before_the_import_is_recorded_on_its_own_date_and_never_remin
 
     result = importer.import_tracker(path)
 
-    view = transfers.status_of(result.created[0])
+    view = transfer_views.status_of(result.created[0])
     actions = {a.code: a for a in view.actions}
     assert (actions["address_assessment"].status, actions["address_assessment"].done_on) == ("done", dt.date(2026, 11, 5))
     assert actions["documents"].done_on == dt.date(2026, 11, 4)
@@ -157,7 +157,7 @@ def test_a_caretaking_row_becomes_a_temporary_move_and_cells_that_look_like_form
 
     result = importer.import_tracker(path)
 
-    move, transfer = (transfers.status_of(r) for r in result.created)
+    move, transfer = (transfer_views.status_of(r) for r in result.created)
     assert not move.lao and not transfer.lao
     assert move.nsi_type == "temporary_move" and move.reference.startswith("TM")
     assert move.status == "supporting"  # the receiving team is named: supporting since notified
@@ -196,7 +196,7 @@ def test_the_command_imports_with_a_progress_bar_and_exits_2_naming_each_bad_row
 def test_a_limited_access_row_is_restricted_as_a_raised_one_is(store_url: str, tmp_path: Path) -> None:
     path = write_tracker(tmp_path / "t.xlsx", [one_row(lao="Yes")], headers={**HEADERS, "lao": "LAO"})
 
-    view = transfers.status_of(importer.import_tracker(path).created[0])
+    view = transfer_views.status_of(importer.import_tracker(path).created[0])
 
     assert view.lao
 
@@ -215,6 +215,6 @@ def test_the_runs_to_start_are_the_open_imported_nsis_and_completed_ones_with_wo
     to_start = [ref for ref, _, _ in importer.imported_without_run()]
 
     assert to_start == created[:2]
-    completed = transfers.status_of(created[1])
+    completed = transfer_views.status_of(created[1])
     assert completed.status == "completed"
     assert {a.code for a in completed.actions if a.status == "open"} == {"oasys_reassessment", "plan_review", "court_application"}

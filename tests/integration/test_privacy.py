@@ -29,7 +29,7 @@ from support.waits import prefect_api, wait_for
 import services
 from prefect_runs import engine
 from tasks.domain import steps as registry
-from tasks.domain import transfers
+from tasks.domain import transfer_views
 from tasks.domain.form import parse_form
 from tasks.places.estate import load_estate
 from tasks.settings import reset_settings
@@ -120,7 +120,7 @@ def _client() -> Any:
 
 def answer_for(task: str, reference: str, team_code: str, free_text: str) -> dict[str, Any]:
     """A complete answer to any task's form, dated when the work was done, every note free text."""
-    spec = registry.spec_for(task, transfers.policy_of(reference))
+    spec = registry.spec_for(task, transfer_views.policy_of(reference))
     fields: dict[str, Any] = {"recorded_by": STAFF, "done_on": DONE}
     for name, info in spec.form.model_fields.items():
         if name in ("notes", "evidence", "receiving_responsibilities", "home_responsibilities"):
@@ -155,9 +155,9 @@ def take_through_every_task(reference: str, person: Person) -> None:
     services.challenge(reference, f"{person.free_text} concern", "Pat Receiver", "receiving_pp")
     answered = {"allocation"}
     deadline = time.monotonic() + 600
-    while transfers.nsi_status(reference)[0] != "completed":
-        assert time.monotonic() < deadline, f"{reference} did not complete: {transfers.nsi_status(reference)}"
-        waiting = [t.task for t in transfers.status_of(reference).tasks if t.flow_run_id and t.task not in answered]
+    while transfer_views.nsi_status(reference)[0] != "completed":
+        assert time.monotonic() < deadline, f"{reference} did not complete: {transfer_views.nsi_status(reference)}"
+        waiting = [t.task for t in transfer_views.status_of(reference).tasks if t.flow_run_id and t.task not in answered]
         if not waiting:
             time.sleep(0.5)
             continue
@@ -257,15 +257,15 @@ def test_a_restricted_case_taken_through_every_task_leaves_its_details_nowhere_i
     crn = f"L{uuid.uuid4().int % 900000 + 100000}"
     base = yaml.safe_load(LAO_FORM.read_text())
     reference, raise_run = raise_from_the_run_form(person.form(base, crn), store_url)
-    view = transfers.status_of(reference)
+    view = transfer_views.status_of(reference)
     assert view.lao and view.name == person.name  # the store is the record: it has everything
-    assert transfers.status_of(reference).flow_run_id
+    assert transfer_views.status_of(reference).flow_run_id
 
     # Mid-way, with actions overdue: the morning's digests by SMTP and the night's workbooks.
     mailboxes_for(reference, tmp_path / "data")
     run_reminders(dt.date(2026, 12, 21))
     take_through_every_task(reference, person)
-    run_run_id = transfers.status_of(reference).flow_run_id or ""
+    run_run_id = transfer_views.status_of(reference).flow_run_id or ""
     run_tracker(dt.date(2026, 12, 21), tmp_path / "trackers")
     wait_for(lambda: engine.run_state(run_run_id)[0] == "COMPLETED", timeout=180, what="the transfer's run to complete")
     wait_for(lambda: events_saved(run_run_id, since), timeout=60, what="the run's events to be saved")
@@ -297,7 +297,7 @@ def test_an_ordinary_case_keeps_its_details_and_answers_out_of_prefect(stack_sto
     form = parse_form(person.form(demo_form(), crn))
     reference, run_id = services.raise_transfer(form, run_env(store_url))  # the CLI's path
     take_through_every_task(reference, person)
-    run_id = transfers.status_of(reference).flow_run_id or run_id
+    run_id = transfer_views.status_of(reference).flow_run_id or run_id
     wait_for(lambda: engine.run_state(run_id)[0] == "COMPLETED", timeout=180, what="the transfer's run to complete")
     wait_for(lambda: events_saved(run_id, since), timeout=60, what="the run's events to be saved")
     surfaces = prefect_surfaces(since)

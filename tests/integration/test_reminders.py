@@ -26,7 +26,7 @@ from support.smtp import FROM_PDU, TO_PDU, SmtpServer, free_port, mailbox, parts
 from support.waits import prefect_api
 
 from tasks.calendar import get_calendar
-from tasks.domain import transfers
+from tasks.domain import transfer_views, transfers
 from tasks.domain.form import parse_form
 from tasks.notify import reminders
 from tasks.places.locator import spoc_for
@@ -122,7 +122,7 @@ def test_warnings_and_escalations_count_working_days_across_christmas(smtp: Smtp
         actions = {a.code: a for a in uow.session.scalars(select(Action).join(Nsi).where(Nsi.reference == ref))}
         assert actions["allocate"].escalated_on == AFTER_CHRISTMAS
         assert actions["address_assessment"].escalated_on is None
-    history = [h for h in transfers.status_of(ref).history if h.event == "escalated"]
+    history = [h for h in transfer_views.status_of(ref).history if h.event == "escalated"]
     assert len(history) == 1 and "Allocate to a receiving practitioner: 3 working days overdue" in history[0].detail
 
     # The next day: allocation stays overdue for its owner, marked escalated, and is not sent to
@@ -135,7 +135,7 @@ def test_warnings_and_escalations_count_working_days_across_christmas(smtp: Smtp
     assert "Complete the address assessment" in section(text, "ESCALATED TODAY")
     text, _ = parts(smtp.inbox.to(transferring)[-1])
     assert "Allocate to a receiving practitioner" not in text
-    assert len([h for h in transfers.status_of(ref).history if h.event == "escalated"]) == 2
+    assert len([h for h in transfer_views.status_of(ref).history if h.event == "escalated"]) == 2
 
 
 # --- exactly once ---------------------------------------------------------------------------------
@@ -542,7 +542,7 @@ def test_work_that_outlives_a_completed_transfer_is_still_reminded(smtp: SmtpSer
     """Risk reassessment is due four weeks after the move, often after completion."""
     ref = make_transfer("outlives", {"oasys_reassessment": CHRISTMAS_EVE, "complete": CHRISTMAS_EVE})
     transfers.apply_step(ref, "completion", {"recorded_by": "Kim", "responsible_officer": "Pat", "completed_on": None})
-    assert transfers.status_of(ref).status == "completed"
+    assert transfer_views.status_of(ref).status == "completed"
     run(CHRISTMAS_EVE)
     text, _ = parts(only(smtp.inbox.to(mailbox(TO_PDU))))
     assert "Reassess risk (OASys)" in text

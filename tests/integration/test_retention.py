@@ -13,7 +13,7 @@ import pytest
 from conftest import TODAY, demo_form
 from support.waits import prefect_api, wait_for
 
-from tasks.domain import privacy, transfers
+from tasks.domain import privacy, transfer_views, transfers
 from tasks.domain.form import parse_form
 from tasks.settings import reset_settings
 
@@ -32,7 +32,7 @@ def test_only_transfers_finished_longer_ago_than_retention_are_due_and_each_only
     assert still_open not in [e.reference for e in privacy.expired_transfers(TODAY + dt.timedelta(days=400), 30)]
     privacy.mark_runs_deleted(withdrawn, 3)
     assert privacy.expired_transfers(TODAY + dt.timedelta(days=31), 30) == []  # swept once
-    view = transfers.status_of(withdrawn)
+    view = transfer_views.status_of(withdrawn)
     assert view.status == "withdrawn" and view.name  # the store keeps the record
     assert [h.detail for h in view.history if h.event == privacy.RUNS_DELETED] == ["3 Prefect flow runs deleted"]
 
@@ -80,7 +80,7 @@ def test_the_sweep_deletes_a_withdrawn_transfers_runs_and_artifacts_from_prefect
         with get_client(sync_client=True) as client:
             wait_for(lambda: client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))),
                      timeout=120, what="the Action List")  # fmt: skip
-        task_run = wait_for(lambda: next((t.flow_run_id for t in transfers.status_of(reference).tasks if t.flow_run_id), None),
+        task_run = wait_for(lambda: next((t.flow_run_id for t in transfer_views.status_of(reference).tasks if t.flow_run_id), None),
                             timeout=120, what="the allocation task's run")  # fmt: skip
         services.withdraw(reference, "No longer moving", "Kim SPO")
         wait_for(lambda: engine.run_state(run_id)[0] in ("CANCELLED", "COMPLETED"), what="the run to stop")
@@ -93,4 +93,4 @@ def test_the_sweep_deletes_a_withdrawn_transfers_runs_and_artifacts_from_prefect
                     client.read_flow_run(UUID(gone))
             assert client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))) == []
         assert sweep(today=TODAY + dt.timedelta(days=1), retention_days=0) == {}  # nothing twice
-    assert transfers.status_of(reference).status == "withdrawn"
+    assert transfer_views.status_of(reference).status == "withdrawn"

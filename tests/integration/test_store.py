@@ -6,7 +6,7 @@ import pytest
 from conftest import demo_form
 from sqlalchemy import func, select
 
-from tasks.domain import transfers
+from tasks.domain import transfer_views, transfers
 from tasks.domain.form import FormError, parse_form
 from tasks.store.models import Action, HistoryEntry, Nsi, StepRecord
 from tasks.store.unit_of_work import UnitOfWork
@@ -24,7 +24,7 @@ def raise_demo(key: str = "key-1", **changes) -> str:
 
 def test_raising_stores_the_nsi_its_actions_and_one_history_entry(store_url):
     ref = raise_demo()
-    view = transfers.status_of(ref)
+    view = transfer_views.status_of(ref)
     assert ref == "CT000001"
     assert view.receiving.startswith("Manchester South")
     assert {a.code for a in view.actions} >= {"allocate", "address_assessment", "complete"}
@@ -48,7 +48,7 @@ def test_raising_twice_with_the_same_key_stores_one_nsi(store_url):
 
 
 def test_a_transfer_received_on_21_december_is_due_after_the_bank_holidays(store_url):
-    view = transfers.status_of(raise_demo(raised_on="2026-12-21"))
+    view = transfer_views.status_of(raise_demo(raised_on="2026-12-21"))
     due = {a.code: a.due_on for a in view.actions}
     assert due["address_assessment"] == dt.date(2027, 1, 7)
     assert view.due_on == dt.date(2027, 1, 21)
@@ -78,7 +78,7 @@ def test_a_step_recorded_twice_is_stored_once(store_url):
     before = counts()
     transfers.apply_step(ref, "allocation", answer)
     assert counts() == before
-    view = transfers.status_of(ref)
+    view = transfer_views.status_of(ref)
     assert [h.event for h in view.history] == ["raised", "waiting", "allocation"]
     assert next(a for a in view.actions if a.code == "allocate").status == "done"
 
@@ -103,7 +103,7 @@ def test_a_refusal_closes_the_nsi_and_cancels_open_actions(store_url, sequential
             "evidence": "Victim nearby",
         },
     )
-    view = transfers.status_of(ref)
+    view = transfer_views.status_of(ref)
     assert view.status == "refused"
     assert {a.code: a.status for a in view.actions}["decision"] == "done"
     assert {a.status for a in view.actions if a.code != "decision"} == {"cancelled"}
@@ -112,7 +112,7 @@ def test_a_refusal_closes_the_nsi_and_cancels_open_actions(store_url, sequential
 def test_completion_names_the_responsible_officer(store_url, sequential_shape):
     ref = raise_demo()
     transfers.apply_step(ref, "completion", {"recorded_by": "Kim", "responsible_officer": "Pat Receiver", "completed_on": None})
-    view = transfers.status_of(ref)
+    view = transfer_views.status_of(ref)
     assert view.status == "completed"
     assert view.responsible_officer == "Pat Receiver"
     assert next(a for a in view.actions if a.code == "complete").status == "done"
@@ -125,7 +125,7 @@ def test_withdrawal_at_any_step_closes_the_nsi_once(store_url):
     transfers.withdraw(ref, "PoP no longer moving", "Sam")
     with pytest.raises(transfers.StepRefused):
         transfers.withdraw(ref, "again", "Sam")
-    view = transfers.status_of(ref)
+    view = transfer_views.status_of(ref)
     assert view.status == "withdrawn"
     assert [h.event for h in view.history].count("withdrawn") == 1
 
@@ -134,12 +134,12 @@ def test_escalation_is_recorded_in_the_history(store_url):
     ref = raise_demo()
     assert transfers.escalate(ref, "No allocation after a week", "Sam") == 1
     assert transfers.escalate(ref, "Still nothing", "Sam") == 2
-    assert [h.event for h in transfers.status_of(ref).history].count("escalated") == 2
+    assert [h.event for h in transfer_views.status_of(ref).history].count("escalated") == 2
 
 
 def test_overdue_actions_are_counted_in_working_days(store_url, monkeypatch):
     ref = raise_demo()
-    view = transfers.status_of(ref, as_of=dt.date(2026, 12, 29))
+    view = transfer_views.status_of(ref, as_of=dt.date(2026, 12, 29))
     allocate = next(a for a in view.actions if a.code == "allocate")
     assert allocate.due_on == dt.date(2026, 12, 23)
     assert allocate.days_overdue == 2  # 24 and 29 December: 25, 28 are bank holidays

@@ -13,7 +13,7 @@ from support.cli import cli
 from support.transfers import raise_form, waiting_at
 from support.waits import prefect_api, state_of, wait_for
 
-from tasks.domain import transfers
+from tasks.domain import transfer_views
 
 pytestmark = pytest.mark.prefect
 
@@ -22,7 +22,7 @@ SUPPORT = ["--support-contact", "Pat Receiver", "--team-code", "N50CAD", "--reco
 
 
 def status_is(reference: str, status: str, step: str | None) -> Callable[[], bool]:
-    return lambda: transfers.nsi_status(reference) == (status, step)
+    return lambda: transfer_views.nsi_status(reference) == (status, step)
 
 
 def run_name(stack, flow_run_id: str) -> str:
@@ -43,7 +43,7 @@ def test_a_temporary_move_supports_while_the_transferring_practitioner_stays_res
 
     reference = raise_form(tmp_path, crn="M200001", **TM)
     assert reference.startswith("TM")
-    flow_run_id = transfers.status_of(reference).flow_run_id
+    flow_run_id = transfer_views.status_of(reference).flow_run_id
     assert flow_run_id and run_name(prefect_stack, flow_run_id) == f"move-{reference}"
     wait_for(status_is(reference, "awaiting_support_allocation", "support_allocation"), what="the support allocation")
     assert "status supporting" in cli("record", reference, "support_allocation", *SUPPORT).stdout
@@ -56,7 +56,7 @@ def test_a_temporary_move_supports_while_the_transferring_practitioner_stays_res
     out = cli("record", reference, "outcome", "--outcome", "returned", "--on", "2026-12-21", "--recorded-by", "Sam Practitioner")
     assert "status returned" in out.stdout
     wait_for(lambda: state_of(prefect_stack, flow_run_id) == "COMPLETED", what="the run to complete")
-    view = transfers.status_of(reference)
+    view = transfer_views.status_of(reference)
     review = next(a for a in view.actions if a.code == "case_review")
     assert (view.status, review.status, review.owner_role) == ("returned", "open", "transferring_pp")
     events = [(h.event, h.detail) for h in view.history]
@@ -75,9 +75,9 @@ def test_a_move_raised_from_the_ui_and_converted_starts_one_linked_case_transfer
     with prefect_api(prefect_stack):
         flow_run_id = engine.start_run("temporary-move/temporary-move", {"form": form})
     reference = wait_for(
-        lambda: next((r for r, f in transfers.open_flow_runs() if f == flow_run_id), None), what="the flow to raise the NSI"
+        lambda: next((r for r, f in transfer_views.open_flow_runs() if f == flow_run_id), None), what="the flow to raise the NSI"
     )
-    assert reference.startswith("TM") and transfers.status_of(reference).nsi_type == "temporary_move"
+    assert reference.startswith("TM") and transfer_views.status_of(reference).nsi_type == "temporary_move"
     wait_for(waiting_at(reference, "support_allocation"), what="the support allocation")
     cli("record", reference, "support_allocation", *SUPPORT)
     wait_for(status_is(reference, "supporting", "outcome"), what="the supporting period")
@@ -93,19 +93,19 @@ def test_a_move_raised_from_the_ui_and_converted_starts_one_linked_case_transfer
         "Sam",
         "--no-wait",
     )
-    wait_for(lambda: transfers.status_of(reference).status == "converted", what="the move to close as converted")
+    wait_for(lambda: transfer_views.status_of(reference).status == "converted", what="the move to close as converted")
     wait_for(lambda: state_of(prefect_stack, flow_run_id) == "COMPLETED", what="the move's run to complete")
 
-    old = transfers.status_of(reference)
+    old = transfer_views.status_of(reference)
     assert old.converted_to
-    new = transfers.status_of(old.converted_to)
+    new = transfer_views.status_of(old.converted_to)
     assert (new.nsi_type, new.parent_reference, new.crn) == ("case_transfer", reference, "M200002")
     assert [h.detail for h in old.history if h.event == "converted"][0].startswith(f"converted to Case Transfer {new.reference}")
     assert f"converted from Temporary Move {reference}" in new.history[0].detail
     # The Case Transfer follows the concurrent shape: its run opens the allocation task.
-    wait_for(lambda: any(t.task == "allocation" and t.flow_run_id for t in transfers.status_of(new.reference).tasks),
+    wait_for(lambda: any(t.task == "allocation" and t.flow_run_id for t in transfer_views.status_of(new.reference).tasks),
              what="the case-transfer run to open allocation")  # fmt: skip
-    new_run = transfers.status_of(new.reference).flow_run_id
+    new_run = transfer_views.status_of(new.reference).flow_run_id
     assert new_run and new_run != flow_run_id and run_name(prefect_stack, new_run) == f"transfer-{new.reference}"
 
     # Starting it again under the same key gives the same run; re-running the move's flow
@@ -120,7 +120,7 @@ def test_a_move_raised_from_the_ui_and_converted_starts_one_linked_case_transfer
     with prefect_api(prefect_stack), get_client(sync_client=True) as client:
         runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[f"transfer-{new.reference}"])))
     assert [str(r.id) for r in runs] == [new_run]
-    assert transfers.status_of(reference).converted_to == new.reference
+    assert transfer_views.status_of(reference).converted_to == new.reference
 
     # The Case Transfer carries on as any other.
     out = cli(

@@ -7,7 +7,7 @@ import pytest
 from conftest import demo_form, pin_today
 from sqlalchemy import func, select
 
-from tasks.domain import conversion, transfers
+from tasks.domain import conversion, transfer_views, transfers
 from tasks.domain.form import parse_form
 from tasks.store.models import Nsi
 from tasks.store.unit_of_work import UnitOfWork
@@ -32,13 +32,13 @@ def supported(ref: str, **answer) -> None:
     transfers.mark_waiting(ref, "outcome", status="supporting")
 
 
-def actions(ref: str) -> dict[str, transfers.ActionView]:
-    return {a.code: a for a in transfers.status_of(ref).actions}
+def actions(ref: str) -> dict[str, transfer_views.ActionView]:
+    return {a.code: a for a in transfer_views.status_of(ref).actions}
 
 
 def test_a_temporary_move_keeps_the_transferring_practitioner_responsible(store_url):
     ref = raise_move()
-    view = transfers.status_of(ref)
+    view = transfer_views.status_of(ref)
     assert ref == "TM000001" and view.nsi_type == "temporary_move"
     assert view.responsible_officer == "Sam Practitioner"
     assert view.due_on == dt.date(2027, 3, 21)
@@ -49,7 +49,7 @@ def test_a_temporary_move_keeps_the_transferring_practitioner_responsible(store_
 def test_the_support_allocation_starts_the_supporting_period(store_url):
     ref = raise_move()
     supported(ref)
-    view = transfers.status_of(ref)
+    view = transfer_views.status_of(ref)
     assert (view.status, view.waiting_step) == ("supporting", "outcome")
     assert view.receiving_practitioner == "Pat Receiver" and view.responsible_officer == "Sam Practitioner"
     assert actions(ref)["support_contact"].status == "done"
@@ -70,7 +70,7 @@ def test_a_return_closes_the_move_and_opens_the_case_review(store_url, monkeypat
     pin_today(monkeypatch, dt.date(2027, 2, 1))  # the return is recorded after it happened
     status = transfers.apply_step(ref, "outcome", {"recorded_by": "Sam", "outcome": "returned", "on": "2027-01-29"})
     assert status == "returned"
-    view = transfers.status_of(ref)
+    view = transfer_views.status_of(ref)
     acts = actions(ref)
     assert acts["case_review"].status == "open" and acts["case_review"].owner_role == "transferring_pp"
     assert acts["case_review"].due_on == dt.date(2027, 2, 5)
@@ -95,14 +95,14 @@ def test_a_conversion_registers_one_linked_case_transfer_and_closes_the_move_onc
     first = conversion.prepare(ref)
     again = conversion.prepare(ref)  # a re-run flow
     assert first == again and first.request_key == f"convert-{ref}"
-    new = transfers.status_of(first.new_reference)
+    new = transfer_views.status_of(first.new_reference)
     assert new.nsi_type == "case_transfer" and new.parent_reference == ref and new.crn == "X123456"
     assert new.receiving.startswith("Manchester South") and new.raised_on == dt.date(2026, 12, 21)
     assert f"converted from Temporary Move {ref}" in new.history[0].detail
     assert {"allocate", "complete"} <= {a.code for a in new.actions}
     assert conversion.finish(ref, first.new_reference, "Sam") == "converted"
     assert conversion.finish(ref, first.new_reference, "Sam") == "converted"
-    old = transfers.status_of(ref)
+    old = transfer_views.status_of(ref)
     assert old.converted_to == first.new_reference and not conversion.pending_conversion(ref)
     assert [h.detail for h in old.history if h.event == "converted"] == [f"converted to Case Transfer {first.new_reference}"]
     with UnitOfWork() as uow:
@@ -114,12 +114,12 @@ def test_a_conversion_within_the_transferring_pdu_is_refused_before_anything_is_
     with pytest.raises(transfers.StepRefused) as exc:
         transfers.apply_step(ref, "outcome", {"recorded_by": "Sam", "outcome": "converted"})
     assert exc.value.field == "outcome" and "internal move" in str(exc.value)
-    assert "outcome" not in transfers.recorded_steps(ref)
+    assert "outcome" not in transfer_views.recorded_steps(ref)
 
 
 def test_a_youth_support_allocation_records_the_caretaking_agreement(store_url):
     ref = raise_move(profile="youth")
-    assert transfers.policy_of(ref).caretaking_agreement_required
+    assert transfer_views.policy_of(ref).caretaking_agreement_required
     with pytest.raises(transfers.StepRefused) as exc:
         transfers.apply_step(ref, "support_allocation", SUPPORT)
     assert exc.value.field == "caretaking_from"
@@ -130,17 +130,17 @@ def test_a_youth_support_allocation_records_the_caretaking_agreement(store_url):
         supported(ref, **AGREEMENT)
     assert exc.value.field == "contact_frequency_weeks" and "12.8" in str(exc.value)
     supported(ref, **AGREEMENT, contact_frequency_weeks=4)
-    detail = next(h.detail for h in transfers.status_of(ref).history if h.event == "support_allocation")
+    detail = next(h.detail for h in transfer_views.status_of(ref).history if h.event == "support_allocation")
     assert "caretaking agreement" in detail and "review by 2027-03-19" in detail
     assert "record of contacts every 4 weeks" in detail
-    assert transfers.recorded_steps(ref)["support_allocation"]["home_responsibilities"] == "Planning and enforcement"
+    assert transfer_views.recorded_steps(ref)["support_allocation"]["home_responsibilities"] == "Planning and enforcement"
 
 
 def test_a_youth_conversion_stays_youth(store_url):
     ref = raise_move(profile="youth")
     transfers.apply_step(ref, "outcome", {"recorded_by": "Sam", "outcome": "converted"})
     c = conversion.prepare(ref)
-    assert c.profile == "youth" and transfers.status_of(c.new_reference).profile == "youth"
+    assert c.profile == "youth" and transfer_views.status_of(c.new_reference).profile == "youth"
 
 
 def test_the_full_transfer_review_reaches_the_transferring_spos_reminders_at_the_caretaking_limit(store_url):

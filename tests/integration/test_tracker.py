@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from tasks.calendar import get_calendar
 from tasks.demo.seed import OUTCOME_STEP, STEPS, SUPPORT_STEP, SeedExists, generate, seed
-from tasks.domain import transfers
+from tasks.domain import transfer_views, transfers
 from tasks.domain.actions import Clocks, Facts, plan_actions, transfer_due
 from tasks.domain.form import TransferForm, parse_form
 from tasks.domain.policy import get_policy
@@ -315,7 +315,7 @@ def test_days_overdue_agree_with_the_status_command(store: Store, night: Tracker
     overdue_refs = sorted(ref for ref, acts in by_ref.items() if any(acts.values()))
     assert len(overdue_refs) > 5
     for ref in overdue_refs[:20] + sorted(by_ref)[:10]:
-        view = transfers.status_of(ref, as_of=AS_OF, url=store.url)
+        view = transfer_views.status_of(ref, as_of=AS_OF, url=store.url)
         assert by_ref[ref] == {a.title: a.days_overdue for a in view.actions}, ref
 
 

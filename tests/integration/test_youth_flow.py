@@ -13,7 +13,7 @@ from support.cli import cli
 from support.transfers import STEPS, waiting_at
 from support.waits import prefect_api, resume_form, state_of, wait_for
 
-from tasks.domain import transfers
+from tasks.domain import transfer_views
 from tasks.domain.form import parse_form
 
 pytestmark = pytest.mark.prefect
@@ -43,7 +43,7 @@ def test_a_youth_transfer_whose_three_way_meeting_did_not_happen_has_not_transfe
     reference, flow_run_id = raise_youth(
         prefect_stack, crn="Y300001", sentence_type="Youth Rehabilitation Order", transfer_in=SUMMARY
     )
-    assert transfers.status_of(reference).profile == "youth"
+    assert transfer_views.status_of(reference).profile == "youth"
     for step, args in [YOUTH_ALLOCATION, *STEPS[1:4]]:
         wait_for(waiting_at(reference, step), what=step)
         cli("record", reference, step, *args)
@@ -53,7 +53,7 @@ def test_a_youth_transfer_whose_three_way_meeting_did_not_happen_has_not_transfe
     assert "recorded as not transferred" in out and "the three-way meeting did not take place" in out
     assert "Waiting for handover again" in out
     wait_for(waiting_at(reference, "handover"), what="a new meeting")
-    assert "handover" not in transfers.recorded_steps(reference)
+    assert "handover" not in transfer_views.recorded_steps(reference)
     early = cli("record", reference, "completion", "--responsible-officer", "Pat Receiver", check=False)
     assert early.returncode == 2 and "the case has not transferred" in early.stderr
 
@@ -65,7 +65,7 @@ def test_a_youth_transfer_whose_three_way_meeting_did_not_happen_has_not_transfe
     with prefect_api(prefect_stack), get_client(sync_client=True) as client:
         form = wait_for(lambda: resume_form(client, flow_run_id, "handover-2"), what="the third handover form")
     assert "has not transferred" in form["description"]
-    history = transfers.status_of(reference).history
+    history = transfer_views.status_of(reference).history
     assert [h.event for h in history].count("not transferred") == 2
     assert all("keeps case management responsibility" in h.detail for h in history if h.event == "not transferred")
 
@@ -108,17 +108,17 @@ def test_a_youth_caretaking_move_records_its_agreement_then_ends(prefect_stack):
     late = cli("record", reference, "support_allocation", *support, *agreement, "2027-03-22", check=False)
     assert late.returncode == 2 and "review_date" in late.stderr and "21 March 2027" in late.stderr
     assert "status supporting" in cli("record", reference, "support_allocation", *support, *agreement, "2027-03-19").stdout
-    wait_for(lambda: transfers.nsi_status(reference) == ("supporting", "outcome"), what="the supporting period")
+    wait_for(lambda: transfer_views.nsi_status(reference) == ("supporting", "outcome"), what="the supporting period")
     assert "review by 2027-03-19" in cli("status", reference).stdout
     cli("record", reference, "outcome", "--outcome", "ended", "--recorded-by", "Jo")
     wait_for(lambda: state_of(prefect_stack, flow_run_id) == "COMPLETED", what="the run to complete")
-    assert transfers.status_of(reference).status == "ended"
+    assert transfer_views.status_of(reference).status == "ended"
     assert UUID(flow_run_id)
 
 
 def owners(reference: str) -> dict[str, str]:
     """The waiting tasks whose runs have started, and whom each waits for."""
-    return {t.task: t.owner_role for t in transfers.status_of(reference).tasks if t.flow_run_id}
+    return {t.task: t.owner_role for t in transfer_views.status_of(reference).tasks if t.flow_run_id}
 
 
 def test_a_youth_transfer_waits_on_its_own_tasks_and_a_looked_after_child_is_caretaken(prefect_stack):
@@ -126,7 +126,7 @@ def test_a_youth_transfer_waits_on_its_own_tasks_and_a_looked_after_child_is_car
     orders = [{"parent": "Mother", "lives_with_young_person": True}, {"parent": "Father", "lives_with_young_person": False}]
     reference, _ = raise_youth(prefect_stack, crn="Y300003", saw_level="High", gender="Female",
                                gender_identity="Girl or young woman", parenting_orders=orders)  # fmt: skip
-    assert transfers.shape_of(reference) == 2
+    assert transfer_views.shape_of(reference) == 2
     allocation = ["--team-code", "N50CAD", "--recorded-by", "Kim TM", "--contact-frequency-weeks", "2"]
     refused = cli("record", reference, "allocation", "--case-manager", "CM102", *allocation, check=False)
     assert refused.returncode == 2 and "4.1" in refused.stderr and "Band A" in refused.stderr
@@ -150,7 +150,7 @@ def test_a_youth_transfer_waits_on_its_own_tasks_and_a_looked_after_child_is_car
     cli("record", reference, "challenge-1", "--outcome", "uphold", "--reasons",
         "Risk of harm would increase and could not be managed at the new address", "--evidence", "Police intelligence",
         "--recorded-by", "Kim TM")  # fmt: skip
-    wait_for(lambda: transfers.status_of(reference).status == "refused", what="the refusal")
+    wait_for(lambda: transfer_views.status_of(reference).status == "refused", what="the refusal")
     cli("dispute", reference, "--grounds", "A safety plan manages it", "--by", "Alex Senior")
     wait_for(lambda: owners(reference).get("dispute-1") == "service_manager", what="the Service Manager's escalation")
 
@@ -166,8 +166,8 @@ def test_a_youth_transfer_waits_on_its_own_tasks_and_a_looked_after_child_is_car
     weekly_too_rare = cli("record", looked_after, "support_allocation", *support, "--contact-frequency-weeks", "4", check=False)
     assert weekly_too_rare.returncode == 2 and "12.5" in weekly_too_rare.stderr
     cli("record", looked_after, "support_allocation", *support, "--contact-frequency-weeks", "2")
-    wait_for(lambda: transfers.nsi_status(looked_after) == ("supporting", "outcome"), what="the caretaking period")
-    records = next(a for a in transfers.status_of(looked_after).actions if a.code == "contact_records")
+    wait_for(lambda: transfer_views.nsi_status(looked_after) == ("supporting", "outcome"), what="the caretaking period")
+    records = next(a for a in transfer_views.status_of(looked_after).actions if a.code == "contact_records")
     assert records.due_on.isoformat() == "2026-12-21" and records.status == "open"
     cli("action-done", looked_after, "contact_records", "--by", "Jo")
     status = cli("status", looked_after).stdout

@@ -8,7 +8,7 @@ import pytest
 from conftest import TODAY, demo_form, pin_today
 from sqlalchemy import select
 
-from tasks.domain import transfers
+from tasks.domain import transfer_views, transfers
 from tasks.domain.form import FormError, parse_form
 from tasks.store.models import Nsi, StepRecord
 from tasks.store.unit_of_work import UnitOfWork
@@ -36,7 +36,7 @@ def raise_transfer(profile: str, key: str = "ct-1", **changes) -> str:
 
 
 def events(ref: str) -> list[str]:
-    return [h.event for h in transfers.status_of(ref).history]
+    return [h.event for h in transfer_views.status_of(ref).history]
 
 
 def allocated(ref: str) -> None:
@@ -45,9 +45,9 @@ def allocated(ref: str) -> None:
 
 def test_the_nsi_keeps_the_profile_it_was_raised_under(store_url):
     youth, adult = raise_transfer("youth", "y"), raise_transfer("adult", "a", crn="A000002")
-    assert transfers.policy_of(youth).profile == "youth" and transfers.policy_of(adult).profile == "adult"
-    assert "transfer_in_summary" in {a.code for a in transfers.status_of(youth).actions}
-    assert "transfer_in_summary" not in {a.code for a in transfers.status_of(adult).actions}
+    assert transfer_views.policy_of(youth).profile == "youth" and transfer_views.policy_of(adult).profile == "adult"
+    assert "transfer_in_summary" in {a.code for a in transfer_views.status_of(youth).actions}
+    assert "transfer_in_summary" not in {a.code for a in transfer_views.status_of(adult).actions}
 
 
 def test_a_youth_meeting_the_young_person_missed_is_recorded_but_does_not_transfer_the_case(store_url, sequential_shape):
@@ -56,17 +56,17 @@ def test_a_youth_meeting_the_young_person_missed_is_recorded_but_does_not_transf
     transfers.mark_waiting(ref, "handover")
     transfers.apply_step(ref, "handover", MISSED, attempt=0)
     transfers.apply_step(ref, "handover", MISSED, attempt=0)  # a re-run: stored once
-    assert "handover" not in transfers.recorded_steps(ref)
-    assert transfers.nsi_status(ref) == ("awaiting_handover", "handover")
-    assert transfers.step_attempts(ref, "handover") == 1 and transfers.rejected_attempts(ref, "handover") == 0
-    event, detail = transfers.last_attempt(ref, "handover") or ("", "")
+    assert "handover" not in transfer_views.recorded_steps(ref)
+    assert transfer_views.nsi_status(ref) == ("awaiting_handover", "handover")
+    assert transfer_views.step_attempts(ref, "handover") == 1 and transfer_views.rejected_attempts(ref, "handover") == 0
+    event, detail = transfer_views.last_attempt(ref, "handover") or ("", "")
     assert event == "not transferred" and "the young person did not attend" in detail and "has not transferred" in detail
     transfers.apply_step(ref, "handover", NOT_HELD, attempt=1)
     assert events(ref).count("not transferred") == 2
-    assert next(a for a in transfers.status_of(ref).actions if a.code == "three_way_handover").status == "open"
+    assert next(a for a in transfer_views.status_of(ref).actions if a.code == "three_way_handover").status == "open"
     transfers.apply_step(ref, "handover", HELD, attempt=2)
-    assert transfers.recorded_steps(ref)["handover"]["held_on"] == "2027-01-06"
-    detail = [h.detail for h in transfers.status_of(ref).history if h.event == "handover"][0]
+    assert transfer_views.recorded_steps(ref)["handover"]["held_on"] == "2027-01-06"
+    detail = [h.detail for h in transfer_views.status_of(ref).history if h.event == "handover"][0]
     assert "formal transfer date" in detail
 
 
@@ -91,7 +91,7 @@ def test_youth_enforcement_is_done_before_completion(store_url, sequential_shape
     allocated(ref)
     transfers.apply_step(ref, "handover", HELD)
     with pytest.raises(transfers.StepRefused) as exc:
-        transfers.check_step(ref, "completion", COMPLETION)
+        transfers.check_answer(ref, "completion", COMPLETION)
     assert "enforcement_complete" in str(exc.value) and "action-done" in str(exc.value)
     transfers.mark_action_done(ref, "enforcement_complete", "Sam")
     assert transfers.apply_step(ref, "completion", COMPLETION) == "completed"
@@ -100,7 +100,7 @@ def test_youth_enforcement_is_done_before_completion(store_url, sequential_shape
 def test_the_adult_handover_is_recorded_as_given(store_url, sequential_shape):
     ref = raise_transfer("adult")
     transfers.apply_step(ref, "handover", MISSED)
-    assert "handover" in transfers.recorded_steps(ref) and "not transferred" not in events(ref)
+    assert "handover" in transfer_views.recorded_steps(ref) and "not transferred" not in events(ref)
     assert transfers.apply_step(ref, "completion", COMPLETION) == "completed"
 
 
@@ -108,12 +108,12 @@ def test_a_youth_request_stayed_for_missing_information_goes_back_and_waits(stor
     ref = raise_transfer("youth")
     transfers.mark_waiting(ref, "decision")
     transfers.apply_step(ref, "decision", STAY)
-    assert "decision" not in transfers.recorded_steps(ref) and transfers.nsi_status(ref)[0] == "awaiting_decision"
-    event, detail = transfers.last_attempt(ref, "decision") or ("", "")
+    assert "decision" not in transfer_views.recorded_steps(ref) and transfer_views.nsi_status(ref)[0] == "awaiting_decision"
+    event, detail = transfer_views.last_attempt(ref, "decision") or ("", "")
     assert event == "stayed" and "Sent back to Sam Practitioner (N07515)" in detail and "No AssetPlus" in detail
     transfers.apply_step(ref, "decision", {"recorded_by": "Kim TM", "outcome": "accept"}, attempt=1)
-    assert transfers.recorded_steps(ref)["decision"]["outcome"] == "accept"
-    codes = {a.code: a.status for a in transfers.status_of(ref).actions}
+    assert transfer_views.recorded_steps(ref)["decision"]["outcome"] == "accept"
+    codes = {a.code: a.status for a in transfer_views.status_of(ref).actions}
     assert codes["decision"] == codes["confirm_supervision"] == "done"
 
 
@@ -126,7 +126,7 @@ def test_a_youth_refusal_for_poor_assessments_closes_with_the_reasons_sent_back(
         "evidence": "Stale",
     }
     assert transfers.apply_step(ref, "decision", refusal) == "refused"
-    detail = next(h.detail for h in transfers.status_of(ref).history if h.event == "decision")
+    detail = next(h.detail for h in transfer_views.status_of(ref).history if h.event == "decision")
     assert "Assessments not of sufficient quality" in detail and "sent back to Sam Practitioner" in detail
 
 
@@ -135,12 +135,12 @@ def test_an_adult_stay_is_refused_and_nothing_is_stored(store_url):
     with pytest.raises(transfers.StepRefused) as exc:
         transfers.apply_step(ref, "decision", STAY)
     assert exc.value.field == "outcome"
-    assert transfers.step_attempts(ref, "decision") == 0 and events(ref) == ["raised"]
+    assert transfer_views.step_attempts(ref, "decision") == 0 and events(ref) == ["raised"]
 
 
 def test_a_youth_internal_transfer_is_endorsed_then_allocated_to_another_team(store_url, sequential_shape):
     ref = raise_transfer("youth", proposed_postcode="DA6 8DS", internal_transfer=True)
-    view = transfers.status_of(ref)
+    view = transfer_views.status_of(ref)
     assert view.receiving.startswith("Greenwich and Bexley") and "internal transfer" in view.history[0].detail
     answer = {"recorded_by": "Kim TM", "case_manager": "CM201", "team_code": "N07518"}
     with pytest.raises(transfers.StepRefused) as exc:
@@ -151,7 +151,7 @@ def test_a_youth_internal_transfer_is_endorsed_then_allocated_to_another_team(st
         transfers.apply_step(ref, "allocation", {**answer, "team_code": "N07515"})
     assert exc.value.field == "team_code" and "transferring team" in str(exc.value)
     transfers.apply_step(ref, "allocation", answer)
-    assert transfers.status_of(ref).receiving.endswith("(N07518)")
+    assert transfer_views.status_of(ref).receiving.endswith("(N07518)")
 
 
 def test_an_adult_internal_transfer_is_refused_and_nothing_is_stored(store_url):

@@ -10,7 +10,7 @@ import datetime as dt
 import pytest
 from conftest import TODAY, demo_form, pin_today
 
-from tasks.domain import transfers
+from tasks.domain import transfer_views, transfers
 from tasks.domain.form import parse_form
 
 YOUTH_FIELDS = {"saw_level": "Low", "gender_identity": "Boy or young man", "date_of_birth": "2010-05-17"}
@@ -35,7 +35,7 @@ def allocate(ref: str, case_manager: str = "CM201", **more) -> str:
 
 
 def actions(ref: str) -> dict:
-    return {a.code: a for a in transfers.status_of(ref).actions}
+    return {a.code: a for a in transfer_views.status_of(ref).actions}
 
 
 def test_4_1_an_allocation_against_the_rule_is_refused_and_nothing_is_stored(store_url):
@@ -43,11 +43,11 @@ def test_4_1_an_allocation_against_the_rule_is_refused_and_nothing_is_stored(sto
     with pytest.raises(transfers.StepRefused) as exc:
         allocate(ref, "CM101")
     assert exc.value.field == "case_manager" and "4.1" in str(exc.value)
-    assert "allocation" not in transfers.recorded_steps(ref) and [h.event for h in transfers.status_of(ref).history] == ["raised"]
+    assert "allocation" not in transfer_views.recorded_steps(ref) and [h.event for h in transfer_views.status_of(ref).history] == ["raised"]
     allocate(ref, "CM101", rationale="Continuity: worked with the family before; senior oversight agreed")
-    detail = next(h.detail for h in transfers.status_of(ref).history if h.event == "allocation")
+    detail = next(h.detail for h in transfer_views.status_of(ref).history if h.event == "allocation")
     assert "case manager CM101" in detail and "rationale recorded: Continuity" in detail
-    assert transfers.status_of(ref).receiving.endswith("(N50CAD)")
+    assert transfer_views.status_of(ref).receiving.endswith("(N50CAD)")
 
 
 def test_5_3_a_co_allocation_waits_for_its_agreement_within_5_days(store_url):
@@ -55,7 +55,7 @@ def test_5_3_a_co_allocation_waits_for_its_agreement_within_5_days(store_url):
     allocate(ref, "CM102", co_allocated_to="CM201")
     agreement = actions(ref)["co_allocation_agreement"]
     assert agreement.due_on == ALLOCATED_ON + dt.timedelta(days=5) and agreement.owner_role == "receiving_spo"
-    assert "co-allocated to CM201 as practice supervisor (5.1)" in transfers.status_of(ref).history[-1].detail
+    assert "co-allocated to CM201 as practice supervisor (5.1)" in transfer_views.status_of(ref).history[-1].detail
     progress = transfers.progress(ref)
     assert "co_allocation_agreement" in {t.task for t in progress.to_start}
 
@@ -97,7 +97,7 @@ def test_11_4_a_transfer_the_managers_cannot_agree_is_escalated_to_the_service_m
 
 def test_12_2_a_looked_after_child_is_raised_as_caretaking_with_the_rule_quoted(store_url):
     ref = raise_youth(looked_after=True)
-    view = transfers.status_of(ref)
+    view = transfer_views.status_of(ref)
     assert ref.startswith("TM") and view.history[0].detail.count("12.2: Children and young people who are looked after") == 1
 
 
@@ -116,7 +116,7 @@ def test_12_8_the_hosts_record_of_contacts_is_checked_at_the_agreed_frequency(st
     transfers.mark_action_done(ref, "contact_records", "Jo", on=dt.date(2027, 1, 4))
     assert actions(ref)["contact_records"].due_on == dt.date(2027, 1, 18)
     assert actions(ref)["contact_records"].status == "open"
-    assert transfers.status_of(ref).history[-1].event == "contact records on time"
+    assert transfer_views.status_of(ref).history[-1].event == "contact records on time"
     transfers.mark_action_done(ref, "contact_records", "Jo", on=dt.date(2027, 1, 8))  # the next, early: on time
     assert actions(ref)["contact_records"].due_on == dt.date(2027, 2, 1)
     transfers.apply_step(ref, "outcome", {"recorded_by": "Jo", "outcome": "ended"})
@@ -130,17 +130,17 @@ def test_12_5_a_transfer_in_is_caretaken_from_allocation_until_it_completes(stor
     assert exc.value.field == "contact_frequency_weeks" and "12.5" in str(exc.value)
     assert "contact_records" not in actions(ref)  # refused whole: nothing stored
     allocate(ref, contact_frequency_weeks=2)
-    assert transfers.status_of(ref).history[-1].detail.count("accepted on a caretaking basis") == 1
+    assert transfer_views.status_of(ref).history[-1].detail.count("accepted on a caretaking basis") == 1
     check = actions(ref)["contact_records"]
     assert (check.status, check.due_on, check.owner_role) == ("open", ALLOCATED_ON + dt.timedelta(weeks=2), "transferring_pp")
     assert "contact_records" not in {t.task for t in transfers.progress(ref).to_start}  # reminded, not a waiting task
     transfers.mark_action_done(ref, "contact_records", "Jo", on=dt.date(2027, 1, 5))
     assert actions(ref)["contact_records"].due_on == ALLOCATED_ON + dt.timedelta(weeks=4)
-    assert transfers.status_of(ref).history[-1].event == "contact records on time"
+    assert transfer_views.status_of(ref).history[-1].event == "contact records on time"
     everything_else(ref)
     transfers.apply_step(ref, "completion", {"recorded_by": "Kim TM", "responsible_officer": "CM201"})
     assert actions(ref)["contact_records"].status == "cancelled"  # responsibility has passed in full
-    assert "caretaking ends" in transfers.status_of(ref).history[-1].detail
+    assert "caretaking ends" in transfer_views.status_of(ref).history[-1].detail
 
 
 def test_12_8_a_contact_record_recorded_as_a_step_is_refused_and_the_check_keeps_recurring(store_url):

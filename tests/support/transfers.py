@@ -11,7 +11,7 @@ import yaml
 from conftest import demo_form
 
 from support.cli import cli
-from tasks.domain import transfers
+from tasks.domain import transfer_views
 
 # The sequential shape (1): one step after another.
 STEPS = [
@@ -49,4 +49,4 @@ def raise_form(tmp_path: Path, **changes: Any) -> str:
 
 def waiting_at(reference: str, step: str) -> Callable[[], bool]:
     """The sequential shape's transfer waits at `step`."""
-    return lambda: transfers.nsi_status(reference) == (f"awaiting_{step}", step)
+    return lambda: transfer_views.nsi_status(reference) == (f"awaiting_{step}", step)

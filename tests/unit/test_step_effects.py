@@ -54,13 +54,13 @@ def test_a_withdrawn_challenge_lets_the_transfer_carry_on():
 
 def test_an_answer_to_a_challenge_that_is_not_open_is_refused_naming_the_step():
     with pytest.raises(RuleBroken, match="step: CT000001 has no open challenge 1"):
-        steps.check_against("challenge-1", {"recorded_by": "SPO", "outcome": "withdraw"}, situation(), ADULT, TODAY)
+        steps.check_situation("challenge-1", {"recorded_by": "SPO", "outcome": "withdraw"}, situation(), ADULT, TODAY)
 
 
 def test_allocation_to_a_team_outside_the_receiving_pdu_is_refused_naming_the_team_code():
     answer = {"recorded_by": "SPO", "practitioner": "Sam Lee", "team_code": "N03BST"}
     with pytest.raises(RuleBroken, match="team_code: .* is not in the receiving PDU N50GMS"):
-        steps.check_against("allocation", answer, situation(), ADULT, TODAY)
+        steps.check_situation("allocation", answer, situation(), ADULT, TODAY)
 
 
 def test_allocation_fills_in_the_receiving_practitioner_and_plans_the_action_list_from_its_date():

@@ -217,24 +217,24 @@ def transfer_in(concurrent: bool = True) -> registry.Situation:
 def test_12_5_a_transfer_in_is_first_accepted_on_a_caretaking_basis():
     policy = get_policy("youth")
     answer = allocation("CM201", contact_frequency_weeks=2)
-    registry.check_against("allocation", answer, transfer_in(), policy, TODAY)
+    registry.check_situation("allocation", answer, transfer_in(), policy, TODAY)
     effect = registry.effect_of("allocation", answer, transfer_in(), policy, TODAY)
     assert effect.plans == "allocation" and effect.caretaking_from == TODAY  # the checks run from allocation
     assert "accepted on a caretaking basis until the transfer completes" in effect.detail
     assert "every 2 weeks" in effect.detail and "12.5: The case will be accepted on a 'caretaking' basis" in effect.detail
     with pytest.raises(RuleBroken) as exc:
-        registry.check_against("allocation", allocation("CM201"), transfer_in(), policy, TODAY)
+        registry.check_situation("allocation", allocation("CM201"), transfer_in(), policy, TODAY)
     assert exc.value.field == "contact_frequency_weeks" and "12.5" in str(exc.value)
     completion = {"recorded_by": "Kim TM", "responsible_officer": "CM201"}
     ended = registry.effect_of("completion", completion, transfer_in(), policy, TODAY)
     assert ended.closes == "completed" and "caretaking ends: responsibility passes in full (12.5)" in ended.detail
     # The sequential shape and the adult profile do not ask.
-    registry.check_against("allocation", allocation("CM201"), transfer_in(concurrent=False), policy, TODAY)
+    registry.check_situation("allocation", allocation("CM201"), transfer_in(concurrent=False), policy, TODAY)
     assert registry.effect_of("allocation", allocation("CM201"), transfer_in(concurrent=False), policy, TODAY).caretaking_from is None
 
 
 def test_12_5_a_transfer_in_is_refused_a_contact_frequency_too_long_for_its_rosh_and_saw():
     with pytest.raises(RuleBroken) as exc:
-        registry.check_against("allocation", allocation("CM201", contact_frequency_weeks=4), transfer_in(), get_policy("youth"), TODAY)
+        registry.check_situation("allocation", allocation("CM201", contact_frequency_weeks=4), transfer_in(), get_policy("youth"), TODAY)
     assert exc.value.field == "contact_frequency_weeks"
     assert "12.5" in str(exc.value) and "at High" in str(exc.value) and "every 2 weeks" in str(exc.value)
