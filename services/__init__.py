@@ -149,12 +149,12 @@ def send_answer(reference: str, step: str, fields: dict[str, Any], wait: bool = 
         return f"{reference}: {step} sent to its flow run"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if step in transfer_views.recorded_steps(reference):
-            status, _ = transfer_views.nsi_status(reference)
-            return f"{reference}: {step} recorded; status {status}"
-        if transfer_views.step_attempts(reference, step) > attempts:
+        seen = transfer_views.step_state(reference, step)  # one read per look
+        if seen.recorded:
+            return f"{reference}: {step} recorded; status {seen.status}"
+        if seen.attempts > attempts:
             # Recorded without completing the step (or rejected by the flow): the run asks again.
-            event, detail = transfer_views.last_attempt(reference, step) or ("answer rejected", "")
+            event, detail = seen.last_attempt or ("answer rejected", "")
             if event == "answer rejected":
                 raise transfers.StepRefused("step", detail)
             return f"{reference}: {step} recorded as {event}: {detail}. Waiting for {step.replace('_', ' ')} again"

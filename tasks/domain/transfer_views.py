@@ -22,7 +22,7 @@ from tasks.domain.policy import Policy, get_policy
 from tasks.domain.transfer import CLOSED, NotFound, TransferWork, today
 from tasks.places.estate import load_estate
 from tasks.settings import get_settings
-from tasks.store.models import HistoryEntry, Nsi, WaitingTask
+from tasks.store.models import HistoryEntry, Nsi, StepRecord, WaitingTask
 from tasks.store.unit_of_work import UnitOfWork
 
 
@@ -140,6 +140,26 @@ def rejected_attempts(reference: str, step: str, url: str | None = None) -> int:
             )
             or 0
         )
+
+
+@dataclass(frozen=True)
+class StepState:
+    """Where one step stands, in one read: what someone who just sent an answer waits to see."""
+
+    recorded: bool
+    status: str
+    attempts: int
+    last_attempt: tuple[str, str] | None  # (event, detail) of the latest answer that left it waiting
+
+
+def step_state(reference: str, step: str, url: str | None = None) -> StepState:
+    with UnitOfWork(url) as uow:
+        nsi = _load(uow.session, reference)
+        recorded = uow.session.scalar(select(func.count()).select_from(StepRecord).where(
+            StepRecord.nsi_id == nsi.id, StepRecord.step == step)) or 0  # fmt: skip
+        entries = uow.session.scalars(_attempts(uow.session, nsi, step)).all()
+        last = (entries[-1].event, entries[-1].detail) if entries else None
+        return StepState(recorded > 0, nsi.status, len(entries), last)
 
 
 def dispute_deadline(reference: str, url: str | None = None) -> dt.date | None:
