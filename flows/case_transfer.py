@@ -141,10 +141,11 @@ def wait_for_answer(reference: str, step: str, key: str, waiting_status: str | N
             forget_answer(f"{key}-{attempt}")
             continue
         forget_answer(f"{key}-{attempt}")  # the store holds it now: Prefect keeps no copy
-        if step in transfer_views.recorded_steps(reference) or status in transfers.CLOSED:
+        seen = transfer_views.step_state(reference, step)
+        if seen.recorded or status in transfers.CLOSED:
             logger.info("%s: %s recorded by %s", reference, step.replace("_", " "), data.get("recorded_by"))
             return status
-        event, detail = transfer_views.last_attempt(reference, step) or ("asked again", "")
+        event, detail = seen.last_attempt or ("asked again", "")
         # The detail may quote the answer's free text (a stay's evidence): the store and `status`
         # show that, the form in Prefect only the policy's words around it.
         note = f"**Asked again: {event}.** {without_free_text(detail, data)}"
