@@ -47,6 +47,9 @@ def main() -> None:
 
     from tasks.demo.legacy_trackers import write_example
     from tasks.domain import importer, transfers
+    from tasks.domain.import_mapping import load_mapping
+    from tasks.domain.import_rows import GoodRow, check_row
+    from tasks.domain.legacy_tracker import read_sheet
     from tasks.places.placement import Placement
     from tasks.store.migrate import upgrade
 
@@ -67,14 +70,14 @@ def main() -> None:
         repeated = time.perf_counter() - t0
 
         # Baseline: the same forms raised one at a time through the store's register_nsi.
-        mapping = importer.load_mapping()
+        mapping = load_mapping()
         from tasks.places.estate import load_estate
         from tasks.settings import get_settings
 
-        _, rows = importer.read_sheet(example.path, mapping)
+        _, rows = read_sheet(example.path, mapping)
         today = get_settings().current_date()
         forms = [g.form for r in rows[: args.baseline_sample]
-                 if isinstance(g := importer.check_row(r, mapping, load_estate(), "N07", today), importer.GoodRow)]  # fmt: skip
+                 if isinstance(g := check_row(r, mapping, load_estate(), "N07", today), GoodRow)]  # fmt: skip
         t0 = time.perf_counter()
         for k, form in enumerate(forms):
             transfers.register_nsi(form, f"bench-baseline-{k}", placement=Placement(form.receiving_pdu_code or ""))

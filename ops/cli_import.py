@@ -33,6 +33,7 @@ def import_tracker(
 
     from ops.console import err
     from tasks.domain import importer
+    from tasks.domain.import_mapping import UnreadableTracker
     from tasks.store.migrate import upgrade
 
     if not file.is_file():
@@ -55,7 +56,7 @@ def import_tracker(
             result = importer.import_tracker(
                 file, sheet=sheet, mapping_path=mapping, region=region, dry_run=dry_run, progress=stored, on_count=sized
             )
-        except importer.UnreadableTracker as exc:
+        except UnreadableTracker as exc:
             _fail(str(exc))
     print(result.line() + f" in {result.seconds:.1f} s")
     for b in result.bad:

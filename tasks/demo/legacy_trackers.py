@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.calendar import get_calendar
-from tasks.domain.importer import EXCEL_EPOCH
+from tasks.domain.legacy_tracker import EXCEL_EPOCH
 from tasks.places.estate import load_estate
 from tasks.settings import get_settings
 

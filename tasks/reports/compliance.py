@@ -2,8 +2,8 @@
 
 Each measure (config/tracker.yaml `inspection`) reports, per group of NSIs, the applicable
 cases, the number met and the share, for every NSI, for those raised here and for those imported
-from a legacy tracker, so a region can compare before and after go-live. The tracker
-(tasks/reports/tracker.py) writes the table as the "Inspection measures" sheet.
+from a legacy tracker, so a region can compare before and after go-live. The tracker writes
+the table under the policy's timescales on its Compliance sheet (tasks/reports/timeliness_sheets.py).
 """
 
 from __future__ import annotations

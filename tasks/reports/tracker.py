@@ -4,9 +4,11 @@ cores. The night is run_tracker, for `casetransfer tracker` and the tests; the n
 flow drives the same steps as Prefect tasks.
 
 The parts, each its own module: tracker_read (configuration, reading the store, a region's
-slice), tracker_figures (police checks, compliance, headline figures), tracker_sheets (what
-each workbook holds), workbook (the XlsxWriter writer and the spliced rows). The names callers
-use are imported here, so `tasks.reports.tracker` stays the one door."""
+slice), tracker_figures (police checks, compliance, headline figures), region_workbook and
+national_workbook (what each workbook holds, sheet by sheet), the sheets of their own
+(timeliness_sheets, handover_sheet, outcome_sheets, youth_measures), tracker_words (codes in a
+manager's words), workbook (the XlsxWriter writer and the spliced rows). The names callers use
+are imported here, so `tasks.reports.tracker` stays the one door."""
 
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from tasks.places.estate import load_estate
+from tasks.reports.national_workbook import write_national
+from tasks.reports.region_workbook import build_region_sheets
 from tasks.reports.tracker_figures import RegionResult, headline
 from tasks.reports.tracker_read import (
     RegionInput,
@@ -31,7 +35,7 @@ from tasks.reports.tracker_read import (
     load_tracker_config,
     region_input,
 )
-from tasks.reports.tracker_sheets import build_region_sheets, plain_words, write_national
+from tasks.reports.tracker_words import plain_words
 from tasks.reports.workbook import Book
 from tasks.settings import get_settings
 

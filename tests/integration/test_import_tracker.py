@@ -15,7 +15,7 @@ from openpyxl import load_workbook
 from sqlalchemy import func, select
 
 from tasks.demo.legacy_trackers import HEADERS, write_example, write_tracker
-from tasks.domain import importer, transfer_views, transfers
+from tasks.domain import import_mapping, importer, transfer_views, transfers
 from tasks.domain.form import parse_form
 from tasks.notify import reminders
 from tasks.settings import ROOT
@@ -168,11 +168,11 @@ def test_a_caretaking_row_becomes_a_temporary_move_and_cells_that_look_like_form
 def test_a_region_mapping_adds_its_own_header_spellings(store_url: str, tmp_path: Path) -> None:
     headers = {**HEADERS, "crn": "Ref No.", "notified_on": "Referral in"}
     path = write_tracker(tmp_path / "t.xlsx", [one_row()], headers={k: headers[k] for k in one_row()})
-    with pytest.raises(importer.UnreadableTracker, match="crn"):
+    with pytest.raises(import_mapping.UnreadableTracker, match="crn"):
         importer.import_tracker(path)
     mapping = tmp_path / "region.yaml"
     mapping.write_text("columns:\n  crn: [Ref no]\n  notified_on: [Referral in]\n")
-    importer.load_mapping.cache_clear()
+    import_mapping.load_mapping.cache_clear()
 
     result = importer.import_tracker(path, mapping_path=mapping)
 

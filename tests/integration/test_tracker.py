@@ -23,7 +23,8 @@ from support.waits import prefect_api
 from typer.testing import CliRunner
 
 from tasks.calendar import get_calendar
-from tasks.demo.seed import OUTCOME_STEP, STEPS, SUPPORT_STEP, SeedExists, generate, seed
+from tasks.demo.seed import SeedExists, seed
+from tasks.demo.synthetic import OUTCOME_STEP, STEPS, SUPPORT_STEP, generate
 from tasks.domain import transfer_views, transfers
 from tasks.domain.actions import Clocks, Facts, plan_actions, transfer_due
 from tasks.domain.form import TransferForm, parse_form

@@ -5,7 +5,8 @@ import yaml
 from conftest import demo_form
 from pydantic import ValidationError
 
-from tasks.demo import seed
+from tasks.demo.synthetic import generate
+from tasks.demo.transfer_forms import form_dict
 from tasks.domain.form import FormError, NsiType, TransferForm, age_on, normalise_postcode, parse_form
 from tasks.domain.policy import get_policy, load_policy
 from tasks.settings import ROOT, reset_settings
@@ -205,9 +206,9 @@ def test_every_demo_form_parses_under_its_profile():
 @pytest.mark.parametrize("profile", ["adult", "youth"])
 def test_synthetic_seed_forms_pass_the_form_rules_of_their_profile(profile):
     policy = get_policy(profile)
-    syn = seed.generate(400, 11, dt.date(2026, 12, 21), policy=policy)
+    syn = generate(400, 11, dt.date(2026, 12, 21), policy=policy)
     ages = {
         age_on(f.date_of_birth, f.raised_on)
-        for f in (parse_form(seed.form_dict(syn.cols, i, syn.labels), profile) for i in range(syn.n))
+        for f in (parse_form(form_dict(syn.cols, i, syn.labels), profile) for i in range(syn.n))
     }
     assert policy.min_age <= min(ages) and max(ages) <= policy.max_age

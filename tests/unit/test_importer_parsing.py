@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tasks.domain import importer
+from tasks.domain import import_mapping, import_rows, legacy_tracker
 from tasks.places.estate import load_estate
 
 
 @pytest.fixture
-def mapping() -> importer.TrackerMapping:
-    importer.load_mapping.cache_clear()
-    return importer.load_mapping()
+def mapping() -> import_mapping.TrackerMapping:
+    import_mapping.load_mapping.cache_clear()
+    return import_mapping.load_mapping()
 
 
 @pytest.mark.parametrize(
@@ -23,42 +23,42 @@ def mapping() -> importer.TrackerMapping:
     ["21/05/2026", " 21/05/2026 ", "21/05/26", "21.05.26", "21.05.2026", "2026-05-21", "21 May 2026", "21-May-26", 46163,
      "46163", dt.datetime(2026, 5, 21, 0, 0), dt.date(2026, 5, 21)],
 )  # fmt: skip
-def test_a_date_is_read_however_the_tracker_wrote_it(cell: object, mapping: importer.TrackerMapping) -> None:
-    assert importer.parse_date(cell, mapping) == dt.date(2026, 5, 21)
+def test_a_date_is_read_however_the_tracker_wrote_it(cell: object, mapping: import_mapping.TrackerMapping) -> None:
+    assert legacy_tracker.parse_date(cell, mapping) == dt.date(2026, 5, 21)
 
 
 @pytest.mark.parametrize("cell", [None, "", "  ", "N/A", "n/a ", "-", "TBC"])
-def test_blank_and_not_applicable_cells_are_no_date(cell: object, mapping: importer.TrackerMapping) -> None:
-    assert importer.parse_date(cell, mapping) is None
+def test_blank_and_not_applicable_cells_are_no_date(cell: object, mapping: import_mapping.TrackerMapping) -> None:
+    assert legacy_tracker.parse_date(cell, mapping) is None
 
 
 @pytest.mark.parametrize("cell", ["31/02/2026", "next week", "2026-13-01", True])
-def test_a_cell_that_is_not_a_date_is_refused_with_its_value(cell: object, mapping: importer.TrackerMapping) -> None:
+def test_a_cell_that_is_not_a_date_is_refused_with_its_value(cell: object, mapping: import_mapping.TrackerMapping) -> None:
     with pytest.raises(ValueError, match="is not a date"):
-        importer.parse_date(cell, mapping)
+        legacy_tracker.parse_date(cell, mapping)
 
 
-def test_a_two_digit_year_of_birth_is_last_century(mapping: importer.TrackerMapping) -> None:
-    assert importer.parse_date("04.03.65", mapping) == dt.date(1965, 3, 4)
+def test_a_two_digit_year_of_birth_is_last_century(mapping: import_mapping.TrackerMapping) -> None:
+    assert legacy_tracker.parse_date("04.03.65", mapping) == dt.date(1965, 3, 4)
 
 
-def test_headers_match_ignoring_case_spaces_and_punctuation(mapping: importer.TrackerMapping) -> None:
+def test_headers_match_ignoring_case_spaces_and_punctuation(mapping: import_mapping.TrackerMapping) -> None:
     for header in ("D.O.B.", "dob", " Date of Birth "):
-        assert mapping.spellings[importer.norm(header)] == "date_of_birth"
-    assert mapping.spellings[importer.norm("Home visit / address assessment")] == "address_assessment_on"
+        assert mapping.spellings[import_mapping.norm(header)] == "date_of_birth"
+    assert mapping.spellings[import_mapping.norm("Home visit / address assessment")] == "address_assessment_on"
 
 
 def test_a_place_is_found_by_team_code_pdu_code_or_name() -> None:
     estate = load_estate()
-    assert importer.resolve_place("n50cad ", estate, None) == importer.Place("N50GMS", "N50CAD")
-    assert importer.resolve_place("LDNBBG", estate, None) == importer.Place("LDNBBG", None)
-    assert importer.resolve_place("Greenwich and Bexley", estate, None) == importer.Place("LDNBBG", None)
+    assert import_rows.resolve_place("n50cad ", estate, None) == import_rows.Place("N50GMS", "N50CAD")
+    assert import_rows.resolve_place("LDNBBG", estate, None) == import_rows.Place("LDNBBG", None)
+    assert import_rows.resolve_place("Greenwich and Bexley", estate, None) == import_rows.Place("LDNBBG", None)
     with pytest.raises(ValueError, match="not a PDU or team"):
-        importer.resolve_place("Atlantis", estate, None)
+        import_rows.resolve_place("Atlantis", estate, None)
 
 
 def test_a_region_mapping_with_an_unknown_field_is_refused(tmp_path: Path) -> None:
     bad = tmp_path / "m.yaml"
     bad.write_text("columns:\n  shoe_size: [Shoes]\n")
-    with pytest.raises(importer.UnreadableTracker, match="shoe_size"):
-        importer.load_mapping(bad)
+    with pytest.raises(import_mapping.UnreadableTracker, match="shoe_size"):
+        import_mapping.load_mapping(bad)
