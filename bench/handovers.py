@@ -34,7 +34,7 @@ def main() -> None:
 
     from tasks.demo.handover_seed import seed_handovers
     from tasks.notify import handover_reminders as hr
-    from tasks.notify.email import deliver
+    from tasks.notify.sent_log import deliver
     from tasks.store.migrate import upgrade
 
     upgrade()

@@ -162,7 +162,7 @@ def main() -> None:
     t2 = time.perf_counter()
     emails = reminders.render_digests(plan)
     t3 = time.perf_counter()
-    from tasks.notify.email import deliver
+    from tasks.notify.sent_log import deliver
 
     report = deliver(emails, url)
     t4 = time.perf_counter()

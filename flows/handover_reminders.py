@@ -1,7 +1,7 @@
 """handover-reminders: the POM-COM handovers' 28-day report and emails, and the COM's diary alerts.
 
-Thin on purpose: the rules are in tasks/notify/handover_reminders.py, rendering and exactly-once
-delivery in tasks/notify/email.py (the same sent-log as the transfer reminders). Scheduled each morning,
+Thin on purpose: the rules are in tasks/notify/handover_reminders.py, rendering in tasks/notify/email.py and
+exactly-once delivery in tasks/notify/sent_log.py (the same sent-log as the transfer reminders). Scheduled each morning,
 Europe/London (prefect.yaml); `casetransfer handover-reminders` runs it now. On a day that is not
 a working day it logs and returns without reading the store: the working day before has already
 sent whatever fell on it.
@@ -17,7 +17,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from tasks.notify import handover_reminders as hr
-from tasks.notify.email import DeliveryReport, OutgoingEmail, deliver
+from tasks.notify.email import OutgoingEmail
+from tasks.notify.sent_log import DeliveryReport, deliver
 from tasks.settings import get_settings
 
 # The day's plan and messages hold names and addresses: kept in memory, never persisted as task

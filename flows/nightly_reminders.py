@@ -1,7 +1,7 @@
 """nightly-reminders: one digest per SPOC mailbox of the actions due soon, overdue and escalated.
 
-Thin on purpose: the rules are in tasks/notify/reminders.py, rendering and exactly-once delivery in
-tasks/notify/email.py. Scheduled at 07:00 Europe/London (prefect.yaml). The night itself is tasks.notify.reminders.run_reminders,
+Thin on purpose: the rules are in tasks/notify/reminders.py, rendering in tasks/notify/email.py and exactly-once
+delivery in tasks/notify/sent_log.py. Scheduled at 07:00 Europe/London (prefect.yaml). The night itself is tasks.notify.reminders.run_reminders,
 with this flow's tasks as its steps; `casetransfer remind` runs it through this flow on a Prefect
 server, or calls it directly when none is configured.
 On a day that is not a working day it logs and returns without reading the store.
@@ -17,7 +17,8 @@ from prefect.runtime import flow_run
 
 from tasks.calendar import get_calendar
 from tasks.notify import reminders
-from tasks.notify.email import DeliveryReport, OutgoingEmail, deliver
+from tasks.notify.email import OutgoingEmail
+from tasks.notify.sent_log import DeliveryReport, deliver
 from tasks.settings import get_settings
 
 # Plans and messages are passed in memory; persisting a day's digests as task results would

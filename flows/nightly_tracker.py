@@ -18,7 +18,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from tasks.notify.email import undelivered
+from tasks.notify.sent_log import undelivered
 from tasks.reports import tracker, tracker_delivery
 from tasks.settings import get_settings
 

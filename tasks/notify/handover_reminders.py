@@ -14,7 +14,7 @@ The rules (every number in config/handovers.yaml):
   run exits early on a non-working day, and the run on the working day before has already sent
   it. A run that was missed sends what fell due since, until the deadline passes; of the alerts
   only the latest one due is sent (two alerts on one day would say the same thing).
-- **Exactly once**, through tasks/notify/email.py's sent-log: a message's key is its kind, recipient,
+- **Exactly once**, through tasks/notify/sent_log.py: a message's key is its kind, recipient,
   scheduled send day and (CRN, role or alert, deadline). A re-run, a later run or a corrected
   name sends nothing again; a corrected deadline or address is news, and is sent.
 - **In-person session.** A qualifying case (sentence type and length, config) with no session
@@ -45,7 +45,8 @@ from tasks.store.models import PomComHandover
 from tasks.store.unit_of_work import UnitOfWork
 
 if TYPE_CHECKING:
-    from tasks.notify.email import DeliveryReport, OutgoingEmail, Transport
+    from tasks.notify.email import OutgoingEmail, Transport
+    from tasks.notify.sent_log import DeliveryReport
 
 REPORT_KIND = "handover_report"
 ALERT_KIND = "handover_alert"
@@ -423,7 +424,7 @@ class Rendered:
 def render_all(plan: HandoverPlan, rules: HandoverRules | None = None, url: str | None = None) -> Rendered:
     """Every email due today that is not sent yet. Already-sent keys are looked up first, so a
     repeat run renders nothing (3 ms a message, bench/handovers.py) only for deliver() to skip it."""
-    from tasks.notify.email import pending_keys
+    from tasks.notify.sent_log import pending_keys
 
     rules = rules or load_rules()
     settings = get_settings()
@@ -483,7 +484,7 @@ class NightSteps:
 
 
 def direct_steps(url: str | None = None, transport: Transport | None = None) -> NightSteps:
-    from tasks.notify.email import deliver
+    from tasks.notify.sent_log import deliver
 
     return NightSteps(
         plan=lambda day: plan_for(day, url),

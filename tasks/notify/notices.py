@@ -32,7 +32,8 @@ from tasks.store.models import HistoryEntry, Nsi
 from tasks.store.unit_of_work import UnitOfWork
 
 if TYPE_CHECKING:
-    from tasks.notify.email import DeliveryReport, OutgoingEmail, Transport
+    from tasks.notify.email import OutgoingEmail, Transport
+    from tasks.notify.sent_log import DeliveryReport
 
 KIND = "notice"
 TEMPLATE = "notice"
@@ -163,7 +164,7 @@ class NoticeNotDelivered(NotDelivered):
 
 def send_notices(reference: str, key: str, url: str | None = None, transport: Transport | None = None) -> NoticeResult:
     """Plan and deliver one event's notice; raises NoticeNotDelivered if any stayed queued."""
-    from tasks.notify.email import deliver
+    from tasks.notify.sent_log import deliver
 
     plan = plan_notices(reference, key, url)
     report: DeliveryReport = deliver(plan.emails, url, transport)

@@ -64,7 +64,8 @@ from tasks.store.models import Action, HistoryEntry, Nsi
 from tasks.store.unit_of_work import UnitOfWork
 
 if TYPE_CHECKING:
-    from tasks.notify.email import DeliveryReport, OutgoingEmail, Transport
+    from tasks.notify.email import OutgoingEmail, Transport
+    from tasks.notify.sent_log import DeliveryReport
 
 ACTOR = "casetransfer reminders"
 DIGEST_KIND = "reminder_digest"
@@ -769,7 +770,7 @@ def summarise(plan: Plan, escalated: int, report: DeliveryReport) -> RunSummary:
 
 def preview(as_of: dt.date, url: str | None = None) -> tuple[RunSummary, list[OutgoingEmail]]:
     """A dry run: what would be sent today, rendered, with nothing sent, logged or escalated."""
-    from tasks.notify.email import pending_keys
+    from tasks.notify.sent_log import pending_keys
 
     plan = plan_for(as_of, url)
     emails = render_digests(plan)
@@ -800,7 +801,7 @@ class NightSteps:
 
 
 def direct_steps(url: str | None = None, transport: Transport | None = None, flow_run_id: str | None = None) -> NightSteps:
-    from tasks.notify.email import deliver
+    from tasks.notify.sent_log import deliver
 
     return NightSteps(
         plan=lambda day: plan_for(day, url),

@@ -7,7 +7,7 @@ The rules (numbers and mailboxes in config/tracker_mailboxes.yaml, never here):
   on the `national` list.
 - **The days are the reminders' days**: working days only (`tasks.notify.reminders.is_reminder_day`),
   so a bank holiday's workbook is written but not sent; the next working day's is.
-- **The same delivery, sent-log and exactly-once rules as the digests** (`tasks.notify.email.deliver`).
+- **The same delivery, sent-log and exactly-once rules as the digests** (`tasks.notify.sent_log.deliver`).
   The sent-log key is (kind, mailbox, day, which workbook): a second tracker run the same night
   sends nothing, even though the rebuilt file's bytes differ. What SMTP refused is resent by the
   next run.
@@ -262,8 +262,8 @@ def deliver_trackers(
     """Email (or copy) the night's workbooks, exactly once each. Raises TrackersNotDelivered
     after trying every message if any stayed queued."""
     from tasks.calendar import get_calendar
-    from tasks.notify.email import deliver
     from tasks.notify.reminders import is_reminder_day
+    from tasks.notify.sent_log import deliver
 
     settings = get_settings()
     if not is_reminder_day(day, get_calendar(settings.calendar)):

@@ -20,7 +20,7 @@ from support.smtp import SmtpServer, free_port, smtp_on_loopback
 from tasks.demo.seed import seed
 from tasks.domain import transfers
 from tasks.domain.form import parse_form
-from tasks.notify.email import undelivered
+from tasks.notify.sent_log import undelivered
 from tasks.places.estate import load_estate
 from tasks.reports.tracker import TrackerRun, headline, load_data, run_tracker
 from tasks.reports.tracker_delivery import (
