@@ -37,7 +37,7 @@ def forget_reminders(url: str) -> None:
     """Undo earlier bench runs on a kept store, so the next run is a first run again."""
     from sqlalchemy import delete, update
 
-    from tasks.notify.reminders import ACTOR
+    from tasks.notify.escalations import ACTOR
     from tasks.store.models import Action, HistoryEntry, SentEmail
     from tasks.store.unit_of_work import UnitOfWork
 
@@ -125,7 +125,7 @@ def main() -> None:
             "CASETRANSFER_TODAY": as_of.isoformat(),
         }
     )
-    from tasks.notify import reminders
+    from tasks.notify import digests, mail_job, reminders
     from tasks.notify.email import SmtpTransport, delivery_config, render
     from tasks.settings import get_settings, reset_settings
     from tasks.store.migrate import upgrade
@@ -156,11 +156,11 @@ def main() -> None:
 
     # What run_reminders does, step by step, timed.
     t0 = time.perf_counter()
-    plan = reminders.plan_for(as_of, url)
+    plan = digests.DIGESTS.plan(as_of, url)
     t1 = time.perf_counter()
-    escalated = reminders.record_escalations(plan.escalations, as_of, url)
+    escalated = digests.DIGESTS.prepare(plan, url)
     t2 = time.perf_counter()
-    emails = reminders.render_digests(plan)
+    emails = mail_job.render(digests.DIGESTS.mails(plan), url).emails
     t3 = time.perf_counter()
     from tasks.notify.sent_log import deliver
 
@@ -180,7 +180,7 @@ def main() -> None:
     print(f"first run total     {total:6.2f} s  (target < 60 s: {verdict}); the server received {counter.messages} messages")
 
     t = time.perf_counter()
-    again = reminders.run_reminders(as_of, url)
+    again = digests.run_reminders(as_of, url)
     print(f"repeat run, same day {time.perf_counter() - t:5.2f} s  sent {again.sent}, skipped {again.skipped} already sent")
 
     # SMTP delivery alone, same messages, no sent-log: connection reuse against the baseline of
@@ -223,7 +223,7 @@ def main() -> None:
     one = plan.digests[len(plan.digests) // 2]
     t = time.perf_counter()
     for _ in range(20):
-        render(reminders.TEMPLATE, reminders.digest_context(one, reminders.load_rules()))
+        render(digests.TEMPLATE, digests.digest_context(one, reminders.load_rules()))
     print(f"render one digest ({one.item_count} actions)        {(time.perf_counter() - t) / 20 * 1000:8.1f} ms")
     print(f"one email per action instead of digests: {listed:,} emails a day instead of {len(emails)}")
     controller.stop()

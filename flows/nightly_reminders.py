@@ -1,9 +1,10 @@
 """nightly-reminders: one digest per SPOC mailbox of the actions due soon, overdue and escalated.
 
-Thin on purpose: the rules are in tasks/notify/reminders.py, rendering in tasks/notify/email.py and exactly-once
-delivery in tasks/notify/sent_log.py. Scheduled at 07:00 Europe/London (prefect.yaml). The night itself is tasks.notify.reminders.run_reminders,
-with this flow's tasks as its steps; `casetransfer remind` runs it through this flow on a Prefect
-server, or calls it directly when none is configured.
+Thin on purpose: the rules are in tasks/notify/reminders.py, the job in tasks/notify/digests.py, and
+rendering and exactly-once delivery are every mail job's (tasks/notify/mail_job.py). Scheduled at
+07:00 Europe/London (prefect.yaml). The night itself is tasks.notify.mail_job.run_mail_job, with this
+flow's tasks as its steps; `casetransfer remind` runs it through this flow on a Prefect server, or
+calls it directly when none is configured.
 On a day that is not a working day it logs and returns without reading the store.
 """
 
@@ -15,8 +16,8 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from tasks.calendar import get_calendar
-from tasks.notify import reminders
+from tasks.notify import mail_job, reminders
+from tasks.notify.digests import DIGESTS, DigestFacts
 from tasks.notify.email import OutgoingEmail
 from tasks.notify.sent_log import DeliveryReport, deliver
 from tasks.settings import get_settings
@@ -29,17 +30,17 @@ IN_MEMORY = dict(persist_result=False, cache_policy=NO_CACHE)
 
 @task(name="plan-digests", **IN_MEMORY)
 def plan_digests(day: dt.date) -> reminders.Plan:
-    return reminders.plan_for(day)
+    return DIGESTS.plan(day)
 
 
 @task(name="record-escalations", **IN_MEMORY)
 def record_escalations(plan: reminders.Plan) -> int:
-    return reminders.record_escalations(plan.escalations, plan.day, flow_run_id=str(flow_run.id) if flow_run.id else None)
+    return DIGESTS.prepare(plan, flow_run_id=str(flow_run.id) if flow_run.id else None)
 
 
 @task(name="render-digests", **IN_MEMORY)
-def render_digests(plan: reminders.Plan) -> list[OutgoingEmail]:
-    return reminders.render_digests(plan)
+def render_digests(plan: reminders.Plan) -> mail_job.Batch:
+    return mail_job.render(DIGESTS.mails(plan))
 
 
 @task(name="deliver-digests", **IN_MEMORY)
@@ -53,7 +54,7 @@ def _run_name() -> str:
 
 
 @flow(name="nightly-reminders", flow_run_name=_run_name)
-def nightly_reminders(as_of: dt.date | None = None, dry_run: bool = False) -> reminders.RunSummary:
+def nightly_reminders(as_of: dt.date | None = None, dry_run: bool = False) -> mail_job.Summary[DigestFacts]:
     """Send today's reminder and escalation digests to the PDUs' transfer mailboxes.
 
     as_of: the day to remind for (default today in Europe/London). dry_run: render and log what
@@ -63,17 +64,14 @@ def nightly_reminders(as_of: dt.date | None = None, dry_run: bool = False) -> re
     logger = get_run_logger()
     day = as_of or get_settings().current_date()
     if dry_run:
-        if not reminders.is_reminder_day(day, get_calendar(get_settings().calendar)):
-            summary = reminders.RunSummary(day=day, working_day=False)
-        else:
-            summary, emails = reminders.preview(day)
-            for e in emails:
-                logger.info("would send to %s: %s", e.recipient, e.subject)
+        summary, emails = mail_job.preview(DIGESTS, day)
+        for e in emails:
+            logger.info("would send to %s: %s", e.recipient, e.subject)
     else:
-        steps = reminders.NightSteps(plan=plan_digests, escalate=record_escalations, render=render_digests, send=deliver_digests)
+        steps = mail_job.Steps(plan=plan_digests, prepare=record_escalations, render=render_digests, deliver=deliver_digests)
         try:
-            summary = reminders.run_reminders(day, steps=steps)
-        except reminders.RemindersNotDelivered as exc:
+            summary = mail_job.run_mail_job(DIGESTS, day, steps=steps)
+        except mail_job.NotDelivered as exc:
             for line in exc.summary.lines():
                 logger.info(line)
             raise

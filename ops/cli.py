@@ -409,18 +409,14 @@ def remind(
     from email import message_from_string
     from email import policy as email_policy
 
-    from tasks.calendar import get_calendar
-    from tasks.notify import reminders
+    from tasks.notify import mail_job
+    from tasks.notify.digests import DIGESTS, run_reminders
     from tasks.settings import get_settings
 
-    settings = get_settings()
-    day = _date(as_of, "as_of") if as_of else settings.current_date()
+    day = _date(as_of, "as_of") if as_of else get_settings().current_date()
     if dry_run:
         # No flow run: a preview changes nothing, so there is nothing for the Prefect UI to show.
-        if not reminders.is_reminder_day(day, get_calendar(settings.calendar)):
-            print(reminders.RunSummary(day=day, working_day=False).lines()[0])
-            return
-        summary, emails = reminders.preview(day)
+        summary, emails = mail_job.preview(DIGESTS, day)
         for e in emails:
             msg = message_from_string(e.body, policy=email_policy.default)
             body = msg.get_body(preferencelist=("plain",))
@@ -440,11 +436,11 @@ def remind(
         # No server: the same night in this process, without starting Prefect's temporary one
         # (on a busy machine it timed out after 20 s and ended the command in a traceback).
         try:
-            result = reminders.run_reminders(day)
-        except reminders.RemindersNotDelivered as exc:
+            result = run_reminders(day)
+        except mail_job.NotDelivered as exc:
             result = exc
-    summary = result.summary if isinstance(result, reminders.RemindersNotDelivered) else result
-    if not isinstance(summary, reminders.RunSummary):
+    summary = result.summary if isinstance(result, mail_job.NotDelivered) else result
+    if not isinstance(summary, mail_job.Summary):
         fail(f"reminders: the run failed: {result}", 1)
     for line in summary.lines():
         print(line)

@@ -72,8 +72,8 @@ class NoticePlan:
 
 def plan_notices(reference: str, key: str, url: str | None = None) -> NoticePlan:
     """Render the notice of one event for each mailbox it goes to (nothing sent)."""
+    from tasks.notify.digests import NSI_TYPE_LABELS
     from tasks.notify.email import compose
-    from tasks.notify.reminders import NSI_TYPE_LABELS
     from tasks.places.estate import load_estate
     from tasks.places.locator import LocatorError, spoc_for
 

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from tasks.demo.legacy_trackers import HEADERS, write_example, write_tracker
 from tasks.domain import import_mapping, importer, transfer_views, transfers
 from tasks.domain.form import parse_form
-from tasks.notify import reminders
+from tasks.notify import digests
 from tasks.settings import ROOT
 from tasks.store.models import Nsi, StepRecord
 from tasks.store.unit_of_work import UnitOfWork
@@ -107,7 +107,7 @@ def test_work_done_before_the_import_is_recorded_on_its_own_date_and_never_remin
                         "address_assessment": dt.date(2026, 11, 5)}  # fmt: skip
     assert "imported" in [h.event for h in view.history]
 
-    plan = reminders.plan_for(TODAY, store_url)
+    plan = digests.plan_for(TODAY, store_url)
     listed = {(i.reference, i.code) for d in plan.digests for i in (*d.escalated, *d.overdue, *d.due_soon)}
     assert (view.reference, "address_assessment") not in listed
     assert (view.reference, "documents") not in listed
@@ -121,7 +121,7 @@ def test_an_action_overdue_at_import_is_listed_as_overdue_and_escalates_counting
     reference = importer.import_tracker(path).created[0]
 
     def section(day: dt.date) -> str | None:
-        for d in reminders.plan_for(day, store_url).digests:
+        for d in digests.plan_for(day, store_url).digests:
             for name in ("escalated", "overdue"):
                 if any(i.reference == reference and i.code == "safeguarding_checks" and i.yours for i in getattr(d, name)):
                     return name

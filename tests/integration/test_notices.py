@@ -20,8 +20,9 @@ from support.smtp import FROM_PDU, TO_PDU, SmtpServer, free_port, mailbox, parts
 import services
 from tasks.domain import transfers
 from tasks.domain.form import parse_form
-from tasks.notify import notices, reminders
+from tasks.notify import digests, notices
 from tasks.notify.email import day_date
+from tasks.notify.mail_job import NotDelivered
 from tasks.settings import reset_settings
 from tasks.store.models import HistoryEntry, SentEmail
 from tasks.store.unit_of_work import UnitOfWork
@@ -129,14 +130,14 @@ def test_the_next_digest_lists_an_open_challenge_until_it_is_settled(smtp: SmtpS
     ref = raise_transfer(name="Jo Bloggs")
     seq, _ = transfers.raise_challenge(ref, "Victim nearby", "Pat Receiver", "receiving_pp")
     services.notify(ref, f"challenge:{seq}")
-    reminders.run_reminders(dt.date(2026, 12, 21))
+    digests.run_reminders(dt.date(2026, 12, 21))
     text, html = parts(smtp.inbox.to(mailbox(TO_PDU))[-1])
     waiting = section(text, "WAITING FOR A DECISION")
     assert f"{ref}: Jo Bloggs" in waiting and "Challenge 1 about risk: for the receiving SPO to uphold or withdraw" in waiting
     assert "Waiting for a decision" in html and "waiting for a decision" in smtp.inbox.to(mailbox(TO_PDU))[-1]["Subject"]
     # Settled (withdrawn): the next working day's digest no longer lists it.
     transfers.apply_step(ref, "challenge-1", {"recorded_by": "Kim SPO", "outcome": "withdraw"})
-    reminders.run_reminders(dt.date(2026, 12, 22))
+    digests.run_reminders(dt.date(2026, 12, 22))
     for msg in smtp.inbox.to(mailbox(TO_PDU))[2:]:
         assert "WAITING FOR A DECISION" not in parts(msg)[0]
 
@@ -146,8 +147,8 @@ def test_a_notice_smtp_refused_is_listed_in_the_other_sides_next_digest(smtp: Sm
     smtp.inbox.refuse.add(mailbox(TO_PDU))
     seq, _ = transfers.raise_challenge(ref, "Victim nearby", "Pat Receiver", "receiving_pp")
     assert services.notify(ref, f"challenge:{seq}").startswith("queued")  # the challenge stands; its notice waits
-    with pytest.raises(reminders.RemindersNotDelivered):
-        reminders.run_reminders(dt.date(2026, 12, 21))  # the receiving mailbox still refuses its digest
+    with pytest.raises(NotDelivered):
+        digests.run_reminders(dt.date(2026, 12, 21))  # the receiving mailbox still refuses its digest
     text, _ = parts(one(smtp.inbox.to(mailbox(FROM_PDU))))
     undelivered = section(text, "NOT DELIVERED")
     assert f"Not delivered to {mailbox(TO_PDU)}: Challenge about risk to decide: {ref}" in undelivered

@@ -249,7 +249,7 @@ def workbook_text(folder: Path) -> str:
 def test_a_restricted_case_taken_through_every_task_leaves_its_details_nowhere_in_prefect_the_emails_or_the_workbooks(
     stack_store, store_url, smtp, tmp_path
 ):
-    from tasks.notify.reminders import run_reminders
+    from tasks.notify.digests import run_reminders
     from tasks.reports.tracker import run_tracker
 
     since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)

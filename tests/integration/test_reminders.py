@@ -28,7 +28,8 @@ from support.waits import prefect_api
 from tasks.calendar import get_calendar
 from tasks.domain import transfer_views, transfers
 from tasks.domain.form import parse_form
-from tasks.notify import reminders
+from tasks.notify import digests, reminders
+from tasks.notify.mail_job import NotDelivered, Summary
 from tasks.places.locator import spoc_for
 from tasks.settings import reset_settings
 from tasks.store.models import Action, HistoryEntry, Nsi, SentEmail
@@ -65,8 +66,8 @@ def make_transfer(key: str, due: dict[str, dt.date], *, to_pdu: str = TO_PDU, **
     return ref
 
 
-def run(day: dt.date) -> reminders.RunSummary:
-    return reminders.run_reminders(day)
+def run(day: dt.date) -> Summary[digests.DigestFacts]:
+    return digests.run_reminders(day)
 
 
 def only(messages: list[EmailMessage]) -> EmailMessage:
@@ -90,7 +91,7 @@ def test_warnings_and_escalations_count_working_days_across_christmas(smtp: Smtp
     receiving, transferring = mailbox(TO_PDU), mailbox(FROM_PDU)
 
     first = run(CHRISTMAS_EVE)
-    assert (first.recipients, first.sent, first.escalated) == (2, 2, 0)
+    assert (first.facts.recipients, first.sent, first.facts.escalated) == (2, 2, 0)
     text, _ = parts(only(smtp.inbox.to(receiving)))
     assert "Allocate to a receiving practitioner\nWas due Tuesday 22 December 2026: 2 working days overdue" in section(
         text, "OVERDUE"
@@ -106,7 +107,7 @@ def test_warnings_and_escalations_count_working_days_across_christmas(smtp: Smtp
     assert len(smtp.inbox.messages) == 2
 
     second = run(AFTER_CHRISTMAS)
-    assert (second.recipients, second.sent, second.escalated) == (2, 2, 1)
+    assert (second.facts.recipients, second.sent, second.facts.escalated) == (2, 2, 1)
     text, _ = parts(smtp.inbox.to(receiving)[-1])
     escalated, overdue = section(text, "ESCALATED TODAY"), section(text, "OVERDUE")
     assert "Allocate to a receiving practitioner\nWas due Tuesday 22 December 2026: 3 working days overdue" in escalated
@@ -128,7 +129,7 @@ def test_warnings_and_escalations_count_working_days_across_christmas(smtp: Smtp
     # The next day: allocation stays overdue for its owner, marked escalated, and is not sent to
     # the other side again; the address assessment reaches 3 working days and is escalated.
     third = run(dt.date(2026, 12, 30))
-    assert third.escalated == 1
+    assert third.facts.escalated == 1
     text, _ = parts(smtp.inbox.to(receiving)[-1])
     assert "3 working days overdue (escalated 29 December 2026)" not in section(text, "ESCALATED TODAY")
     assert "Was due Tuesday 22 December 2026: 4 working days overdue (escalated 29 December 2026)" in section(text, "OVERDUE")
@@ -144,9 +145,9 @@ def test_warnings_and_escalations_count_working_days_across_christmas(smtp: Smtp
 def test_a_second_run_on_the_same_day_sends_nothing_and_records_nothing(smtp: SmtpServer) -> None:
     make_transfer("again", {"allocate": dt.date(2026, 12, 17), "three_way_handover": CHRISTMAS_EVE})
     first = run(CHRISTMAS_EVE)
-    assert (first.sent, first.escalated) == (2, 1)
+    assert (first.sent, first.facts.escalated) == (2, 1)
     again = run(CHRISTMAS_EVE)
-    assert (again.sent, again.skipped, again.escalated, again.failed) == (0, 2, 0, 0)
+    assert (again.sent, again.skipped, again.facts.escalated, again.failed) == (0, 2, 0, 0)
     assert len(smtp.inbox.messages) == 2
     with UnitOfWork() as uow:
         assert uow.session.scalar(select(HistoryEntry.id).where(HistoryEntry.key == "escalated:allocate")) is not None
@@ -166,9 +167,9 @@ def _five_transfers() -> list[str]:
 def test_smtp_down_loses_nothing_and_duplicates_nothing(smtp: SmtpServer) -> None:
     mailboxes = _five_transfers()
     smtp.stop()
-    with pytest.raises(reminders.RemindersNotDelivered) as exc:
+    with pytest.raises(NotDelivered) as exc:
         run(CHRISTMAS_EVE)
-    assert (exc.value.summary.recipients, exc.value.summary.sent, exc.value.summary.failed) == (6, 0, 6)
+    assert (exc.value.summary.facts.recipients, exc.value.summary.sent, exc.value.summary.failed) == (6, 0, 6)
     assert "6 of 6 reminder emails not sent" in str(exc.value)
     with UnitOfWork() as uow:
         rows = uow.session.scalars(select(SentEmail)).all()
@@ -190,7 +191,7 @@ def test_smtp_down_loses_nothing_and_duplicates_nothing(smtp: SmtpServer) -> Non
 def test_a_refused_recipient_is_retried_alone_on_the_next_run(smtp: SmtpServer) -> None:
     mailboxes = _five_transfers()
     smtp.inbox.refuse.add(mailboxes[2])
-    with pytest.raises(reminders.RemindersNotDelivered) as exc:
+    with pytest.raises(NotDelivered) as exc:
         run(CHRISTMAS_EVE)
     assert (exc.value.summary.sent, exc.value.summary.failed) == (5, 1)
     assert mailboxes[2] in exc.value.summary.errors[0] and "550" in exc.value.summary.errors[0]
@@ -199,7 +200,7 @@ def test_a_refused_recipient_is_retried_alone_on_the_next_run(smtp: SmtpServer) 
     next_day = run(AFTER_CHRISTMAS)
     assert next_day.retried == 1 and next_day.failed == 0
     delivered = [(r, m["Subject"]) for rcpt, m in smtp.inbox.messages for r in rcpt]
-    assert len(delivered) == len(set(delivered)) == 6 + next_day.recipients
+    assert len(delivered) == len(set(delivered)) == 6 + next_day.facts.recipients
     assert len(smtp.inbox.to(mailboxes[2])) == 2
 
 
@@ -218,7 +219,7 @@ def test_example_mailboxes_are_held_not_mailed_through_smtp(smtp: SmtpServer) ->
     make_transfer("held", {"allocate": dt.date(2026, 12, 22), "three_way_handover": CHRISTMAS_EVE}, to_pdu="N50STTA")
     assert spoc_for("N50STTA").example
     summary = run(CHRISTMAS_EVE)
-    assert (summary.sent, summary.held, summary.failed) == (1, 1, 0)
+    assert (summary.sent, len(summary.held), summary.failed) == (1, 1, 0)
     assert [rcpt for rcpt, _ in smtp.inbox.messages] == [[mailbox(FROM_PDU)]]
     assert any("held 1 digests for example mailboxes" in line for line in summary.lines())
     with UnitOfWork() as uow:
@@ -345,7 +346,7 @@ def test_starttls_and_login_with_the_password_from_settings_which_is_never_writt
         monkeypatch.setenv("CASETRANSFER_SMTP_PASSWORD", "wrong-" + password)
         reset_settings()
         make_transfer("auth", {"allocate": dt.date(2026, 12, 22)})
-        with pytest.raises(reminders.RemindersNotDelivered) as exc:
+        with pytest.raises(NotDelivered) as exc:
             run(CHRISTMAS_EVE)
         assert "535" in exc.value.summary.errors[0]
         assert "STARTTLS" in exc.value.summary.transport
@@ -530,7 +531,7 @@ def test_the_flow_returns_early_on_a_bank_holiday_and_fails_visibly_when_smtp_is
         state = nightly_reminders(as_of=CHRISTMAS_EVE, return_state=True)
         assert state.is_failed()
         error = state.result(raise_on_failure=False)
-        assert isinstance(error, reminders.RemindersNotDelivered) and error.summary.failed == 1
+        assert isinstance(error, NotDelivered) and error.summary.failed == 1
 
         smtp.start()
         done = nightly_reminders(as_of=CHRISTMAS_EVE)

@@ -146,12 +146,13 @@ def test_a_youth_conversion_stays_youth(store_url):
 def test_the_full_transfer_review_reaches_the_transferring_spos_reminders_at_the_caretaking_limit(store_url):
     from tasks.calendar import get_calendar
     from tasks.notify import reminders
+    from tasks.notify.outstanding import open_actions
 
     ref = raise_move()
     rules, calendar = reminders.load_rules(), get_calendar()
 
     def due(day: dt.date) -> set[tuple[str, str, str]]:
-        return {(a.reference, a.code, a.owner_role) for a in reminders.open_actions(day, rules, calendar)}
+        return {(a.reference, a.code, a.owner_role) for a in open_actions(day, rules, calendar)}
 
     assert (ref, "full_transfer_review", "transferring_spo") not in due(dt.date(2027, 3, 1))
     assert (ref, "full_transfer_review", "transferring_spo") in due(dt.date(2027, 3, 18))
