@@ -33,7 +33,8 @@ def main() -> None:
     day = dt.date.fromisoformat(args.day)
 
     from tasks.demo.handover_seed import seed_handovers
-    from tasks.notify import handover_reminders as hr
+    from tasks.notify import mail_job
+    from tasks.notify.handover_emails import HANDOVERS, run_handover_reminders
     from tasks.notify.sent_log import deliver
     from tasks.store.migrate import upgrade
 
@@ -45,13 +46,13 @@ def main() -> None:
     seeded = time.perf_counter() - started
 
     t0 = time.perf_counter()
-    plan = hr.plan_for(day)
+    plan = HANDOVERS.plan(day)
     t1 = time.perf_counter()
-    emails = hr.render_all(plan).emails
+    emails = mail_job.render(HANDOVERS.mails(plan)).emails
     t2 = time.perf_counter()
     report = deliver(emails)
     t3 = time.perf_counter()
-    again = hr.run_handover_reminders(day)[0]
+    again = run_handover_reminders(day)
     t4 = time.perf_counter()
     print(f"{n} handovers seeded and checked in {seeded:.1f} s; day {day}")
     print(f"plan: {len(plan.report)} in the report, {len(plan.alerts)} alerts, {t1 - t0:.2f} s")

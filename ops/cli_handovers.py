@@ -185,14 +185,12 @@ def handover_reminders(
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would be sent; send and log nothing"),
 ) -> None:
     """Send today's POM-COM handover emails and diary alerts now (the handover-reminders flow)."""
-    from tasks.notify import handover_reminders as hr
+    from tasks.notify import mail_job
+    from tasks.notify.handover_emails import HANDOVERS, run_handover_reminders
 
     day = _day(as_of, "--as-of")
     if dry_run:
-        if not hr.is_send_day(day):
-            print(hr.HandoverRunSummary(day=day, working_day=False).lines()[0])
-            return
-        summary, emails = hr.preview(day)
+        summary, emails = mail_job.preview(HANDOVERS, day)
         for e in emails:
             print(f"{e.kind} to {e.recipient}: {e.subject}")
         for line in summary.lines():
@@ -206,11 +204,11 @@ def handover_reminders(
     else:
         # No Prefect server: the same work in this process, not Prefect's temporary server.
         try:
-            result, _ = hr.run_handover_reminders(day)
-        except hr.HandoverRemindersNotDelivered as exc:
+            result = run_handover_reminders(day)
+        except mail_job.NotDelivered as exc:
             result = exc
-    summary = result.summary if isinstance(result, hr.HandoverRemindersNotDelivered) else result
-    if not isinstance(summary, hr.HandoverRunSummary):
+    summary = result.summary if isinstance(result, mail_job.NotDelivered) else result
+    if not isinstance(summary, mail_job.Summary):
         _fail(f"handover-reminders: the run failed: {result}", 1)
     for line in summary.lines():
         print(line)
@@ -220,11 +218,12 @@ def handover_reminders(
 
 def handovers(as_of: str | None = typer.Option(None, "--as-of", help="The day, YYYY-MM-DD (default: today)")) -> None:
     """List the POM-COM handovers in their report window: CRN, deadline, report and alert days, session flag."""
-    from tasks.notify import handover_reminders as hr
+    from tasks.notify.handover_reminders import plan_for
+    from tasks.notify.handover_report import describe
 
     day = _day(as_of, "--as-of")
-    plan = hr.plan_for(day)
-    for line in hr.describe(plan.report):
+    plan = plan_for(day)
+    for line in describe(plan.report):
         print(line)
     print(f"{len(plan.report)} handovers in the report on {day}")
 

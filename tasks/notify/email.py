@@ -22,8 +22,8 @@ import re
 import smtplib
 import socket
 import ssl
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, make_msgid
@@ -110,12 +110,14 @@ def sent_log_key(kind: str, recipient: str, day: dt.date, content_hash: str) -> 
 
 @dataclass(frozen=True)
 class Attachment:
-    """A file sent with a message (a tracker workbook)."""
+    """A file sent with a message (a tracker workbook, a handover's calendar event)."""
 
     filename: str
     content: bytes
     maintype: str = "application"
     subtype: str = "octet-stream"
+    # Content-Type parameters: a calendar event says method=PUBLISH, as its iCalendar METHOD does.
+    params: Mapping[str, str] = field(default_factory=dict)
 
 
 def build_message(
@@ -139,7 +141,7 @@ def build_message(
     msg.add_alternative(rendered.html, subtype="html")
     for a in attachments:
         # multipart/mixed around the alternative parts; base64 keeps the message 7-bit clean.
-        msg.add_attachment(a.content, maintype=a.maintype, subtype=a.subtype, filename=a.filename, )
+        msg.add_attachment(a.content, maintype=a.maintype, subtype=a.subtype, filename=a.filename, params=dict(a.params))
     return msg
 
 

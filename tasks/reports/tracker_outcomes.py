@@ -14,7 +14,7 @@
 - **Limited access cases** carry their CRN only: no name, and no concern text (what a person
   typed about a restricted case could name or place them).
 
-Plain dicts, like tasks.notify.handover_reminders.report_records: the region slices are pickled to the
+Plain dicts, like tasks.notify.handover_report.report_records: the region slices are pickled to the
 workers that write the workbooks.
 """
 

@@ -21,7 +21,7 @@ from sqlalchemy import String, and_, or_, select, type_coerce
 from tasks.calendar import get_calendar
 from tasks.config_files import read_yaml
 from tasks.domain.policy import Policy, get_policy
-from tasks.notify.handover_reminders import report_records
+from tasks.notify.handover_report import report_records
 from tasks.places.estate import load_estate
 from tasks.reports.workbook import Layout
 from tasks.settings import get_settings
@@ -120,7 +120,7 @@ class TrackerData:
     measures: list[Measure]
     transfer_working_days: int
     caretaking_months: int
-    # POM-COM handovers in their report window (tasks/handover_reminders.report_records), LAO already redacted.
+    # POM-COM handovers in their report window (tasks/notify/handover_report.py: report_records), LAO already redacted.
     handovers: list[dict[str, Any]] = field(default_factory=list)
     # Challenges and refusals, and escalations (tasks/reports/tracker_outcomes.py), LAO already redacted.
     challenges: list[dict[str, Any]] = field(default_factory=list)

@@ -34,7 +34,9 @@ from tasks.domain.handovers import (
     record_session,
     save_records,
 )
+from tasks.notify import handover_emails, handover_report
 from tasks.notify import handover_reminders as hr
+from tasks.notify.mail_job import NotDelivered, Summary
 from tasks.settings import ROOT
 from tasks.store.models import PomComHandover, PomComSession, SentEmail
 from tasks.store.unit_of_work import UnitOfWork
@@ -91,8 +93,8 @@ def smtp(store_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpServer
         yield server
 
 
-def run(day: dt.date) -> hr.HandoverRunSummary:
-    return hr.run_handover_reminders(day)[0]
+def run(day: dt.date) -> Summary[handover_emails.HandoverFacts]:
+    return handover_emails.run_handover_reminders(day)
 
 
 def received(server: SmtpServer) -> list[tuple[str, str]]:
@@ -194,12 +196,12 @@ def test_the_right_people_get_the_right_email_on_the_right_day_once(smtp: SmtpSe
     assert received(smtp) == []
 
     first = run(ONE_MONTH)  # the one-month diary alert, to the COM only
-    assert (first.sent, first.alerts, first.reported) == (1, 1, 0)
+    assert (first.sent, first.facts.alerts, first.facts.reported) == (1, 1, 0)
     ((to, subject),) = received(smtp)
     assert to == COM and "one month to the POM-COM handover for CRN X100001 (by 15 February 2027)" in subject
 
     report = run(REPORT)  # the 28-day report: the POM, the COM and the prison OMU mailbox, each once
-    assert (report.reported, report.sent) == (1, 3)
+    assert (report.facts.reported, report.sent) == (1, 3)
     assert sorted(to for to, _ in received(smtp)[1:]) == sorted([POM, COM, OMU])
     for _, subject in received(smtp)[1:]:
         assert subject.startswith("OFFICIAL-SENSITIVE: POM-COM handover for CRN X100001 must happen by 15 February 2027")
@@ -245,9 +247,9 @@ def test_the_ics_parses_with_the_deadline_and_one_stable_uid_updated_by_each_ale
 
 def test_a_28_day_point_on_a_bank_holiday_is_reported_the_working_day_before(smtp: SmtpServer) -> None:
     store(row(handover_date="2027-01-22", release_date="2027-02-01"))  # 28 days before: Christmas Day
-    assert run(dt.date(2026, 12, 23)).reported == 0
+    assert run(dt.date(2026, 12, 23)).facts.reported == 0
     on_eve = run(dt.date(2026, 12, 24))
-    assert (on_eve.reported, on_eve.report_emails) == (1, 3)
+    assert (on_eve.facts.reported, on_eve.facts.report_emails) == (1, 3)
     assert sorted(to for to, s in received(smtp) if "must happen by 22 January 2027" in s) == sorted([POM, COM, OMU])
     assert run(dt.date(2026, 12, 25)).working_day is False
     assert run(dt.date(2026, 12, 29)).sent == 0  # already sent on the 24th: not again
@@ -271,10 +273,10 @@ def test_a_restricted_case_is_by_crn_only_in_the_omu_email_and_the_report(smtp: 
     assert "Lee Restricted, CRN X100001" in com_text
 
     plan = hr.plan_for(REPORT)
-    assert [set(r) for r in hr.artifact_rows(plan)] == [
+    assert [set(r) for r in handover_report.artifact_rows(plan)] == [
         {"crn", "handover_by", "release_date", "report_on", "one_month_alert_on", "two_weeks_alert_on", "last_in_person_session"}
     ]
-    assert "Lee" not in repr(hr.artifact_rows(plan))
+    assert "Lee" not in repr(handover_report.artifact_rows(plan))
 
     seed(5, 1, REPORT)  # the tracker needs NSIs in the store; the handover sheet is what is checked
     tracker_run = run_tracker(REPORT, tmp_path / "trackers", region="N50", workers=1)
@@ -331,13 +333,13 @@ def test_example_data_is_generated_repeatably_and_never_mailed_through_smtp(smtp
     assert len(seed_handovers(dt.date(2026, 12, 21), seed=3, n=30).created) == 30
     assert len(seed_handovers(dt.date(2026, 12, 21), seed=3, n=30).unchanged) == 30
     summary = run(dt.date(2027, 1, 15))
-    assert summary.held > 0 and summary.sent == 0 and received(smtp) == []
+    assert len(summary.held) > 0 and summary.sent == 0 and received(smtp) == []
 
 
 def test_a_refused_email_is_queued_and_sent_by_the_next_run(smtp: SmtpServer) -> None:
     store(row())
     smtp.inbox.refuse.add(OMU)
-    with pytest.raises(hr.HandoverRemindersNotDelivered) as caught:
+    with pytest.raises(NotDelivered) as caught:
         run(REPORT)
     # The POM's and COM's reports and the COM's one-month alert (its day has passed) went; the OMU's did not.
     assert (caught.value.summary.sent, caught.value.summary.failed) == (3, 1)
