@@ -18,6 +18,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from tasks.notify.mail_job import NotDelivered, Summary
 from tasks.notify.sent_log import undelivered
 from tasks.reports import tracker, tracker_delivery
 from tasks.settings import get_settings
@@ -52,7 +53,7 @@ def publish(
     data: tracker.TrackerData,
     results: list[tracker.RegionResult],
     national: Path,
-    delivered: tracker_delivery.DeliverySummary | None = None,
+    delivered: Summary[tracker_delivery.TrackerFacts] | None = None,
 ) -> None:
     create_table_artifact(
         key="nightly-tracker",
@@ -72,7 +73,7 @@ def publish(
 
 
 @task(name="deliver-workbooks", **EPHEMERAL)
-def deliver(as_of: dt.date, results: list[tracker.RegionResult], national: Path) -> tracker_delivery.DeliverySummary:
+def deliver(as_of: dt.date, results: list[tracker.RegionResult], national: Path) -> Summary[tracker_delivery.TrackerFacts]:
     summary = tracker_delivery.deliver_trackers(as_of, tracker_delivery.workbooks_of(results, national))
     for line in summary.lines():
         get_run_logger().info(line)
@@ -103,7 +104,7 @@ def nightly_tracker(
     if send:
         try:
             delivered = deliver(as_of, results, national)
-        except tracker_delivery.TrackersNotDelivered as exc:
+        except NotDelivered as exc:
             delivered, not_delivered = exc.summary, exc
     # Published either way: the artifact lists what was not delivered, then the run fails visibly.
     publish(data, results, national, delivered)

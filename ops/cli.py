@@ -554,11 +554,12 @@ def tracker(
     print(run.national)
     err.print(f"{len(run.regions)} regional workbooks and the national summary in {run.seconds:.1f} s", highlight=False)
     if send:
-        from tasks.reports.tracker_delivery import TrackersNotDelivered, deliver_trackers, workbooks_of
+        from tasks.notify.mail_job import NotDelivered
+        from tasks.reports.tracker_delivery import deliver_trackers, workbooks_of
 
         try:
             summary = deliver_trackers(run.as_of, workbooks_of(run.regions, run.national))
-        except TrackersNotDelivered as exc:
+        except NotDelivered as exc:
             for line in exc.summary.lines():
                 err.print(line, highlight=False)
             fail(str(exc), 1)

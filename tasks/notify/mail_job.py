@@ -1,6 +1,7 @@
 """One shape for every mail run: plan, render, deliver exactly once, summary.
 
-The reminder digests (tasks/notify/digests.py) and the POM-COM handover emails
+The reminder digests (tasks/notify/digests.py), the MIS tracker's delivery
+(tasks/reports/tracker_delivery.py) and the POM-COM handover emails
 (tasks/notify/handover_emails.py) are each a MailJob. A job plans (reads what is due and decides
 who is told what) and says what each email is, a Mail: its template, context, recipient and
 sent-log identity. The rest is the same for every job, and lives here:

@@ -5,12 +5,13 @@ The rules (numbers and mailboxes in config/tracker_mailboxes.yaml, never here):
 - **Each region gets its own workbook and no other.** A region's entry names one MIS mailbox;
   the region's `<code>.xlsx` is attached to an email to it. `national.xlsx` goes to every mailbox
   on the `national` list.
-- **The days are the reminders' days**: working days only (`tasks.notify.reminders.is_reminder_day`),
-  so a bank holiday's workbook is written but not sent; the next working day's is.
-- **The same delivery, sent-log and exactly-once rules as the digests** (`tasks.notify.sent_log.deliver`).
-  The sent-log key is (kind, mailbox, day, which workbook): a second tracker run the same night
-  sends nothing, even though the rebuilt file's bytes differ. What SMTP refused is resent by the
-  next run.
+- **The days are the reminders' days**: working days only (a mail job's send days,
+  tasks/notify/mail_job.py), so a bank holiday's workbook is written but not sent; the next
+  working day's is.
+- **The same delivery, sent-log and exactly-once rules as the digests**: it is a mail job
+  (tasks/notify/mail_job.py). The sent-log key is (kind, mailbox, day, which workbook): a second
+  tracker run the same night sends nothing, even though the rebuilt file's bytes differ. What
+  SMTP refused is resent by the next run.
 - **Too large to attach**: over `max_attachment_bytes` the email links to the file instead
   (settings.tracker_base_url); without a base URL it names the file, never a server path.
 - **A shared folder instead**: a region with `delivery: folder` gets its workbook copied to
@@ -18,7 +19,7 @@ The rules (numbers and mailboxes in config/tracker_mailboxes.yaml, never here):
 - **Example mailboxes are held** through SMTP, as the digests' are (config/spocs.yaml's rule): the
   outbox still gets them.
 
-Everything but `deliver_trackers` (which sends and copies) is a pure function of its inputs.
+Everything but `deliver_trackers` (which copies and sends) is a pure function of its inputs.
 """
 
 from __future__ import annotations
@@ -27,16 +28,17 @@ import datetime as dt
 import os
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from tasks.config_files import read_yaml
-from tasks.notify.undelivered import NotDelivered
+from tasks.notify.mail_job import Facts, Mail, MailJob, Summary, run_mail_job
 from tasks.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from tasks.notify.email import OutgoingEmail, Transport
+    from tasks.notify.email import Attachment, Transport
 
 KIND = "mis_tracker"
 TEMPLATE = "tracker_delivery"
@@ -140,9 +142,8 @@ class Copy:
 @dataclass
 class DeliveryPlan:
     day: dt.date
-    emails: list[OutgoingEmail]
+    mails: list[Mail]
     copies: list[Copy]
-    held: list[str]  # "<scope> to <mailbox>": example mailboxes through SMTP
     unrouted: list[str]  # scopes with nowhere to go (no entry, or folder delivery with no folder set)
 
 
@@ -151,12 +152,14 @@ def file_name(scope: str, day: dt.date) -> str:
     return f"case-transfer-tracker-{scope.lower()}-{day.isoformat()}.xlsx"
 
 
-def plan_delivery(
-    day: dt.date, workbooks: Sequence[Workbook], targets: Targets, settings: Settings, by_smtp: bool
-) -> DeliveryPlan:
-    from tasks.notify.email import Attachment, compose
+def _workbook_file(path: Path, name: str) -> Sequence[Attachment]:
+    from tasks.notify.email import Attachment
 
-    plan = DeliveryPlan(day, [], [], [], [])
+    return [Attachment(name, path.read_bytes(), *XLSX)]
+
+
+def plan_delivery(day: dt.date, workbooks: Sequence[Workbook], targets: Targets, settings: Settings) -> DeliveryPlan:
+    plan = DeliveryPlan(day, [], [], [])
     for wb in workbooks:
         if wb.scope == NATIONAL:
             mailboxes = list(targets.national)
@@ -182,11 +185,7 @@ def plan_delivery(
             if settings.tracker_base_url and not attach
             else None
         )
-        attachments = [Attachment(name, wb.path.read_bytes(), *XLSX)] if attach else []
         for mb in mailboxes:
-            if by_smtp and mb.example:
-                plan.held.append(f"{wb.scope} to {mb.address}")
-                continue
             context = {
                 "title": wb.title,
                 "scope": wb.scope,
@@ -199,48 +198,51 @@ def plan_delivery(
                 "example_mailbox": mb.example,
             }
             # The key names the workbook, not its bytes: a rebuilt file the same night is the same email.
-            plan.emails.append(compose(TEMPLATE, KIND, mb.address, day, f"tracker:{wb.scope}", context, settings, attachments))
+            mail = Mail(
+                KIND,
+                TEMPLATE,
+                mb.address,
+                day,
+                f"tracker:{wb.scope}",
+                context,
+                placeholder=mb.example,
+                label=f"{wb.scope} to {mb.address}",
+            )
+            # Read when the email is rendered: a night's second run reads no file it will not send.
+            plan.mails.append(replace(mail, attachments=partial(_workbook_file, wb.path, name)) if attach else mail)
     return plan
 
 
 # --- the whole delivery -------------------------------------------------------------------------
 
 
-@dataclass
-class DeliverySummary:
-    day: dt.date
-    working_day: bool = True
-    emails: int = 0
-    sent: int = 0
-    skipped: int = 0
-    failed: int = 0
-    copied: int = 0
-    held: list[str] = field(default_factory=list)
-    unrouted: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    transport: str = ""
+@dataclass(frozen=True)
+class TrackerFacts(Facts):
+    """What besides email the night's delivery did, for the summary."""
 
-    def lines(self) -> list[str]:
-        if not self.working_day:
-            return [f"{self.day:%A %d %B %Y} is not a working day: trackers written, not delivered"]
-        out = [
-            f"trackers for {self.day:%A %d %B %Y}: sent {self.sent}, skipped {self.skipped} already sent, "
-            f"failed {self.failed}"
-            + (f" via {self.transport}" if self.transport else "")
+    copied: int = 0  # workbooks copied to shared folders
+    unrouted: tuple[str, ...] = ()
+
+    def day_off(self, day: dt.date) -> str:
+        return f"{day:%A %d %B %Y} is not a working day: trackers written, not delivered"
+
+    def delivery(self, summary: Summary[Any]) -> str:
+        s = summary
+        return (
+            f"trackers for {s.day:%A %d %B %Y}: sent {s.sent}, skipped {s.skipped} already sent, failed {s.failed}"
+            + (f" via {s.transport}" if s.transport else "")
             + f"; copied {self.copied} to shared folders"
-        ]
-        out += [f"not sent: {e}" for e in self.errors]
-        if self.held:
-            out.append(f"held {len(self.held)} for example mailboxes (config/tracker_mailboxes.yaml): {', '.join(self.held)}")
-        out += [f"not delivered: {u}" for u in self.unrouted]
-        return out
+        )
 
+    def notes(self, summary: Summary[Any]) -> list[str]:
+        out = []
+        if summary.held:
+            out.append(
+                f"held {len(summary.held)} for example mailboxes (config/tracker_mailboxes.yaml): {', '.join(summary.held)}"
+            )
+        return out + [f"not delivered: {u}" for u in self.unrouted]
 
-class TrackersNotDelivered(NotDelivered):
-    """Some workbooks stayed queued."""
-
-    @staticmethod
-    def describe(summary: DeliverySummary) -> str:
+    def not_delivered(self, summary: Summary[Any]) -> str:
         return f"{summary.failed} tracker emails not sent; they stay queued for the next run"
 
 
@@ -252,41 +254,40 @@ def _copy(c: Copy) -> None:
     os.replace(tmp, c.target)
 
 
+@dataclass(frozen=True)
+class TrackerDelivery(MailJob[DeliveryPlan, TrackerFacts]):
+    """The night's workbooks as a mail job: copied to shared folders first, then emailed."""
+
+    workbooks: Sequence[Workbook]
+    targets: Targets | None = None
+
+    def plan(self, day: dt.date, url: str | None = None) -> DeliveryPlan:
+        return plan_delivery(day, self.workbooks, self.targets or load_targets(), get_settings())
+
+    def prepare(self, plan: DeliveryPlan, url: str | None = None, flow_run_id: str | None = None) -> int:
+        for c in plan.copies:
+            _copy(c)
+        return len(plan.copies)
+
+    def mails(self, plan: DeliveryPlan) -> list[Mail]:
+        return plan.mails
+
+    def facts(self, plan: DeliveryPlan | None, prepared: int | None = None, held: Sequence[Mail] = ()) -> TrackerFacts:
+        if plan is None:
+            return TrackerFacts()
+        return TrackerFacts(copied=len(plan.copies), unrouted=tuple(plan.unrouted))
+
+
 def deliver_trackers(
     day: dt.date,
     workbooks: Sequence[Workbook],
     url: str | None = None,
     transport: Transport | None = None,
     targets: Targets | None = None,
-) -> DeliverySummary:
-    """Email (or copy) the night's workbooks, exactly once each. Raises TrackersNotDelivered
-    after trying every message if any stayed queued."""
-    from tasks.calendar import get_calendar
-    from tasks.notify.reminders import is_reminder_day
-    from tasks.notify.sent_log import deliver
-
-    settings = get_settings()
-    if not is_reminder_day(day, get_calendar(settings.calendar)):
-        return DeliverySummary(day, working_day=False)
-    plan = plan_delivery(day, workbooks, targets or load_targets(), settings, by_smtp=bool(settings.smtp_host))
-    for c in plan.copies:
-        _copy(c)
-    report = deliver(plan.emails, url, transport)
-    summary = DeliverySummary(
-        day,
-        emails=len(plan.emails),
-        sent=report.sent,
-        skipped=report.skipped,
-        failed=report.failed,
-        copied=len(plan.copies),
-        held=plan.held,
-        unrouted=plan.unrouted,
-        errors=list(report.errors),
-        transport=report.transport,
-    )
-    if summary.failed:
-        raise TrackersNotDelivered(summary)
-    return summary
+) -> Summary[TrackerFacts]:
+    """Email (or copy) the night's workbooks, exactly once each. Raises NotDelivered after
+    trying every message if any stayed queued."""
+    return run_mail_job(TrackerDelivery(workbooks, targets), day, url, transport)
 
 
 def workbooks_of(results: Sequence[Any], national: Path) -> list[Workbook]:

@@ -20,12 +20,12 @@ from support.smtp import SmtpServer, free_port, smtp_on_loopback
 from tasks.demo.seed import seed
 from tasks.domain import transfers
 from tasks.domain.form import parse_form
+from tasks.notify.mail_job import NotDelivered
 from tasks.notify.sent_log import undelivered
 from tasks.places.estate import load_estate
 from tasks.reports.tracker import TrackerRun, headline, load_data, run_tracker
 from tasks.reports.tracker_delivery import (
     NATIONAL,
-    TrackersNotDelivered,
     artifact_markdown,
     deliver_trackers,
     load_targets,
@@ -165,7 +165,7 @@ def test_a_region_on_a_shared_folder_gets_a_copy_and_no_email(
     monkeypatch.setenv("CASETRANSFER_TRACKER_SHARED_DIR", str(shared))
     reset_settings()
     summary = deliver_trackers(AS_OF, workbooks_of(run.regions, run.national))
-    assert summary.copied == 1 and smtp.inbox.to(mis("N58")) == []
+    assert summary.facts.copied == 1 and smtp.inbox.to(mis("N58")) == []
     n58 = next(r for r in run.regions if r.region_code == "N58")
     assert (shared / "N58" / "N58-2026-12-21.xlsx").read_bytes() == Path(n58.path).read_bytes()
 
@@ -214,7 +214,7 @@ def test_the_artifact_links_each_workbook_gives_the_headline_and_lists_what_was_
     monkeypatch.setenv("CASETRANSFER_SMTP_PORT", str(free_port()))  # nothing listens: SMTP is down
     monkeypatch.setenv("CASETRANSFER_TRACKER_BASE_URL", "https://mis.probation.test/trackers")
     reset_settings()
-    with pytest.raises(TrackersNotDelivered) as down:
+    with pytest.raises(NotDelivered) as down:
         deliver_trackers(AS_OF, workbooks_of(run.regions, run.national))
     data = load_data(AS_OF, store_url)
     md = artifact_markdown(
