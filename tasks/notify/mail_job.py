@@ -1,10 +1,10 @@
 """One shape for every mail run: plan, render, deliver exactly once, summary.
 
 The reminder digests (tasks/notify/digests.py), the MIS tracker's delivery
-(tasks/reports/tracker_delivery.py) and the POM-COM handover emails
-(tasks/notify/handover_emails.py) are each a MailJob. A job plans (reads what is due and decides
-who is told what) and says what each email is, a Mail: its template, context, recipient and
-sent-log identity. The rest is the same for every job, and lives here:
+(tasks/reports/tracker_delivery.py), the POM-COM handover emails (tasks/notify/handover_emails.py)
+and the notices sent at once (tasks/notify/notices.py) are each a MailJob. A job plans (reads
+what is due and decides who is told what) and says what each email is, a Mail: its template,
+context, recipient and sent-log identity. The rest is the same for every job, and lives here:
 
 - **Render** only what is not sent yet: a Mail whose sent-log key is already 'sent' is counted,
   not rendered again. A Mail to a placeholder address (an example mailbox in config) is held when

@@ -21,22 +21,24 @@ typed about it.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from tasks.notify.undelivered import NotDelivered
+from tasks.notify.mail_job import Facts, Mail, MailJob, NotDelivered, Summary, run_mail_job
 from tasks.settings import get_settings
 from tasks.store.models import HistoryEntry, Nsi
 from tasks.store.unit_of_work import UnitOfWork
 
 if TYPE_CHECKING:
-    from tasks.notify.email import OutgoingEmail, Transport
-    from tasks.notify.sent_log import DeliveryReport
+    from tasks.notify.email import Transport
 
 KIND = "notice"
 TEMPLATE = "notice"
+# services.notify catches a notice that stayed queued by this name.
+NoticeNotDelivered = NotDelivered
 
 
 class UnknownEvent(ValueError):
@@ -65,15 +67,13 @@ def event_kind(key: str) -> str:
 
 @dataclass
 class NoticePlan:
-    emails: list[OutgoingEmail] = field(default_factory=list)
-    held: list[str] = field(default_factory=list)  # example mailboxes, through SMTP
+    mails: list[Mail] = field(default_factory=list)
     unrouted: list[str] = field(default_factory=list)  # PDUs with no mailbox configured
 
 
 def plan_notices(reference: str, key: str, url: str | None = None) -> NoticePlan:
-    """Render the notice of one event for each mailbox it goes to (nothing sent)."""
+    """The notice of one event for each mailbox it goes to (nothing rendered or sent)."""
     from tasks.notify.digests import NSI_TYPE_LABELS
-    from tasks.notify.email import compose
     from tasks.places.estate import load_estate
     from tasks.places.locator import LocatorError, spoc_for
 
@@ -111,15 +111,11 @@ def plan_notices(reference: str, key: str, url: str | None = None) -> NoticePlan
     # What a person typed ("concern escalated to the SPO: ...") stays out of a limited access case's email.
     detail = None if case["lao"] or kind == "raised" else event.detail.split(": ", 1)[-1]
     plan = NoticePlan()
-    by_smtp = bool(settings.smtp_host)
     for code in sides:
         try:
             spoc = spoc_for(code)
         except LocatorError:
             plan.unrouted.append(code)
-            continue
-        if by_smtp and spoc.example:
-            plan.held.append(spoc.mailbox)
             continue
         context: dict[str, Any] = {
             "event": event,
@@ -130,47 +126,51 @@ def plan_notices(reference: str, key: str, url: str | None = None) -> NoticePlan
             "receiving_pdu": names[case["receiving_pdu_code"]],
             "for_receiving": code == case["receiving_pdu_code"],
         }
-        plan.emails.append(compose(TEMPLATE, KIND, spoc.mailbox, event.day, f"{reference}:{key}", context, settings))
+        plan.mails.append(Mail(KIND, TEMPLATE, spoc.mailbox, event.day, f"{reference}:{key}", context, placeholder=spoc.example))
     return plan
 
 
-@dataclass
-class NoticeResult:
-    reference: str
-    key: str
-    sent: int
-    skipped: int
-    failed: int
-    held: list[str]
-    unrouted: list[str]
-    errors: list[str]
+@dataclass(frozen=True)
+class NoticeFacts(Facts):
+    """Which event's notice, and where it could not go: its summary is one line."""
 
-    def line(self) -> str:
-        out = f"{self.reference} {self.key}: sent {self.sent}, already sent {self.skipped}, failed {self.failed}"
-        if self.held:
-            out += f"; held for example mailboxes: {', '.join(self.held)}"
+    reference: str = ""
+    key: str = ""
+    unrouted: tuple[str, ...] = ()
+
+    def delivery(self, summary: Summary[Any]) -> str:
+        out = f"{self.reference} {self.key}: sent {summary.sent}, already sent {summary.skipped}, failed {summary.failed}"
+        if summary.held:
+            out += f"; held for example mailboxes: {', '.join(summary.held)}"
         if self.unrouted:
             out += f"; no mailbox configured for {', '.join(self.unrouted)}"
         return out
 
-
-class NoticeNotDelivered(NotDelivered):
-    """The notice stayed queued; `summary` is its NoticeResult."""
-
-    @staticmethod
-    def describe(summary: NoticeResult) -> str:
-        return f"{summary.line()}: {'; '.join(summary.errors)}"
+    def not_delivered(self, summary: Summary[Any]) -> str:
+        return f"{self.delivery(summary)}: {'; '.join(summary.errors)}"
 
 
-def send_notices(reference: str, key: str, url: str | None = None, transport: Transport | None = None) -> NoticeResult:
-    """Plan and deliver one event's notice; raises NoticeNotDelivered if any stayed queued."""
-    from tasks.notify.sent_log import deliver
+@dataclass(frozen=True)
+class NoticeJob(MailJob[NoticePlan, NoticeFacts]):
+    """The notice of one event: sent the moment it is asked for, any day."""
 
-    plan = plan_notices(reference, key, url)
-    report: DeliveryReport = deliver(plan.emails, url, transport)
-    result = NoticeResult(
-        reference.strip().upper(), key, report.sent, report.skipped, report.failed, plan.held, plan.unrouted, list(report.errors)
-    )
-    if result.failed:
-        raise NoticeNotDelivered(result)
-    return result
+    reference: str
+    key: str
+
+    def is_send_day(self, day: dt.date) -> bool:
+        return True
+
+    def plan(self, day: dt.date, url: str | None = None) -> NoticePlan:
+        return plan_notices(self.reference, self.key, url)
+
+    def mails(self, plan: NoticePlan) -> list[Mail]:
+        return plan.mails
+
+    def facts(self, plan: NoticePlan | None, prepared: int | None = None, held: Sequence[Mail] = ()) -> NoticeFacts:
+        unrouted = tuple(plan.unrouted) if plan is not None else ()
+        return NoticeFacts(self.reference.strip().upper(), self.key, unrouted)
+
+
+def send_notices(reference: str, key: str, url: str | None = None, transport: Transport | None = None) -> Summary[NoticeFacts]:
+    """Plan and deliver one event's notice; raises NotDelivered if any stayed queued."""
+    return run_mail_job(NoticeJob(reference, key), url=url, transport=transport)
