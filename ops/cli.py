@@ -14,11 +14,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import typer
 
-from ops.console import answers, err, out
+from ops.cli_nightly import remind, tracker
+from ops.console import answers, err, fail, out
 
 # Nothing heavier than typer is imported here: each command imports what it uses, so that
 # `--help`, `working-days` and `locate` start fast (bench/cli_startup.py).
@@ -28,11 +29,6 @@ app = typer.Typer(
 )
 db_app = typer.Typer(no_args_is_help=True, help="The domain database.")
 app.add_typer(db_app, name="db")
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    print(message, file=sys.stderr)
-    raise typer.Exit(code)
 
 
 def _date(value: str, field: str) -> dt.date:
@@ -399,53 +395,7 @@ def locate(
     print(json.dumps(loc.as_dict()) if as_json else format_location(loc))
 
 
-@app.command("remind")
-def remind(
-    as_of: str | None = typer.Option(None, "--as-of", help="The day to remind for, YYYY-MM-DD (default: today, Europe/London)"),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Render and print what would be sent; send, escalate and log nothing"),
-) -> None:
-    """Send the reminder and escalation digests now: one email per PDU transfer mailbox (the nightly-reminders
-    flow's night: as a flow run when a Prefect server answers, in this process when none does)."""
-    from email import message_from_string
-    from email import policy as email_policy
-
-    from tasks.notify import mail_job
-    from tasks.notify.digests import DIGESTS, run_reminders
-    from tasks.settings import get_settings
-
-    day = _date(as_of, "as_of") if as_of else get_settings().current_date()
-    if dry_run:
-        # No flow run: a preview changes nothing, so there is nothing for the Prefect UI to show.
-        summary, emails = mail_job.preview(DIGESTS, day)
-        for e in emails:
-            msg = message_from_string(e.body, policy=email_policy.default)
-            body = msg.get_body(preferencelist=("plain",))
-            print(f"To: {e.recipient}\nSubject: {e.subject}\n")
-            print(body.get_content() if body is not None else "")
-            print("=" * 78)
-        for line in summary.lines():
-            print(line)
-        return
-    if os.environ.get("PREFECT_API_URL"):
-        # A run the Prefect UI shows, on the server the CLI found (or was pointed at).
-        from flows.nightly_reminders import nightly_reminders
-
-        state = nightly_reminders(as_of=day, return_state=True)
-        result = state.result(raise_on_failure=False)
-    else:
-        # No server: the same night in this process, without starting Prefect's temporary one
-        # (on a busy machine it timed out after 20 s and ended the command in a traceback).
-        try:
-            result = run_reminders(day)
-        except mail_job.NotDelivered as exc:
-            result = exc
-    summary = result.summary if isinstance(result, mail_job.NotDelivered) else result
-    if not isinstance(summary, mail_job.Summary):
-        fail(f"reminders: the run failed: {result}", 1)
-    for line in summary.lines():
-        print(line)
-    if summary.failed:
-        raise typer.Exit(1)
+app.command("remind")(remind)  # ops/cli_nightly.py, with the other nightly jobs
 
 
 @app.command("up-production")
@@ -501,70 +451,7 @@ def down() -> None:
     take_down(say=out.print)
 
 
-@app.command("tracker")
-def tracker(
-    as_of: str | None = typer.Option(None, "--as-of", help="The report's day, YYYY-MM-DD (default: today)"),
-    out_dir: Path | None = typer.Option(
-        None, "--out", help="Folder for YYYY-MM-DD/<region>.xlsx (default: the tracker_dir setting)"
-    ),
-    region: str | None = typer.Option(None, "--region", help="One region code, e.g. N07 (default: every region)"),
-    send: bool = typer.Option(
-        False, "--send", help="Also deliver them, as the nightly job does (config/tracker_mailboxes.yaml; working days only)"
-    ),
-) -> None:
-    """Write the MIS tracker now: one workbook per region and national.xlsx (the nightly-tracker
-    flow's work, run here without a Prefect server)."""
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-    from rich.table import Table
-    from sqlalchemy.exc import DBAPIError
-
-    from tasks.reports.tracker import RegionResult, TrackerData, check_region, run_tracker
-    from tasks.settings import get_settings
-
-    day = _date(as_of, "--as-of") if as_of else get_settings().current_date()
-    try:
-        check_region(region)
-    except ValueError as exc:
-        fail(f"--region: {str(exc).removeprefix('region: ')}")
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err.real, transient=False) as progress:
-        reading = progress.add_task("reading the store", total=1)
-        bars: dict[str, Any] = {}
-
-        def loaded(data: TrackerData, codes: list[str]) -> None:
-            progress.update(reading, completed=1, description=f"{len(data.nsis)} NSIs, {len(data.actions)} actions read")
-            for code in codes:
-                bars[code] = progress.add_task(f"{code} {data.regions[code]}", total=1)
-
-        def written(result: RegionResult) -> None:
-            progress.update(
-                bars[result.region_code],
-                completed=1,
-                description=f"{result.region_code} {result.region_name}: {result.nsis} NSIs",
-            )
-
-        try:
-            run = run_tracker(day, out_dir, region, progress=written, on_loaded=loaded)
-        except DBAPIError as exc:
-            fail(f"database: {exc.orig}; is it migrated (casetransfer db upgrade)?", 1)
-    table = Table("region", "NSIs", "open", "overdue actions", "workbook", title=f"MIS tracker {run.as_of}", title_justify="left")
-    for r in run.regions:
-        table.add_row(f"{r.region_name} ({r.region_code})", str(r.nsis), str(r.open), str(r.overdue_actions), r.path)
-    out.print(table)
-    print(run.national)
-    err.print(f"{len(run.regions)} regional workbooks and the national summary in {run.seconds:.1f} s", highlight=False)
-    if send:
-        from tasks.notify.mail_job import NotDelivered
-        from tasks.reports.tracker_delivery import deliver_trackers, workbooks_of
-
-        try:
-            summary = deliver_trackers(run.as_of, workbooks_of(run.regions, run.national))
-        except NotDelivered as exc:
-            for line in exc.summary.lines():
-                err.print(line, highlight=False)
-            fail(str(exc), 1)
-        for line in summary.lines():
-            err.print(line, highlight=False)
+app.command("tracker")(tracker)  # ops/cli_nightly.py
 
 
 @app.command("seed")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
-import os
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -185,6 +184,7 @@ def handover_reminders(
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would be sent; send and log nothing"),
 ) -> None:
     """Send today's POM-COM handover emails and diary alerts now (the handover-reminders flow)."""
+    from ops.cli_nightly import run_job
     from tasks.notify import mail_job
     from tasks.notify.handover_emails import HANDOVERS, run_handover_reminders
 
@@ -196,20 +196,9 @@ def handover_reminders(
         for line in summary.lines():
             print(line)
         return
-    if os.environ.get("PREFECT_API_URL"):
-        from flows.handover_reminders import handover_reminders as flow
-
-        state = flow(as_of=day, return_state=True)
-        result = state.result(raise_on_failure=False)
-    else:
-        # No Prefect server: the same work in this process, not Prefect's temporary server.
-        try:
-            result = run_handover_reminders(day)
-        except mail_job.NotDelivered as exc:
-            result = exc
-    summary = result.summary if isinstance(result, mail_job.NotDelivered) else result
-    if not isinstance(summary, mail_job.Summary):
-        _fail(f"handover-reminders: the run failed: {result}", 1)
+    summary = run_job(
+        "handover-reminders", lambda: run_handover_reminders(day), "flows.handover_reminders:handover_reminders", as_of=day
+    )
     for line in summary.lines():
         print(line)
     if summary.failed:

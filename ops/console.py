@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import http.client
 import sys
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
+
+import typer
 
 
 class LazyConsole:
@@ -33,6 +35,12 @@ class LazyConsole:
 
 out = LazyConsole()
 err = LazyConsole(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """End the command: the message on stderr, exit `code` (2 bad input, 3 not found, 1 the rest)."""
+    print(message, file=sys.stderr)
+    raise typer.Exit(code)
 
 
 def answers(api_url: str, timeout: float = 1.0) -> bool:
