@@ -1,5 +1,5 @@
 """The tracker's POM-COM handovers sheet: the case admins' report (seed 003) of the handovers whose
-COM is in a region, from tasks/notify/handover_reminders.py's records."""
+COM is in a region, from tasks/notify/handover_report.py's records."""
 
 from __future__ import annotations
 
