@@ -70,6 +70,7 @@ def notify(reference: str, event: str) -> str:
     Returns the run's id, or "sent here"."""
     from prefect_runs import engine
     from tasks.notify import notices
+    from tasks.notify.mail_job import NotDelivered
     from tasks.settings import get_settings
 
     reference = reference.strip().upper()
@@ -85,7 +86,7 @@ def notify(reference: str, event: str) -> str:
         log.info("%s %s: no send-notice run (%s); sending from this process", reference, event, exc)
     try:
         return notices.send_notices(reference, event).line()
-    except notices.NoticeNotDelivered as exc:
+    except NotDelivered as exc:
         # The event is stored and the notice queued in the sent-log: the next delivery sends it.
         log.warning("%s", exc)
         return f"queued: {exc}"

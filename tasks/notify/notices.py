@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from tasks.notify.mail_job import Facts, Mail, MailJob, NotDelivered, Summary, run_mail_job
+from tasks.notify.mail_job import Facts, Mail, MailJob, Summary, run_mail_job
 from tasks.settings import get_settings
 from tasks.store.models import HistoryEntry, Nsi
 from tasks.store.unit_of_work import UnitOfWork
@@ -37,8 +37,6 @@ if TYPE_CHECKING:
 
 KIND = "notice"
 TEMPLATE = "notice"
-# services.notify catches a notice that stayed queued by this name.
-NoticeNotDelivered = NotDelivered
 
 
 class UnknownEvent(ValueError):
