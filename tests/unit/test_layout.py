@@ -120,3 +120,28 @@ def test_a_flow_importing_the_command_line_is_caught(tmp_path: Path):
     (tmp_path / "flows" / "fine.py").write_text("import services\nfrom tasks.domain import transfers\nimport opsgenie\n")
     (tmp_path / "flows" / "leans.py").write_text("def f():\n    from ops.stack import api_client\n    return api_client\n")
     assert layer_breaches(tmp_path, "flows", ("ops",)) == ["flows/leans.py imports ops.stack"]
+
+
+MAX_LINES = 600
+
+
+def modules_over(limit: int, root: Path = ROOT) -> list[str]:
+    """Modules of tasks/, flows/, ops/ (and the layers between) longer than `limit` lines: a room
+    that size holds more than one purpose."""
+    found = []
+    for package in ("tasks", "flows", "ops", "services", "prefect_runs"):
+        for path in sorted((root / package).rglob("*.py")):
+            n = len(path.read_text().splitlines())
+            if n > limit:
+                found.append(f"{path.relative_to(root)}: {n} lines")
+    return found
+
+
+def test_no_module_is_over_600_lines():
+    assert modules_over(MAX_LINES) == []
+
+
+def test_a_module_over_the_limit_is_named(tmp_path: Path):
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "big.py").write_text("x = 1\n" * 601)
+    assert modules_over(MAX_LINES, tmp_path) == ["tasks/big.py: 601 lines"]
