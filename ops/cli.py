@@ -19,7 +19,7 @@ from typing import Any
 import typer
 
 from ops.cli_nightly import remind, tracker
-from ops.console import answers, err, fail, out
+from ops.console import answers, err, fail, out, visible
 
 # Nothing heavier than typer is imported here: each command imports what it uses, so that
 # `--help`, `working-days` and `locate` start fast (bench/cli_startup.py).
@@ -170,6 +170,7 @@ def record(
 def status(reference: str, as_json: bool = typer.Option(False, "--json", help="One JSON object")) -> None:
     """Status, the Action List with due dates and overdue marks, and the history."""
     from rich.table import Table
+    from rich.text import Text
 
     from tasks.domain import transfer_views, transfers
 
@@ -182,20 +183,21 @@ def status(reference: str, as_json: bool = typer.Option(False, "--json", help="O
 
         print(json.dumps(dataclasses.asdict(view), default=str, indent=2))
         return
+    # Every stored value goes through visible(): shown exactly as stored, never read as markup.
     who = view.crn if view.lao else f"{view.name} ({view.crn})"
-    out.print(f"[bold]{view.reference}[/] {view.nsi_type.replace('_', ' ')}: {who}", highlight=False)
+    out.print(Text.assemble((view.reference, "bold"), f" {view.nsi_type.replace('_', ' ')}: ", visible(who)), highlight=False)
     out.print(f"status: {view.status}   raised {view.raised_on}   due {view.due_on}", highlight=False)
-    out.print(f"from {view.transferring} to {view.receiving}", highlight=False, markup=False)
+    out.print(visible(f"from {view.transferring} to {view.receiving}"), highlight=False)
     if view.nsi_type == "temporary_move":
         # A temporary move never moves management: say who is responsible and who supports.
-        out.print(f"responsible practitioner: {view.responsible_officer} (transferring)", highlight=False, markup=False)
+        out.print(visible(f"responsible practitioner: {view.responsible_officer} (transferring)"), highlight=False)
         if view.receiving_practitioner:
-            out.print(f"support contact: {view.receiving_practitioner} (receiving)", highlight=False, markup=False)
+            out.print(visible(f"support contact: {view.receiving_practitioner} (receiving)"), highlight=False)
     else:
         if view.receiving_practitioner:
-            out.print(f"receiving practitioner: {view.receiving_practitioner}", highlight=False, markup=False)
+            out.print(visible(f"receiving practitioner: {view.receiving_practitioner}"), highlight=False)
         if view.responsible_officer:
-            out.print(f"responsible officer: {view.responsible_officer}", highlight=False, markup=False)
+            out.print(visible(f"responsible officer: {view.responsible_officer}"), highlight=False)
     out.print(f"profile: {view.profile}", highlight=False)
     if view.parent_reference:
         out.print(f"converted from Temporary Move {view.parent_reference}", highlight=False)
@@ -209,21 +211,22 @@ def status(reference: str, as_json: bool = typer.Option(False, "--json", help="O
         for t in view.tasks:
             link = f"{ui}/runs/flow-run/{t.flow_run_id}" if t.flow_run_id else "(starting)"
             due = t.due_on.isoformat() if t.due_on else ""
-            tasks.add_row(t.title, t.owner_role.replace("_", " "), due, f"record {view.reference} {t.task}", link)
+            tasks.add_row(visible(t.title), visible(t.owner_role.replace("_", " ")), due, f"record {view.reference} {t.task}", link)
         out.print(tasks)
     for c in view.challenges:
         settled = f", settled {c.settled_on}" if c.settled_on else ""
         dispute = f"; dispute {c.dispute_status}" if c.dispute_status else ""
-        out.print(f"challenge {c.seq} about risk: {c.status} (raised {c.raised_on} by {c.raised_by}{settled}){dispute}",
-                  highlight=False, markup=False)  # fmt: skip
+        out.print(visible(f"challenge {c.seq} about risk: {c.status} (raised {c.raised_on} by {c.raised_by}{settled}){dispute}"),
+                  highlight=False)  # fmt: skip
     actions = Table("action", "owner", "due", "status", "overdue", title="Actions", title_justify="left")
     for a in view.actions:
         overdue = f"[red]OVERDUE {a.days_overdue} wd[/]" if a.days_overdue > 0 else ""
-        actions.add_row(a.title, a.owner_role, a.due_on.isoformat(), a.status + (f" {a.done_on}" if a.done_on else ""), overdue)
+        done = a.status + (f" {a.done_on}" if a.done_on else "")
+        actions.add_row(visible(a.title), visible(a.owner_role), a.due_on.isoformat(), done, overdue)
     out.print(actions)
     history = Table("when", "event", "detail", "by", title="History", title_justify="left")
     for h in view.history:
-        history.add_row(h.at.strftime("%Y-%m-%d %H:%M"), h.event, h.detail, h.actor)
+        history.add_row(h.at.strftime("%Y-%m-%d %H:%M"), visible(h.event), visible(h.detail), visible(h.actor))
     out.print(history)
 
 

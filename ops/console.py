@@ -37,6 +37,17 @@ out = LazyConsole()
 err = LazyConsole(stderr=True)
 
 
+def visible(text: object) -> Any:
+    """Stored text as rich shows it exactly: never read as markup (a name like "Jo Smith [nee
+    Jones]" or a reason holding "[/]"), and with control characters shown as escapes rather than
+    sent to the terminal (rich would drop them silently)."""
+    from rich.text import Text
+
+    raw = str(text)
+    shown = "".join(ch if ch.isprintable() or ch in "\n\t" else ch.encode("unicode_escape").decode() for ch in raw)
+    return Text(shown)
+
+
 def fail(message: str, code: int = 2) -> NoReturn:
     """End the command: the message on stderr, exit `code` (2 bad input, 3 not found, 1 the rest)."""
     print(message, file=sys.stderr)
