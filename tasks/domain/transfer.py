@@ -431,6 +431,12 @@ class Transfer:
             raise StepRefused("action", f"{nsi.reference} has no action {code!r}; it has: {', '.join(a.code for a in nsi.actions)}")
         if action.status != "open":
             raise StepRefused("action", f"{code} is already {action.status}")
+        own_steps = registry.TEMPORARY_MOVE_STEPS if nsi.nsi_type == NsiType.temporary_move.value else registry.SEQUENTIAL_STEPS
+        if self.shape < 2 and code in own_steps:
+            # Done here, the action would close while the transfer still waits at its step.
+            raise StepRefused(
+                "action", f"{code} is a step of its own: record it with `casetransfer record {nsi.reference} {code}`"
+            )
         on = on or today()
         self.check_done_date("on", on)
         rule = next((r for r in self.policy.actions if r.code == code), None)

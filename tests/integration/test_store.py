@@ -143,3 +143,12 @@ def test_overdue_actions_are_counted_in_working_days(store_url, monkeypatch):
     allocate = next(a for a in view.actions if a.code == "allocate")
     assert allocate.due_on == dt.date(2026, 12, 23)
     assert allocate.days_overdue == 2  # 24 and 29 December: 25, 28 are bank holidays
+
+
+def test_an_action_with_a_waiting_step_of_its_own_is_refused_naming_the_record_command(store_url, sequential_shape):
+    ref = transfers.register_nsi(parse_form(demo_form()), "own-step")
+    transfers.mark_waiting(ref, "allocation")
+    with pytest.raises(transfers.StepRefused, match=f"casetransfer record {ref} police_checks") as refused:
+        transfers.mark_action_done(ref, "police_checks", "Sam")
+    assert refused.value.field == "action"
+    assert next(a.status for a in transfer_views.status_of(ref).actions if a.code == "police_checks") == "open"
