@@ -10,7 +10,7 @@ from prefect.input import RunInput
 from prefect.runtime import flow_run
 
 import services
-from prefect_runs import engine
+from prefect_runs import engine, internals
 from tasks.domain import transfer_views, transfers
 
 
@@ -100,7 +100,7 @@ def recover_now(
     settings = get_settings()
     runs = dict((f, r) for r, f in transfer_views.open_flow_runs())
     if flow_run_id:
-        wanted = flow_run_id.removeprefix("prefect.flow-run.")
+        wanted = flow_run_id.removeprefix(internals.FLOW_RUN_RESOURCE)
         runs = {f: r for f, r in runs.items() if f == wanted}
         if not runs:
             return []  # not a transfer's run (a tracker, a finished transfer): nothing to re-run
@@ -108,7 +108,7 @@ def recover_now(
         if state not in ("RUNNING", "PENDING", "CRASHED"):
             return []  # suspended, finished or back in the queue since
         silent = settings.run_heartbeat_timeout_seconds
-        if state != "CRASHED" and _heartbeat_within(wanted, silent):
+        if state != "CRASHED" and engine.heartbeat_within(wanted, silent):
             _check_again(wanted, silent)
             return []
         stale = silent if stale_after_seconds is None else stale_after_seconds
@@ -143,27 +143,6 @@ def wake_unseen(older_than_seconds: float) -> list[str]:
         if engine.resume_if_paused(run_id, older_than_seconds):
             woken.append(reference)
     return woken
-
-
-def _heartbeat_within(flow_run_id: str, seconds: float) -> bool:
-    """Did the run send Prefect's heartbeat event in the last `seconds`? (A live run sends one
-    every run_heartbeat_seconds, from a thread of its own, whatever its flow is doing.)"""
-
-    since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds)
-    event_filter = {
-        "event": {"name": ["prefect.flow-run.heartbeat"]},
-        "resource": {"id": [f"prefect.flow-run.{flow_run_id}"]},
-        "occurred": {"since": since.isoformat()},
-    }
-    from prefect.settings import PREFECT_API_AUTH_STRING
-
-    from prefect_runs.api import api_client
-
-    auth = PREFECT_API_AUTH_STRING.value()
-    with api_client(engine.api_url() or "", auth.get_secret_value() if hasattr(auth, "get_secret_value") else auth) as http:
-        response = http.post("/events/filter", json={"filter": event_filter, "limit": 1})
-    response.raise_for_status()
-    return bool(response.json().get("events"))
 
 
 def _check_again(flow_run_id: str, after_seconds: float) -> None:

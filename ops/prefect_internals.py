@@ -7,7 +7,10 @@ upgrade cannot break them silently. tests/unit/test_prefect_internals.py fails w
 installed Prefect is not one of these versions or no longer has what they use: re-run the
 production tests (tests/integration/test_faults.py, bench/load.py) and add the version here.
 
-Standard library only: the launcher's per-run side imports nothing else.
+Standard library only: the launcher's per-run side imports nothing else. What the transfers
+themselves rely on inside Prefect (suspend keys, suspending a run from outside, run inputs,
+events, state names) is listed in prefect_runs/internals.py and checked against a real server by
+tests/integration/test_prefect_contract.py.
 """
 
 from __future__ import annotations

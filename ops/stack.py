@@ -23,6 +23,14 @@ import httpx
 
 from ops.prefect_internals import tested
 from prefect_runs.api import RECOVER_DEPLOYMENT, api_client
+from prefect_runs.internals import (
+    DEPLOYMENT_RESOURCE,
+    DEPLOYMENT_ROLE,
+    FLOW_RUN_RESOURCE,
+    NOT_RUNNING_STATE_NAMES,
+    RUNNING_STATE_NAMES,
+    state_event,
+)
 from tasks.settings import ROOT, get_settings
 
 POOL = "casetransfer"
@@ -329,11 +337,7 @@ class Stack:
 # recover-transfers' own runs are left out, so a broken worker cannot start a chain of them.
 CHECK_AUTOMATION = "casetransfer: check runs that stay running"
 CRASHED_AUTOMATION = "casetransfer: reschedule crashed runs"
-_RUNNING = ["Pending", "Submitting", "Running", "Retrying"]
-_NOT_RUNNING = [
-    *("Scheduled", "Late", "AwaitingRetry", "AwaitingConcurrencySlot", "Resuming", "Paused", "Suspended", "Cancelling"),
-    *("Completed", "Cached", "RolledBack", "Failed", "Crashed", "Cancelled", "TimedOut"),
-]
+# The state names, and the events' names and resources, are Prefect's: prefect_runs/internals.py.
 
 
 def dead_worker_automations(recover_deployment_id: str) -> list[dict]:
@@ -342,12 +346,12 @@ def dead_worker_automations(recover_deployment_id: str) -> list[dict]:
     from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 
     settings = get_settings()
-    not_recover = {"prefect.resource.role": "deployment", "prefect.resource.id": f"!prefect.deployment.{recover_deployment_id}"}
+    not_recover = {"prefect.resource.role": DEPLOYMENT_ROLE, "prefect.resource.id": f"!{DEPLOYMENT_RESOURCE}{recover_deployment_id}"}
     recover = RunDeployment(
         source="selected", deployment_id=recover_deployment_id, parameters={"flow_run_id": "{{ event.resource.id }}"}
     )
     common = dict(
-        match={"prefect.resource.id": "prefect.flow-run.*"}, match_related=not_recover, for_each={"prefect.resource.id"}
+        match={"prefect.resource.id": f"{FLOW_RUN_RESOURCE}*"}, match_related=not_recover, for_each={"prefect.resource.id"}
     )
     check = AutomationCore(
         name=CHECK_AUTOMATION,
@@ -357,8 +361,8 @@ def dead_worker_automations(recover_deployment_id: str) -> list[dict]:
         ),
         trigger=EventTrigger(
             # Each of these (re)starts the wait; any other state ends it; the full wait fires.
-            after={f"prefect.flow-run.{name}" for name in _RUNNING},
-            expect={f"prefect.flow-run.{name}" for name in _RUNNING + _NOT_RUNNING},
+            after={state_event(name) for name in RUNNING_STATE_NAMES},
+            expect={state_event(name) for name in (*RUNNING_STATE_NAMES, *NOT_RUNNING_STATE_NAMES)},
             posture=Posture.Proactive,
             threshold=1,
             within=settings.run_check_seconds,
@@ -369,7 +373,7 @@ def dead_worker_automations(recover_deployment_id: str) -> list[dict]:
     crashed = AutomationCore(
         name=CRASHED_AUTOMATION,
         description="A flow run crashed: recover-transfers reschedules it if it is a transfer's.",
-        trigger=EventTrigger(expect={"prefect.flow-run.Crashed"}, posture=Posture.Reactive, threshold=1, within=0, **common),
+        trigger=EventTrigger(expect={state_event("Crashed")}, posture=Posture.Reactive, threshold=1, within=0, **common),
         actions=[recover],
     )
     # owner_resource: not accepted by the update (PUT) endpoint, and ours have none.

@@ -9,12 +9,14 @@ import time
 from collections.abc import Callable
 from uuid import UUID
 
-from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.flow_runs import NotPausedError, resume_flow_run
 from prefect.input import RunInput
-from prefect.states import Cancelled, Scheduled
+from prefect.states import Cancelled, Running, Scheduled
+
+from prefect_runs import internals
 
 
 class EngineError(RuntimeError):
@@ -83,11 +85,8 @@ def start_suspended(
     own `suspend_flow_run(key=key)` returns the answer: Prefect refuses a suspend key that has
     already fired and hands back the input, as for any resumed run. A run created by an earlier
     attempt (same idempotency key) is left as it is; one left Running by a crash between the two
-    calls is suspended now, or rescheduled by recover-transfers like any run without a heartbeat."""
-    from prefect.input.run_input import keyset_from_paused_state
-    from prefect.states import Running, Suspended
-    from prefect.utilities.engine import propose_state_sync
-
+    calls is suspended now, or rescheduled by recover-transfers like any run without a heartbeat.
+    Suspending another run is not something Prefect's public API does: see internals.propose_suspended."""
     require_server()
     with get_client(sync_client=True) as client:
         try:
@@ -104,10 +103,8 @@ def start_suspended(
             state=Running(message="Opened as a waiting task"),
         )
         if run.state is not None and run.state.is_running():
-            proposed = Suspended(timeout_seconds=timeout_seconds, pause_key=key)
-            keyset = keyset_from_paused_state(proposed)
-            proposed.state_details.run_input_keyset = keyset
-            if propose_state_sync(client, proposed, flow_run_id=run.id).is_paused():
+            keyset = internals.propose_suspended(client, run.id, key, timeout_seconds)
+            if keyset is not None:
                 form.save(keyset, flow_run_id=run.id)
     return str(run.id)
 
@@ -158,6 +155,14 @@ def wait_until_final(flow_run_id: str, timeout: float = 600.0) -> str:
         time.sleep(1)
 
 
+def heartbeat_within(flow_run_id: str, seconds: float) -> bool:
+    """Did the run send Prefect's heartbeat event in the last `seconds`? (A live run sends one
+    every run_heartbeat_seconds, from a thread of its own, whatever its flow is doing.)"""
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds)
+    with get_client(sync_client=True) as client:
+        return bool(internals.flow_run_events(client, flow_run_id, internals.HEARTBEAT_EVENT, since))
+
+
 def _claim_key(pause_key: str) -> str:
     return f"answer-claim-{pause_key}"
 
@@ -168,7 +173,7 @@ def claim_answer(flow_run_id: str, pause_key: str) -> dt.datetime | None:
 
     Why: two resumes that arrive together are both accepted by Prefect's server (each reads the run
     Paused inside its own transaction), so both senders would be told their answer was recorded
-    while only one answer is read. A run input's key is unique on the server (409 for the second),
+    while only one answer is read. A run input's key is unique on the server (internals.create_input_once),
     which makes the claim atomic. The claim holds a time only: Prefect never holds who answered.
     A claim older than `answer_claim_seconds` is taken over: its sender died before resuming."""
     from tasks.settings import get_settings
@@ -179,19 +184,18 @@ def claim_answer(flow_run_id: str, pause_key: str) -> dt.datetime | None:
     with get_client(sync_client=True) as client:
         for _ in range(2):
             claimed_at = dt.datetime.now(dt.UTC)
-            try:
-                client.create_flow_run_input(run, key, json.dumps({"at": claimed_at.isoformat()}))
+            if internals.create_input_once(client, run, key, json.dumps({"at": claimed_at.isoformat()})):
                 return None
-            except PrefectHTTPStatusError as exc:
-                if exc.response.status_code != 409:
-                    raise
             try:
-                other = dt.datetime.fromisoformat(json.loads(client.read_flow_run_input(run, key))["at"])
-            except (ObjectNotFound, PrefectHTTPStatusError, ValueError, KeyError):
-                continue  # released meanwhile: try again
+                value = internals.read_input(client, run, key)
+                if value is None:
+                    continue  # released meanwhile: try again
+                other = dt.datetime.fromisoformat(json.loads(value)["at"])
+            except (PrefectHTTPStatusError, ValueError, KeyError):
+                continue
             if (claimed_at - other).total_seconds() < stands_for:
                 return other
-            client.delete_flow_run_input(run, key)  # its sender died before resuming
+            internals.delete_input(client, run, key)  # its sender died before resuming
     return claimed_at
 
 
@@ -199,35 +203,39 @@ def release_answer(flow_run_id: str, pause_key: str) -> None:
     """Give up a claim whose answer did not reach the run (the resume failed): it may be sent again."""
     with get_client(sync_client=True) as client:
         try:
-            client.delete_flow_run_input(UUID(flow_run_id), _claim_key(pause_key))
-        except (ObjectNotFound, PrefectHTTPStatusError):
+            internals.delete_input(client, UUID(flow_run_id), _claim_key(pause_key))
+        except PrefectHTTPStatusError:
             pass
 
 
 def resume(flow_run_id: str, answer: dict, timeout: float = 30.0) -> None:
     """Resume a waiting run with the step's answer.
 
-    The run turns Paused a moment before it saves the form's schema, so "schema not found"
-    right after a suspension is retried rather than reported.
+    The run turns Paused a moment before it saves its form, and the server refuses an answer
+    until then, so a run still without its form is waited for rather than reported
+    (internals.waiting_without_form).
     """
+    run = UUID(flow_run_id)
     deadline = time.monotonic() + timeout
     while True:
-        try:
-            resume_flow_run(UUID(flow_run_id), run_input=answer)
-            return
-        except NotPausedError:
+        with get_client(sync_client=True) as client:
+            formless = internals.waiting_without_form(client, run)
+        if not formless:
+            break
+        if time.monotonic() > deadline:
             raise EngineError(
-                "the transfer's flow run is not waiting for input any more: was this step already recorded?"
-            ) from None
-        except RuntimeError as exc:
-            if "schema not found" not in str(exc):
-                raise EngineError(f"the Prefect server refused the answer: {exc}") from None
-            if time.monotonic() > deadline:
-                raise EngineError(
-                    "the transfer's flow run is waiting without its form (its process stopped while suspending); "
-                    "`casetransfer recover` gives the form back, then record the step again"
-                ) from None
-            time.sleep(0.3)
+                "the transfer's flow run is waiting without its form (its process stopped while suspending); "
+                "`casetransfer recover` gives the form back, then record the step again"
+            )
+        time.sleep(0.3)
+    try:
+        resume_flow_run(run, run_input=answer)
+    except NotPausedError:
+        raise EngineError(
+            "the transfer's flow run is not waiting for input any more: was this step already recorded?"
+        ) from None
+    except RuntimeError as exc:
+        raise EngineError(f"the Prefect server refused the answer: {exc}") from None
 
 
 def stop(flow_run_id: str, message: str) -> None:
@@ -270,22 +278,11 @@ def reschedule_stale(
                 recovered.append(run_id)
             elif state.type.value == "PAUSED" and form_for and age >= stale_after_seconds:
                 keyset = state.state_details.run_input_keyset
-                if keyset and not _has_input(client, run_id, keyset["schema"]) and (form := form_for(run_id)):
+                formless = keyset and internals.read_input(client, UUID(run_id), keyset["schema"]) is None
+                if formless and (form := form_for(run_id)):
                     form.save(keyset, flow_run_id=UUID(run_id))
                     recovered.append(run_id)
     return recovered
-
-
-def _has_input(client: SyncPrefectClient, run_id: str, key: str) -> bool:
-    try:
-        client.read_flow_run_input(UUID(run_id), key)
-    except ObjectNotFound:
-        return False
-    except PrefectHTTPStatusError as exc:  # this call answers a missing input with a bare 404
-        if exc.response.status_code == 404:
-            return False
-        raise
-    return True
 
 
 def wake_transfer(reference: str, timeout: float | None = None) -> bool:
@@ -353,17 +350,8 @@ def forget_answer(flow_run_id: str, pause_key: str) -> None:
     """Delete the run input that carried an answer to the pause `pause_key`, once the store holds
     it (or has recorded its rejection). The form's schema and description stay: they hold the
     reference and the step only. A missing input (deleted by a re-run before) is fine."""
-    from prefect.input.run_input import keyset_from_base_key
-
-    key = keyset_from_base_key(f"suspended-{pause_key}")["response"]
     with get_client(sync_client=True) as client:
-        try:
-            client.delete_flow_run_input(UUID(flow_run_id), key)
-        except ObjectNotFound:
-            pass
-        except PrefectHTTPStatusError as exc:
-            if exc.response.status_code != 404:
-                raise
+        internals.delete_input(client, UUID(flow_run_id), internals.suspend_keyset(pause_key)["response"])
 
 
 def delete_runs(flow_run_ids: list[str], named_for: str | None = None) -> int:

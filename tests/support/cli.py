@@ -34,9 +34,8 @@ def _fresh_state() -> None:
 
 def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run `casetransfer ARGS` in this process; returns what a subprocess run would."""
-    from prefect.context import root_settings_context
-
     from ops import cli as command
+    from prefect_runs.internals import fresh_settings
 
     out, err = io.StringIO(), io.StringIO()
     code = 0
@@ -48,7 +47,7 @@ def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
             # Prefect reads its settings once per process: give the command the ones the
             # environment says now, as a new process would read them.
             with (
-                root_settings_context(),
+                fresh_settings(),
                 contextlib.redirect_stdout(out),
                 contextlib.redirect_stderr(err),
             ):

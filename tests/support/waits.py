@@ -51,11 +51,15 @@ def state_of(stack: Any, flow_run_id: str) -> str:
 def resume_form(client: Any, flow_run_id: str, key: str) -> dict | None:
     """The Resume form the UI shows for a run waiting at `key`: the schema, with the description
     saved beside it; None until both are saved."""
+    from prefect_runs.internals import read_input, suspend_keyset
+
+    keyset = suspend_keyset(key)
     try:
-        schema = json.loads(client.read_flow_run_input(UUID(flow_run_id), f"suspended-{key}-schema"))
-        schema["description"] = json.loads(client.read_flow_run_input(UUID(flow_run_id), f"suspended-{key}-description"))
-        return schema
-    except Exception:
+        schema, description = (read_input(client, UUID(flow_run_id), keyset[part]) for part in ("schema", "description"))
+        if schema is None or description is None:
+            return None
+        return {**json.loads(schema), "description": json.loads(description)}
+    except Exception:  # polled while the run suspends: anything unfinished is "not yet"
         return None
 
 
@@ -80,17 +84,7 @@ def kill_worker_and_its_runs(stack: Any, flow_run_id: str) -> None:
 
 def drain_prefect_workers() -> None:
     """Send what this process's Prefect log and event workers still hold (flows run in the test
-    process) while the server is up, as Prefect's own test harness does: at exit they would
-    otherwise retry a stopped server for a minute."""
-    import inspect
+    process) while the server is up: at exit they would otherwise retry a stopped server for a minute."""
+    from prefect_runs.internals import flush_event_and_log_workers
 
-    from prefect.events.worker import EventsWorker
-    from prefect.logging.handlers import APILogWorker
-    from prefect.utilities.asyncutils import run_coro_as_sync
-
-    async def drain() -> None:
-        for result in (APILogWorker.instance().drain(), EventsWorker.drain_all()):
-            if inspect.isawaitable(result):
-                await result
-
-    run_coro_as_sync(drain())
+    flush_event_and_log_workers()
