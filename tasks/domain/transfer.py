@@ -14,7 +14,7 @@ import datetime as dt
 from collections.abc import Collection, Iterable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tasks.calendar import get_calendar
@@ -480,7 +480,13 @@ class Transfers:
     def get(self, reference: str, lock: bool = False) -> Transfer:
         """The NSI by reference; with `lock`, its row is held until the transaction ends
         (PostgreSQL), so two writers that each read before writing go one by one."""
-        query = select(Nsi).where(Nsi.reference == reference.strip().upper())
+        reference = reference.strip().upper()
+        query = select(Nsi).where(Nsi.reference == reference)
+        if lock and self.session.get_bind().dialect.name == "sqlite":
+            # SQLite has no row locks and pysqlite reads outside a transaction: a no-op write
+            # first takes the database's write lock, so the reads below see every earlier commit
+            # and a second writer waits (busy_timeout) until this one commits.
+            self.session.execute(update(Nsi).where(Nsi.reference == reference).values(wake_seq=Nsi.wake_seq))
         nsi = self.session.scalar(query.with_for_update() if lock else query)
         if nsi is None:
             raise NotFound(f"nsi: no NSI with reference {reference!r}")
