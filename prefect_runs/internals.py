@@ -24,14 +24,16 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
 
-from prefect.client.schemas.responses import SetStateStatus
-from prefect.exceptions import Abort, ObjectNotFound, PrefectHTTPStatusError
-from prefect.input import Keyset, keyset_from_paused_state
-from prefect.states import State, Suspended
-
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
     from prefect.events.schemas.events import ReceivedEvent
+    from prefect.exceptions import PrefectHTTPStatusError
+    from prefect.input import Keyset
+    from prefect.states import State
+
+# Prefect is imported inside each function, never when this module is: the stack (ops/stack.py)
+# reads the names below before it sets PREFECT_API_URL, and Prefect reads its settings from the
+# environment once, when first imported.
 
 # --- A suspended run's form and answer -----------------------------------------------------------
 # suspend_flow_run(wait_for_input=...) saves the Resume form (its schema and description) as run
@@ -47,12 +49,16 @@ SUSPENDED = "Suspended"  # the name of a suspended run's Paused state (a paused 
 
 def suspended(pause_key: str, timeout_seconds: int | None = None) -> State:
     """The state suspend_flow_run proposes for a suspension at `pause_key`."""
+    from prefect.states import Suspended
+
     return Suspended(timeout_seconds=timeout_seconds, pause_key=pause_key)
 
 
 def suspend_keyset(pause_key: str) -> Keyset:
     """The run inputs of a run suspended at `pause_key`: "schema" and "description" (its Resume
     form, saved by the flow as it suspends) and "response" (the answer, saved by the resume)."""
+    from prefect.input import keyset_from_paused_state
+
     return keyset_from_paused_state(suspended(pause_key))
 
 
@@ -72,6 +78,10 @@ def propose_suspended(client: SyncPrefectClient, flow_run_id: UUID, pause_key: s
     the form under, or None when the server refused (the run is not Running any more, or was
     suspended at this key before). Raises prefect.exceptions.Abort when the server aborts it, as
     Prefect's own proposal does."""
+    from prefect.client.schemas.responses import SetStateStatus
+    from prefect.exceptions import Abort
+    from prefect.input import keyset_from_paused_state
+
     proposed = suspended(pause_key, timeout_seconds)
     keyset = keyset_from_paused_state(proposed)
     proposed.state_details.run_input_keyset = keyset
@@ -98,6 +108,8 @@ def _missing(exc: PrefectHTTPStatusError) -> bool:
 
 def read_input(client: SyncPrefectClient, flow_run_id: UUID, key: str) -> str | None:
     """A run input's value, or None when the run has no input under `key`."""
+    from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+
     try:
         return client.read_flow_run_input(flow_run_id, key)
     except ObjectNotFound:
@@ -110,6 +122,8 @@ def read_input(client: SyncPrefectClient, flow_run_id: UUID, key: str) -> str | 
 
 def delete_input(client: SyncPrefectClient, flow_run_id: UUID, key: str) -> bool:
     """Delete a run input; False when there was none under `key`."""
+    from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+
     try:
         client.delete_flow_run_input(flow_run_id, key)
     except ObjectNotFound:
@@ -123,6 +137,8 @@ def delete_input(client: SyncPrefectClient, flow_run_id: UUID, key: str) -> bool
 
 def create_input_once(client: SyncPrefectClient, flow_run_id: UUID, key: str, value: str) -> bool:
     """Create a run input; False, atomically, when the run already has one under `key`."""
+    from prefect.exceptions import PrefectHTTPStatusError
+
     try:
         client.create_flow_run_input(flow_run_id, key, value)
     except PrefectHTTPStatusError as exc:
@@ -143,6 +159,8 @@ def create_input_once(client: SyncPrefectClient, flow_run_id: UUID, key: str, va
 
 def waiting_without_form(client: SyncPrefectClient, flow_run_id: UUID) -> bool:
     """Is the run suspended for a form whose schema is not saved (yet)?"""
+    from prefect.exceptions import ObjectNotFound
+
     try:
         state = client.read_flow_run(flow_run_id).state
     except ObjectNotFound:

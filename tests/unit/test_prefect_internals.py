@@ -38,3 +38,14 @@ def test_on_an_untested_prefect_workers_start_without_the_launcher_and_say_so(
     command = stack.worker_command("w2")
     assert "ops.launcher" not in command and command[-2:] == ["--name", "w2"]
     assert "tested with Prefect 3.8.8, not 99.0.0" in capsys.readouterr().err
+
+
+def test_the_stack_can_be_made_before_prefect_reads_its_settings():
+    # `casetransfer up` sets PREFECT_API_URL after importing the stack; Prefect reads its settings
+    # once, when first imported, so importing the stack must not import Prefect.
+    import subprocess
+    import sys
+
+    code = "import sys, ops.stack, ops.demo, prefect_runs.internals; print('prefect' in sys.modules)"
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert shown.strip() == "False"
