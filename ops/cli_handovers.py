@@ -10,14 +10,11 @@ import datetime as dt
 import getpass
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import typer
 
-
-def _fail(message: str, code: int = 2) -> NoReturn:
-    print(message, file=sys.stderr)
-    raise typer.Exit(code)
+from ops.console import fail
 
 
 def _day(value: str | None, option: str) -> dt.date:
@@ -28,7 +25,7 @@ def _day(value: str | None, option: str) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        _fail(f"{option}: {value!r} is not a date (YYYY-MM-DD)")
+        fail(f"{option}: {value!r} is not a date (YYYY-MM-DD)")
 
 
 def _migrated() -> None:
@@ -47,14 +44,14 @@ def import_handovers(
     from tasks.domain.handovers import HandoverInputError, import_file
 
     if not file.is_file():
-        _fail(f"{file}: no such file", 3)
+        fail(f"{file}: no such file", 3)
     _migrated()
     try:
         result = import_file(file, by or getpass.getuser())
     except HandoverInputError as exc:
         for line in exc.errors:
             print(line, file=sys.stderr)
-        _fail(f"{file.name}: {len(exc.errors)} problems; nothing was stored")
+        fail(f"{file.name}: {len(exc.errors)} problems; nothing was stored")
     print(f"{file.name}: {result.line()}")
 
 
@@ -104,10 +101,10 @@ def add_handover(
     try:
         record = check_record(values)
         if get_record(record.crn) is not None:
-            _fail(f"crn: a handover for {record.crn} is already stored; change it with correct-handover {record.crn}")
+            fail(f"crn: a handover for {record.crn} is already stored; change it with correct-handover {record.crn}")
         save_records([record], by or getpass.getuser())
     except HandoverInputError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     print(f"{record.crn}: handover by {record.handover_date} stored")
 
 
@@ -150,13 +147,13 @@ def correct_handover(
         lao=lao,
     )
     if not changes:
-        _fail("nothing to correct: give at least one option, e.g. --handover-date 2027-02-01")
+        fail("nothing to correct: give at least one option, e.g. --handover-date 2027-02-01")
     _migrated()
     try:
         result = correct_record(crn, changes, by or getpass.getuser())
     except HandoverInputError as exc:
         code = 3 if str(exc).startswith("crn: no handover stored") else 2
-        _fail(str(exc), code)
+        fail(str(exc), code)
     print(f"{crn.strip().upper()}: {'corrected' if result.updated else 'unchanged'}")
 
 
@@ -173,9 +170,9 @@ def record_handover_session(
     try:
         new = record_session(crn, day, by or getpass.getuser())
     except HandoverInputError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except LookupError as exc:
-        _fail(str(exc).strip("'\""), 3)
+        fail(str(exc).strip("'\""), 3)
     print(f"{crn.strip().upper()}: in-person session on {day} {'recorded' if new else 'was already recorded'}")
 
 
@@ -226,7 +223,7 @@ def seed_handovers(
     from tasks.demo.handover_seed import seed_handovers as write
 
     if records is not None and records < 0:
-        _fail(f"--records: {records} is not a number of records (0 or more)")
+        fail(f"--records: {records} is not a number of records (0 or more)")
     day = _day(as_of, "--as-of")
     _migrated()
     print(f"example handovers: {write(day, seed, records).line()}")

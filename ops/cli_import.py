@@ -13,6 +13,8 @@ from pathlib import Path
 
 import typer
 
+from ops.console import fail
+
 
 def import_tracker(
     file: Path = typer.Argument(..., help="The region's legacy tracker (.xlsx)"),
@@ -37,11 +39,11 @@ def import_tracker(
     from tasks.store.migrate import upgrade
 
     if not file.is_file():
-        _fail(f"FILE: {file} does not exist", 3)
+        fail(f"FILE: {file} does not exist", 3)
     if file.suffix.lower() != ".xlsx":
-        _fail(f"FILE: {file.name} is not an .xlsx workbook")
+        fail(f"FILE: {file.name} is not an .xlsx workbook")
     if mapping is not None and not mapping.is_file():
-        _fail(f"--mapping: {mapping} does not exist", 3)
+        fail(f"--mapping: {mapping} does not exist", 3)
     upgrade()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err.real) as bar:
         task = bar.add_task("storing", total=None)
@@ -57,7 +59,7 @@ def import_tracker(
                 file, sheet=sheet, mapping_path=mapping, region=region, dry_run=dry_run, progress=stored, on_count=sized
             )
         except UnreadableTracker as exc:
-            _fail(str(exc))
+            fail(str(exc))
     print(result.line() + f" in {result.seconds:.1f} s")
     for b in result.bad:
         print(f"row {b.number}: {b.crn or '(no CRN)'}: {b.reason}", file=sys.stderr)
@@ -104,13 +106,8 @@ def start_imported_runs(
     try:
         started = services.start_imported_runs(rate, limit=limit)
     except EngineError as exc:
-        _fail(str(exc), 1)
+        fail(str(exc), 1)
     print(f"{len(started)} flow runs started for imported NSIs")
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    print(message, file=sys.stderr)
-    raise typer.Exit(code)
 
 
 def register(app: typer.Typer) -> None:
