@@ -55,6 +55,12 @@ def unplanned(planned: list[PlannedAction], have: Collection[str]) -> list[Plann
     return [p for p in planned if p.code not in have]
 
 
+def attempt_prefixes(step: str) -> tuple[str, str]:
+    """The history keys of answers to `step` taken without recording it: rejected ones, and those
+    recorded as not final (a handover that did not transfer the case, a stayed decision)."""
+    return f"rejected:{step}:", f"attempt:{step}:"
+
+
 def date_in(answer: dict[str, Any], key: str) -> dt.date | None:
     value = answer.get(key)
     return dt.date.fromisoformat(str(value)) if value else None
@@ -121,9 +127,8 @@ class Transfer:
         return next((c for c in self.nsi.challenges if c.dispute_status == "open"), None)
 
     def attempts(self, step: str) -> list[HistoryEntry]:
-        """Answers to `step` taken without recording it: rejected ones and those recorded as not
-        final (a handover that did not transfer the case, a stayed decision). Both count."""
-        return [h for h in self.nsi.history if h.key.startswith((f"rejected:{step}:", f"attempt:{step}:"))]
+        """Answers to `step` taken without recording it (attempt_prefixes): both kinds count."""
+        return [h for h in self.nsi.history if h.key.startswith(attempt_prefixes(step))]
 
     def done_codes(self) -> set[str]:
         """Steps recorded and actions done (an action done counts for its step too): what a

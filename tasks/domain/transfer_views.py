@@ -19,7 +19,7 @@ from tasks.domain import challenges
 from tasks.domain import steps as registry
 from tasks.domain.form import NsiType
 from tasks.domain.policy import Policy, get_policy
-from tasks.domain.transfer import CLOSED, NotFound, TransferWork, today
+from tasks.domain.transfer import CLOSED, Transfers, TransferWork, attempt_prefixes, today
 from tasks.places.estate import load_estate
 from tasks.settings import get_settings
 from tasks.store.models import HistoryEntry, Nsi, StepRecord, WaitingTask
@@ -27,21 +27,14 @@ from tasks.store.unit_of_work import UnitOfWork
 
 
 def _load(session: Session, reference: str) -> Nsi:
-    nsi = session.scalar(select(Nsi).where(Nsi.reference == reference.strip().upper()))
-    if nsi is None:
-        raise NotFound(f"nsi: no NSI with reference {reference!r}")
-    return nsi
+    return Transfers(session).get(reference).nsi
 
 
 def _attempts(session: Session, nsi: Nsi, step: str) -> Any:
-    # A step is asked again after a rejected answer and after an answer that is recorded but not
-    # final (a handover that did not transfer the case, a stayed decision): both count.
+    rejected, not_final = attempt_prefixes(step)
     return (
         select(HistoryEntry)
-        .where(
-            HistoryEntry.nsi_id == nsi.id,
-            (HistoryEntry.key.like(f"rejected:{step}:%")) | (HistoryEntry.key.like(f"attempt:{step}:%")),
-        )
+        .where(HistoryEntry.nsi_id == nsi.id, HistoryEntry.key.startswith(rejected) | HistoryEntry.key.startswith(not_final))
         .order_by(HistoryEntry.id)
     )
 
@@ -112,17 +105,12 @@ def policy_of(reference: str, url: str | None = None) -> Policy:
 
 def step_attempts(reference: str, step: str, url: str | None = None) -> int:
     """How many answers to `step` were taken without recording it: the next suspension's number."""
-    with UnitOfWork(url) as uow:
-        nsi = _load(uow.session, reference)
-        return len(uow.session.scalars(_attempts(uow.session, nsi, step)).all())
+    return step_state(reference, step, url).attempts
 
 
 def last_attempt(reference: str, step: str, url: str | None = None) -> tuple[str, str] | None:
     """(event, detail) of the latest answer to `step` that left it waiting, if any."""
-    with UnitOfWork(url) as uow:
-        nsi = _load(uow.session, reference)
-        entries = uow.session.scalars(_attempts(uow.session, nsi, step)).all()
-        return (entries[-1].event, entries[-1].detail) if entries else None
+    return step_state(reference, step, url).last_attempt
 
 
 def rejected_attempts(reference: str, step: str, url: str | None = None) -> int:
