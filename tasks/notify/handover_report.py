@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from tasks.domain.handovers import HandoverRules, load_rules
+from tasks.domain.handovers import load_rules
 from tasks.notify.handover_reminders import Case, HandoverPlan, cases_around, in_report
 
 
@@ -63,14 +63,6 @@ def report_records(as_of: dt.date, url: str | None = None) -> list[dict[str, Any
             }
         )
     return out
-
-
-def alert_labels(rules: HandoverRules | None = None) -> list[str]:
-    return [a.label for a in (rules or load_rules()).alerts]
-
-
-def flag_text(session_window_start: dt.date) -> str:
-    return f"No in-person session since {session_window_start:%d/%m/%Y}"
 
 
 def describe(cases: Sequence[Case]) -> list[str]:
