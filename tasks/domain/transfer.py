@@ -491,7 +491,9 @@ class Transfers:
             # SQLite has no row locks and pysqlite reads outside a transaction: a no-op write
             # first takes the database's write lock, so the reads below see every earlier commit
             # and a second writer waits (busy_timeout) until this one commits.
-            self.session.execute(update(Nsi).where(Nsi.reference == reference).values(wake_seq=Nsi.wake_seq))
+            self.session.execute(
+                update(Nsi).where(Nsi.reference == reference).values(wake_seq=Nsi.wake_seq, updated_at=Nsi.updated_at)
+            )  # updated_at named too, so the model's onupdate does not stamp a read as a change
         nsi = self.session.scalar(query.with_for_update() if lock else query)
         if nsi is None:
             raise NotFound(f"nsi: no NSI with reference {reference!r}")
