@@ -201,6 +201,26 @@ def test_withdrawal_cancels_the_transfer_and_every_task_still_open(prefect_stack
     assert late.returncode == 2 and "withdrawn" in late.stderr
 
 
+def test_a_transfer_withdrawn_while_its_run_is_awake_ends_without_failing(prefect_stack, tmp_path):
+    from services import raise_transfer
+    from tasks.domain.form import parse_form
+
+    with prefect_api(prefect_stack):
+        # The run waits 15 s between reading the store and suspending: the withdrawal lands there.
+        reference, flow_run_id = raise_transfer(
+            parse_form(demo_form(crn="C200009", raised_on=RAISED)),
+            job_variables={"env": {"CASETRANSFER_FAULT_WAKE_DELAY_SECONDS": "15"}},
+        )
+    wait_for(lambda: "allocation" in open_tasks(reference), what="allocation to open")
+    assert state_of(prefect_stack, flow_run_id) == "RUNNING"  # read the store, not yet suspended
+    cli("withdraw", reference, "--reason", "Moving elsewhere", "--by", "Sam")
+    # Prefect refuses to suspend a stopped run; the run finishes as withdrawn rather than failing.
+    final = wait_for(lambda: (s := state_of(prefect_stack, flow_run_id)) in ("COMPLETED", "FAILED", "CRASHED") and s,
+                     timeout=90, what="the transfer's run to end")  # fmt: skip
+    assert final == "COMPLETED"
+    assert transfer_views.status_of(reference).status == "withdrawn"
+
+
 def test_the_action_list_artifact_is_rewritten_at_each_change(prefect_stack, tmp_path):
     from prefect.client.orchestration import get_client
 
