@@ -22,7 +22,7 @@ from prefect.flow_runs import suspend_flow_run
 from prefect.runtime import flow_run
 
 from flows.steps import CASE_TRANSFER_STEPS, StepForm, form_for, validate_step
-from prefect_runs import engine
+from prefect_runs import engine, internals
 from tasks.domain import steps as registry
 from tasks.domain import transfer_views, transfers
 from tasks.domain.form import FormError, TransferForm
@@ -289,13 +289,13 @@ def orchestrate(reference: str) -> str:
             suspend_flow_run(key=f"wake-{progress.seen}", timeout=timeout)
         except RuntimeError:
             # Prefect refuses to suspend a run a withdrawal has just stopped (it read the store
-            # before the withdrawal committed). Finish as a run that read it afterwards would,
+            # before the withdrawal committed). End it as the withdrawal left it, Cancelled,
             # rather than fail a transfer that was withdrawn as asked.
             status, _ = transfer_views.nsi_status(reference)
             if status not in transfers.CLOSED:
                 raise
-            logger.info("%s finished while this run was opening its tasks: %s", reference, status)
-            return status
+            logger.info("%s was %s while this run was opening its tasks", reference, status)
+            internals.end_as_stopped(f"{reference} is {status}")
         transfers.bump_wake(reference)
 
 

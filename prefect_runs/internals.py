@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 from uuid import UUID
 
 if TYPE_CHECKING:
@@ -222,6 +222,22 @@ NOT_RUNNING_STATE_NAMES = (
 CSRF_TOKEN_PATH = "/csrf-token"
 CSRF_TOKEN_HEADER = "Prefect-Csrf-Token"
 CSRF_CLIENT_HEADER = "Prefect-Csrf-Client"
+
+# --- A run stopped while it is awake --------------------------------------------------------------
+# A withdrawal forces a transfer's run to Cancelled (engine.stop) even while it is awake, and the
+# run's process carries on until it next speaks to the server. The server lets a Cancelled run
+# become Completed or Failed, so a run that then returned, or failed to suspend, would overwrite
+# the Cancelled the withdrawal set. Raising Prefect's Abort from the flow ends it without proposing
+# any state (the engine takes it as the orchestrator's refusal). The public API has no "end this
+# run as it stands".
+
+
+def end_as_stopped(reason: str) -> NoReturn:
+    """End the calling flow run leaving its state as it is (Cancelled by whoever stopped it)."""
+    from prefect.exceptions import Abort
+
+    raise Abort(reason)
+
 
 # --- Test harness ------------------------------------------------------------------------------
 # Used only by tests/support/, which run flows and the command line inside the test process.

@@ -267,3 +267,28 @@ def test_the_events_name_the_run_its_deployment_and_its_heartbeat(client: Any, d
     assert events[0].resource.id == f"{internals.FLOW_RUN_RESOURCE}{in_process.suspended}"
     related = {(r.role, r.id) for r in events[0].related}
     assert (internals.DEPLOYMENT_ROLE, f"{internals.DEPLOYMENT_RESOURCE}{deployment}") in related
+
+
+def test_a_run_stopped_while_awake_ends_without_overwriting_its_cancelled_state(prefect_stack: Any):
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import Abort
+    from prefect.runtime import flow_run
+    from prefect.states import Cancelled
+
+    ran: list[str] = []
+
+    @flow(name=f"{CONTRACT_FLOW}-stopped")
+    def stopped_while_awake() -> None:
+        ran.append(str(flow_run.id))
+        with get_client(sync_client=True) as c:  # as engine.stop does for a withdrawal
+            c.set_flow_run_state(UUID(ran[0]), Cancelled(message="withdrawn"), force=True)
+        internals.end_as_stopped("withdrawn while awake")
+
+    with prefect_api(prefect_stack), get_client(sync_client=True) as prefect_client:
+        with pytest.raises(Abort):
+            stopped_while_awake()
+        state = prefect_client.read_flow_run(UUID(ran[0])).state
+        prefect_client.delete_flow_run(UUID(ran[0]))
+    # Prefect's server would let the run go from Cancelled to Failed or Completed: it stays Cancelled.
+    assert state is not None and state.name == "Cancelled"
