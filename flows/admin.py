@@ -4,6 +4,7 @@ Deployed so that operations staff can do these from the Prefect UI's Run form to
 from __future__ import annotations
 
 import datetime as dt
+from enum import Enum
 
 from prefect import flow, get_run_logger
 from prefect.input import RunInput
@@ -59,6 +60,79 @@ def withdraw_transfer(reference: str, reason: str, withdrawn_by: str) -> None:
     finally:
         forget_free_text(reference, withdrawn_by=withdrawn_by)
     get_run_logger().info("%s withdrawn by %s", reference, withdrawn_by)
+
+
+class Rosh(str, Enum):
+    low = "Low"
+    medium = "Medium"
+    high = "High"
+    very_high = "Very High"
+
+
+@flow(name="amend-transfer", flow_run_name="amend-{reference}")
+def amend_transfer(
+    reference: str,
+    reason: str,
+    amended_by: str,
+    new_postcode: str | None = None,
+    new_address: str | None = None,
+    receiving_pdu_code: str | None = None,
+    move_date: dt.date | None = None,
+    expected_return: dt.date | None = None,
+    rosh: Rosh | None = None,
+    mappa_category: int | None = None,
+    mappa_level: int | None = None,
+    no_longer_mappa: bool = False,
+    safeguarding_concerns: bool | None = None,
+    victim_contact: bool | None = None,
+    changed_on: dt.date | None = None,
+) -> str:
+    """Change an open transfer: fill in ONE kind of change. Destination: new_postcode (with
+    new_address) or receiving_pdu_code. Dates: move_date or expected_return (a temporary move).
+    Risk: rosh, mappa_category and mappa_level (or no_longer_mappa), safeguarding_concerns,
+    victim_contact. What was done stays done; what depends on the change is planned again from
+    changed_on (default today), and the other side is told."""
+    from tasks.domain.changes import amendment
+
+    try:
+        what, fields = amendment(
+            postcode=new_postcode, address=new_address, pdu=receiving_pdu_code, move_date=move_date,
+            expected_return=expected_return, rosh=rosh.value if rosh else None, mappa_category=mappa_category,
+            mappa_level=mappa_level, no_mappa=no_longer_mappa, safeguarding=safeguarding_concerns,
+            victim_contact=victim_contact, on=changed_on,
+        )  # fmt: skip
+        services.change(reference, what, amended_by, reason, **fields)  # its words quote the reason: the store's
+    finally:
+        # The address, postcode and reason are the store's: the run keeps the reference and who.
+        forget_free_text(reference, amended_by=amended_by)
+    get_run_logger().info("%s: %s changed by %s (the detail is in the NSI's history)", reference, what, amended_by)
+    return f"{reference}: {what} changed"
+
+
+class ClockStopReason(str, Enum):
+    custody = "custody"
+    recall = "recall"
+    remand = "remand"
+    hospital = "hospital"
+    other = "other"
+
+
+@flow(name="stop-clock", flow_run_name="stop-clock-{reference}")
+def stop_clock(reference: str, reason: ClockStopReason, stopped_from: dt.date, stopped_by: str, note: str = "") -> str:
+    """The person cannot be supervised (custody, recall, remand, hospital): stop the transfer's
+    clocks from that day. Nothing is reminded or escalated until the clock restarts."""
+    try:
+        services.change(reference, "stop_clock", stopped_by, None, kind=reason.value, since=stopped_from, note=note)
+        return f"{reference}: clock stopped ({reason.value}) from {stopped_from}"
+    finally:
+        forget_free_text(reference, reason=reason.value, stopped_from=stopped_from.isoformat(), stopped_by=stopped_by)
+
+
+@flow(name="restart-clock", flow_run_name="restart-clock-{reference}")
+def restart_clock(reference: str, restarted_on: dt.date, restarted_by: str) -> str:
+    """Supervision resumed: restart the transfer's clocks; every open deadline moves on by the
+    working days stopped."""
+    return services.change(reference, "restart_clock", restarted_by, None, on=restarted_on)
 
 
 @flow(name="escalate-concern", flow_run_name="escalate-{reference}")

@@ -187,7 +187,17 @@ def drive_steps(reference: str, steps: dict[str, type[StepForm]], waiting_status
         wait_for_answer(reference, step, registry.wait_key(step), (waiting_status or {}).get(step))
     status, _ = transfer_views.nsi_status(reference)
     logger.info("%s finished: %s", reference, status)
+    tell_outcome(reference)
     return status
+
+
+def tell_outcome(reference: str) -> None:
+    """A completion or a refusal is told to the transferring side at once (its notice run is
+    keyed by the event, so a re-run of this one tells nobody twice)."""
+    import services
+
+    if (key := transfer_views.outcome_to_tell(reference)) is not None:
+        get_run_logger().info("%s: telling the other side (%s)", reference, services.notify(reference, key))
 
 
 @task(name="open-tasks", **STORE)
@@ -280,6 +290,7 @@ def orchestrate(reference: str) -> str:
         publish_action_list(reference)
         if progress.finished:
             logger.info("%s finished: %s", reference, progress.status)
+            tell_outcome(reference)
             return progress.status
         if delay := get_settings().fault_wake_delay_seconds:
             time.sleep(delay)  # fault tests finish a task here: read, not yet suspended

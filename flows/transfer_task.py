@@ -32,7 +32,7 @@ def transfer_task(reference: str, task: str, round: int = 1) -> str:
     """
     logger = get_run_logger()
     found = transfer_views.task_round(reference, task)
-    if found is None or found[0] != round or found[1] == "cancelled":
+    if found is None or found[0] != round or found[1] in ("cancelled", "superseded"):
         logger.info("%s: %s is no longer open", reference, task)
         return "cancelled"
     if task not in transfer_views.recorded_steps(reference):

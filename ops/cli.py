@@ -18,6 +18,7 @@ from typing import Any
 
 import typer
 
+from ops.cli_changes import amend, restart_clock, stop_clock
 from ops.cli_nightly import remind, tracker
 from ops.console import answers, err, fail, out, visible
 
@@ -187,6 +188,8 @@ def status(reference: str, as_json: bool = typer.Option(False, "--json", help="O
     who = view.crn if view.lao else f"{view.name} ({view.crn})"
     out.print(Text.assemble((view.reference, "bold"), f" {view.nsi_type.replace('_', ' ')}: ", visible(who)), highlight=False)
     out.print(f"status: {view.status}   raised {view.raised_on}   due {view.due_on}", highlight=False)
+    if view.clock_stopped:
+        out.print(f"[bold]{view.clock_stopped}[/]: nothing is reminded or escalated until `casetransfer restart-clock`", highlight=False)
     out.print(visible(f"from {view.transferring} to {view.receiving}"), highlight=False)
     if view.nsi_type == "temporary_move":
         # A temporary move never moves management: say who is responsible and who supports.
@@ -221,7 +224,7 @@ def status(reference: str, as_json: bool = typer.Option(False, "--json", help="O
     actions = Table("action", "owner", "due", "status", "overdue", title="Actions", title_justify="left")
     for a in view.actions:
         overdue = f"[red]OVERDUE {a.days_overdue} wd[/]" if a.days_overdue > 0 else ""
-        done = a.status + (f" {a.done_on}" if a.done_on else "")
+        done = ("no longer required" if a.status == "not_required" else a.status) + (f" {a.done_on}" if a.done_on else "")
         actions.add_row(visible(a.title), visible(a.owner_role), a.due_on.isoformat(), done, overdue)
     out.print(actions)
     history = Table("when", "event", "detail", "by", title="History", title_justify="left")
@@ -399,6 +402,9 @@ def locate(
 
 
 app.command("remind")(remind)  # ops/cli_nightly.py, with the other nightly jobs
+app.command("amend")(amend)  # ops/cli_changes.py: a transfer that changes after it is raised
+app.command("stop-clock")(stop_clock)
+app.command("restart-clock")(restart_clock)
 
 
 @app.command("up-production")

@@ -194,6 +194,29 @@ def withdraw(reference: str, reason: str, withdrawn_by: str) -> None:
             engine.stop(flow_run_id, f"Withdrawn by {withdrawn_by}")
         except engine.EngineError:
             pass  # the store says withdrawn; a run that no longer exists has nothing to stop
+    notify(reference, "withdrawn")  # the receiving side stops its work today
+
+
+def change(reference: str, what: str, by: str, reason: str | None = None, **fields: Any) -> str:
+    """A change after raising (tasks/domain/changes.py) in the store, then: stop the task runs
+    that are no longer theirs, wake the transfer's run (it opens what the change made possible and
+    cancels what it closed), and tell the other side at once. Returns the history's words."""
+    from prefect_runs import engine
+
+    changed = transfers.change(reference, what, by, reason, **fields)
+    reference = reference.strip().upper()
+    for flow_run_id in changed.runs_to_stop:
+        try:
+            engine.stop(flow_run_id, f"{reference} changed: this task reopens as the change needs")
+        except engine.EngineError:
+            pass
+    try:
+        engine.wake_transfer(reference)
+    except Exception as exc:  # noqa: BLE001 - no server: the store holds the change; recover re-sends the wake-up
+        log.info("%s: the transfer's run not woken (%s); recover wakes it", reference, exc)
+    for event in changed.events:
+        notify(reference, event)
+    return changed.detail
 
 
 def challenge(reference: str, concern: str, raised_by: str, role: str) -> int:

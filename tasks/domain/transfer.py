@@ -348,7 +348,10 @@ class Transfer:
                 row.status, row.closed_at = "recorded", utcnow()
         if self.concurrent:
             self.wake()
-        self.note(f"step:{step}", step, effect.detail + done_note(on, recorded_today), actor, flow_run_id)
+        # A step done again (the destination changed) keeps the first record as `<step>~<n>`.
+        again = sum(1 for s in nsi.steps if s.step.startswith(f"{step}~"))
+        key = f"step:{step}" + (f"~{again + 1}" if again else "")
+        self.note(key, step, effect.detail + done_note(on, recorded_today), actor, flow_run_id)
         return nsi.status
 
     def wait_for(self, step: str, status: str, flow_run_id: str | None = None) -> bool:

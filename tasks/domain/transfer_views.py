@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from tasks.calendar import get_calendar
 from tasks.domain import challenges
 from tasks.domain import steps as registry
+from tasks.domain.changes import clock_stopped_words
 from tasks.domain.form import NsiType
 from tasks.domain.policy import Policy, get_policy
 from tasks.domain.transfer import CLOSED, Transfers, TransferWork, attempt_prefixes, today
@@ -251,6 +252,7 @@ class StatusView:
     shape_version: int = 1
     tasks: list[TaskView] = field(default_factory=list)
     challenges: list[ChallengeView] = field(default_factory=list)
+    clock_stopped: str | None = None  # "clock stopped (recalled to custody) since 3 Dec 2026"
 
 
 def status_of(reference: str, as_of: dt.date | None = None, url: str | None = None) -> StatusView:
@@ -279,8 +281,11 @@ def status_of(reference: str, as_of: dt.date | None = None, url: str | None = No
             parent_reference=nsi.parent_reference,
             converted_to=uow.session.scalar(select(Nsi.reference).where(Nsi.parent_reference == nsi.reference)),
         )
+        view.clock_stopped = clock_stopped_words(nsi.clock_stop_reason, nsi.clock_stopped_on)
+        # While the clock stands still no day counts against anyone.
+        counted_to = min(as_of, nsi.clock_stopped_on) if nsi.clock_stopped_on else as_of
         for a in nsi.actions:
-            overdue = calendar.working_days_between(a.due_on, as_of) if a.status == "open" and a.due_on < as_of else 0
+            overdue = calendar.working_days_between(a.due_on, counted_to) if a.status == "open" and a.due_on < counted_to else 0
             view.actions.append(ActionView(a.code, a.title, a.owner_role, a.due_on, a.status, a.done_on, overdue))
         view.actions.sort(key=lambda a: (a.due_on, a.code))
         for h in nsi.history:
@@ -299,3 +304,16 @@ def status_of(reference: str, as_of: dt.date | None = None, url: str | None = No
             ChallengeView(c.seq, c.status, c.raised_on, c.raised_by, c.settled_on, c.dispute_status) for c in nsi.challenges
         ]
         return view
+
+
+def outcome_to_tell(reference: str, url: str | None = None) -> str | None:
+    """The history key of a closed transfer's outcome that the other side is told of at once:
+    its completion, or the upheld challenge (or refusal decision) that refused it."""
+    with UnitOfWork(url) as uow:
+        nsi = _load(uow.session, reference)
+        if nsi.status == "completed":
+            return "step:completion"
+        if nsi.status != "refused":
+            return None
+        keys = [h.key for h in nsi.history if h.key == "step:decision" or (h.key.startswith("step:challenge-") and " upheld" in h.detail)]
+        return keys[-1] if keys else None

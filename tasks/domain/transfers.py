@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from tasks.calendar import get_calendar
-from tasks.domain import challenges, waiting_tasks
+from tasks.domain import challenges, changes, waiting_tasks
 from tasks.domain import steps as registry
 from tasks.domain.actions import Clocks, Facts, plan_actions, transfer_due
 from tasks.domain.decisions import check_reason
@@ -334,6 +334,29 @@ def raise_dispute(reference: str, grounds: str, by: str, url: str | None = None)
         seq = challenges.raise_dispute(uow.transfers.get(reference), grounds, by)
         uow.commit()
         return seq
+
+
+# ---- changes after raising (tasks/domain/changes.py) ----
+
+
+def change(reference: str, what: str, by: str, reason: str | None = None, url: str | None = None, **fields: Any) -> changes.Changed:
+    """One change of tasks/domain/changes.py (`what`: destination, dates, risk, stop_clock,
+    restart_clock) in one transaction, the NSI's row held as withdraw holds it (a task being
+    opened meanwhile waits, then sees the change). Raises StepRefused / FormError; writes nothing then."""
+    by = check_reason("by", by)
+    if reason is not None:
+        fields["reason"] = check_reason("reason", reason)
+    apply = {
+        "destination": changes.amend_destination,
+        "dates": changes.amend_dates,
+        "risk": changes.amend_risk,
+        "stop_clock": changes.stop_clock,
+        "restart_clock": changes.restart_clock,
+    }[what]
+    with TransferWork(url) as uow:
+        changed = apply(uow.transfers.get(reference, lock=True), by=by, **fields)
+        uow.commit()
+        return changed
 
 
 # ---- the runs that drive it ----

@@ -86,7 +86,7 @@ def progress(t: Transfer) -> Progress:
     for task, owner in wanted.items():
         row = latest.get(task)
         title = registry.spec_for(task, policy).title
-        if row is None or row.status == "cancelled":
+        if row is None or row.status in ("cancelled", "superseded"):
             row = WaitingTask(task=task, round=(row.round + 1) if row else 1, owner_role=owner, status="open")
             nsi.tasks.append(row)
             t.note(f"opened:{task}:{row.round}", "task opened", f"{title}: waiting for {owner.replace('_', ' ')}", "casetransfer")

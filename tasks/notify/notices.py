@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from tasks.domain.changes import clock_stopped_words
 from tasks.notify.mail_job import Facts, Mail, MailJob, Summary, run_mail_job
 from tasks.settings import get_settings
 from tasks.store.models import HistoryEntry, Nsi
@@ -52,15 +53,38 @@ class Event:
     actor: str
 
 
+# Events that close or change a transfer, told to the other side at once (issue 25): the history
+# key each is stored under -> its kind.
+OUTCOME_KEYS = {"withdrawn": "withdrawn", "step:completion": "completed", "step:decision": "refused", "sentence_end": "sentence_end"}
+
+
 def event_kind(key: str) -> str:
     head, _, tail = key.partition(":")
-    if key == "raised":
-        return "raised"
+    if key in ("raised", *OUTCOME_KEYS):
+        return OUTCOME_KEYS.get(key, key)
     if head == "escalated" and tail.isdigit():
         return "escalated"  # a concern; `escalated:<action code>` is the nightly job's, told in the digest
-    if head in ("challenge", "dispute") and tail.isdigit():
+    if head in ("challenge", "dispute", "clock_stopped") and tail.isdigit():
         return head
-    raise UnknownEvent(f"event: {key!r} is not raised, escalated:<n>, challenge:<n> or dispute:<n>")
+    if head == "step" and tail.startswith("challenge-") and tail.removeprefix("challenge-").isdigit():
+        return "refused"  # an upheld challenge (services only ask for those)
+    if head == "destination" and tail.count(":") == 1 and tail.split(":")[0].isdigit():
+        return "destination"  # destination:<n>:<the PDU it no longer goes to>
+    raise UnknownEvent(
+        f"event: {key!r} is not raised, escalated:<n>, challenge:<n>, dispute:<n>, clock_stopped:<n>, "
+        "destination:<n>:<pdu>, withdrawn, sentence_end, step:completion or step:challenge-<n>"
+    )
+
+
+def _sides(kind: str, key: str, transferring: str, receiving: str) -> list[str]:
+    """Whose mailboxes an event goes to: the side that must act on it, or hear of it."""
+    if kind in ("escalated", "clock_stopped", "sentence_end"):
+        return list(dict.fromkeys([transferring, receiving]))
+    if kind in ("refused", "completed"):
+        return [transferring]
+    if kind == "destination":
+        return list(dict.fromkeys([key.rsplit(":", 1)[1], receiving]))
+    return [receiving]
 
 
 @dataclass
@@ -89,6 +113,8 @@ def plan_notices(reference: str, key: str, url: str | None = None) -> NoticePlan
             raise UnknownEvent(f"event: {reference} has no {key!r} in its history")
         at = entry.at if entry.at.tzinfo else entry.at.replace(tzinfo=dt.UTC)
         event = Event(kind, key, at.astimezone(settings.zone).date(), entry.detail, entry.actor)
+        nsi_policy_profile = nsi.profile
+        clock = (nsi.clock_stop_reason, nsi.clock_stopped_on)
         case = {
             "reference": nsi.reference,
             "crn": nsi.crn,
@@ -99,15 +125,18 @@ def plan_notices(reference: str, key: str, url: str | None = None) -> NoticePlan
             "receiving_pdu_code": nsi.receiving_pdu_code,
             "transferring_spo": nsi.transferring_spo,
             "lao": nsi.lao,
+            "clock_stopped": clock_stopped_words(*clock),
+            "sentence_end_date": dt.date.fromisoformat(end) if (end := nsi.form.get("sentence_end_date")) else None,
             "link": f"{settings.ui_url.rstrip('/')}/runs/flow-run/{nsi.flow_run_id}" if nsi.flow_run_id else None,
         }
     estate = load_estate()
-    names = {code: estate.pdus[code].name for code in (case["transferring_pdu_code"], case["receiving_pdu_code"])}
-    sides = [case["receiving_pdu_code"]]
-    if kind == "escalated":
-        sides = list(dict.fromkeys([case["transferring_pdu_code"], case["receiving_pdu_code"]]))
-    # What a person typed ("concern escalated to the SPO: ...") stays out of a limited access case's email.
-    detail = None if case["lao"] or kind == "raised" else event.detail.split(": ", 1)[-1]
+    sides = _sides(kind, key, case["transferring_pdu_code"], case["receiving_pdu_code"])
+    names = {code: estate.pdus[code].name for code in (case["transferring_pdu_code"], case["receiving_pdu_code"], *sides)}
+    # What a person typed ("concern escalated to the SPO: ...") stays out of a limited access
+    # case's email; events whose words are the system's (a destination, a stop) carry none.
+    told_as_is = ("escalated", "challenge", "dispute", "withdrawn", "refused")
+    detail = None if case["lao"] or kind not in told_as_is else event.detail.split(": ", 1)[-1]
+    extra = _extra(kind, event, nsi_policy_profile, case, url)
     plan = NoticePlan()
     for code in sides:
         try:
@@ -123,9 +152,30 @@ def plan_notices(reference: str, key: str, url: str | None = None) -> NoticePlan
             "transferring_pdu": names[case["transferring_pdu_code"]],
             "receiving_pdu": names[case["receiving_pdu_code"]],
             "for_receiving": code == case["receiving_pdu_code"],
+            **extra,
         }
         plan.mails.append(Mail(KIND, TEMPLATE, spoc.mailbox, event.day, f"{reference}:{key}", context, placeholder=spoc.example))
     return plan
+
+
+def _extra(kind: str, event: Event, profile: str, case: dict[str, Any], url: str | None) -> dict[str, Any]:
+    """What the words of an outcome need besides the case: the day a refusal can be disputed
+    until, the PDU a moved transfer no longer goes to."""
+    from tasks.calendar import get_calendar
+    from tasks.domain.policy import get_policy
+    from tasks.places.estate import load_estate
+
+    if kind == "refused":
+        from tasks.domain.transfer_views import dispute_deadline
+
+        days = get_policy(profile).dispute_working_days
+        # Counted from the day the refusal was made (as `dispute` checks it), not the day it was typed.
+        by = dispute_deadline(case["reference"], url) or get_calendar(get_settings().calendar).add_working_days(event.day, days)
+        return {"dispute_by": by, "dispute_days": days}
+    if kind == "destination":
+        old = event.key.rsplit(":", 1)[1]
+        return {"old_pdu_code": old, "old_pdu": load_estate().pdus[old].name}
+    return {}
 
 
 @dataclass(frozen=True)

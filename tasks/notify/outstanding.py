@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import select
 
 from tasks.calendar import WorkingDayCalendar
+from tasks.domain.changes import change_rules, clock_stopped_words
 from tasks.notify.reminders import Contact, Matter, OpenAction, ReminderRules, horizon
 from tasks.settings import get_settings
 from tasks.store.models import Action, HistoryEntry, Nsi
@@ -66,7 +67,8 @@ def open_actions(as_of: dt.date, rules: ReminderRules, calendar: WorkingDayCalen
             Nsi.due_on,
         )
         .join(Nsi, Nsi.id == Action.nsi_id)
-        .where(Action.status == "open", Action.due_on <= horizon(as_of, rules, calendar))
+        # A transfer whose clock is stopped (custody, recall...) is neither reminded nor chased.
+        .where(Action.status == "open", Action.due_on <= horizon(as_of, rules, calendar), Nsi.clock_stopped_on.is_(None))
     )
     with UnitOfWork(url) as uow:
         return [OpenAction(*row) for row in uow.session.execute(stmt)]
@@ -122,6 +124,18 @@ def open_matters(
             if since <= as_of:
                 m = matter(r, "escalated", since, "Concern escalated to the SPO: open until the transfer is settled")
                 out += [(r.transferring_pdu_code, m), (r.receiving_pdu_code, m)]
+        for r in s.execute(
+            select(Nsi.clock_stopped_on, Nsi.clock_stop_reason, *nsi_cols).where(
+                Nsi.clock_stopped_on.is_not(None), Nsi.closed_on.is_(None)
+            )
+        ):
+            if r.clock_stopped_on <= as_of:
+                words = clock_stopped_words(r.clock_stop_reason, r.clock_stopped_on) or ""
+                what = f"{words[0].upper()}{words[1:]}: nothing is reminded or chased until the clock restarts"
+                m = matter(r, "clock stopped", r.clock_stopped_on, what)
+                out += [(r.transferring_pdu_code, m), (r.receiving_pdu_code, m)]
+        if change_rules().sentence_end.ask_when_ending_before_due:
+            out += _sentence_ends(s, as_of, nsi_cols, matter)
         failed = s.execute(
             select(SentEmail.recipient, SentEmail.subject, SentEmail.day).where(
                 SentEmail.status == "failed", SentEmail.kind == "notice"
@@ -139,4 +153,26 @@ def open_matters(
         for code in (r.transferring_pdu_code, r.receiving_pdu_code):
             if code in contacts and contacts[code].mailbox.lower() != f.recipient.lower():
                 out.append((code, m))
+    return out
+
+
+def _sentence_ends(s: Any, as_of: dt.date, nsi_cols: tuple[Any, ...], matter: Any) -> list[tuple[str, Matter]]:
+    """An open transfer whose sentence or licence has ended, or ends before the transfer is due:
+    both SPOs are asked every morning to complete or withdraw it. Nothing is closed here."""
+    from tasks.domain.transfer import CLOSED
+
+    out: list[tuple[str, Matter]] = []
+    ends = Nsi.form["sentence_end_date"].as_string()
+    for r in s.execute(select(ends.label("ends"), Nsi.due_on, *nsi_cols).where(Nsi.closed_on.is_(None), Nsi.status.not_in(CLOSED))):
+        try:
+            end = dt.date.fromisoformat(r.ends) if r.ends else None
+        except ValueError:
+            continue
+        if end is None or end > max(r.due_on, as_of):
+            continue
+        verb = "ended" if end < as_of else "ends"
+        what = (f"The sentence or licence {verb} on {end:%d %B %Y}, before the transfer is finished "
+                f"(due {r.due_on:%d %B %Y}): complete it or withdraw it")  # fmt: skip
+        m = matter(r, "sentence ends", min(end, as_of), what)
+        out += [(r.transferring_pdu_code, m), (r.receiving_pdu_code, m)]
     return out

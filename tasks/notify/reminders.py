@@ -186,7 +186,7 @@ class Matter:
     a challenge or dispute waiting for a decision, a concern escalated about a transfer still open;
     or a notice that SMTP did not take, listed to the other side of its transfer (issue 16)."""
 
-    kind: str  # challenge | dispute | escalated | undelivered
+    kind: str  # challenge | dispute | escalated | clock stopped | undelivered
     reference: str
     crn: str
     name: str | None  # None for a limited access case

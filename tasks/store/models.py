@@ -67,6 +67,12 @@ class Nsi(Base):
     # Set when the NSI came in from a region's legacy tracker (tasks/domain/importer.py): its work before
     # this day is history, and escalation of what was already overdue counts from this day.
     imported_on: Mapped[dt.date | None] = mapped_column(Date, index=True)
+    # The transfer's clocks stand still while the person cannot be supervised (custody, recall,
+    # remand, hospital): since when and why; the working days stood still before, and how often.
+    clock_stopped_on: Mapped[dt.date | None] = mapped_column(Date, index=True)
+    clock_stop_reason: Mapped[str | None] = mapped_column(String(20))
+    clock_stopped_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    clock_stops: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
@@ -99,7 +105,7 @@ class Action(Base):
     owner_role: Mapped[str] = mapped_column(String(20))
     due_on: Mapped[dt.date] = mapped_column(Date)
     done_on: Mapped[dt.date | None] = mapped_column(Date)
-    status: Mapped[str] = mapped_column(String(12), default="open")  # open | done | cancelled
+    status: Mapped[str] = mapped_column(String(12), default="open")  # open | done | cancelled | not_required
     escalated_on: Mapped[dt.date | None] = mapped_column(Date)
 
     nsi: Mapped[Nsi] = relationship(back_populates="actions")

@@ -159,8 +159,10 @@ def test_an_unknown_event_is_refused_naming_it(store_url: str) -> None:
     ref = raise_transfer()
     with pytest.raises(notices.UnknownEvent, match="has no 'challenge:9'"):
         notices.plan_notices(ref, "challenge:9")
+    with pytest.raises(notices.UnknownEvent, match="has no 'withdrawn'"):
+        notices.plan_notices(ref, "withdrawn")  # a kind told at once, but nothing withdrew this one
     with pytest.raises(notices.UnknownEvent, match="is not raised"):
-        notices.plan_notices(ref, "withdrawn")
+        notices.plan_notices(ref, "step:police_checks")
 
 
 @pytest.mark.prefect
