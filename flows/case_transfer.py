@@ -260,6 +260,8 @@ def publish_action_list(reference: str) -> None:
         f"Status **{view.status.replace('_', ' ')}**; whole transfer due {view.due_on:%d %B %Y}. "
         f"Written {get_settings().now():%d %B %Y %H:%M} (Europe/London).",
         "",
+        *([f"**{view.clock_stopped[0].upper()}{view.clock_stopped[1:]}**: nothing is reminded or escalated until it restarts.", ""]
+          if view.clock_stopped else []),
         "| action | owner | due | done | status | task |",
         "|---|---|---|---|---|---|",
     ]
@@ -270,7 +272,7 @@ def publish_action_list(reference: str) -> None:
         overdue = f" (overdue {a.days_overdue} wd)" if a.days_overdue else ""
         lines.append(
             f"| {a.title} | {a.owner_role.replace('_', ' ')} | {a.due_on:%d %b %Y} | "
-            f"{a.done_on.strftime('%d %b %Y') if a.done_on else ''} | {a.status}{overdue} | {link} |"
+            f"{a.done_on.strftime('%d %b %Y') if a.done_on else ''} | {a.status.replace('not_required', 'no longer required')}{overdue} | {link} |"
         )
     for t in view.tasks:
         if t.task.startswith(("challenge-", "dispute-")) and t.flow_run_id:

@@ -202,6 +202,7 @@ def build_region_sheets(book: Book, inp: RegionInput) -> RegionResult:
             text_col("Next action", nsis["next_action"]),
             date_col("Next action due", nsis["next_action_due"]),
             num_col("Days overdue (working)", nsis["days_overdue"], blank_zero=True),
+            text_col("Clock", clock_words(nsis)),
         ],
         highlight=("Days overdue (working)", ">0"),
     )
@@ -252,7 +253,9 @@ def build_region_sheets(book: Book, inp: RegionInput) -> RegionResult:
         inp.as_of,
         note=(
             f"Due in period: the deadline fell between {inp.window_start:%d/%m/%Y} and {inp.as_of:%d/%m/%Y}. "
-            "Deadlines are those in config/timescales.yaml. Diversity: NSIs raised in the period with diversity needs recorded."
+            "Deadlines are those in config/timescales.yaml. Diversity: NSIs raised in the period with diversity needs recorded. "
+            f"Clock stops: {int((nsis['clock_stops'].fillna(0) > 0).sum())} of these NSIs had their clock stopped (custody, "
+            "recall, remand, hospital); the time stopped is out of every measure: their deadlines moved on by it."
         ),
     )
 
@@ -284,3 +287,21 @@ def build_region_sheets(book: Book, inp: RegionInput) -> RegionResult:
     write_escalations(book, inp)
     youth_sheet(book, inp.youth)
     return result
+
+
+def clock_words(nsis: pd.DataFrame) -> np.ndarray:
+    """The Transfers sheet's Clock column: "Stopped (recalled to custody) since 16/12/2026", else
+    how often it stopped before ("Stopped twice before"), else blank."""
+    from tasks.domain.changes import change_rules
+
+    labels = change_rules().clock_stop.reasons
+    out = np.full(len(nsis), "", dtype=object)
+    stopped = nsis["clock_stopped_on"].to_numpy(dtype="datetime64[D]")
+    reasons = nsis["clock_stop_reason"].to_numpy(dtype=object)
+    stops = nsis["clock_stops"].fillna(0).to_numpy(dtype=np.int64)
+    for i in np.flatnonzero(~np.isnat(stopped)):
+        day = pd.Timestamp(stopped[i])
+        out[i] = f"Stopped ({labels.get(reasons[i], reasons[i])}) since {day:%d/%m/%Y}"
+    for i in np.flatnonzero(np.isnat(stopped) & (stops > 0)):
+        out[i] = "Stopped once before" if stops[i] == 1 else f"Stopped {stops[i]} times before"
+    return out

@@ -214,6 +214,7 @@ def load_data(as_of: dt.date, url: str | None = None, config: TrackerConfig | No
         n.c.transferring_region_code, n.c.transferring_pdu_code, n.c.transferring_team_code,
         n.c.receiving_region_code, n.c.receiving_pdu_code, n.c.receiving_team_code,
         n.c.rosh, n.c.mappa_level, _d(n.c.imported_on),  # the inspection measures' groups (tasks/reports/compliance.py)
+        _d(n.c.clock_stopped_on), n.c.clock_stop_reason, n.c.clock_stops,  # a stopped clock counts no days overdue
     ).where(scope)  # fmt: skip
     act_q = (
         select(a.c.id, a.c.nsi_id, a.c.code, a.c.title, a.c.owner_role, _d(a.c.due_on), _d(a.c.done_on), a.c.status)
@@ -240,7 +241,9 @@ def load_data(as_of: dt.date, url: str | None = None, config: TrackerConfig | No
         }
     )
     nsis = nsis.sort_values("reference", kind="stable").reset_index(drop=True)
-    d = {c: _dates(nsis[c]) for c in ("raised_on", "received_on", "move_on", "due_on", "allocated_on", "closed_on")}
+    d = {c: _dates(nsis[c]) for c in ("raised_on", "received_on", "move_on", "due_on", "allocated_on", "closed_on", "clock_stopped_on")}
+    # While a transfer's clock is stopped no day counts against anyone: overdue is counted to the stop.
+    counted_to = np.where(np.isnat(d["clock_stopped_on"]), today, np.minimum(d["clock_stopped_on"], today))
     for c, v in d.items():
         nsis[c] = v
     nsis["imported_on"] = _dates(nsis["imported_on"])
@@ -312,12 +315,14 @@ def load_data(as_of: dt.date, url: str | None = None, config: TrackerConfig | No
     actions["received_on"] = d["received_on"][pos]
     stored = actions["status"].to_numpy(dtype=object)
     done_by_then = ~np.isnat(done) & (done <= today)
-    state = np.where(stored == "cancelled", "cancelled", np.where(done_by_then, "done", "open"))
+    # Closed as no longer required (the risk changed) counts as cancelled: never due, never late.
+    state = np.where(np.isin(stored, ["cancelled", "not_required"]), "cancelled", np.where(done_by_then, "done", "open"))
     actions["state"] = pd.Categorical(state, categories=["open", "done", "cancelled"])
     overdue = np.zeros(len(actions))
-    late = (state == "open") & (due < today)
+    until = counted_to[pos]
+    late = (state == "open") & (due < until)
     if late.any():
-        overdue[late] = _wd_between(due[late], np.full(int(late.sum()), today))
+        overdue[late] = _wd_between(due[late], until[late])
     actions["days_overdue"] = overdue.astype(np.int64)
     actions["done_late"] = (state == "done") & (done > due)
     actions = actions.drop(columns=["status"])
@@ -336,9 +341,9 @@ def load_data(as_of: dt.date, url: str | None = None, config: TrackerConfig | No
     action_overdue = np.zeros(len(nsis))
     np.maximum.at(action_overdue, open_pos, actions["days_overdue"].to_numpy()[is_open_action])
     own = np.zeros(len(nsis))
-    own_late = is_open & (d["due_on"] < today)
+    own_late = is_open & (d["due_on"] < counted_to)
     if own_late.any():
-        own[own_late] = _wd_between(d["due_on"][own_late], np.full(int(own_late.sum()), today))
+        own[own_late] = _wd_between(d["due_on"][own_late], counted_to[own_late])
     nsis["days_overdue"] = np.where(is_open, np.maximum(action_overdue, own), 0).astype(np.int64)
 
     assessed = ((actions["code"] == "address_assessment").to_numpy()) & (state == "done")

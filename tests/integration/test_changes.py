@@ -320,3 +320,19 @@ def test_amend_on_the_command_line_refuses_two_kinds_at_once_and_an_unknown_refe
     assert "added: transfer_report" in done.stdout
     status = cli("status", ref).stdout
     assert "risk changed" in status
+
+
+def test_the_tracker_says_a_clock_is_stopped_and_counts_no_days_overdue_after_the_stop(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ref = allocated(crn="X500001")
+    transfers.change(ref, "stop_clock", "Sam", None, kind="recall", since=dt.date(2026, 12, 16))
+    for as_of in ("2027-01-20", "2027-02-20"):
+        cli("tracker", "--out", str(tmp_path / as_of), "--as-of", as_of, "--region", "N50")
+        ws = openpyxl.load_workbook(next((tmp_path / as_of).rglob("N50.xlsx")), read_only=True)["Transfers"]
+        rows = list(ws.iter_rows(values_only=True))
+        header = next(r for r in rows if r and "Reference" in r)
+        row = dict(zip(header, next(r for r in rows if r and ref in r), strict=False))
+        assert row["Clock"] == "Stopped (recalled to custody) since 16/12/2026"
+        # Allocated on the 15th, the address assessment fell due after the stop: nothing is overdue.
+        assert row["Days overdue (working)"] in (None, 0, "")
