@@ -133,6 +133,11 @@ def open_matters(
                 words = clock_stopped_words(r.clock_stop_reason, r.clock_stopped_on) or ""
                 what = f"{words[0].upper()}{words[1:]}: nothing is reminded or chased until the clock restarts"
                 m = matter(r, "clock stopped", r.clock_stopped_on, what)
+                if m.working_days >= change_rules().clock_stop.review_after_working_days:
+                    # Stopped this long, both SPOs are asked whether the transfer should go on.
+                    what += (f". Stopped {m.working_days} working days: both SPOs decide whether the transfer continues "
+                             f"(casetransfer restart-clock {r.reference}) or is withdrawn (casetransfer withdraw {r.reference})")  # fmt: skip
+                    m = matter(r, "clock stopped", r.clock_stopped_on, what)
                 out += [(r.transferring_pdu_code, m), (r.receiving_pdu_code, m)]
         if change_rules().sentence_end.ask_when_ending_before_due:
             out += _sentence_ends(s, as_of, nsi_cols, matter)

@@ -336,3 +336,23 @@ def test_the_tracker_says_a_clock_is_stopped_and_counts_no_days_overdue_after_th
         assert row["Clock"] == "Stopped (recalled to custody) since 16/12/2026"
         # Allocated on the 15th, the address assessment fell due after the stop: nothing is overdue.
         assert row["Days overdue (working)"] in (None, 0, "")
+
+
+def test_a_sentence_that_ends_before_the_transfer_is_put_to_both_spos_every_morning(store_url: str) -> None:
+    ref = allocated(crn="X600001", sentence_end_date="2027-01-05")  # the transfer is due on 12 January 2027
+    texts = digest_refs(dt.date(2026, 12, 22))
+    for pdu in (FROM_PDU, TO_PDU):
+        text = texts[mailbox(pdu)]
+        assert ref in text and "The sentence or licence ends on 05 January 2027" in text
+    assert transfer_views.nsi_status(ref)[0] != "withdrawn"  # asked, never closed
+    later = allocated("c-9", crn="X600002", sentence_end_date="2027-06-30")
+    assert later and "30 June 2027" not in "".join(digest_refs(dt.date(2026, 12, 22)).values())
+
+
+def test_a_clock_stopped_past_the_review_limit_asks_both_spos_whether_it_continues(store_url: str) -> None:
+    ref = allocated(crn="X700001")
+    transfers.change(ref, "stop_clock", "Sam", None, kind="hospital", since=dt.date(2026, 12, 16))
+    soon, later = digest_refs(dt.date(2026, 12, 22)), digest_refs(dt.date(2027, 2, 1))
+    assert "decide whether the transfer continues" not in soon[mailbox(TO_PDU)]
+    for pdu in (FROM_PDU, TO_PDU):
+        assert f"continues (casetransfer restart-clock {ref}) or is withdrawn" in later[mailbox(pdu)].replace("\n", " ")
