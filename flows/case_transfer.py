@@ -260,6 +260,8 @@ def publish_action_list(reference: str) -> None:
         f"Status **{view.status.replace('_', ' ')}**; whole transfer due {view.due_on:%d %B %Y}. "
         f"Written {get_settings().now():%d %B %Y %H:%M} (Europe/London).",
         "",
+        f"From {view.transferring} to **{view.receiving}**.",  # PDU and team names: no personal data
+        "",
         *([f"**{view.clock_stopped[0].upper()}{view.clock_stopped[1:]}**: nothing is reminded or escalated until it restarts.", ""]
           if view.clock_stopped else []),
         "| action | owner | due | done | status | task |",
