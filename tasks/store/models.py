@@ -67,6 +67,10 @@ class Nsi(Base):
     # Set when the NSI came in from a region's legacy tracker (tasks/domain/importer.py): its work before
     # this day is history, and escalation of what was already overdue counts from this day.
     imported_on: Mapped[dt.date | None] = mapped_column(Date, index=True)
+    # Moving again (tasks/domain/moving_again.py): the open NSI this one replaced, closed as
+    # superseded, and on that one the NSI that replaced it. Set once, when the new one is raised.
+    supersedes_reference: Mapped[str | None] = mapped_column(String(20), index=True)
+    superseded_by_reference: Mapped[str | None] = mapped_column(String(20))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
