@@ -53,7 +53,8 @@ def check_one_open(session: Session, form: TransferForm) -> Transfer | None:
 
     FormError, naming the field, when the CRN has an open NSI the form does not supersede, or the
     NSI it names is not an open NSI of the same CRN. The words name only what the raiser typed
-    (the CRN, the reference) and the open NSI's reference: nothing of an LAO case beyond that."""
+    and the open NSI's reference: nothing of an LAO case beyond that, and not even the CRN, as a
+    raise-transfer run fails with these words in Prefect."""
     problems: list[tuple[str, str]] = []
     target: Transfer | None = None
     if form.supersedes:
@@ -64,7 +65,7 @@ def check_one_open(session: Session, form: TransferForm) -> Transfer | None:
             problems.append((SUPERSEDES_FIELD, f"there is no NSI {ref} to supersede"))
         else:
             if target.nsi.crn != form.crn:
-                problems.append((SUPERSEDES_FIELD, f"{ref} is not an NSI of CRN {form.crn}: only the same person's open NSI can be superseded"))
+                problems.append((SUPERSEDES_FIELD, f"{ref} is another person's NSI (not this crn's): only the same person's open NSI can be superseded"))
             elif target.closed:
                 problems.append((SUPERSEDES_FIELD, f"{ref} is already {target.nsi.status}: only an open NSI can be superseded"))
     others = [r for r in open_nsis(session, form.crn) if r != form.supersedes]
@@ -72,7 +73,7 @@ def check_one_open(session: Session, form: TransferForm) -> Transfer | None:
         ref = others[0]
         problems.append((
             "crn",
-            f"{form.crn} already has an open NSI, {ref}: one open transfer per person. Change it with "
+            f"this person already has an open NSI, {ref}: one open transfer per person. Change it with "
             f"`casetransfer amend {ref}`, or raise this one with `--supersedes {ref}` (the form's `supersedes: {ref}`) "
             f"to close {ref} as superseded and carry its history across",
         ))  # fmt: skip

@@ -86,7 +86,7 @@ def test_raise_refuses_a_second_open_nsi_for_the_person_exits_2_and_stores_nothi
     first = raise_demo("first")
     result = cli("raise", _form_file(tmp_path, proposed_postcode="LS1 1AA"), check=False)
     assert result.returncode == 2 and result.stdout == ""
-    assert f"crn: X123456 already has an open NSI, {first}" in result.stderr
+    assert f"crn: this person already has an open NSI, {first}" in result.stderr
     assert f"casetransfer amend {first}" in result.stderr and "nothing was stored" in result.stderr
     assert stored() == 1
 

@@ -49,9 +49,10 @@ def test_a_refusal_about_a_limited_access_case_says_nothing_the_raiser_did_not_t
     with pytest.raises(FormError) as exc:
         raise_demo("again", name="Another Name")
     words = str(exc.value)
-    for secret in ("Secret Person", "Secret Close", "Manchester", "awaiting", "M14"):
+    # Not even the CRN: a raise-transfer run fails with these words in Prefect.
+    for secret in ("Secret Person", "Secret Close", "Manchester", "awaiting", "M14", "X123456"):
         assert secret not in words
-    assert first in words and "X123456" in words
+    assert first in words
 
 
 def test_raising_after_the_open_nsi_closed_is_accepted(store_url):
