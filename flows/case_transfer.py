@@ -64,7 +64,13 @@ def raise_once(form: TransferForm, request_key: str, prefix: str = "transfer") -
     A run started with the form (the UI's Run form on this deployment, older callers) then drops
     it: its parameters become the reference, and its name transfer-<reference>, so Prefect keeps
     no copy of the person's details and a re-run picks the NSI up by reference."""
-    reference = transfer_views.registered(request_key) or raise_nsi(form, request_key, str(flow_run.id))
+    reference = transfer_views.registered(request_key)
+    if reference is None:
+        reference = raise_nsi(form, request_key, str(flow_run.id))
+        if form.supersedes:  # moving again: the NSI it superseded stops waiting, as a withdrawn one does
+            import services
+
+            services.stop_superseded(reference, form.raised_by)
     engine.forget_parameters(str(flow_run.id), {"reference": reference}, name=f"{prefix}-{reference}", tags=[reference])
     return reference
 

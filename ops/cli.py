@@ -73,13 +73,21 @@ def _read_form_file(path: Path) -> dict[str, Any]:
 
 
 @app.command("raise")
-def raise_(form_file: Path = typer.Argument(..., help="The transfer form, JSON or YAML")) -> None:
+def raise_(
+    form_file: Path = typer.Argument(..., help="The transfer form, JSON or YAML"),
+    supersedes: str | None = typer.Option(None, "--supersedes", help="Moving again: the person's open NSI this one replaces"),
+) -> None:
     """Raise a Case Transfer or Temporary Move NSI: validate, store, start its flow run."""
     from prefect_runs import engine
     from tasks.domain.form import FormError, parse_form
 
+    data = _read_form_file(form_file)
+    if supersedes:
+        if data.get("supersedes") and str(data["supersedes"]).strip().upper() != supersedes.strip().upper():
+            fail(f"supersedes: the form says {data['supersedes']} and --supersedes {supersedes}; give one")
+        data["supersedes"] = supersedes
     try:
-        form = parse_form(_read_form_file(form_file))
+        form = parse_form(data)
         import services
 
         reference, flow_run_id = services.raise_transfer(form)
@@ -206,6 +214,11 @@ def status(reference: str, as_json: bool = typer.Option(False, "--json", help="O
         out.print(f"converted from Temporary Move {view.parent_reference}", highlight=False)
     if view.converted_to:
         out.print(f"converted to Case Transfer {view.converted_to}", highlight=False)
+    for words, ref in (("supersedes", view.supersedes), ("superseded by", view.superseded_by)):
+        if ref:
+            out.print(f"{words} {ref}", highlight=False)
+    if view.repeat_mover:
+        out.print(f"[bold]repeat mover[/]: {view.repeat_mover} transfers raised ({view.repeat_mover_rule})", highlight=False)
     if view.tasks:
         from tasks.settings import get_settings
 
@@ -228,8 +241,9 @@ def status(reference: str, as_json: bool = typer.Option(False, "--json", help="O
         actions.add_row(visible(a.title), visible(a.owner_role), a.due_on.isoformat(), done, overdue)
     out.print(actions)
     history = Table("when", "event", "detail", "by", title="History", title_justify="left")
-    for h in view.history:
-        history.add_row(h.at.strftime("%Y-%m-%d %H:%M"), visible(h.event), visible(h.detail), visible(h.actor))
+    for h in [*view.earlier_history, *view.history]:  # an earlier NSI's lines (moving again) say whose they are
+        event = f"{h.reference}: {h.event}" if h.reference else h.event
+        history.add_row(h.at.strftime("%Y-%m-%d %H:%M"), visible(event), visible(h.detail), visible(h.actor))
     out.print(history)
 
 

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from tasks.domain import privacy, transfer_views, transfers
+from tasks.domain import moving_again, privacy, transfer_views, transfers
 from tasks.domain import steps as registry
 from tasks.domain.form import TransferForm
 
@@ -49,6 +49,8 @@ def raise_transfer(form: TransferForm, job_variables: dict | None = None) -> tup
     # The store takes the form first; the run gets the reference only, so Prefect never holds a
     # copy of the person's details, and its name carries the reference (not even the CRN: LAO).
     request_key = f"raise:{uuid.uuid4()}"  # unique: a reference alone recurs across stores (tests, a rebuilt store)
+    # Moving again: what the superseded NSI was, so a run that cannot start leaves it as it was.
+    before = moving_again.before_superseding(form.supersedes) if form.supersedes else None
     reference = transfers.register_nsi(form, request_key, placement=placement, profile=profile)
     try:
         flow_run_id = engine.start_run(
@@ -56,9 +58,14 @@ def raise_transfer(form: TransferForm, job_variables: dict | None = None) -> tup
             idempotency_key=request_key, tags=[reference],
         )  # fmt: skip
     except BaseException:
-        privacy.forget_unstarted(reference)  # nothing half-stored: an NSI no run drives is removed
+        # Nothing half-stored: an NSI no run drives is removed (and one it superseded reopened).
+        if before is not None:
+            moving_again.forget_superseding(reference, before)
+        else:
+            privacy.forget_unstarted(reference)
         raise
     transfers.set_flow_run(reference, flow_run_id)
+    stop_superseded(reference, form.raised_by)
     notify(reference, "raised")  # the receiving PDU's allocation clock has started
     return reference, flow_run_id
 
@@ -217,6 +224,20 @@ def change(reference: str, what: str, by: str, reason: str | None = None, **fiel
     for event in changed.events:
         notify(reference, event)
     return changed.detail
+
+
+def stop_superseded(reference: str, by: str) -> list[str]:
+    """After a raise that superseded an open NSI is stored: stop that NSI's run and its tasks'
+    runs, as a withdrawal does. Returns the runs asked to stop."""
+    from prefect_runs import engine
+
+    runs = moving_again.superseded_runs(reference)
+    for flow_run_id in runs:
+        try:
+            engine.stop(flow_run_id, f"Superseded by {reference}, raised by {by}")
+        except Exception as exc:  # noqa: BLE001 - the raise is stored; a run left waiting ends at its timeout
+            log.warning("%s: could not stop %s of the NSI it superseded (%s)", reference, flow_run_id, exc)
+    return runs
 
 
 def challenge(reference: str, concern: str, raised_by: str, role: str) -> int:

@@ -167,16 +167,16 @@ def amend_destination(
     if proposed_address:
         changes["proposed_address"] = proposed_address.strip()
     if receiving_pdu_code:
+        # A PDU other than the locator's for the postcode needs a reason (placement.place): the amendment's.
         changes["receiving_pdu_code"] = receiving_pdu_code.strip().upper()
+        changes["receiving_pdu_reason"] = reason
     elif proposed_postcode:
-        changes["receiving_pdu_code"] = None  # the locator decides for the new postcode
+        changes["receiving_pdu_code"] = changes["receiving_pdu_reason"] = None  # the locator decides for the new postcode
     if not changes:
         raise StepRefused("destination", "give a new proposed postcode (with its address) or a receiving PDU code")
     form = _form_with(t, **changes)
     placement = place(form)
     check_placement(form, placement, t.policy)
-    if receiving_pdu_code and proposed_postcode:
-        _check_named_pdu(form.proposed_postcode, placement.receiving_pdu_code, reason)
     old_pdu, new_pdu = nsi.receiving_pdu_code, placement.receiving_pdu_code
     old_postcode = nsi.form.get("proposed_postcode")
     new_address = form.proposed_postcode != old_postcode or form.proposed_address != nsi.form.get("proposed_address")
@@ -209,19 +209,6 @@ def amend_destination(
     key = changed.events[0] if changed.events else f"amended:{_seq(t, 'amended:')}"
     t.note(key, "destination changed", changed.detail, by)
     return changed
-
-
-def _check_named_pdu(postcode: str, named: str, reason: str) -> None:
-    """A named PDU that differs from the locator's for the postcode needs a reason (the caller's
-    `reason` is required anyway; here it must say why the locator is overridden)."""
-    from tasks.places.locator import LocatorError, get_locator
-
-    try:
-        located = get_locator().locate(postcode).pdu_code
-    except LocatorError:
-        return
-    if located != named and not reason.strip():
-        raise StepRefused("receiving_pdu_code", f"{postcode} is in {located}, not {named}: give --reason for naming another PDU")
 
 
 def _restart_receiving_side(t: Transfer, on: dt.date) -> list[str]:

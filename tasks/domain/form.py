@@ -21,6 +21,7 @@ from tasks.domain.transfer_in import TransferInSummary
 from tasks.settings import get_settings
 
 CRN_PATTERN = re.compile(r"^[A-Z][0-9]{6}$")
+REFERENCE_PATTERN = re.compile(r"^(CT|TM)[0-9]{6,}$")
 # UK postcode, outward + inward, after removing spaces and upper-casing.
 POSTCODE_PATTERN = re.compile(r"^([A-Z]{1,2}[0-9][A-Z0-9]?)([0-9][A-Z]{2})$")
 
@@ -169,6 +170,12 @@ class TransferForm(BaseModel):
     transferring_team_code: str = Field(..., description="nDelius team code, e.g. N07NCL")
     transferring_spo: str = Field(..., min_length=1, max_length=200)
     receiving_pdu_code: str | None = Field(None, description="Leave empty for the PDU locator to decide")
+    receiving_pdu_reason: str | None = Field(
+        None, max_length=2000, description="Why the case goes to the PDU named above when the locator places the address in another"
+    )
+    supersedes: str | None = Field(
+        None, description="Moving again: the open NSI of this person this one replaces (closed as superseded), e.g. CT000123"
+    )
     documents: Documents = Field(default_factory=Documents)
     raised_by: str = Field(..., min_length=1, max_length=200)
     raised_on: dt.date | None = Field(None, description="Defaults to today (Europe/London)")
@@ -203,6 +210,16 @@ class TransferForm(BaseModel):
         v = str(v).strip().upper()
         if not CRN_PATTERN.match(v):
             raise ValueError("must be one letter and six digits, like X123456")
+        return v
+
+    @field_validator("supersedes", mode="before")
+    @classmethod
+    def _reference(cls, v: Any) -> Any:
+        if v is None or (isinstance(v, str) and not v.strip()):
+            return None
+        v = str(v).strip().upper()
+        if not REFERENCE_PATTERN.match(v):
+            raise ValueError("must be an NSI reference, like CT000123 or TM000123")
         return v
 
     @field_validator("current_postcode", "proposed_postcode", mode="before")

@@ -17,7 +17,7 @@ from tasks.store.models import HistoryEntry, Nsi, WaitingTask
 from tasks.store.unit_of_work import UnitOfWork
 
 # Transfers whose runs the retention sweep deletes: the Case Transfer's and Temporary Move's ends.
-FINISHED = ("completed", "withdrawn", "refused", "returned", "converted", "ended")
+FINISHED = ("completed", "withdrawn", "refused", "returned", "converted", "ended", "superseded")
 RUNS_DELETED = "prefect runs deleted"  # the history event that marks a transfer already swept
 
 

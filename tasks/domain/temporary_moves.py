@@ -91,6 +91,7 @@ def conversion_form(form: dict[str, Any], on: dt.date, raised_by: str, receiving
         move_date=on.isoformat(),
         raised_by=raised_by,
         receiving_pdu_code=receiving_pdu_code,
+        supersedes=None,  # the move it superseded (if any) is closed already; this continues the move
     )
     return TransferForm.model_validate(data)
 

@@ -28,7 +28,7 @@ from tasks.settings import get_settings
 from tasks.store.models import Action, Challenge, HistoryEntry, Nsi, StepRecord, utcnow
 from tasks.store.unit_of_work import UnitOfWork
 
-CLOSED = {"completed", "refused", "withdrawn", "returned", "converted", "ended"}
+CLOSED = {"completed", "refused", "withdrawn", "returned", "converted", "ended", "superseded"}
 CHALLENGED, DISPUTED = registry.CHALLENGED, registry.DISPUTED
 CONTACT_RECORDS_ON_TIME, CONTACT_RECORDS_LATE = "contact records on time", "contact records late"
 

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tasks.calendar import get_calendar
-from tasks.domain import challenges
+from tasks.domain import challenges, moving_again
 from tasks.domain import steps as registry
 from tasks.domain.changes import clock_stopped_words
 from tasks.domain.form import NsiType
@@ -226,6 +226,7 @@ class HistoryView:
     detail: str
     actor: str
     flow_run_id: str | None
+    reference: str | None = None  # set on an earlier NSI's line: the NSI it belongs to (moving again)
 
 
 @dataclass
@@ -253,6 +254,14 @@ class StatusView:
     tasks: list[TaskView] = field(default_factory=list)
     challenges: list[ChallengeView] = field(default_factory=list)
     clock_stopped: str | None = None  # "clock stopped (recalled to custody) since 3 Dec 2026"
+    # Moving again (tasks/domain/moving_again.py): the NSI this one superseded and the one that
+    # superseded it; the history of the NSIs it superseded, oldest first, each line as stored.
+    supersedes: str | None = None
+    superseded_by: str | None = None
+    earlier_history: list[HistoryView] = field(default_factory=list)
+    # NSIs raised for this person in the repeat-mover window, when that makes them a repeat mover; else 0.
+    repeat_mover: int = 0
+    repeat_mover_rule: str = ""
 
 
 def status_of(reference: str, as_of: dt.date | None = None, url: str | None = None) -> StatusView:
@@ -303,6 +312,12 @@ def status_of(reference: str, as_of: dt.date | None = None, url: str | None = No
         view.challenges = [
             ChallengeView(c.seq, c.status, c.raised_on, c.raised_by, c.settled_on, c.dispute_status) for c in nsi.challenges
         ]
+        view.supersedes, view.superseded_by = nsi.supersedes_reference, nsi.superseded_by_reference
+        for earlier in moving_again.earlier_nsis(uow.session, nsi):
+            view.earlier_history += [HistoryView(h.at, h.event, h.detail, h.actor, h.flow_run_id, earlier.reference) for h in earlier.history]
+        rule = moving_again.load_rule()
+        view.repeat_mover = moving_again.repeat_movers(uow.session, as_of, [nsi.crn], rule).get(nsi.crn, 0)
+        view.repeat_mover_rule = rule.words()
         return view
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from tasks.calendar import get_calendar
-from tasks.domain import challenges, changes, waiting_tasks
+from tasks.domain import challenges, changes, moving_again, waiting_tasks
 from tasks.domain import steps as registry
 from tasks.domain.actions import Clocks, Facts, plan_actions, transfer_due
 from tasks.domain.decisions import check_reason
@@ -27,7 +27,7 @@ from tasks.domain.temporary_moves import looked_after_as_caretaking
 from tasks.domain.transfer import CLOSED, NotFound, StepRefused, Transfer, TransferWork, today
 from tasks.domain.waiting_tasks import Progress
 from tasks.places.estate import load_estate
-from tasks.places.placement import Placement, check_placement, place
+from tasks.places.placement import Placement, check_placement, place, placement_detail
 from tasks.settings import get_settings
 from tasks.store.models import Nsi
 from tasks.store.unit_of_work import UnitOfWork
@@ -76,6 +76,9 @@ def register_nsi(
     shape = shape_for(form.nsi_type, policy)
     planned = plan_actions(facts, Clocks(raised=raised, received=received, move=move), policy, calendar, shape)
     with UnitOfWork(url) as uow:
+        # One open transfer per person (a conversion continues its Temporary Move's): refused, or
+        # the open one the form supersedes, its row locked until this commits.
+        superseded = None if parent_reference else moving_again.check_one_open(uow.session, form)
         nsi = new_nsi(
             form,
             request_key,
@@ -109,10 +112,16 @@ def register_nsi(
             + (f"; converted from Temporary Move {parent_reference}" if parent_reference else "")
             + ("; internal transfer between teams of the PDU" if form.internal_transfer else "")
             + (f"; looked after: caretaking, not a transfer. {policy.looked_after_message.strip()}"
-               if form.looked_after and policy.looked_after_caretaking and form.nsi_type is NsiType.temporary_move else ""),
+               if form.looked_after and policy.looked_after_caretaking and form.nsi_type is NsiType.temporary_move else "")
+            + placement_detail(form, placement),
             actor or form.raised_by,
             flow_run_id,
         )
+        if superseded is not None:
+            old = superseded.reference
+            moving_again.supersede(superseded, nsi, actor or form.raised_by, today())
+            transfer.note("supersedes", "supersedes", f"supersedes {old}, closed as superseded: the person is moving again; "
+                          f"{old}'s history is shown with this one's", actor or form.raised_by, flow_run_id)  # fmt: skip
         try:
             uow.commit()
         except IntegrityError:

@@ -41,7 +41,7 @@ class Progress:
 def wanted_tasks(t: Transfer) -> dict[str, str]:
     """task -> owner role: every task whose gate is open and that is not done, now."""
     nsi, policy = t.nsi, t.policy
-    if nsi.status in ("refused", "withdrawn"):
+    if nsi.status in ("refused", "withdrawn", "superseded"):
         return {}
     if (disputed := t.disputed()) is not None:
         return {f"dispute-{disputed.seq}": policy.dispute_owner}

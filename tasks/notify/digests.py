@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from tasks.calendar import get_calendar
+from tasks.domain import moving_again
 from tasks.notify.mail_job import Facts, Mail, MailJob, Summary, run_mail_job
 from tasks.notify.reminders import Digest, Plan, ReminderRules, by_case, load_rules, plan_digests
 from tasks.settings import get_settings
@@ -46,6 +47,7 @@ def digest_context(digest: Digest, rules: ReminderRules) -> dict[str, Any]:
         "role_label": ROLE_LABELS,
         "nsi_type_label": NSI_TYPE_LABELS,
         "by_case": by_case,
+        "repeat_mover_rule": moving_again.load_rule().words(),
     }
 
 

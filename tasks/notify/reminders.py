@@ -121,6 +121,7 @@ class OpenAction:
     # An NSI imported from a legacy tracker: what was already overdue that day escalates counting from it.
     imported_on: dt.date | None = None
     transfer_due_on: dt.date | None = None  # the whole transfer's due date (Nsi.due_on)
+    repeat_mover: int = 0  # NSIs raised for the person in the repeat-mover window, when a repeat mover (tasks/domain/moving_again.py)
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,7 @@ class Item:
     yours: bool  # False: the other side's action, escalated to this mailbox to chase
     link: str | None
     transfer_due_on: dt.date | None = None
+    repeat_mover: int = 0  # as OpenAction's: 0 unless the person is a repeat mover
 
 
 @dataclass(frozen=True)
@@ -347,6 +349,7 @@ def _item(
         yours=yours,
         link=f"{ui_url.rstrip('/')}/runs/flow-run/{a.flow_run_id}" if ui_url and a.flow_run_id else None,
         transfer_due_on=a.transfer_due_on,
+        repeat_mover=a.repeat_mover,
     )
 
 

@@ -32,6 +32,7 @@ import numpy as np
 
 from tasks.config_files import read_yaml
 from tasks.domain.form import normalise_postcode
+from tasks.places.cross_border import route_for
 from tasks.places.estate import Estate, load_estate
 from tasks.settings import get_settings
 
@@ -410,8 +411,10 @@ class Locator:
             )
         if status == _OUTSIDE:
             place = _outside_place(lad_code) or "elsewhere"
+            # The route that applies there (config/cross_border.yaml), never "name a PDU instead".
+            route = route_for(place)
             raise OutsideEnglandAndWales(
-                f"{normalised} is in {place} ({lad_code}), outside the probation service of England and Wales",
+                f"{normalised} is in {place} ({lad_code}), outside the probation service of England and Wales: {route.words()}",
                 normalised,
                 lad_code,
                 place,

@@ -116,7 +116,7 @@ def inspection(
         elif m.done == "completion":
             done_on = np.where(status == "completed", closed, np.datetime64("NaT"))
             deadline = _deadline(m, clocks[m.clock or "notified"], calendar)
-            live = ~is_tm & ~np.isin(status, ["refused", "withdrawn"])
+            live = ~is_tm & ~np.isin(status, ["refused", "withdrawn", "superseded"])
             applicable = live & (~np.isnat(done_on) | (deadline <= today))
             met = applicable & ~np.isnat(done_on) & (done_on <= deadline)
         else:

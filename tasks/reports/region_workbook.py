@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tasks.domain.moving_again import load_rule
 from tasks.reports.handover_sheet import write_handovers
 from tasks.reports.outcome_sheets import write_challenges, write_escalations
 from tasks.reports.timeliness_sheets import police_checks_cols, write_compliance
@@ -184,6 +185,8 @@ def build_region_sheets(book: Book, inp: RegionInput) -> RegionResult:
     s.ws.insert_chart(3, 7, chart)
 
     # Transfers ----------------------------------------------------------------------------
+    mover_rule = load_rule()  # moving again: who has moved `transfers` times or more in `months` months
+    movers = f"Repeat mover ({mover_rule.transfers}+ in {mover_rule.months} months)"
     book.list_sheet(
         "Transfers",
         [
@@ -203,6 +206,7 @@ def build_region_sheets(book: Book, inp: RegionInput) -> RegionResult:
             date_col("Next action due", nsis["next_action_due"]),
             num_col("Days overdue (working)", nsis["days_overdue"], blank_zero=True),
             text_col("Clock", clock_words(nsis)),
+            text_col(movers, np.where(nsis["repeat_mover"].to_numpy() > 0, "Yes", "")),
         ],
         highlight=("Days overdue (working)", ">0"),
     )

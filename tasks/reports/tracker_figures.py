@@ -87,7 +87,7 @@ def compliance(
     a_code = actions["code"].to_numpy(dtype=object)
     n_due = nsis["due_on"].to_numpy(dtype="datetime64[D]")
     n_status = nsis["status"].to_numpy(dtype=object)
-    ct_live = nsis["is_ct"].to_numpy() & (n_due >= start) & (n_due <= today) & ~np.isin(n_status, ["refused", "withdrawn"])
+    ct_live = nsis["is_ct"].to_numpy() & (n_due >= start) & (n_due <= today) & ~np.isin(n_status, ["refused", "withdrawn", "superseded"])
     raised = nsis["raised_on"].to_numpy(dtype="datetime64[D]")
     raised_live = (raised >= start) & (raised <= today)
     in_time, completed, is_open = nsis["completed_in_time"].to_numpy(), nsis["completed"].to_numpy(), nsis["is_open"].to_numpy()

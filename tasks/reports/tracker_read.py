@@ -20,6 +20,7 @@ from sqlalchemy import String, and_, or_, select, type_coerce
 
 from tasks.calendar import get_calendar
 from tasks.config_files import read_yaml
+from tasks.domain import moving_again
 from tasks.domain.policy import Policy, get_policy
 from tasks.notify.handover_report import report_records
 from tasks.places.estate import load_estate
@@ -229,6 +230,7 @@ def load_data(as_of: dt.date, url: str | None = None, config: TrackerConfig | No
         nsis = pd.read_sql(nsi_q, conn)
         actions = _read_actions(conn, act_q)
         returns = pd.read_sql(tm_q, conn)
+        movers = moving_again.repeat_movers(conn, as_of)  # every repeat mover in one grouped query
 
     nsis = nsis.rename(
         columns={
@@ -248,6 +250,7 @@ def load_data(as_of: dt.date, url: str | None = None, config: TrackerConfig | No
         nsis[c] = v
     nsis["imported_on"] = _dates(nsis["imported_on"])
     nsis["lao"] = nsis["lao"].astype(bool)
+    nsis["repeat_mover"] = nsis["crn"].map(movers).fillna(0).astype(np.int64) if movers else np.zeros(len(nsis), dtype=np.int64)
     nsis["diversity_recorded"] = nsis["diversity_recorded"].astype(bool)
     # The name of a limited access offender never leaves this function.
     nsis["name"] = np.where(nsis["lao"].to_numpy(), cfg.layout.lao_name, nsis["name"].to_numpy(dtype=object))

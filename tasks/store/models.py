@@ -73,6 +73,10 @@ class Nsi(Base):
     clock_stop_reason: Mapped[str | None] = mapped_column(String(20))
     clock_stopped_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     clock_stops: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Moving again (tasks/domain/moving_again.py): the open NSI this one replaced, closed as
+    # superseded, and on that one the NSI that replaced it. Set once, when the new one is raised.
+    supersedes_reference: Mapped[str | None] = mapped_column(String(20), index=True)
+    superseded_by_reference: Mapped[str | None] = mapped_column(String(20))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 

@@ -13,13 +13,23 @@ from support.cli import cli
 from support.transfers import ALLOCATION, RAISED
 from support.transfers import raise_form as raise_any
 from support.waits import wait_for
-from test_concurrent_flow import task_runs
 
 from tasks.domain import transfer_views
 
 pytestmark = pytest.mark.prefect
 
 HIGH_ROSH_TASKS = {"transfer_report", "full_information", "aco_involvement"}
+
+
+def task_runs(stack, reference: str) -> dict[str, str]:
+    """Flow run name -> state type of every run tagged with the transfer's reference."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+    from support.waits import prefect_api
+
+    with prefect_api(stack), get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[reference])))
+    return {r.name: r.state.type.value if r.state else "" for r in runs}
 
 
 def raise_form(tmp_path: Path, **changes: object) -> str:

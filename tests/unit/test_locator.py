@@ -173,6 +173,8 @@ def test_outside_england_and_wales(locator: Locator, prefix: str, lad_prefix: st
     assert exc.value.exit_code == 3
     assert "outside the probation service of England and Wales" in str(exc.value)
     assert place in str(exc.value) and postcode in str(exc.value)
+    # The route that applies there (config/cross_border.yaml), never "name a PDU instead".
+    assert "the inter-jurisdiction transfer process" in str(exc.value) and "receiving_pdu_code" not in str(exc.value)
     assert exc.value.lad_code.startswith(lad_prefix)
 
 

@@ -1,7 +1,7 @@
 """Transfers that change: a clock stopped while the person cannot be supervised (issue 25)
 
-Revision ID: 0006_transfer_changes
-Revises: 0005_import_tracker
+Revision ID: 0007_transfer_changes
+Revises: 0006_superseded_nsis
 Create Date: 2026-12-06 01:00:00
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_transfer_changes"
-down_revision = "0005_import_tracker"
+revision = "0007_transfer_changes"
+down_revision = "0006_superseded_nsis"
 branch_labels = None
 depends_on = None
 
