@@ -218,3 +218,77 @@ def test_the_runs_to_start_are_the_open_imported_nsis_and_completed_ones_with_wo
     completed = transfer_views.status_of(created[1])
     assert completed.status == "completed"
     assert {a.code for a in completed.actions if a.status == "open"} == {"oasys_reassessment", "plan_review", "court_application"}
+
+
+def test_a_caretaking_row_keeps_its_dates_as_work_done_and_is_never_reminded_of_it(store_url: str, tmp_path: Path) -> None:
+    path = write_tracker(
+        tmp_path / "t.xlsx",
+        [one_row(nsi_type="Caretaking", to="N50GMS", documents_on="04/11/2026", address_assessment_on=dt.date(2026, 11, 5),
+                 plan_review_on="20/11/2026", oasys_on="Not applicable", handover_on="06/11/2026")],
+    )  # fmt: skip
+
+    (reference,) = importer.import_tracker(path).created
+
+    view = transfer_views.status_of(reference)
+    actions = {a.code: (a.status, a.done_on) for a in view.actions}
+    assert view.nsi_type == "temporary_move" and view.status == "supporting"
+    # Supported from the first work the tracker dates; that work done on its own day.
+    assert actions["support_contact"] == ("done", dt.date(2026, 11, 4))
+    assert actions["documents"] == ("done", dt.date(2026, 11, 4))
+    assert actions["address_assessment"] == ("done", dt.date(2026, 11, 5))
+    assert actions["plan_review"] == ("done", dt.date(2026, 11, 20))
+    assert actions["oasys_reassessment"][0] == "cancelled"
+    done_lines = [h.detail for h in view.history if h.detail.endswith("(imported)")]
+    assert len(done_lines) == 4  # support allocation, documents, home visit, plan review
+    # A three-way handover is a transfer's: kept as a line, not dropped.
+    assert "imported, not applicable to caretaking: handover 06/11/2026" in [h.detail for h in view.history]
+    plan = digests.plan_for(TODAY, store_url)
+    listed = {i.code for d in plan.digests for i in (*d.escalated, *d.overdue, *d.due_soon) if i.reference == reference}
+    assert not listed & {"support_contact", "documents", "address_assessment", "plan_review", "oasys_reassessment"}
+
+
+def test_a_date_for_work_the_case_does_not_call_for_is_kept_as_a_history_line(store_url: str, tmp_path: Path) -> None:
+    path = write_tracker(
+        tmp_path / "t.xlsx",
+        [one_row(sentence_type="Licence", court_application_on="12/11/2026", documents_on="04/11/2026",
+                 expected_return_on="01/02/2027")],
+        headers={**HEADERS, "expected_return_on": "Expected return"},
+    )  # fmt: skip
+
+    view = transfer_views.status_of(importer.import_tracker(path).created[0])
+
+    lines = [h.detail for h in view.history]
+    assert "imported, not applicable to a licence: court application 12/11/2026" in lines
+    assert "imported, not applicable to a case transfer: expected return 01/02/2027" in lines
+    assert "court_application" not in {a.code for a in view.actions}
+
+
+def test_a_blank_order_type_never_rejects_a_row_and_not_applicable_is_read_however_it_is_written(
+    store_url: str, tmp_path: Path
+) -> None:
+    spellings = ["Not applicable", "n/a", "NA", "N/A ", "-"]
+    rows = [one_row(crn=f"A10000{k}", sentence_type="", police_checks_on=na) for k, na in enumerate(spellings)]
+
+    result = importer.import_tracker(write_tracker(tmp_path / "t.xlsx", rows))
+
+    assert not result.bad and len(result.created) == len(spellings)
+    for reference in result.created:
+        view = transfer_views.status_of(reference)
+        assert {a.code: a.status for a in view.actions}["police_checks"] == "cancelled"
+        assert any("order or licence type not recorded" in h.detail for h in view.history)
+
+
+def test_an_unknown_transfer_kind_is_a_bad_row_unless_the_mapping_sets_a_default(store_url: str, tmp_path: Path) -> None:
+    path = write_tracker(tmp_path / "t.xlsx", [one_row(nsi_type="?"), one_row(crn="A100002", nsi_type="")])
+
+    result = importer.import_tracker(path)
+
+    assert result.created == []
+    assert [b.reason.split(" (")[0] for b in result.bad] == ["nsi_type: Transfer or caretaking not given"] * 2
+    mapping = tmp_path / "ours.yaml"
+    mapping.write_text("nsi_type_when_not_given: transfer\n")
+    import_mapping.load_mapping.cache_clear()
+
+    again = importer.import_tracker(path, mapping_path=mapping)
+
+    assert [transfer_views.status_of(r).nsi_type for r in again.created] == ["case_transfer", "case_transfer"]
