@@ -292,3 +292,69 @@ def test_an_unknown_transfer_kind_is_a_bad_row_unless_the_mapping_sets_a_default
     again = importer.import_tracker(path, mapping_path=mapping)
 
     assert [transfer_views.status_of(r).nsi_type for r in again.created] == ["case_transfer", "case_transfer"]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api"}  # no server: runs start later
+    return subprocess.run([sys.executable, "-m", "ops.cli", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+
+
+def test_a_dry_run_shows_the_mapping_it_used_and_strict_refuses_an_unknown_column(store_url: str, tmp_path: Path) -> None:
+    headers = {**HEADERS, "shoe": "Shoe size", "documents_on": "Docs recieved"}
+    path = write_tracker(tmp_path / "t.xlsx", [one_row(shoe="9", documents_on="04/11/2026")],
+                         headers={k: headers[k] for k in [*one_row(), "shoe", "documents_on"]})  # fmt: skip
+
+    dry = run_cli("import-tracker", str(path), "--dry-run")
+
+    assert dry.returncode == 0, dry.stderr
+    assert "'Case Ref' -> crn" in dry.stdout and "'Date Notified' -> notified_on" in dry.stdout
+    assert "'Shoe size' ignored" in dry.stdout
+    assert "'Docs recieved' ignored (closest field: documents_on)" in dry.stdout
+    assert "no header for: " in dry.stdout and "police_checks_on" in dry.stdout
+    mapping_sheet = list(load_workbook(tmp_path / "t.import-report.xlsx", read_only=True)["Mapping"].iter_rows(values_only=True))
+    assert ("Shoe size", "", "ignored: kept as history lines") in mapping_sheet
+
+    strict = run_cli("import-tracker", str(path), "--strict")
+
+    assert strict.returncode == 2
+    assert "--strict" in strict.stderr and "'Shoe size'" in strict.stderr and "Traceback" not in strict.stderr
+    assert nsi_count(store_url) == 0
+
+    done = run_cli("import-tracker", str(path))
+
+    assert done.returncode == 0, done.stderr
+    assert "headers not imported as fields" in done.stdout
+    view = transfer_views.status_of(transfer_views_reference(store_url))
+    lines = [h.detail for h in view.history]
+    assert "imported, column not mapped: Shoe size: 9" in lines
+    assert "imported, column not mapped: Docs recieved: 04/11/2026" in lines
+
+
+def transfer_views_reference(url: str) -> str:
+    with UnitOfWork(url) as uow:
+        return uow.session.scalars(select(Nsi.reference)).one()
+
+
+def test_the_report_holds_every_cell_as_typed_names_the_column_at_fault_and_goes_where_it_is_told(
+    store_url: str, tmp_path: Path
+) -> None:
+    path = write_tracker(tmp_path / "t.xlsx", [one_row(documents_on="31/02/2026", move_on=None, rosh="Medium")])
+    # A folder the report cannot be written to (as a read-only share is) is said before anything is stored.
+    refused = run_cli("import-tracker", str(path), "--report", str(tmp_path / "no such folder" / "report.xlsx"))
+    assert refused.returncode == 2 and "--report: cannot write" in refused.stderr and "Traceback" not in refused.stderr
+    elsewhere = tmp_path / "out" / "report.xlsx"
+    elsewhere.parent.mkdir()
+
+    done = run_cli("import-tracker", str(path), "--report", str(elsewhere))
+
+    assert done.returncode == 2 and "[columns: Docs received]" in done.stderr
+    rows = list(load_workbook(elsewhere, read_only=True)["Bad rows"].iter_rows(values_only=True))
+    head, row = rows[0], dict(zip(rows[0], rows[1], strict=True))
+    assert head[:4] == ("Row", "CRN", "Reason", "Columns at fault")
+    assert row["Columns at fault"] == "Docs received"
+    assert row["Docs received"] == "31/02/2026"  # as typed
+    assert "Move date" in head and row["Move date"] is None  # a blank cell shown blank
+    source = list(load_workbook(path, read_only=True)["Tracker"].iter_rows(values_only=True))
+    typed = {str(h).strip(): v for h, v in zip(source[3], source[4], strict=True)}
+    assert {h: row[h] for h in typed} == typed  # every cell as the tracker held it: dates, serials, text
+    assert not (tmp_path / "t.import-report.xlsx").exists()
