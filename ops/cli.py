@@ -201,6 +201,8 @@ def status(reference: str, as_json: bool = typer.Option(False, "--json", help="O
             out.print(visible(f"receiving practitioner: {view.receiving_practitioner}"), highlight=False)
         if view.responsible_officer:
             out.print(visible(f"responsible officer: {view.responsible_officer}"), highlight=False)
+    for note in view.notes:
+        out.print(visible(f"note: {note}"), highlight=False)
     out.print(f"profile: {view.profile}", highlight=False)
     if view.parent_reference:
         out.print(f"converted from Temporary Move {view.parent_reference}", highlight=False)

@@ -253,6 +253,7 @@ class StatusView:
     tasks: list[TaskView] = field(default_factory=list)
     challenges: list[ChallengeView] = field(default_factory=list)
     clock_stopped: str | None = None  # "clock stopped (recalled to custody) since 3 Dec 2026"
+    notes: list[str] = field(default_factory=list)  # the notes a legacy tracker held, as typed
 
 
 def status_of(reference: str, as_of: dt.date | None = None, url: str | None = None) -> StatusView:
@@ -290,6 +291,7 @@ def status_of(reference: str, as_of: dt.date | None = None, url: str | None = No
         view.actions.sort(key=lambda a: (a.due_on, a.code))
         for h in nsi.history:
             view.history.append(HistoryView(h.at, h.event, h.detail, h.actor, h.flow_run_id))
+        view.notes = [h.detail for h in view.history if h.event == "note"]
         view.shape_version = nsi.shape_version
         policy = get_policy(nsi.profile)
         due = {a.code: a.due_on for a in nsi.actions}

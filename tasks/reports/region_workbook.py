@@ -203,6 +203,7 @@ def build_region_sheets(book: Book, inp: RegionInput) -> RegionResult:
             date_col("Next action due", nsis["next_action_due"]),
             num_col("Days overdue (working)", nsis["days_overdue"], blank_zero=True),
             text_col("Clock", clock_words(nsis)),
+            text_col("Notes", nsis["notes"]),
         ],
         highlight=("Days overdue (working)", ">0"),
     )

@@ -358,3 +358,24 @@ def test_the_report_holds_every_cell_as_typed_names_the_column_at_fault_and_goes
     typed = {str(h).strip(): v for h, v in zip(source[3], source[4], strict=True)}
     assert {h: row[h] for h in typed} == typed  # every cell as the tracker held it: dates, serials, text
     assert not (tmp_path / "t.import-report.xlsx").exists()
+
+
+def test_notes_reach_the_trackers_transfers_sheet_as_text_and_the_status_command(store_url: str, tmp_path: Path) -> None:
+    from tasks.reports.tracker import run_tracker
+
+    formula, html = '=HYPERLINK("http://example.invalid","x")', "<b>Chased</b> police twice"
+    path = write_tracker(tmp_path / "t.xlsx", [one_row(notes=formula), one_row(crn="A100002", notes=html),
+                                               one_row(crn="A100003", notes="Victim nearby", lao="Yes")],
+                         headers={**HEADERS, "lao": "LAO"})  # fmt: skip
+    created = importer.import_tracker(path, region="N07").created
+
+    run_tracker(TODAY, out_dir=tmp_path / "trackers", workers=1)
+
+    sheet = load_workbook(next((tmp_path / "trackers").iterdir()) / "N07.xlsx")["Transfers"]
+    head = [c.value for c in sheet[1]]
+    cells = {row[0].value: row[head.index("Notes")] for row in sheet.iter_rows(min_row=2)}
+    assert (cells[created[0]].value, cells[created[0]].data_type) == (formula, "s")
+    assert (cells[created[1]].value, cells[created[1]].data_type) == (html, "s")
+    assert cells[created[2]].value is None  # a limited access case's notes stay out, as its name does
+    shown = run_cli("status", created[1])
+    assert f"note: {html}" in shown.stdout
