@@ -180,3 +180,11 @@ def load_mapping(path: Path | None = None) -> TrackerMapping:
         move_clock=raw["move_clock_without_move_date"],
         caretaking_actions=tuple(_words(f"{where}caretaking_actions", raw["caretaking_actions"], "a list of action codes")),
     )
+
+
+def recorded(text: str | None) -> str | None:
+    """A name as recorded, or None where the import stood in for one the legacy tracker did not hold
+    (unknown_text): emails then greet the team and say "not recorded", never the stand-in."""
+    if text is None or not text.strip() or norm(text) == norm(load_mapping().unknown_text):
+        return None
+    return text

@@ -379,3 +379,24 @@ def test_notes_reach_the_trackers_transfers_sheet_as_text_and_the_status_command
     assert cells[created[2]].value is None  # a limited access case's notes stay out, as its name does
     shown = run_cli("status", created[1])
     assert f"note: {html}" in shown.stdout
+
+
+def test_digests_for_imported_cases_greet_the_team_and_say_not_recorded_never_the_placeholder(store_url: str, tmp_path: Path) -> None:
+    from tasks.notify.email import render
+    from tasks.notify.reminders import load_rules
+
+    path = write_tracker(tmp_path / "t.xlsx", [one_row(documents_on="04/11/2026")])  # safeguarding checks overdue
+    (reference,) = importer.import_tracker(path).created
+    placeholder = import_mapping.load_mapping().unknown_text
+
+    plan = digests.plan_for(TODAY, store_url)
+
+    mine = [d for d in plan.digests if any(i.reference == reference for i in (*d.escalated, *d.overdue, *d.due_soon))]
+    assert mine
+    for d in mine:
+        email = render(digests.TEMPLATE, digests.digest_context(d, load_rules()))
+        assert email.text.startswith(f"Hello {d.greeting},") or f"\nHello {d.greeting}," in email.text
+        assert d.greeting.endswith("transfer team")
+        for body in (email.text, email.html):
+            assert placeholder not in body
+        assert email.text.count("Transferring SPO: not recorded") == 1
