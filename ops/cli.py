@@ -51,10 +51,9 @@ def working_days(start: str, days: int) -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the domain database to the latest schema."""
-    from tasks.store.migrate import upgrade
+    from tasks.store.migrate import upgrade, upgrade_words
 
-    upgrade()
-    out.print("database is up to date")
+    out.print(upgrade_words(*upgrade()), highlight=False)
 
 
 def _read_form_file(path: Path) -> dict[str, Any]:

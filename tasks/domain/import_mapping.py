@@ -76,6 +76,11 @@ def _spellings(key: str, value: Any) -> list[str]:
     return out
 
 
+def header_list(key: str, value: Any) -> list[str]:
+    """A header or a list of headers, checked (shared with import-handovers' mapping)."""
+    return _spellings(key, value)
+
+
 def _whole(key: str, value: Any, least: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < least:
         raise UnreadableTracker(f"{key}: {value!r} is not a whole number of at least {least}")
