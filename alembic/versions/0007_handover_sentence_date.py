@@ -1,7 +1,7 @@
 """POM-COM handovers: the sentence date (or custody start), from which time to serve is counted (issue 27)
 
-Revision ID: 0006_handover_sentence_date
-Revises: 0005_import_tracker
+Revision ID: 0007_handover_sentence_date
+Revises: 0006_transfer_changes
 Create Date: 2026-12-06 00:30:00
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_handover_sentence_date"
-down_revision = "0005_import_tracker"
+revision = "0007_handover_sentence_date"
+down_revision = "0006_transfer_changes"
 branch_labels = None
 depends_on = None
 
