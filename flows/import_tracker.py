@@ -58,6 +58,8 @@ def import_tracker(
         result.line().replace(str(result.report or ""), result.report.name if result.report else ""),
         "",
     ]
+    if (ignored := result.ignored_line()) is not None:
+        lines[2:2] = [ignored, ""]  # headers only: they are the tracker's words, never a person's
     if result.bad:
         # Row numbers, CRNs and the fields at fault only: a reason quotes what was typed, which
         # may be a name; the report workbook beside the file has the whole of it.

@@ -51,10 +51,9 @@ def working_days(start: str, days: int) -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the domain database to the latest schema."""
-    from tasks.store.migrate import upgrade
+    from tasks.store.migrate import upgrade, upgrade_words
 
-    upgrade()
-    out.print("database is up to date")
+    out.print(upgrade_words(*upgrade()), highlight=False)
 
 
 def _read_form_file(path: Path) -> dict[str, Any]:
@@ -209,6 +208,8 @@ def status(reference: str, as_json: bool = typer.Option(False, "--json", help="O
             out.print(visible(f"receiving practitioner: {view.receiving_practitioner}"), highlight=False)
         if view.responsible_officer:
             out.print(visible(f"responsible officer: {view.responsible_officer}"), highlight=False)
+    for note in view.notes:
+        out.print(visible(f"note: {note}"), highlight=False)
     out.print(f"profile: {view.profile}", highlight=False)
     if view.parent_reference:
         out.print(f"converted from Temporary Move {view.parent_reference}", highlight=False)

@@ -35,8 +35,11 @@ def _migrated() -> None:
 
 
 def import_handovers(
-    file: Path = typer.Argument(..., help="A .csv or .xlsx file: one row per handover, a header row of the field names"),
+    file: Path = typer.Argument(..., help="A .csv or .xlsx file: one row per handover, a header row (field names or their spellings)"),
     by: str | None = typer.Option(None, "--by", help="Who is importing (default: your login)"),
+    mapping: Path | None = typer.Option(
+        None, "--mapping", help="The office's own header spellings (YAML: columns: {field: [headers]}), on top of config/handovers.yaml"
+    ),
 ) -> None:
     """Load POM-COM handover records from a spreadsheet. Every row is checked first: any bad row is
     reported with its row number and nothing is stored. A CRN already stored is corrected; an
@@ -45,13 +48,16 @@ def import_handovers(
 
     if not file.is_file():
         fail(f"{file}: no such file", 3)
+    if mapping is not None and not mapping.is_file():
+        fail(f"--mapping: {mapping} does not exist", 3)
     _migrated()
     try:
-        result = import_file(file, by or getpass.getuser())
+        result = import_file(file, by or getpass.getuser(), mapping=mapping)
     except HandoverInputError as exc:
         for line in exc.errors:
             print(line, file=sys.stderr)
-        fail(f"{file.name}: {len(exc.errors)} problems; nothing was stored")
+        n = len(exc.errors)
+        fail(f"{file.name}: {n} {'problem' if n == 1 else 'problems'}; nothing was stored")
     print(f"{file.name}: {result.line()}")
 
 
@@ -70,6 +76,9 @@ def add_handover(
     omu_mailbox: str = typer.Option(..., "--omu-mailbox"),
     sentence_type: str = typer.Option(..., "--sentence-type", help="A code from config/handovers.yaml, e.g. SDS"),
     sentence_length_months: str = typer.Option(..., "--sentence-months"),
+    sentence_date: str | None = typer.Option(
+        None, "--sentence-date", help="The sentence date or custody start, YYYY-MM-DD: time to serve runs from it to release"
+    ),
     release_date: str = typer.Option(..., "--release-date", help="YYYY-MM-DD"),
     handover_date: str = typer.Option(..., "--handover-date", help="The date the handover must happen by, YYYY-MM-DD"),
     com_team_code: str | None = typer.Option(None, "--com-team", help="The COM's team code (its PDU follows)"),
@@ -91,6 +100,7 @@ def add_handover(
         omu_mailbox=omu_mailbox,
         sentence_type=sentence_type,
         sentence_length_months=sentence_length_months,
+        sentence_date=sentence_date,
         release_date=release_date,
         handover_date=handover_date,
         com_team_code=com_team_code,
@@ -119,6 +129,7 @@ def correct_handover(
     omu_mailbox: str | None = typer.Option(None, "--omu-mailbox"),
     sentence_type: str | None = typer.Option(None, "--sentence-type"),
     sentence_length_months: str | None = typer.Option(None, "--sentence-months"),
+    sentence_date: str | None = typer.Option(None, "--sentence-date", help="YYYY-MM-DD"),
     release_date: str | None = typer.Option(None, "--release-date"),
     handover_date: str | None = typer.Option(None, "--handover-date"),
     com_team_code: str | None = typer.Option(None, "--com-team"),
@@ -140,6 +151,7 @@ def correct_handover(
         omu_mailbox=omu_mailbox,
         sentence_type=sentence_type,
         sentence_length_months=sentence_length_months,
+        sentence_date=sentence_date,
         release_date=release_date,
         handover_date=handover_date,
         com_team_code=com_team_code,

@@ -23,14 +23,20 @@ def import_tracker(
         None, "--mapping", help="The region's own header spellings (YAML), on top of config/import_mapping.yaml"
     ),
     region: str | None = typer.Option(None, "--region", help="The tracker's region code: PDU and team names resolve there first"),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Check every row and write the report; store nothing"),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Check every row, show which header went to which field, write the report; store nothing"
+    ),
+    strict: bool = typer.Option(False, "--strict", help="Refuse the file while any header is not mapped to a field"),
+    report: Path | None = typer.Option(
+        None, "--report", help="Where to write the report workbook (default: FILE.import-report.xlsx beside the input)"
+    ),
     start_runs: bool = typer.Option(
         True, "--start-runs/--no-start-runs", help="Start the imported NSIs' flow runs afterwards, in the background"
     ),
 ) -> None:
     """Import the transfers in flight on a legacy tracker: each good row an NSI marked imported, with
     the work done on its own dates; each bad row reported (row, CRN, reason, raw values) in
-    FILE.import-report.xlsx beside it. Importing the same file again creates nothing new."""
+    FILE.import-report.xlsx beside it (or --report PATH). Importing the same file again creates nothing new."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ops.console import err
@@ -44,6 +50,8 @@ def import_tracker(
         fail(f"FILE: {file.name} is not an .xlsx workbook")
     if mapping is not None and not mapping.is_file():
         fail(f"--mapping: {mapping} does not exist", 3)
+    if report is not None and report.suffix.lower() != ".xlsx":
+        fail(f"--report: {report.name} is not an .xlsx workbook name")
     upgrade()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err.real) as bar:
         task = bar.add_task("storing", total=None)
@@ -56,13 +64,18 @@ def import_tracker(
 
         try:
             result = importer.import_tracker(
-                file, sheet=sheet, mapping_path=mapping, region=region, dry_run=dry_run, progress=stored, on_count=sized
-            )
+                file, sheet=sheet, mapping_path=mapping, region=region, dry_run=dry_run, strict=strict, report=report,
+                progress=stored, on_count=sized,
+            )  # fmt: skip
         except UnreadableTracker as exc:
             fail(str(exc))
+    if dry_run and result.header is not None:
+        print("\n".join(result.header.lines()))
+    elif (ignored := result.ignored_line()) is not None:
+        print(ignored)
     print(result.line() + f" in {result.seconds:.1f} s")
     for b in result.bad:
-        print(f"row {b.number}: {b.crn or '(no CRN)'}: {b.reason}", file=sys.stderr)
+        print(f"row {b.number}: {b.crn or '(no CRN)'}: {b.reason} [columns: {', '.join(result.at_fault(b))}]", file=sys.stderr)
     if result.created and not dry_run and start_runs:
         _start_in_background()
     if result.bad:

@@ -138,7 +138,7 @@ def example_rows(n: int, seed: int = 0, as_of: dt.date | None = None, region: st
             "gender": rng.choice(["M", "F", "Male", "Female", ""]),
             "ethnicity": rng.choice(["White British", "Black Caribbean", "Asian Indian", "Mixed", "N/A", "", "White"]),
             "sentence_type": rng.choice(["CRO", "Licence ", "SSO", "CO", "licence", "PSS"]),
-            "nsi_type": "Caretaking" if caretaking else rng.choice(["Transfer", "transfer ", "T/F", ""]),
+            "nsi_type": "Caretaking" if caretaking else rng.choice(["Transfer", "transfer ", "T/F", "Case transfer"]),
             "from": rng.choice(ours),
             "to": to,
             "notified_on": notified,
@@ -178,6 +178,7 @@ def bad_rows(as_of: dt.date, region: str = "N07") -> list[tuple[dict[str, Any], 
         ({**base, "crn": "Z900003", "documents_on": as_of + dt.timedelta(days=3)}, "in the future"),
         ({**base, "crn": "Z900004", "address_assessment_on": "31/02/2026"}, "is not a date"),
         ({**base, "crn": "Z900005", "notified_on": None}, "notified_on: missing"),
+        ({**base, "crn": "Z900006", "nsi_type": "?"}, "Transfer or caretaking not given"),
     ]
 
 

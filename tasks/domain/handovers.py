@@ -19,9 +19,7 @@ Safety, as everywhere in the store:
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,12 +57,14 @@ FIELDS: tuple[str, ...] = (
     "omu_mailbox",
     "sentence_type",
     "sentence_length_months",
+    "sentence_date",
     "release_date",
     "handover_date",
     "lao",
 )
 # Columns an import file may leave out: a team (the PDU is enough), LAO (blank is "no").
-OPTIONAL_COLUMNS = frozenset({"com_team_code", "com_pdu_code", "lao"})
+# The sentence date (or custody start) may be left out too: time to serve then falls back on the length.
+OPTIONAL_COLUMNS = frozenset({"com_team_code", "com_pdu_code", "lao", "sentence_date"})
 
 
 # --- the rules ------------------------------------------------------------------------------------
@@ -91,13 +91,23 @@ class HandoverRules:
     qualifying_types: frozenset[str]
     qualifying_more_than_months: int
     sentence_types: Mapping[str, str]
+    sentence_type_names: Mapping[str, str] = field(default_factory=dict)  # normalised code, label or name -> code
     held_domains: frozenset[str] = frozenset()
     demo_records: int = 0
     demo_spread_days: int = 0
 
-    def qualifies(self, sentence_type: str, sentence_length_months: int) -> bool:
-        """Seed 003: a standard determinate sentence with more than 10 months to serve (both in config)."""
-        return sentence_type in self.qualifying_types and sentence_length_months > self.qualifying_more_than_months
+    def qualifies(
+        self, sentence_type: str, sentence_length_months: int, sentence_date: dt.date | None = None, release_date: dt.date | None = None
+    ) -> bool:
+        """Seed 003: a standard determinate sentence with more than 10 months to serve (both in config):
+        the release date more than 10 months after the sentence date (or custody start). A record
+        without that date (stored before it was asked for) is judged on its sentence length, which
+        can only over-flag: a session is asked for where time to serve may be shorter."""
+        if sentence_type not in self.qualifying_types:
+            return False
+        if sentence_date is not None and release_date is not None:
+            return release_date > sentence_date + relativedelta(months=self.qualifying_more_than_months)
+        return sentence_length_months > self.qualifying_more_than_months
 
     def session_window_start(self, deadline: dt.date) -> dt.date:
         """The first day of 'the final three months' before the handover."""
@@ -108,6 +118,19 @@ class HandoverRules:
         """The most calendar days any send can come before its deadline (before working-day moves)."""
         leads = [self.report_days_before] + [a.months * 31 + a.weeks * 7 for a in self.alerts]
         return max(leads)
+
+
+def _sentence_type_names(cfg: Mapping[str, Any]) -> dict[str, str]:
+    """Each sentence type by its code, its label and the names in sentence_type_names, compared as
+    headers are (case, spaces and punctuation ignored)."""
+    from tasks.domain.import_mapping import norm
+
+    out: dict[str, str] = {}
+    for code, label in cfg["sentence_types"].items():
+        names = (cfg.get("sentence_type_names") or {}).get(code) or []
+        for name in [code, label, *([names] if isinstance(names, str) else names)]:
+            out[norm(name)] = str(code)
+    return out
 
 
 def load_rules(path: Path | None = None) -> HandoverRules:
@@ -127,6 +150,7 @@ def load_rules(path: Path | None = None) -> HandoverRules:
             qualifying_types=frozenset(str(t) for t in cfg["qualifying"]["sentence_types"]),
             qualifying_more_than_months=int(cfg["qualifying"]["more_than_months"]),
             sentence_types={str(k): str(v) for k, v in cfg["sentence_types"].items()},
+            sentence_type_names=_sentence_type_names(cfg),
             held_domains=frozenset(str(d).lower() for d in cfg.get("held_domains", [])),
             demo_records=int(cfg.get("demo", {}).get("records", 0)),
             demo_spread_days=int(cfg.get("demo", {}).get("spread_days", 0)),
@@ -178,6 +202,7 @@ class HandoverRecord(BaseModel):
     omu_mailbox: str
     sentence_type: str
     sentence_length_months: int
+    sentence_date: dt.date | None = None  # or the custody start: time to serve runs from it
     release_date: dt.date
     handover_date: dt.date
     lao: bool = False
@@ -224,11 +249,14 @@ class HandoverRecord(BaseModel):
     @field_validator("sentence_type", mode="before")
     @classmethod
     def _sentence_type(cls, v: Any) -> str:
-        text = str(v).strip().upper()
-        types = load_rules().sentence_types
-        if text not in types:
-            raise ValueError(f"{text!r} is not a sentence type; known (config/handovers.yaml): {', '.join(types)}")
-        return text
+        from tasks.domain.import_mapping import norm
+
+        rules = load_rules()
+        code = rules.sentence_type_names.get(norm(v))
+        if code is None:
+            known = "; ".join(f"{c} ({label})" for c, label in rules.sentence_types.items())
+            raise ValueError(f"{str(v).strip()!r} is not a sentence type; known (config/handovers.yaml), by code or name: {known}")
+        return code
 
     @field_validator("sentence_length_months", mode="before")
     @classmethod
@@ -241,7 +269,7 @@ class HandoverRecord(BaseModel):
             raise ValueError(f"{v!r} is not a whole number of months (1 or more)")
         return int(number)
 
-    @field_validator("release_date", "handover_date", mode="before")
+    @field_validator("sentence_date", "release_date", "handover_date", mode="before")
     @classmethod
     def _date(cls, v: Any) -> dt.date:
         return parse_date(v)
@@ -260,27 +288,10 @@ class HandoverRecord(BaseModel):
 
     @model_validator(mode="after")
     def _team_and_dates(self) -> HandoverRecord:
-        from tasks.places.estate import load_estate
-
-        estate = load_estate()
-        team, pdu = self.com_team_code, self.com_pdu_code
-        if team is None and pdu is None:
-            raise ValueError("com_pdu_code: is required (or com_team_code, whose PDU it is)")
-        if team is not None:
-            if team not in estate.teams:
-                raise ValueError(f"com_team_code: {team!r} is not a team in the estate ({estate.version})")
-            team_pdu = estate.teams[team].pdu_code
-            if pdu is not None and pdu != team_pdu:
-                raise ValueError(f"com_pdu_code: {pdu!r} is not the PDU of team {team} ({team_pdu})")
-            self.com_pdu_code = team_pdu
-        elif pdu not in estate.pdus:
-            raise ValueError(f"com_pdu_code: {pdu!r} is not a PDU in the estate ({estate.version})")
-        # The handover passes the case to the community before release, never after.
-        if self.handover_date > self.release_date:
-            raise ValueError(
-                f"handover_date: {self.handover_date} is after the release date {self.release_date}; "
-                "the handover must happen on or before release"
-            )
+        problems, pdu = cross_field_problems(self.com_team_code, self.com_pdu_code, self.sentence_date, self.release_date, self.handover_date)
+        if problems:
+            raise ValueError("; ".join(problems))
+        self.com_pdu_code = pdu
         return self
 
     @property
@@ -291,6 +302,59 @@ class HandoverRecord(BaseModel):
 
     def stored_values(self) -> dict[str, Any]:
         return {**self.model_dump(), "com_region_code": self.region_code}
+
+
+def cross_field_problems(
+    team: str | None, pdu: str | None, sentence_date: dt.date | None, release: dt.date | None, handover: dt.date | None
+) -> tuple[list[str], str | None]:
+    """The rules between fields, each checked once its own fields are readable: (problems, the COM's PDU)."""
+    from tasks.places.estate import load_estate
+
+    estate = load_estate()
+    problems = []
+    if team is None and pdu is None:
+        problems.append("com_pdu_code: is required (or com_team_code, whose PDU it is)")
+    elif team is not None:
+        if team not in estate.teams:
+            problems.append(f"com_team_code: {team!r} is not a team in the estate ({estate.version})")
+        else:
+            team_pdu = estate.teams[team].pdu_code
+            if pdu is not None and pdu != team_pdu:
+                problems.append(f"com_pdu_code: {pdu!r} is not the PDU of team {team} ({team_pdu})")
+            pdu = team_pdu
+    elif pdu not in estate.pdus:
+        problems.append(f"com_pdu_code: {pdu!r} is not a PDU in the estate ({estate.version})")
+    if sentence_date is not None and release is not None and sentence_date >= release:
+        problems.append(f"sentence_date: {sentence_date} is not before the release date {release}")
+    # The handover passes the case to the community before release, never after.
+    if handover is not None and release is not None and handover > release:
+        problems.append(f"handover_date: {handover} is after the release date {release}; the handover must happen on or before release")
+    return problems, pdu
+
+
+def _readable_cross_problems(values: Mapping[str, Any], errors: Sequence[str]) -> list[str]:
+    """After field errors (pydantic then skips the rules between fields): the rules between the
+    fields that were readable, so every problem of a row is said in one pass."""
+    at_fault = {e.split(":", 1)[0] for e in errors}
+
+    def day(name: str) -> dt.date | None:
+        v = values.get(name)
+        if name in at_fault or v is None or not str(v).strip():
+            return None
+        try:
+            return parse_date(v)
+        except ValueError:
+            return None
+
+    def code(name: str) -> str | None:
+        v = values.get(name)
+        return None if v is None or not str(v).strip() else str(v).strip().upper()
+
+    places = {"com_team_code", "com_pdu_code"}
+    skip = at_fault | (places if at_fault & places else set())
+    problems, _ = cross_field_problems(code("com_team_code"), code("com_pdu_code"), day("sentence_date"), day("release_date"),
+                                       day("handover_date"))  # fmt: skip
+    return [p for p in problems if p.split(":", 1)[0] not in skip]
 
 
 def record_errors(exc: ValidationError) -> list[str]:
@@ -319,59 +383,34 @@ def check_record(values: Mapping[str, Any], where: str = "") -> HandoverRecord:
     try:
         return HandoverRecord.model_validate(dict(values))
     except ValidationError as exc:
-        raise HandoverInputError([f"{where}{e}" for e in record_errors(exc)]) from None
+        errors = record_errors(exc)
+        if all(e["loc"] for e in exc.errors()):  # field errors: pydantic skipped the rules between fields
+            errors += _readable_cross_problems(values, errors)
+        raise HandoverInputError([f"{where}{e}" for e in errors]) from None
 
 
 # --- reading an import file ---------------------------------------------------------------------------
 
 
-def _column(header: Any) -> str:
-    return re.sub(r"[\s\-/]+", "_", str(header or "").strip().lower())
-
-
-def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    """(spreadsheet row number, values by column) for each non-blank row of a .csv or .xlsx file.
+def read_rows(path: Path, mapping: Path | None = None) -> list[tuple[int, dict[str, Any]]]:
+    """(spreadsheet row number, values by field) for each non-blank row of a .csv or .xlsx file
+    (tasks/domain/handover_files.py: headers by their spellings, encodings detected).
 
     Row numbers are what the admin sees in Excel: the header is row 1.
     """
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark.
-        text = path.read_text(encoding="utf-8-sig")
-        table: list[list[Any]] = list(csv.reader(io.StringIO(text, newline="")))
-    elif suffix == ".xlsx":
-        from openpyxl import load_workbook
-
-        # data_only: a formula cell gives the value Excel last computed, never the formula itself.
-        wb = load_workbook(path, read_only=True, data_only=True)
-        try:
-            table = [list(r) for r in wb.worksheets[0].iter_rows(values_only=True)]
-        finally:
-            wb.close()
-    else:
-        raise HandoverInputError([f"{path.name}: must be a .csv or .xlsx file"])
-    if not table:
-        raise HandoverInputError([f"{path.name}: the file is empty (a header row is required)"])
-    headers = [_column(h) for h in table[0]]
-    errors = []
-    unknown = [h for h in headers if h and h not in FIELDS]
-    if unknown:
-        errors.append(f"{path.name} row 1: unknown columns {', '.join(unknown)}; the columns are {', '.join(FIELDS)}")
-    missing = [f for f in FIELDS if f not in headers and f not in OPTIONAL_COLUMNS]
-    if missing:
-        errors.append(f"{path.name} row 1: missing columns {', '.join(missing)}")
-    dupes = sorted({h for h in headers if h and headers.count(h) > 1})
-    if dupes:
-        errors.append(f"{path.name} row 1: columns given twice: {', '.join(dupes)}")
-    if errors:
-        raise HandoverInputError(errors)
-    rows = []
-    for number, raw in enumerate(table[1:], start=2):
-        values = {h: v for h, v in zip(headers, raw, strict=False) if h}
-        if all(v is None or str(v).strip() == "" for v in values.values()):
-            continue  # a blank line between blocks is not a bad row
-        rows.append((number, values))
+    problems, rows = _read(path, mapping)
+    if problems:
+        raise HandoverInputError(problems)
     return rows
+
+
+def _read(path: Path, mapping: Path | None) -> tuple[list[str], list[tuple[int, dict[str, Any]]]]:
+    from tasks.domain.handover_files import read_file
+
+    try:
+        return read_file(path, FIELDS, OPTIONAL_COLUMNS, mapping)
+    except ValueError as exc:
+        raise HandoverInputError([str(exc)]) from None
 
 
 def check_rows(rows: Iterable[tuple[int, Mapping[str, Any]]], source: str) -> list[HandoverRecord]:
@@ -453,9 +492,16 @@ def save_records(records: Sequence[HandoverRecord], by: str, url: str | None = N
     raise AssertionError("unreachable")
 
 
-def import_file(path: Path, by: str, url: str | None = None) -> ImportResult:
-    """Check every row of a .csv or .xlsx file, then store them all or (any row bad) nothing."""
-    records = check_rows(read_rows(path), path.name)
+def import_file(path: Path, by: str, url: str | None = None, mapping: Path | None = None) -> ImportResult:
+    """Check every row of a .csv or .xlsx file, then store them all or (any problem) nothing. Every
+    problem of the header and of every row is said at once."""
+    problems, rows = _read(path, mapping)
+    try:
+        records = check_rows(rows, path.name) if not any("missing columns" in p for p in problems) else []
+    except HandoverInputError as exc:
+        problems += exc.errors
+    if problems:
+        raise HandoverInputError(problems)
     return save_records(records, by, url)
 
 

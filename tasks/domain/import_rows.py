@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
@@ -89,6 +89,10 @@ class GoodRow:
     not_applicable: set[str]  # tasks the tracker marks "N/A": their actions are cancelled
     notes: str
     ethnicity: str | None
+    # Cells the NSI has no field for, kept as history lines ("imported, column not mapped: ...").
+    kept: list[str] = field(default_factory=list)
+    # A caretaking row: the case transfer's actions it also carries (config caretaking_actions).
+    caretaking_actions: tuple[str, ...] = ()
 
 
 @dataclass
@@ -146,11 +150,11 @@ def check_row(row: RawRow, mapping: TrackerMapping, estate: Estate, region: str 
             places[side] = resolve_place(v[side], estate, region)
         except ValueError as exc:
             problems.append(f"{side}: unknown PDU or team: {exc}")
-    kind = norm(v.get("nsi_type"))
-    nsi_type = NsiType.temporary_move if kind in mapping.caretaking else NsiType.case_transfer
-    sentence = _sentence(v.get("sentence_type"), mapping, problems)
+    nsi_type = _nsi_type(v.get("nsi_type"), mapping, problems)
+    kept: list[str] = []
+    sentence = _sentence(v.get("sentence_type"), mapping, problems, kept)
     rosh, mappa_level = _risk(v, mapping, problems)
-    if problems:
+    if problems or nsi_type is None:
         return BadRow(row.number, crn or cell_text(v.get("crn")), problems, row.raw)
     assert notified is not None
     frm, to = places["from"], places["to"]
@@ -162,7 +166,7 @@ def check_row(row: RawRow, mapping: TrackerMapping, estate: Estate, region: str 
         "crn": crn,
         "name": name,
         "date_of_birth": dates["date_of_birth"],
-        "gender": _gender(v.get("gender")),
+        "gender": _gender(v.get("gender"), mapping, kept),
         "diversity_needs": f"Ethnicity: {ethnicity}" if ethnicity else None,
         "sentence_type": sentence,
         "sentence_end_date": notified + relativedelta(months=mapping.sentence_end_months),
@@ -175,7 +179,7 @@ def check_row(row: RawRow, mapping: TrackerMapping, estate: Estate, region: str 
         "move_date": dates.get("move_on"),
         "rosh": rosh,
         "mappa_level": mappa_level,
-        "mappa_category": _mappa_category(v.get("mappa_category"), mapping) if mappa_level else None,
+        "mappa_category": _mappa_category(v.get("mappa_category"), mapping, kept) if mappa_level else None,
         "lao": norm(v.get("lao")) in mapping.yes,
         "victim_contact": norm(v.get("victim_contact")) in mapping.yes or dates.get("vlo_on") is not None,
         "transferring_practitioner": _text_or_none(v.get("transferring_practitioner"), mapping) or unknown,
@@ -196,6 +200,12 @@ def check_row(row: RawRow, mapping: TrackerMapping, estate: Estate, region: str 
         check_placement(form, Placement(to.pdu_code), get_policy(form_profile()))
     except FormError as exc:
         return BadRow(row.number, crn, [f"{f}: {m}" for f, m in exc.problems], row.raw)
+    if nsi_type is NsiType.case_transfer and (back := dates.get("expected_return_on")) is not None:
+        kept.append(f"imported, not applicable to a case transfer: expected return {back:%d/%m/%Y}")
+    if mappa_level is None and cell_text(v.get("mappa_category")) and norm(v.get("mappa_category")) not in mapping.not_applicable:
+        kept.append(f"imported, no MAPPA level: MAPPA category {cell_text(v.get('mappa_category'))}")
+    for header, value in row.unmapped.items():
+        kept.append(f"imported, column not mapped: {header}: {cell_text(value)}")
     done = {DONE_FIELDS[f]: d for f in DONE_FIELDS if (d := dates.get(f)) is not None}
     blank_na = {DONE_FIELDS[f] for f in DONE_FIELDS if cell_text(v.get(f)) and norm(v.get(f)) in mapping.not_applicable}
     return GoodRow(
@@ -209,6 +219,8 @@ def check_row(row: RawRow, mapping: TrackerMapping, estate: Estate, region: str 
         notes=cell_text(v.get("notes")),
         ethnicity=ethnicity,
         not_applicable=blank_na,
+        kept=kept,
+        caretaking_actions=mapping.caretaking_actions if nsi_type is NsiType.temporary_move else (),
     )
 
 
@@ -221,8 +233,25 @@ def _text_or_none(value: Any, mapping: TrackerMapping) -> str | None:
     return None if norm(text) in mapping.not_applicable else text
 
 
-def _gender(value: Any) -> str:
-    return {"m": "Male", "male": "Male", "f": "Female", "female": "Female", "other": "Other"}.get(norm(value), "Not stated")
+def _gender(value: Any, mapping: TrackerMapping, kept: list[str]) -> str:
+    gender = {"m": "Male", "male": "Male", "f": "Female", "female": "Female", "other": "Other"}.get(norm(value))
+    if gender is None and norm(value) not in mapping.not_applicable:
+        kept.append(f"imported, gender as written: {cell_text(value)}")
+    return gender or "Not stated"
+
+
+def _nsi_type(value: Any, mapping: TrackerMapping, problems: list[str]) -> NsiType | None:
+    """Transfer or caretaking as written; anything else is a bad row unless the mapping names a default."""
+    key = norm(value)
+    if key in mapping.caretaking:
+        return NsiType.temporary_move
+    if key in mapping.transfer:
+        return NsiType.case_transfer
+    if mapping.nsi_type_when_not_given is not None and key in mapping.not_applicable:
+        return NsiType.temporary_move if mapping.nsi_type_when_not_given == "caretaking" else NsiType.case_transfer
+    typed = f" ({cell_text(value)!r} is neither)" if cell_text(value) else ""
+    problems.append(f"nsi_type: Transfer or caretaking not given{typed} (config/import_mapping.yaml: transfer, caretaking)")
+    return None
 
 
 def _postcode(value: Any, mapping: TrackerMapping) -> str:
@@ -235,11 +264,12 @@ def first_team(estate: Estate, pdu_code: str) -> str:
     return min(t.code for t in estate.teams.values() if t.pdu_code == pdu_code)
 
 
-def _sentence(value: Any, mapping: TrackerMapping, problems: list[str]) -> str:
+def _sentence(value: Any, mapping: TrackerMapping, problems: list[str], kept: list[str]) -> str:
     key = norm(value)
     if key in mapping.not_applicable:
-        problems.append("sentence_type: missing (the order or licence type)")
-        return ""
+        # A blank optional field never rejects a row: the mapping's stand-in, said in the history.
+        kept.append(f"imported, order or licence type not recorded on the legacy tracker: taken as {mapping.sentence_type_when_not_given}")
+        return mapping.sentence_type_when_not_given
     if key not in mapping.sentence_types:
         problems.append(f"sentence_type: {cell_text(value)!r} is not an order or licence type (config/import_mapping.yaml)")
         return ""
@@ -268,6 +298,8 @@ def _risk(v: Mapping[str, Any], mapping: TrackerMapping, problems: list[str]) ->
     return rosh, level
 
 
-def _mappa_category(value: Any, mapping: TrackerMapping) -> int:
+def _mappa_category(value: Any, mapping: TrackerMapping, kept: list[str]) -> int:
     m = re.search(r"[123]", cell_text(value))
+    if m is None and norm(value) not in mapping.not_applicable:
+        kept.append(f"imported, MAPPA category as written: {cell_text(value)}")
     return int(m.group(0)) if m else mapping.mappa_category_when_unknown

@@ -16,7 +16,7 @@ from tasks.domain import steps as registry
 from tasks.domain import transfers
 from tasks.domain.actions import Clocks, Facts, plan_actions, transfer_due
 from tasks.domain.form import NsiType
-from tasks.domain.import_rows import ACTOR, GoodRow, first_team, form_profile
+from tasks.domain.import_rows import ACTOR, DONE_FIELDS, GoodRow, first_team, form_profile
 from tasks.domain.policy import Policy, get_policy
 from tasks.domain.temporary_moves import SUPPORTING
 from tasks.places.estate import Estate
@@ -54,22 +54,23 @@ def store_row(session: Session, good: GoodRow, source: str, today: dt.date, esta
     notified = form.raised_on or today
     move = form.move_date or notified  # move_clock_without_move_date: notified
     first_step = "support_allocation" if is_tm else "allocation"
-    if is_tm:
-        # A caretaking row: support allocation, then (a completion date) its end; nothing else is its work.
-        done = {"outcome": good.done["completion"]} if "completion" in good.done else {}
-    else:
-        done = dict(good.done)
+    dated = dict(good.done)
+    if is_tm and "completion" in dated:
+        dated["outcome"] = dated.pop("completion")  # a caretaking row's completion is its end
     team = good.receiving_team
     # Work after allocation means it was allocated: on its own date, else on the first later work
     # (a caretaking row naming the receiving team: supported from the date notified).
-    allocated_on = good.allocated_on or (min(done.values()) if done else None)
+    allocated_on = good.allocated_on or (min(dated.values()) if dated else None)
     if allocated_on is None and is_tm and team:
         allocated_on = notified
-    if allocated_on is not None:
-        team = team or first_team(estate, form.receiving_pdu_code or "")
-        done[first_step] = allocated_on
     clocks = Clocks(raised=notified, received=notified, move=move, reallocation=allocated_on)
     planned = plan_actions(Facts(form), clocks, policy, calendar, shape)
+    if is_tm:
+        # Caretaking is measured as transfers are (documents, home visit, reassessment, ...): the
+        # case transfer's actions the mapping names, on their own clocks from the start of caretaking.
+        as_transfer = form.model_copy(update={"nsi_type": NsiType.case_transfer})
+        ct_shape = transfers.shape_for(NsiType.case_transfer, policy)
+        planned += [p for p in plan_actions(Facts(as_transfer), clocks, policy, calendar, ct_shape) if p.code in good.caretaking_actions]
     nsi = transfers.new_nsi(
         form,
         good.key,
@@ -91,6 +92,11 @@ def store_row(session: Session, good: GoodRow, source: str, today: dt.date, esta
         for p in planned
     }
     session.add_all(actions.values())
+
+    def codes_of(task: str) -> list[str]:
+        spec = registry.spec_for(task, policy)
+        return [r.code for r in policy.rules_for_step(task)] + ([task] if spec.kind == "action" else [])
+
     history = [
         HistoryEntry(nsi_id=nsi.id, key="raised", event="raised",
                      detail=transfers.raised_detail(form.nsi_type.value, estate.pdus[form.receiving_pdu_code or ''].name), actor=ACTOR),
@@ -99,24 +105,34 @@ def store_row(session: Session, good: GoodRow, source: str, today: dt.date, esta
     ]  # fmt: skip
     if good.notes:
         history.append(HistoryEntry(nsi_id=nsi.id, key="imported:notes", event="note", detail=good.notes, actor=ACTOR))
+    # Every dated cell ends in the store: as work done, or (work this NSI does not call for) as a line.
+    done: dict[str, dt.date] = {}
+    kept = list(good.kept)
+    for task, on in dated.items():
+        if any(code in actions for code in codes_of(task)):
+            done[task] = on
+        else:
+            kept.append(f"imported, not applicable to {_why_not(task, good, is_tm)}: {_label(task)} {on:%d/%m/%Y}")
+    for i, line in enumerate(kept, start=1):
+        history.append(HistoryEntry(nsi_id=nsi.id, key=f"imported:kept:{i}", event="imported", detail=line, actor=ACTOR))
+    if allocated_on is not None:
+        team = team or first_team(estate, form.receiving_pdu_code or "")
+        done[first_step] = allocated_on
     order = [first_step, *(t for t in done if t not in (first_step, "completion", "outcome")), "completion", "outcome"]
     for task in order:
         if task not in done:
             continue
         on = done[task]
         spec = registry.spec_for(task, policy)
-        if spec.kind == "action" and task not in actions:
-            continue  # work this NSI does not call for (an ACO date on a case that is not high RoSH)
         answer = _answer(task, on, good, team or "", policy)
         session.add(StepRecord(nsi_id=nsi.id, step=task, answer=answer, recorded_by=ACTOR, done_on=on))
-        codes = [r.code for r in policy.rules_for_step(task, shape)] + ([task] if spec.kind == "action" else [])
-        for code in codes:
+        for code in codes_of(task):
             if (a := actions.get(code)) is not None:
                 a.status, a.done_on = "done", on
         history.append(HistoryEntry(nsi_id=nsi.id, key=f"step:{task}", event=task,
                                     detail=f"{spec.title} done on {on.isoformat()} (imported)", actor=ACTOR))  # fmt: skip
     for task in sorted(good.not_applicable - set(done)):
-        for code in [r.code for r in policy.rules_for_step(task, shape)] + [task]:
+        for code in codes_of(task):
             if (a := actions.get(code)) is not None and a.status == "open":
                 a.status = "cancelled"
                 history.append(HistoryEntry(nsi_id=nsi.id, key=f"not-applicable:{code}", event="not applicable",
@@ -136,6 +152,27 @@ def store_row(session: Session, good: GoodRow, source: str, today: dt.date, esta
         _finish(nsi, [a for a in actions.values() if a.code in required], "completed", done["completion"])
     session.add_all(history)
     return nsi.reference
+
+
+def _label(task: str) -> str:
+    """The tracker's name for the work: its field without "_on" (court application, aco)."""
+    name = next((f for f, t in DONE_FIELDS.items() if t == task), task)
+    return name.removesuffix("_on").replace("_", " ")
+
+
+def _why_not(task: str, good: GoodRow, is_tm: bool) -> str:
+    form = good.form
+    if is_tm:
+        return "caretaking"
+    if task == "court_application":
+        return f"a {form.sentence_type.value.lower()}"
+    if task in ("transfer_report", "full_information"):
+        return "a case that is not high RoSH"
+    if task == "aco_involvement":
+        return "a case that is not high RoSH or MAPPA"
+    if task == "mappa_brokering":
+        return "a case that is not MAPPA level 2 or 3"
+    return "this case"
 
 
 def _status_after_allocation(is_tm: bool, shape: int) -> str:

@@ -17,6 +17,7 @@ import_report (what the import did, and the report workbook).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from tasks.domain import transfers
 from tasks.domain.import_mapping import UnreadableTracker, load_mapping
-from tasks.domain.import_report import ImportResult, write_report
+from tasks.domain.import_report import ImportResult, report_path, write_report
 from tasks.domain.import_rows import BadRow, GoodRow, check_row
 from tasks.domain.imported_nsi import store_row
 from tasks.domain.legacy_tracker import read_sheet
@@ -60,11 +61,14 @@ def import_tracker(
     mapping_path: Path | None = None,
     region: str | None = None,
     dry_run: bool = False,
+    strict: bool = False,
+    report: Path | None = None,
     url: str | None = None,
     progress: Callable[[int], None] | None = None,
     on_count: Callable[[int], None] | None = None,
 ) -> ImportResult:
-    """Check every row, store the good ones (one transaction each), report the bad ones beside the input."""
+    """Check every row, store the good ones (one transaction each), report the bad ones (beside the
+    input, or at `report`). `strict` refuses a tracker with any header the mapping does not know."""
     started = time.perf_counter()
     mapping = load_mapping(mapping_path)
     estate = load_estate()
@@ -72,8 +76,14 @@ def import_tracker(
         raise UnreadableTracker(f"--region: {region!r} is not a region code; regions: {', '.join(sorted(estate.regions))}")
     region = region.upper() if region else None
     today = get_settings().current_date()
-    _, rows = read_sheet(path, mapping, sheet)
-    result = ImportResult(source=path.name, rows=len(rows), dry_run=dry_run)
+    header, rows = read_sheet(path, mapping, sheet)
+    if strict and header.ignored:
+        raise UnreadableTracker(
+            f"--strict: {path.name} row {header.number}: headers the mapping does not know: "
+            + "; ".join(f"{h!r}" + (f" ({hint})" if hint else "") for h, hint in header.ignored)
+            + " (give their fields with --mapping)"
+        )
+    result = ImportResult(source=path.name, rows=len(rows), dry_run=dry_run, header=header)
     checked = [check_row(r, mapping, estate, region, today) for r in rows]
     goods = [c for c in checked if isinstance(c, GoodRow)]
     result.bad = [c for c in checked if isinstance(c, BadRow)]
@@ -98,6 +108,10 @@ def import_tracker(
             continue
         to_store.append(g)
     result.bad.sort(key=lambda b: b.number)
+    out = report or report_path(path)
+    if (result.bad or dry_run or header.ignored) and not _writable(out):
+        # Said before anything is stored: a tracker on a read-only share needs --report elsewhere.
+        raise UnreadableTracker(f"--report: cannot write the report to {out} (no such folder, or read-only); give --report PATH")
     if on_count is not None:
         on_count(len(to_store))
     if dry_run:
@@ -120,9 +134,15 @@ def import_tracker(
                 session.close()
             if progress is not None:
                 progress(1)
-    result.report = write_report(path, result) if result.bad or dry_run else None
+    if result.bad or dry_run or header.ignored:
+        result.report = write_report(out, result)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _writable(out: Path) -> bool:
+    folder = out.parent
+    return folder.is_dir() and os.access(folder, os.W_OK) and (not out.exists() or os.access(out, os.W_OK))
 
 
 # --------------------------------------------------------------------------- flow runs, afterwards

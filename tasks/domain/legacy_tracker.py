@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,44 @@ EXCEL_EPOCH = dt.date(1899, 12, 30)
 class RawRow:
     number: int  # the row number Excel shows
     values: dict[str, Any]  # field -> cell value
-    raw: dict[str, Any]  # header as written -> cell value (for the report)
+    raw: dict[str, Any]  # header as written -> cell value as typed, blank ones too (for the report)
+    unmapped: dict[str, Any] = field(default_factory=dict)  # header -> non-blank cell of a column no field took
+
+
+@dataclass
+class HeaderRow:
+    """Which header went to which field: what a dry run shows and --strict checks."""
+
+    number: int  # the row number Excel shows
+    mapped: list[tuple[str, str]]  # (header as written, field), in column order
+    ignored: list[tuple[str, str | None]]  # (header, the closest field name, or why it was not taken)
+    missing: list[str]  # fields no header named
+
+    def header_of(self, name: str) -> str | None:
+        """The header as written of a field."""
+        return next((h for h, f in self.mapped if f == name), None)
+
+    def lines(self) -> list[str]:
+        out = [f"header row {self.number}:"]
+        out += [f"  {h!r} -> {f}" for h, f in self.mapped]
+        out += [f"  {h!r} ignored" + (f" ({hint})" if hint else "") for h, hint in self.ignored]
+        if self.missing:
+            out.append(f"  no header for: {', '.join(self.missing)}")
+        return out
+
+
+def closest_field(header: str, mapping: TrackerMapping) -> str | None:
+    """The field a header most looks like (its name or one of its spellings), if any does."""
+    import difflib
+
+    key = norm(header)
+    if not key:
+        return None
+    names = {norm(s): f for f, spellings in mapping.columns.items() for s in (f, *spellings)}
+    near = difflib.get_close_matches(key, list(names), n=1, cutoff=0.75)
+    if not near:
+        near = [n for n in names if len(n) >= 4 and (n in key or key in n)][:1]
+    return names[near[0]] if near else None
 
 
 def cell_text(value: Any) -> str:
@@ -36,8 +73,8 @@ def cell_text(value: Any) -> str:
     return str(value).strip()
 
 
-def read_sheet(path: Path, mapping: TrackerMapping, sheet: str | None = None) -> tuple[list[str], list[RawRow]]:
-    """(the headers as written, the non-blank rows below the header row)."""
+def read_sheet(path: Path, mapping: TrackerMapping, sheet: str | None = None) -> tuple[HeaderRow, list[RawRow]]:
+    """(which header went to which field, the non-blank rows below the header row)."""
     from openpyxl import load_workbook
 
     # Not data_only: a cell holding a formula gives its text ("=HYPERLINK(...)"), stored as text.
@@ -60,10 +97,16 @@ def read_sheet(path: Path, mapping: TrackerMapping, sheet: str | None = None) ->
             f"{path.name}: no header row: no row in the first 50 names {mapping.min_header_matches} known columns "
             "(config/import_mapping.yaml; give a region's own spellings with --mapping)"
         )
+    headers = [cell_text(h) for h in table[header_at]]
+    width = max([len(headers), *(len(r) for r in table[header_at + 1 :])])
+    headers += [""] * (width - len(headers))
+    names = [h or f"column {c + 1}" for c, h in enumerate(headers)]
     taken: dict[str, int] = {}
-    for c, f in list(columns.items()):
-        if f in taken:  # the same field twice: the first column wins, the other is kept as raw only
+    ignored: list[tuple[str, str | None]] = []
+    for c, f in sorted(columns.items()):
+        if f in taken:  # the same field twice: the first column wins, the other is kept as history
             del columns[c]
+            ignored.append((names[c], f"{f} is already {names[taken[f]]!r}"))
         else:
             taken[f] = c
     missing = [f for f in REQUIRED if f not in taken]
@@ -73,15 +116,28 @@ def read_sheet(path: Path, mapping: TrackerMapping, sheet: str | None = None) ->
         raise UnreadableTracker(
             f"{path.name} row {header_at + 1}: no column for {', '.join(missing)} (config/import_mapping.yaml)"
         )
-    headers = [cell_text(h) for h in table[header_at]]
+    spare = [c for c in range(width) if c not in columns and names[c] not in {h for h, _ in ignored}]
+    for c in spare:
+        if headers[c] or any(c < len(r) and cell_text(r[c]) != "" for r in table[header_at + 1 :]):
+            hint = closest_field(headers[c], mapping)
+            ignored.append((names[c], f"closest field: {hint}" if hint else None))
+    ignored_names = {h for h, _ in ignored}
+    header = HeaderRow(
+        number=header_at + 1,
+        mapped=[(names[c], f) for c, f in sorted(columns.items())],
+        ignored=sorted(ignored, key=lambda x: names.index(x[0])),
+        missing=[f for f in mapping.columns if f not in taken and f not in {"name", "first_name", "last_name"}],
+    )
     rows = []
     for number, row in enumerate(table[header_at + 1 :], start=header_at + 2):
         if all(cell_text(v) == "" for v in row):
             continue  # blank rows between blocks are not bad rows
-        values = {f: row[c] if c < len(row) else None for c, f in columns.items()}
-        raw = {headers[c] or f"column {c + 1}": row[c] for c in range(min(len(headers), len(row))) if cell_text(row[c]) != ""}
-        rows.append(RawRow(number, values, raw))
-    return headers, rows
+        row = row + [None] * (width - len(row))
+        values = {f: row[c] for c, f in columns.items()}
+        raw = {names[c]: row[c] for c in range(width) if headers[c] or cell_text(row[c]) != ""}
+        unmapped = {names[c]: row[c] for c in range(width) if names[c] in ignored_names and cell_text(row[c]) != ""}
+        rows.append(RawRow(number, values, raw, unmapped))
+    return header, rows
 
 
 def parse_date(value: Any, mapping: TrackerMapping) -> dt.date | None:

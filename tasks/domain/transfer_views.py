@@ -262,6 +262,7 @@ class StatusView:
     # NSIs raised for this person in the repeat-mover window, when that makes them a repeat mover; else 0.
     repeat_mover: int = 0
     repeat_mover_rule: str = ""
+    notes: list[str] = field(default_factory=list)  # the notes a legacy tracker held, as typed
 
 
 def status_of(reference: str, as_of: dt.date | None = None, url: str | None = None) -> StatusView:
@@ -299,6 +300,7 @@ def status_of(reference: str, as_of: dt.date | None = None, url: str | None = No
         view.actions.sort(key=lambda a: (a.due_on, a.code))
         for h in nsi.history:
             view.history.append(HistoryView(h.at, h.event, h.detail, h.actor, h.flow_run_id))
+        view.notes = [h.detail for h in view.history if h.event == "note"]
         view.shape_version = nsi.shape_version
         policy = get_policy(nsi.profile)
         due = {a.code: a.due_on for a in nsi.actions}

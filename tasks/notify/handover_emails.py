@@ -62,6 +62,7 @@ def report_emails(plan: HandoverPlan, rules: HandoverRules) -> list[Mail]:
                 "day": plan.day,
                 "recipients": recipients,
                 "final_months": rules.session_final_months,
+                "to_serve_months": rules.qualifying_more_than_months,
             }
             out.append(
                 Mail(
@@ -132,7 +133,8 @@ def alert_emails(plan: HandoverPlan, rules: HandoverRules, settings: Settings) -
             case.com_email,
             alert.day,
             _hash(case.crn, alert.name, case.deadline),
-            {"case": case, "alert": alert, "day": plan.day, "final_months": rules.session_final_months},
+            {"case": case, "alert": alert, "day": plan.day, "final_months": rules.session_final_months,
+             "to_serve_months": rules.qualifying_more_than_months},
             placeholder=is_held(case.com_email, rules),
             attachments=partial(_event_attachment, case, alert, settings, len(rules.alerts)),
         )

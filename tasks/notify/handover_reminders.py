@@ -155,7 +155,7 @@ def _case(row: PomComHandover, rules: HandoverRules, calendar: WorkingDayCalenda
         sentence_length_months=row.sentence_length_months,
         release_date=row.release_date,
         schedule=schedule_for(deadline, rules, calendar),
-        qualifies=rules.qualifies(row.sentence_type, row.sentence_length_months),
+        qualifies=rules.qualifies(row.sentence_type, row.sentence_length_months, row.sentence_date, row.release_date),
         last_session_on=max(held, default=None),
         session_window_start=window_start,
         revision=row.revision,

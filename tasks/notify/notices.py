@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from tasks.domain.changes import clock_stopped_words
+from tasks.domain.import_mapping import recorded
 from tasks.notify.mail_job import Facts, Mail, MailJob, Summary, run_mail_job
 from tasks.settings import get_settings
 from tasks.store.models import HistoryEntry, Nsi
@@ -123,7 +124,7 @@ def plan_notices(reference: str, key: str, url: str | None = None) -> NoticePlan
             "due_on": nsi.due_on,
             "transferring_pdu_code": nsi.transferring_pdu_code,
             "receiving_pdu_code": nsi.receiving_pdu_code,
-            "transferring_spo": nsi.transferring_spo,
+            "transferring_spo": recorded(nsi.transferring_spo),
             "lao": nsi.lao,
             "clock_stopped": clock_stopped_words(*clock),
             "sentence_end_date": dt.date.fromisoformat(end) if (end := nsi.form.get("sentence_end_date")) else None,

@@ -53,6 +53,7 @@ from enum import StrEnum
 import numpy as np
 
 from tasks.calendar import WorkingDayCalendar
+from tasks.domain.import_mapping import recorded
 from tasks.domain.policy import get_policy
 from tasks.notify.email import load_email_config
 from tasks.settings import get_settings
@@ -149,7 +150,7 @@ class Item:
     owner_pdu: str
     transferring_pdu: str
     receiving_pdu: str
-    spo: str
+    spo: str | None  # None: not recorded (an imported case whose tracker did not name one)
     other_mailbox: str  # the other side's transfer mailbox: who to contact about it
     due_on: dt.date
     # Working days until due (due soon) or overdue by (overdue, escalated).
@@ -308,7 +309,7 @@ def classify(
 
 
 def greeting(names: Iterable[str], pdu_name: str, rules: ReminderRules) -> str:
-    unique = sorted({n.strip() for n in names if n and n.strip()})
+    unique = sorted({n.strip() for n in names if recorded(n)})
     if not unique or len(unique) > rules.greeting_max_names:
         return f"{pdu_name} transfer team"
     if len(unique) == 1:
@@ -341,7 +342,7 @@ def _item(
         owner_pdu=contacts[owner_code].pdu_name,
         transferring_pdu=contacts[a.transferring_pdu_code].pdu_name,
         receiving_pdu=contacts[a.receiving_pdu_code].pdu_name,
-        spo=a.transferring_spo,
+        spo=recorded(a.transferring_spo),
         other_mailbox=contacts[contact_code].mailbox,
         due_on=a.due_on,
         working_days=working_days,

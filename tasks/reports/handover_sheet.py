@@ -58,7 +58,8 @@ def write_handovers(book: Book, inp: RegionInput) -> None:
         highlight=(flag_header, '="Yes"'),
         note=(
             f"Handovers from the report day ({rules.report_days_before} days before, or the working day before that) "
-            f"until they are due. Qualifying sentences need an in-person session in the final "
+            f"until they are due. Qualifying sentences (standard determinate, more than {rules.qualifying_more_than_months} "
+            f"months to serve from the sentence date to release) need an in-person session in the final "
             f"{rules.session_final_months} months before the handover (seed 003)."
         ),
     )

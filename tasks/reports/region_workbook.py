@@ -207,6 +207,7 @@ def build_region_sheets(book: Book, inp: RegionInput) -> RegionResult:
             num_col("Days overdue (working)", nsis["days_overdue"], blank_zero=True),
             text_col("Clock", clock_words(nsis)),
             text_col(movers, np.where(nsis["repeat_mover"].to_numpy() > 0, "Yes", "")),
+            text_col("Notes", nsis["notes"]),
         ],
         highlight=("Days overdue (working)", ">0"),
     )

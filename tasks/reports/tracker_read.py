@@ -26,7 +26,7 @@ from tasks.notify.handover_report import report_records
 from tasks.places.estate import load_estate
 from tasks.reports.workbook import Layout
 from tasks.settings import get_settings
-from tasks.store.models import Action, Nsi
+from tasks.store.models import Action, HistoryEntry, Nsi
 from tasks.store.session import get_engine
 
 NAT = np.datetime64("NaT", "D")
@@ -225,12 +225,20 @@ def load_data(as_of: dt.date, url: str | None = None, config: TrackerConfig | No
     tm_q = select(n.c.id, n.c.form["expected_return_date"].as_string().label("expected_return")).where(
         scope, n.c.nsi_type == "temporary_move"
     )
+    h = HistoryEntry.__table__
+    # Notes (a legacy tracker's Notes column): shown on the Transfers sheet, as text cells.
+    notes_q = (
+        select(h.c.nsi_id, h.c.detail).select_from(h.join(n, h.c.nsi_id == n.c.id)).where(scope, h.c.event == "note").order_by(h.c.id)
+    )
     engine = get_engine(url or settings.effective_database_url)
     with engine.connect() as conn:
         nsis = pd.read_sql(nsi_q, conn)
         actions = _read_actions(conn, act_q)
         returns = pd.read_sql(tm_q, conn)
         movers = moving_again.repeat_movers(conn, as_of)  # every repeat mover in one grouped query
+        notes: dict[int, list[str]] = {}
+        for nsi_id, detail in conn.execute(notes_q):
+            notes.setdefault(nsi_id, []).append(detail)
 
     nsis = nsis.rename(
         columns={
@@ -254,6 +262,9 @@ def load_data(as_of: dt.date, url: str | None = None, config: TrackerConfig | No
     nsis["diversity_recorded"] = nsis["diversity_recorded"].astype(bool)
     # The name of a limited access offender never leaves this function.
     nsis["name"] = np.where(nsis["lao"].to_numpy(), cfg.layout.lao_name, nsis["name"].to_numpy(dtype=object))
+    # ... nor do its notes, which may name people.
+    joined = np.array([" | ".join(notes.get(i, [])) or None for i in nsis["id"].to_numpy()], dtype=object)
+    nsis["notes"] = np.where(nsis["lao"].to_numpy(), None, joined)
     pdu_names = {p.code: p.name for p in estate.pdus.values()}
     team_names = {t.code: t.name for t in estate.teams.values()}
     for side in ("t", "r"):

@@ -252,6 +252,8 @@ class PomComHandover(Base):
     omu_mailbox: Mapped[str] = mapped_column(String(320))
     sentence_type: Mapped[str] = mapped_column(String(10))
     sentence_length_months: Mapped[int] = mapped_column(Integer)
+    # The sentence date or custody start: time to serve runs from it to the release date (migration 0007).
+    sentence_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     release_date: Mapped[dt.date] = mapped_column(Date)
     handover_date: Mapped[dt.date] = mapped_column(Date, index=True)
     lao: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -154,7 +154,7 @@ def test_an_xlsx_import_takes_date_cells_and_keeps_formula_like_text_as_text(sto
     ws = wb.active
     ws.append([f.replace("_", " ").title() for f in FIELDS])  # "Pom Email" etc.: headers as people type them
     values = row(name='=HYPERLINK("http://x","y")', release_date=dt.datetime(2027, 3, 1), handover_date=dt.date(2027, 2, 15))
-    ws.append([values[f] if values[f] != "" else None for f in FIELDS])
+    ws.append([values.get(f) or None for f in FIELDS])
     ws.cell(2, FIELDS.index("name") + 1).data_type = "s"  # typed text that starts with '=', not a formula
     ws.append([None] * len(FIELDS))  # a blank line is not a bad row
     path = tmp_path / "handovers.xlsx"
@@ -299,6 +299,7 @@ def test_a_qualifying_case_without_a_session_in_the_final_months_is_flagged_ever
     assert not any("no in-person" in str(m["Subject"]) for _, m in smtp.inbox.messages if "X100002" in str(m["Subject"]))
     text, _ = parts([m for rcpt, m in smtp.inbox.messages if rcpt == [COM] and "diary alert" in str(m["Subject"])][0])
     assert "IN-PERSON SESSION NEEDED" in text and "None is recorded since 15 November 2026" in text
+    assert "(standard determinate sentence, more than 10 months to serve)" in text
     event = event_of([m for rcpt, m in smtp.inbox.messages if rcpt == [COM] and "diary alert" in str(m["Subject"])][0])
     assert "No in-person supervision session" in str(event["DESCRIPTION"])
 
@@ -379,3 +380,94 @@ def test_casetransfer_up_stores_the_example_handovers_once_before_the_nightly_jo
     # Before the nightly tracker and reminders run, so their handover sheet and emails have cases.
     source = inspect.getsource(ops.demo.bring_up)
     assert source.index("_seed_handovers(say)") < source.index("_seed_and_report(")
+
+
+OFFICE_HEADERS = {"crn": "Case ref", "name": "Prisoner", "prison": "Establishment", "pom_name": "POM", "pom_email": "POM e-mail",
+                  "com_name": "Offender manager", "com_email": "OM email", "com_team_code": "Team", "omu_mailbox": "OMU",
+                  "sentence_type": "Sentence", "sentence_length_months": "Length (months)", "sentence_date": "Sentenced on",
+                  "release_date": "Release", "handover_date": "Handover due"}  # fmt: skip
+OFFICE_MAPPING = """columns:
+  name: Prisoner
+  com_name: [Offender manager]
+  com_email: OM email
+  com_team_code: Team
+  sentence_length_months: Length (months)
+  sentence_date: Sentenced on
+  handover_date: [Handover due]
+"""
+
+
+def write_office_csv(path: Path, rows: list[dict[str, Any]], encoding: str) -> Path:
+    """A list as an OMU keeps it: its own headers, UK dates, saved by Excel on Windows."""
+    with path.open("w", newline="", encoding=encoding) as f:
+        w = csv.writer(f)
+        w.writerow(list(OFFICE_HEADERS.values()))
+        for r in rows:
+            w.writerow([r.get(f, "") for f in OFFICE_HEADERS])
+    return path
+
+
+def office_rows() -> list[dict[str, Any]]:
+    base = row(com_pdu_code=None, lao=None)
+    return [
+        # 14 months, released at the halfway point: 7 months to serve.
+        {**base, "crn": "X100001", "name": "Zoë O’Brien", "sentence_type": "Standard determinate sentence",
+         "sentence_length_months": 14, "sentence_date": "01/06/2026", "release_date": "01/01/2027", "handover_date": "15/12/2026"},
+        # 24 months: 12 months to serve.
+        {**base, "crn": "X100002", "name": "José Núñez", "sentence_type": "standard determinate",
+         "sentence_length_months": 24, "sentence_date": "01/06/2026", "release_date": "01/06/2027", "handover_date": "01/05/2027"},
+        {**base, "crn": "X100003", "name": "Siân Öztürk", "sentence_type": "Extended determinate", "sentence_length_months": 60,
+         "sentence_date": "01/06/2025", "release_date": "01/06/2027", "handover_date": "01/05/2027"},
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "utf-8", "utf-8-sig"])
+def test_an_offices_own_list_in_any_excel_encoding_imports_every_row_and_time_to_serve_decides_the_session(
+    store_url: str, tmp_path: Path, encoding: str
+) -> None:
+    path = write_office_csv(tmp_path / "omu.csv", office_rows(), encoding)
+    mapping = tmp_path / "omu.yaml"
+    mapping.write_text(OFFICE_MAPPING)
+
+    result = CliRunner().invoke(app, ["import-handovers", str(path), "--mapping", str(mapping), "--by", "tester"])
+
+    assert result.exit_code == 0, result.output
+    with UnitOfWork() as uow:
+        stored = {h.crn: h for h in uow.session.scalars(select(PomComHandover))}
+        assert {c: (h.name, h.sentence_type) for c, h in stored.items()} == {
+            "X100001": ("Zoë O’Brien", "SDS"), "X100002": ("José Núñez", "SDS"), "X100003": ("Siân Öztürk", "EDS")}  # fmt: skip
+    qualifies = {c.crn: c.qualifies for day in (dt.date(2026, 11, 20), dt.date(2027, 4, 1)) for c in hr.cases_around(day)}
+    assert qualifies == {"X100001": False, "X100002": True, "X100003": False}
+
+
+def test_a_list_in_no_known_encoding_is_refused_clearly_and_every_problem_of_every_row_is_said_at_once(
+    store_url: str, tmp_path: Path
+) -> None:
+    garbled = tmp_path / "garbled.csv"
+    garbled.write_bytes(b"crn,name\r\nX100001,\x81\x8d\x8f\x90\r\n")
+    refused = CliRunner().invoke(app, ["import-handovers", str(garbled)])
+    assert refused.exit_code == 2 and "not UTF-8 or Windows-1252" in refused.output and "Traceback" not in refused.output
+    bad = office_rows()
+    bad[0] |= {"sentence_type": "Standard", "pom_email": "not an email", "com_team_code": "NOPE99", "handover_date": "02/02/2027"}
+    bad[1] |= {"name": "", "sentence_length_months": "two years"}
+    path = write_office_csv(tmp_path / "omu.csv", bad[:2], "cp1252")
+    mapping = tmp_path / "omu.yaml"
+    mapping.write_text(OFFICE_MAPPING.replace("  name: Prisoner\n", ""))  # "Prisoner" is not a header it knows
+
+    result = CliRunner().invoke(app, ["import-handovers", str(path), "--mapping", str(mapping)])
+
+    assert result.exit_code == 2
+    lines = [ln for ln in result.output.splitlines() if ln.startswith("omu.csv row")]
+    assert any("row 1: unknown columns Prisoner" in ln for ln in lines)
+    assert any("row 1: missing columns name" in ln for ln in lines)
+    assert "omu.csv: 2 problems; nothing was stored" in result.output
+    assert count(PomComHandover) == 0
+    mapping.write_text(OFFICE_MAPPING)
+
+    again = CliRunner().invoke(app, ["import-handovers", str(path), "--mapping", str(mapping)])
+
+    fields_at_fault = {(ln.split(":")[0], ln.split(": ")[1]) for ln in again.output.splitlines() if ln.startswith("omu.csv row")}
+    assert fields_at_fault == {("omu.csv row 2", "pom_email"), ("omu.csv row 2", "com_team_code"), ("omu.csv row 2", "handover_date"),
+                               ("omu.csv row 3", "name"), ("omu.csv row 3", "sentence_length_months")}  # fmt: skip
+    assert "'Standard'" not in again.output  # a name config/handovers.yaml gives SDS
+    assert "omu.csv: 5 problems; nothing was stored" in again.output

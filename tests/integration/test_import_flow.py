@@ -18,7 +18,7 @@ from tasks.store.unit_of_work import UnitOfWork
 
 pytestmark = pytest.mark.prefect
 
-ROW = {"name": "Imported Person", "date_of_birth": dt.date(1980, 2, 3), "sentence_type": "CRO", "from": "Greenwich and Bexley",
+ROW = {"name": "Imported Person", "nsi_type": "Transfer", "date_of_birth": dt.date(1980, 2, 3), "sentence_type": "CRO", "from": "Greenwich and Bexley",
        "to": "N50CAD", "notified_on": dt.date(2026, 12, 1), "move_on": dt.date(2026, 12, 1), "rosh": "Medium"}  # fmt: skip
 
 

@@ -218,3 +218,185 @@ def test_the_runs_to_start_are_the_open_imported_nsis_and_completed_ones_with_wo
     completed = transfer_views.status_of(created[1])
     assert completed.status == "completed"
     assert {a.code for a in completed.actions if a.status == "open"} == {"oasys_reassessment", "plan_review", "court_application"}
+
+
+def test_a_caretaking_row_keeps_its_dates_as_work_done_and_is_never_reminded_of_it(store_url: str, tmp_path: Path) -> None:
+    path = write_tracker(
+        tmp_path / "t.xlsx",
+        [one_row(nsi_type="Caretaking", to="N50GMS", documents_on="04/11/2026", address_assessment_on=dt.date(2026, 11, 5),
+                 plan_review_on="20/11/2026", oasys_on="Not applicable", handover_on="06/11/2026")],
+    )  # fmt: skip
+
+    (reference,) = importer.import_tracker(path).created
+
+    view = transfer_views.status_of(reference)
+    actions = {a.code: (a.status, a.done_on) for a in view.actions}
+    assert view.nsi_type == "temporary_move" and view.status == "supporting"
+    # Supported from the first work the tracker dates; that work done on its own day.
+    assert actions["support_contact"] == ("done", dt.date(2026, 11, 4))
+    assert actions["documents"] == ("done", dt.date(2026, 11, 4))
+    assert actions["address_assessment"] == ("done", dt.date(2026, 11, 5))
+    assert actions["plan_review"] == ("done", dt.date(2026, 11, 20))
+    assert actions["oasys_reassessment"][0] == "cancelled"
+    done_lines = [h.detail for h in view.history if h.detail.endswith("(imported)")]
+    assert len(done_lines) == 4  # support allocation, documents, home visit, plan review
+    # A three-way handover is a transfer's: kept as a line, not dropped.
+    assert "imported, not applicable to caretaking: handover 06/11/2026" in [h.detail for h in view.history]
+    plan = digests.plan_for(TODAY, store_url)
+    listed = {i.code for d in plan.digests for i in (*d.escalated, *d.overdue, *d.due_soon) if i.reference == reference}
+    assert not listed & {"support_contact", "documents", "address_assessment", "plan_review", "oasys_reassessment"}
+
+
+def test_a_date_for_work_the_case_does_not_call_for_is_kept_as_a_history_line(store_url: str, tmp_path: Path) -> None:
+    path = write_tracker(
+        tmp_path / "t.xlsx",
+        [one_row(sentence_type="Licence", court_application_on="12/11/2026", documents_on="04/11/2026",
+                 expected_return_on="01/02/2027")],
+        headers={**HEADERS, "expected_return_on": "Expected return"},
+    )  # fmt: skip
+
+    view = transfer_views.status_of(importer.import_tracker(path).created[0])
+
+    lines = [h.detail for h in view.history]
+    assert "imported, not applicable to a licence: court application 12/11/2026" in lines
+    assert "imported, not applicable to a case transfer: expected return 01/02/2027" in lines
+    assert "court_application" not in {a.code for a in view.actions}
+
+
+def test_a_blank_order_type_never_rejects_a_row_and_not_applicable_is_read_however_it_is_written(
+    store_url: str, tmp_path: Path
+) -> None:
+    spellings = ["Not applicable", "n/a", "NA", "N/A ", "-"]
+    rows = [one_row(crn=f"A10000{k}", sentence_type="", police_checks_on=na) for k, na in enumerate(spellings)]
+
+    result = importer.import_tracker(write_tracker(tmp_path / "t.xlsx", rows))
+
+    assert not result.bad and len(result.created) == len(spellings)
+    for reference in result.created:
+        view = transfer_views.status_of(reference)
+        assert {a.code: a.status for a in view.actions}["police_checks"] == "cancelled"
+        assert any("order or licence type not recorded" in h.detail for h in view.history)
+
+
+def test_an_unknown_transfer_kind_is_a_bad_row_unless_the_mapping_sets_a_default(store_url: str, tmp_path: Path) -> None:
+    path = write_tracker(tmp_path / "t.xlsx", [one_row(nsi_type="?"), one_row(crn="A100002", nsi_type="")])
+
+    result = importer.import_tracker(path)
+
+    assert result.created == []
+    assert [b.reason.split(" (")[0] for b in result.bad] == ["nsi_type: Transfer or caretaking not given"] * 2
+    mapping = tmp_path / "ours.yaml"
+    mapping.write_text("nsi_type_when_not_given: transfer\n")
+    import_mapping.load_mapping.cache_clear()
+
+    again = importer.import_tracker(path, mapping_path=mapping)
+
+    assert [transfer_views.status_of(r).nsi_type for r in again.created] == ["case_transfer", "case_transfer"]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api"}  # no server: runs start later
+    return subprocess.run([sys.executable, "-m", "ops.cli", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+
+
+def test_a_dry_run_shows_the_mapping_it_used_and_strict_refuses_an_unknown_column(store_url: str, tmp_path: Path) -> None:
+    headers = {**HEADERS, "shoe": "Shoe size", "documents_on": "Docs recieved"}
+    path = write_tracker(tmp_path / "t.xlsx", [one_row(shoe="9", documents_on="04/11/2026")],
+                         headers={k: headers[k] for k in [*one_row(), "shoe", "documents_on"]})  # fmt: skip
+
+    dry = run_cli("import-tracker", str(path), "--dry-run")
+
+    assert dry.returncode == 0, dry.stderr
+    assert "'Case Ref' -> crn" in dry.stdout and "'Date Notified' -> notified_on" in dry.stdout
+    assert "'Shoe size' ignored" in dry.stdout
+    assert "'Docs recieved' ignored (closest field: documents_on)" in dry.stdout
+    assert "no header for: " in dry.stdout and "police_checks_on" in dry.stdout
+    mapping_sheet = list(load_workbook(tmp_path / "t.import-report.xlsx", read_only=True)["Mapping"].iter_rows(values_only=True))
+    assert ("Shoe size", "", "ignored: kept as history lines") in mapping_sheet
+
+    strict = run_cli("import-tracker", str(path), "--strict")
+
+    assert strict.returncode == 2
+    assert "--strict" in strict.stderr and "'Shoe size'" in strict.stderr and "Traceback" not in strict.stderr
+    assert nsi_count(store_url) == 0
+
+    done = run_cli("import-tracker", str(path))
+
+    assert done.returncode == 0, done.stderr
+    assert "headers not imported as fields" in done.stdout
+    view = transfer_views.status_of(transfer_views_reference(store_url))
+    lines = [h.detail for h in view.history]
+    assert "imported, column not mapped: Shoe size: 9" in lines
+    assert "imported, column not mapped: Docs recieved: 04/11/2026" in lines
+
+
+def transfer_views_reference(url: str) -> str:
+    with UnitOfWork(url) as uow:
+        return uow.session.scalars(select(Nsi.reference)).one()
+
+
+def test_the_report_holds_every_cell_as_typed_names_the_column_at_fault_and_goes_where_it_is_told(
+    store_url: str, tmp_path: Path
+) -> None:
+    path = write_tracker(tmp_path / "t.xlsx", [one_row(documents_on="31/02/2026", move_on=None, rosh="Medium")])
+    # A folder the report cannot be written to (as a read-only share is) is said before anything is stored.
+    refused = run_cli("import-tracker", str(path), "--report", str(tmp_path / "no such folder" / "report.xlsx"))
+    assert refused.returncode == 2 and "--report: cannot write" in refused.stderr and "Traceback" not in refused.stderr
+    elsewhere = tmp_path / "out" / "report.xlsx"
+    elsewhere.parent.mkdir()
+
+    done = run_cli("import-tracker", str(path), "--report", str(elsewhere))
+
+    assert done.returncode == 2 and "[columns: Docs received]" in done.stderr
+    rows = list(load_workbook(elsewhere, read_only=True)["Bad rows"].iter_rows(values_only=True))
+    head, row = rows[0], dict(zip(rows[0], rows[1], strict=True))
+    assert head[:4] == ("Row", "CRN", "Reason", "Columns at fault")
+    assert row["Columns at fault"] == "Docs received"
+    assert row["Docs received"] == "31/02/2026"  # as typed
+    assert "Move date" in head and row["Move date"] is None  # a blank cell shown blank
+    source = list(load_workbook(path, read_only=True)["Tracker"].iter_rows(values_only=True))
+    typed = {str(h).strip(): v for h, v in zip(source[3], source[4], strict=True)}
+    assert {h: row[h] for h in typed} == typed  # every cell as the tracker held it: dates, serials, text
+    assert not (tmp_path / "t.import-report.xlsx").exists()
+
+
+def test_notes_reach_the_trackers_transfers_sheet_as_text_and_the_status_command(store_url: str, tmp_path: Path) -> None:
+    from tasks.reports.tracker import run_tracker
+
+    formula, html = '=HYPERLINK("http://example.invalid","x")', "<b>Chased</b> police twice"
+    path = write_tracker(tmp_path / "t.xlsx", [one_row(notes=formula), one_row(crn="A100002", notes=html),
+                                               one_row(crn="A100003", notes="Victim nearby", lao="Yes")],
+                         headers={**HEADERS, "lao": "LAO"})  # fmt: skip
+    created = importer.import_tracker(path, region="N07").created
+
+    run_tracker(TODAY, out_dir=tmp_path / "trackers", workers=1)
+
+    sheet = load_workbook(next((tmp_path / "trackers").iterdir()) / "N07.xlsx")["Transfers"]
+    head = [c.value for c in sheet[1]]
+    cells = {row[0].value: row[head.index("Notes")] for row in sheet.iter_rows(min_row=2)}
+    assert (cells[created[0]].value, cells[created[0]].data_type) == (formula, "s")
+    assert (cells[created[1]].value, cells[created[1]].data_type) == (html, "s")
+    assert cells[created[2]].value is None  # a limited access case's notes stay out, as its name does
+    shown = run_cli("status", created[1])
+    assert f"note: {html}" in shown.stdout
+
+
+def test_digests_for_imported_cases_greet_the_team_and_say_not_recorded_never_the_placeholder(store_url: str, tmp_path: Path) -> None:
+    from tasks.notify.email import render
+    from tasks.notify.reminders import load_rules
+
+    path = write_tracker(tmp_path / "t.xlsx", [one_row(documents_on="04/11/2026")])  # safeguarding checks overdue
+    (reference,) = importer.import_tracker(path).created
+    placeholder = import_mapping.load_mapping().unknown_text
+
+    plan = digests.plan_for(TODAY, store_url)
+
+    mine = [d for d in plan.digests if any(i.reference == reference for i in (*d.escalated, *d.overdue, *d.due_soon))]
+    assert mine
+    for d in mine:
+        email = render(digests.TEMPLATE, digests.digest_context(d, load_rules()))
+        assert email.text.startswith(f"Hello {d.greeting},") or f"\nHello {d.greeting}," in email.text
+        assert d.greeting.endswith("transfer team")
+        for body in (email.text, email.html):
+            assert placeholder not in body
+        assert email.text.count("Transferring SPO: not recorded") == 1

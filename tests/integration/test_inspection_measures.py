@@ -1,6 +1,8 @@
-"""The inspection's measures in the tracker (issue 13): a legacy tracker whose dates reproduce the
-2004 inspection's Appendix 2 (002) gives exactly its counts, met of applicable, in the
-"Compliance" sheet (its 2004 inspection rows) of the national workbook and of the region's."""
+"""The inspection's measures in the tracker (issues 13, 27): a legacy tracker whose dates reproduce
+the 2004 inspection's Appendix 2 (002), with its caretaking cases (39% of the sample) and "not
+applicable" written in several ways, gives exactly its counts, met of applicable, in the
+"Compliance" sheet (its 2004 inspection rows) of the national workbook and of the region's: for
+all cases, and for transfers and temporary moves apart."""
 
 from __future__ import annotations
 
@@ -31,13 +33,22 @@ APPENDIX_2 = {
 }
 
 
+# "Not applicable" as trackers write it (config/import_mapping.yaml not_applicable).
+NOT_APPLICABLE = ["N/A", "Not applicable", "n/a", "NA", "N/A ", "-"]
+
+
+def caretaking(i: int) -> bool:
+    """31 of the 80 (39%), spread through the sample: i * 31 mod 80 runs over 0..79 once."""
+    return i * 31 % 80 < 31
+
+
 def day(n: int) -> dt.date:
     return NOTIFIED + dt.timedelta(days=n)
 
 
 def pick(i: int, met: int, applicable: int, on_time: object, late: object) -> object:
     """Row i: done on time for the first `met`, late (or not done) up to `applicable`, N/A after."""
-    return on_time if i < met else late if i < applicable else "N/A"
+    return on_time if i < met else late if i < applicable else NOT_APPLICABLE[i % len(NOT_APPLICABLE)]
 
 
 def appendix_2_rows() -> list[dict[str, object]]:
@@ -51,7 +62,7 @@ def appendix_2_rows() -> list[dict[str, object]]:
                 "date_of_birth": dt.date(1970, 1, 1),
                 "ethnicity": "White" if i < 66 else "",
                 "sentence_type": "CRO",
-                "nsi_type": "Transfer",
+                "nsi_type": "Caretaking" if caretaking(i) else "Transfer",
                 "from": "Greenwich and Bexley",
                 "to": "N50CAD",
                 "notified_on": NOTIFIED,
@@ -72,7 +83,18 @@ def appendix_2_rows() -> list[dict[str, object]]:
     return rows
 
 
-def measures(path: Path, columns: tuple[str, str]) -> dict[str, tuple[int, int]]:
+def expected(group: str) -> dict[str, tuple[int, int]]:
+    """Appendix 2's counts for the rows of one group: row i is met below `met`, applicable below
+    `applicable` (the high-RoSH measures count the 24 high-RoSH rows only)."""
+    rows = [i for i in range(80) if group == "All" or caretaking(i) == (group == "Temporary moves")]
+    out = {}
+    for measure, (met, applicable) in APPENDIX_2.items():
+        sample = [i for i in rows if i < 24] if measure.startswith(("High RoSH", "ACO")) else rows
+        out[measure] = (sum(i < met for i in sample), sum(i < applicable for i in sample))
+    return out
+
+
+def measures(path: Path, columns: tuple[str, str], group: str = "All") -> dict[str, tuple[int, int]]:
     sheet = load_workbook(path, read_only=True)["Compliance"]
     rows = list(sheet.iter_rows(values_only=True))
     head = rows[0]
@@ -80,7 +102,7 @@ def measures(path: Path, columns: tuple[str, str]) -> dict[str, tuple[int, int]]
     return {
         r[0]: (r[at[columns[0]]], r[at[columns[1]]])
         for r in rows[1:]
-        if r[1] == "All" and str(r[at["Standard"]]).startswith("2004 inspection")
+        if r[1] == group and str(r[at["Standard"]]).startswith("2004 inspection")
     }
 
 
@@ -96,7 +118,10 @@ def test_a_tracker_reproducing_appendix_2_gives_exactly_its_counts_in_the_inspec
     folder = next((tmp_path / "trackers").iterdir())
     for workbook in (folder / "national.xlsx", folder / "N07.xlsx"):
         imported = measures(workbook, ("Imported: met", "Imported: applicable"))
-        assert {m: imported[m] for m in APPENDIX_2} == APPENDIX_2, workbook.name
+        assert {m: imported[m] for m in APPENDIX_2} == APPENDIX_2 == expected("All"), workbook.name
+        for group in ("Case transfers", "Temporary moves"):
+            apart = measures(workbook, ("Imported: met", "Imported: applicable"), group)
+            assert {m: apart[m] for m in APPENDIX_2} == expected(group), (workbook.name, group)
         here = measures(workbook, ("Raised here: met", "Raised here: applicable"))
         assert here["Diversity recorded"][1] == 1
         whole = measures(workbook, ("Met in time", "Due in period / applicable"))

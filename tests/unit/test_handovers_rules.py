@@ -125,4 +125,4 @@ def test_an_import_file_with_unknown_or_missing_columns_is_refused_by_name(tmp_p
     assert "missing columns prison, pom_name" in text
     with pytest.raises(HandoverInputError, match="must be a .csv or .xlsx file"):
         read_rows(tmp_path / "h.txt")
-    assert len(FIELDS) == 15
+    assert len(FIELDS) == 16  # the sentence date (issue 27) is the 16th

@@ -4,6 +4,7 @@ are spelt, places by code, name or postcode."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,40 @@ def test_a_region_mapping_with_an_unknown_field_is_refused(tmp_path: Path) -> No
     bad.write_text("columns:\n  shoe_size: [Shoes]\n")
     with pytest.raises(import_mapping.UnreadableTracker, match="shoe_size"):
         import_mapping.load_mapping(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("min_header_matches: 'three'\n", "min_header_matches: 'three' is not a whole number"),
+        ("columns:\n  crn: 12345\n", "columns.crn: 12345 is not a header or a list of headers"),
+        ("columns:\n  crn: {a: b}\n", "columns.crn: "),
+        ("columns:\n  documents_on: ['-']\n", "columns.documents_on: '-' has no letter or digit"),
+        ("columns: [CRN]\n", "columns: give each field"),
+        ("not_applicable: 7\n", "not_applicable: 7 is not a word"),
+        ("sentence_types:\n  Community Ordr: [CO]\n", "sentence_types.Community Ordr: not one of"),
+        ("nsi_type_when_not_given: maybe\n", "nsi_type_when_not_given: 'maybe'"),
+        ("colums:\n  crn: [Ref]\n", "unknown keys colums"),
+    ],
+)
+def test_a_mapping_value_of_the_wrong_kind_is_refused_naming_its_key(tmp_path: Path, text: str, key: str) -> None:
+    bad = tmp_path / "m.yaml"
+    bad.write_text(text)
+    import_mapping.load_mapping.cache_clear()
+    with pytest.raises(import_mapping.UnreadableTracker, match=re.escape(key)):
+        import_mapping.load_mapping(bad)
+
+
+def test_a_mapping_value_may_be_one_header_and_is_never_split_into_characters(tmp_path: Path) -> None:
+    one = tmp_path / "m.yaml"
+    one.write_text("columns:\n  documents_on: Docs rec'd\n")
+    import_mapping.load_mapping.cache_clear()
+    mapping = import_mapping.load_mapping(one)
+    assert mapping.spellings[import_mapping.norm("Docs rec'd")] == "documents_on"
+    assert "" not in mapping.spellings and "d" not in mapping.spellings
+
+
+@pytest.mark.parametrize("cell", ["Not applicable", "n/a", "NA", "N/A ", "-", "not  applicable"])
+def test_not_applicable_is_read_however_it_is_written(cell: str, mapping: import_mapping.TrackerMapping) -> None:
+    assert legacy_tracker.parse_date(cell, mapping) is None
+    assert import_mapping.norm(cell) in mapping.not_applicable
