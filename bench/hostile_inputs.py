@@ -276,27 +276,39 @@ def cases(f: dict[str, Path], s: dict[str, str], tmp: Path) -> list[tuple[str, l
     return c
 
 
+def _peak_mb(pid: int) -> float:
+    """The process's resident high-water mark (VmHWM). Read from /proc while it runs: rusage's
+    ru_maxrss would include this parent's memory, which a child keeps across exec on Linux."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return 0.0
+
+
 def run_resource(args: list[str], env: dict[str, str], timeout: float) -> tuple[int | None, float, float, str]:
     """(exit code or None if killed at the timeout, seconds, peak MB, stderr's last line) of a child process."""
     started = time.perf_counter()
+    peak = 0.0
     with tempfile.TemporaryFile() as errf:
         proc = subprocess.Popen([sys.executable, "-m", "ops.cli", *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=errf)
         code: int | None = None
         while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                code = os.waitstatus_to_exitcode(status)
+            peak = max(peak, _peak_mb(proc.pid))
+            if proc.poll() is not None:
+                code = proc.returncode
                 break
             if time.perf_counter() - started > timeout:
                 proc.kill()
-                _, status, usage = os.wait4(proc.pid, 0)
+                proc.wait()
                 break
-            time.sleep(0.02)
-        proc.returncode = code if code is not None else -9
+            time.sleep(0.01)
         seconds = time.perf_counter() - started
         errf.seek(0)
         lines = errf.read().decode(errors="replace").strip().splitlines()
-    return code, seconds, usage.ru_maxrss / 1024, lines[-1] if lines else ""
+    return code, seconds, peak, lines[-1] if lines else ""
 
 
 def main() -> None:
