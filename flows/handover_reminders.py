@@ -18,6 +18,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from tasks.limits import check_date
 from tasks.notify import mail_job
 from tasks.notify.email import OutgoingEmail
 from tasks.notify.handover_emails import HANDOVERS, HandoverFacts
@@ -69,7 +70,8 @@ def handover_reminders(as_of: dt.date | None = None, dry_run: bool = False) -> m
     log nothing. Fails, after trying every message, when any stayed queued; the next run sends them.
     """
     logger = get_run_logger()
-    day = as_of or get_settings().current_date()
+    # A deployment parameter crosses the same boundary as --as-of (config/limits.yaml: dates.as_of).
+    day = check_date("as_of", as_of or get_settings().current_date(), "as_of")
     if dry_run:
         summary, emails = mail_job.preview(HANDOVERS, day)
         for e in emails:

@@ -15,6 +15,7 @@ from prefect.artifacts import create_markdown_artifact
 import services
 from tasks.domain import importer
 from tasks.domain.form import CRN_PATTERN
+from tasks.limits import spreadsheet, yaml_file
 from tasks.settings import get_settings
 
 
@@ -49,8 +50,11 @@ def import_tracker(
         start_runs: Start the imported NSIs' flow runs afterwards.
     """
     logger = get_run_logger()
-    path = import_file(file_name)
+    # The deployment's parameters cross the same boundary as the command's FILE and --mapping.
+    path = spreadsheet("file_name", import_file(file_name))
     mapping = (get_settings().effective_import_dir / Path(mapping_file).name) if mapping_file else None
+    if mapping is not None:
+        yaml_file("mapping_file", mapping)
     result = importer.import_tracker(path, sheet=sheet, mapping_path=mapping, region=region, dry_run=dry_run)
     logger.info(result.line())
     lines = [

@@ -16,6 +16,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from tasks.limits import check_date
 from tasks.notify import mail_job, reminders
 from tasks.notify.digests import DIGESTS, DigestFacts
 from tasks.notify.email import OutgoingEmail
@@ -62,7 +63,8 @@ def nightly_reminders(as_of: dt.date | None = None, dry_run: bool = False) -> ma
     when any stayed queued; the next run sends them.
     """
     logger = get_run_logger()
-    day = as_of or get_settings().current_date()
+    # A deployment parameter crosses the same boundary as --as-of (config/limits.yaml: dates.as_of).
+    day = check_date("as_of", as_of or get_settings().current_date(), "as_of")
     if dry_run:
         summary, emails = mail_job.preview(DIGESTS, day)
         for e in emails:

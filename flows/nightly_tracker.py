@@ -18,6 +18,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from tasks.limits import check_date
 from tasks.notify.mail_job import NotDelivered, Summary
 from tasks.notify.sent_log import undelivered
 from tasks.reports import tracker, tracker_delivery
@@ -91,7 +92,8 @@ def nightly_tracker(
 ) -> dict[str, Any]:
     """Write DIR/YYYY-MM-DD/<region_code>.xlsx for every region (or one), and national.xlsx; on a
     working day (send) email each to its region and the national list (config/tracker_mailboxes.yaml)."""
-    as_of = as_of or get_settings().current_date()
+    # A deployment parameter crosses the same boundary as --as-of (config/limits.yaml: dates.as_of).
+    as_of = check_date("as_of", as_of or get_settings().current_date(), "as_of")
 
     def write_regions(data: tracker.TrackerData, codes: list[str], folder: Path, pool: Executor | None) -> list[tracker.RegionResult]:
         futures = [write_region.submit(data, code, folder, pool) for code in codes]  # all submitted, then awaited

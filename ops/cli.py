@@ -18,6 +18,7 @@ from typing import Any
 
 import typer
 
+from ops import boundary
 from ops.cli_changes import amend, restart_clock, stop_clock
 from ops.cli_nightly import remind, tracker
 from ops.console import answers, err, fail, out, visible
@@ -33,10 +34,7 @@ app.add_typer(db_app, name="db")
 
 
 def _date(value: str, field: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        fail(f"{field}: {value!r} is not a date (YYYY-MM-DD)")
+    return boundary.day(value, field)
 
 
 @app.command("working-days")
@@ -45,7 +43,8 @@ def working_days(start: str, days: int) -> None:
     from tasks.calendar import get_calendar
     from tasks.settings import get_settings
 
-    print(get_calendar(get_settings().calendar).add_working_days(_date(start, "start"), days).isoformat())
+    day, days = _date(start, "start"), boundary.count(days, "days", "working_days")
+    print(get_calendar(get_settings().calendar).add_working_days(day, days).isoformat())
 
 
 @db_app.command("upgrade")
@@ -57,15 +56,8 @@ def db_upgrade() -> None:
 
 
 def _read_form_file(path: Path) -> dict[str, Any]:
-    import yaml
-
-    if not path.exists():
-        fail(f"form: no file {path}")
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        fail(f"form: {path} is not valid {path.suffix.lstrip('.').upper() or 'YAML'}: {exc}")
+    # The one bounded loader (tasks/config_files.load_yaml) that reads config and mapping files too.
+    data = boundary.yaml_file(path, "form")
     if not isinstance(data, dict):
         fail("form: the file must hold one object of field: value pairs")
     return data
@@ -249,7 +241,7 @@ def status(reference: str, as_json: bool = typer.Option(False, "--json", help="O
 
 
 def _by(value: str | None) -> str:
-    return value or getpass.getuser()
+    return boundary.text(value, "--by") or getpass.getuser()
 
 
 @app.command("withdraw")
@@ -259,6 +251,7 @@ def withdraw(reference: str, reason: str = typer.Option(..., "--reason"), by: st
     from tasks.domain import transfers
     from tasks.domain.decisions import RuleBroken
 
+    boundary.text(reason, "--reason")
     try:
         services.withdraw(reference, reason, _by(by))
     except (RuleBroken, transfers.StepRefused) as exc:
@@ -275,6 +268,7 @@ def escalate(reference: str, concern: str = typer.Option(..., "--concern"), by: 
     from tasks.domain import transfers
     from tasks.domain.decisions import RuleBroken
 
+    boundary.text(concern, "--concern")
     try:
         n = services.escalate(reference, concern, _by(by))
     except RuleBroken as exc:
@@ -341,6 +335,7 @@ def challenge(
     SPO settles it: `record REF challenge-N --outcome uphold|withdraw ...`. Completion waits meanwhile."""
     import services
 
+    boundary.text(concern, "--concern")
     with _exit_codes(reference):
         seq = services.challenge(reference, concern, _by(by), role)
     print(f"{reference.upper()}: challenge-{seq} raised; the receiving SPO settles it with: "
@@ -358,6 +353,7 @@ def dispute(
     import services
     from tasks.domain import transfer_views
 
+    boundary.text(grounds, "--grounds")
     with _exit_codes(reference):
         services.dispute(reference, grounds, _by(by))
     seq = transfer_views.status_of(reference).challenges[-1].seq
@@ -377,6 +373,7 @@ def correct(
     from tasks.domain import transfers
     from tasks.domain.decisions import RuleBroken
 
+    boundary.text(reason, "--reason")
     try:
         was = transfers.correct(reference, step.replace("-", "_"), _date(done_on, "done_on"), reason, _by(by))
     except (RuleBroken, transfers.StepRefused) as exc:
@@ -490,12 +487,11 @@ def seed_store(
 
     from tasks.demo.seed import SeedExists
     from tasks.demo.seed import seed as write_seed
-    from tasks.settings import get_settings
     from tasks.store.migrate import upgrade
 
-    if transfers < 0:
-        fail(f"--transfers: {transfers} is not a number of NSIs (0 or more)")
-    day = _date(as_of, "--as-of") if as_of else get_settings().current_date()
+    boundary.count(transfers, "--transfers", "seed_transfers")
+    boundary.count(seed, "--seed", "seed")
+    day = boundary.as_of(as_of)
     upgrade()
     started = time.perf_counter()
     with Progress(BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err.real) as progress:
@@ -542,6 +538,16 @@ from ops.cli_import import register as register_import; register_import(app)  # 
 
 
 def main() -> None:
+    """The console script: no Python traceback ever reaches a person (ops/boundary.py: unexpected)."""
+    try:
+        _main()
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # settings that do not load, or anything _main let through
+        boundary.unexpected(exc)
+
+
+def _main() -> None:
     from tasks.settings import get_settings
 
     # Point the CLI at the local stack (`casetransfer up` starts it there) when it is running.
@@ -563,7 +569,7 @@ def main() -> None:
         # httpx is imported by the commands that talk to Prefect; if it never was, this is not its error.
         httpx = sys.modules.get("httpx")
         if httpx is None or not isinstance(exc, httpx.HTTPError):
-            raise
+            boundary.unexpected(exc)  # one line here, the traceback in the log; exit 1
         # Prefect's client has already retried what a busy or restarting server answers (a
         # locked SQLite database answers 503): say so in words, never with a traceback.
         print(

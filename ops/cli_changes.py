@@ -14,12 +14,10 @@ from ops.console import fail
 
 
 def _day(value: str | None, field: str) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        fail(f"{field}: {value!r} is not a date (YYYY-MM-DD)")
+    """A date inside the window of a transfer's days (config/limits.yaml), or None when not given."""
+    from ops import boundary
+
+    return None if value is None else boundary.day(value, f"--{field}")
 
 
 @contextmanager
@@ -67,8 +65,10 @@ def amend(
     """Change an open transfer: its destination, its dates or its risk. What was done stays done;
     what depends on the change is planned again, and the other side is told."""
     import services
+    from ops import boundary
     from tasks.domain.changes import amendment
 
+    reason = boundary.text(reason, "--reason") or ""
     with _refusals(reference):
         what, fields = amendment(
             postcode=postcode, address=address, pdu=pdu,
@@ -100,8 +100,10 @@ def stop_clock(
     """Stop a transfer's clocks while the person cannot be supervised: nothing is reminded or
     escalated until `restart-clock`, which moves every open deadline on by the days stopped."""
     import services
+    from ops import boundary
 
     day = _day(since, "from")
+    note = boundary.text(note, "--note") or ""
     with _refusals(reference):
         detail = services.change(reference, "stop_clock", by or getpass.getuser(), None, kind=reason, since=day, note=note)
     print(f"{reference.strip().upper()}: {detail}")

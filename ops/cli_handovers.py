@@ -18,14 +18,9 @@ from ops.console import fail
 
 
 def _day(value: str | None, option: str) -> dt.date:
-    from tasks.settings import get_settings
+    from ops.boundary import as_of
 
-    if value is None:
-        return get_settings().current_date()
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        fail(f"{option}: {value!r} is not a date (YYYY-MM-DD)")
+    return as_of(value, option)
 
 
 def _migrated() -> None:
@@ -44,10 +39,10 @@ def import_handovers(
     """Load POM-COM handover records from a spreadsheet. Every row is checked first: any bad row is
     reported with its row number and nothing is stored. A CRN already stored is corrected; an
     identical row changes nothing."""
+    from ops.boundary import spreadsheet
     from tasks.domain.handovers import HandoverInputError, import_file
 
-    if not file.is_file():
-        fail(f"{file}: no such file", 3)
+    spreadsheet(file, "FILE", (".csv", ".xlsx"))
     if mapping is not None and not mapping.is_file():
         fail(f"--mapping: {mapping} does not exist", 3)
     _migrated()
@@ -175,9 +170,10 @@ def record_handover_session(
     by: str | None = typer.Option(None, "--by"),
 ) -> None:
     """Record an in-person supervision session held before a POM-COM handover."""
+    from ops.boundary import day as checked_day
     from tasks.domain.handovers import HandoverInputError, record_session
 
-    day = _day(on, "--on")
+    day = checked_day(on, "--on")
     _migrated()
     try:
         new = record_session(crn, day, by or getpass.getuser())
@@ -232,10 +228,12 @@ def seed_handovers(
     as_of: str | None = typer.Option(None, "--as-of", help="Handover dates fall after this day (default: today)"),
 ) -> None:
     """Store example POM-COM handovers for the demo (placeholder addresses: never mailed through SMTP)."""
+    from ops.boundary import count
     from tasks.demo.handover_seed import seed_handovers as write
 
-    if records is not None and records < 0:
-        fail(f"--records: {records} is not a number of records (0 or more)")
+    if records is not None:
+        count(records, "--records", "seed_handover_records")
+    count(seed, "--seed", "seed")
     day = _day(as_of, "--as-of")
     _migrated()
     print(f"example handovers: {write(day, seed, records).line()}")

@@ -39,17 +39,18 @@ def import_tracker(
     FILE.import-report.xlsx beside it (or --report PATH). Importing the same file again creates nothing new."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from ops.boundary import spreadsheet, yaml_file
     from ops.console import err
     from tasks.domain import importer
     from tasks.domain.import_mapping import UnreadableTracker
     from tasks.store.migrate import upgrade
 
-    if not file.is_file():
-        fail(f"FILE: {file} does not exist", 3)
-    if file.suffix.lower() != ".xlsx":
-        fail(f"FILE: {file.name} is not an .xlsx workbook")
-    if mapping is not None and not mapping.is_file():
-        fail(f"--mapping: {mapping} does not exist", 3)
+    spreadsheet(file, "FILE")
+    if mapping is not None:
+        # Read once here through the bounded loader: an alias bomb, a tag, a file that is not UTF-8
+        # YAML is refused before any work (the importer reads it again, through the same loader).
+        if not isinstance(yaml_file(mapping, "--mapping"), dict | None):
+            fail(f"--mapping: {mapping.name} must hold a YAML mapping (see config/import_mapping.yaml)")
     if report is not None and report.suffix.lower() != ".xlsx":
         fail(f"--report: {report.name} is not an .xlsx workbook name")
     upgrade()

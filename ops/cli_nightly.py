@@ -53,14 +53,9 @@ def run_job(what: str, in_process: Callable[[], Summary[Any]], flow: str | None 
 
 
 def _day(value: str | None, field: str) -> dt.date:
-    from tasks.settings import get_settings
+    from ops.boundary import as_of
 
-    if not value:
-        return get_settings().current_date()
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        fail(f"{field}: {value!r} is not a date (YYYY-MM-DD)")
+    return as_of(value, field)
 
 
 def remind(
@@ -75,7 +70,7 @@ def remind(
     from tasks.notify import mail_job
     from tasks.notify.digests import DIGESTS, run_reminders
 
-    day = _day(as_of, "as_of")
+    day = _day(as_of, "--as-of")
     if dry_run:
         # No flow run: a preview changes nothing, so there is nothing for the Prefect UI to show.
         summary, emails = mail_job.preview(DIGESTS, day)
@@ -111,9 +106,11 @@ def tracker(
     from rich.table import Table
     from sqlalchemy.exc import DBAPIError
 
+    from ops.boundary import out_dir as checked_out_dir
     from tasks.reports.tracker import RegionResult, TrackerData, check_region, run_tracker
 
     day = _day(as_of, "--as-of")
+    out_dir = checked_out_dir(out_dir)
     try:
         check_region(region)
     except ValueError as exc:

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     temporary_move_deployment: str = "temporary-move/temporary-move"
     notice_deployment: str = "send-notice/send-notice"
     tracker_dir: Path | None = None
+    # Where the command line writes the traceback of an unexpected error (the person sees one line);
+    # default data_dir/logs/cli-errors.log.
+    cli_error_log: Path | None = None
     # Go-live imports (tasks/domain/importer.py): the server's folder the import-tracker deployment reads
     # a legacy tracker from (default data_dir/imports), and how many imported NSIs' flow runs are
     # started a minute afterwards (the embedded stack takes tens; the production profile more).

@@ -20,12 +20,16 @@ def raise_challenge(t: Transfer, concern: str, by: str, role: str) -> tuple[int,
     """A challenge about risk from the receiving side, before completion: a waiting task for the
     receiving SPO. At most one is open at a time. Returns (challenge number, wake-up sequence)."""
     nsi, policy = t.nsi, t.policy
-    if nsi.shape_version < 2 or nsi.nsi_type != NsiType.case_transfer.value:
-        raise StepRefused("nsi", f"{nsi.reference} follows the sequential shape: the receiving SPO answers its decision step")
+    # The person's own mistake first (the role they gave), then the NSI's kind, state and shape:
+    # each refusal names the one thing that is wrong.
     if role not in policy.challenge_raisers:
         raise StepRefused("role", f"{role!r} cannot raise a challenge; it is for: {', '.join(policy.challenge_raisers)}")
+    if nsi.nsi_type != NsiType.case_transfer.value:
+        raise StepRefused("nsi", f"{nsi.reference} is a Temporary Move: challenges about risk are raised on Case Transfers only")
     if t.closed:
         raise StepRefused("nsi", f"{nsi.reference} is {nsi.status}: a challenge can be raised only before completion")
+    if nsi.shape_version < 2:
+        raise StepRefused("nsi", f"{nsi.reference} follows the sequential shape: the receiving SPO answers its decision step")
     if (open_one := t.open_challenge()) is not None:
         raise StepRefused("nsi", f"challenge {open_one.seq} is already open for {nsi.reference}; one at a time")
     seq = len(nsi.challenges) + 1
@@ -51,8 +55,14 @@ def raise_dispute(t: Transfer, grounds: str, by: str) -> int:
     Returns the challenge number; its dispute is a waiting task for the head of the receiving PDU."""
     nsi = t.nsi
     upheld = [c for c in nsi.challenges if c.status == "upheld"]
-    if nsi.status != "refused" or not upheld:
-        raise StepRefused("nsi", f"{nsi.reference} is {nsi.status}: only a refusal (an upheld challenge) can be disputed")
+    if nsi.status == "refused" and not upheld:
+        raise StepRefused(
+            "nsi",
+            f"{nsi.reference} was refused at its decision step (the sequential shape), which has no dispute: "
+            "only a refusal that upheld a challenge about risk can be disputed",
+        )
+    if nsi.status != "refused":
+        raise StepRefused("nsi", f"{nsi.reference} is {nsi.status}, not refused: only a refusal (an upheld challenge) can be disputed")
     challenge = upheld[-1]
     if challenge.dispute_status is not None:
         raise StepRefused("nsi", f"the refusal of {nsi.reference} was already disputed ({challenge.dispute_status})")

@@ -14,10 +14,11 @@ from enum import Enum
 from functools import lru_cache
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator, model_validator
 
 from tasks.domain.policy import Policy, get_policy
 from tasks.domain.transfer_in import TransferInSummary
+from tasks.limits import OutOfBounds, check_date
 from tasks.settings import get_settings
 
 CRN_PATTERN = re.compile(r"^[A-Z][0-9]{6}$")
@@ -137,6 +138,18 @@ class Documents(BaseModel):
         return [name for name, sent in self.model_dump().items() if not sent]
 
 
+# Each date on the form and its window of config/limits.yaml (dates.NAME), checked before any rule.
+DATE_WINDOWS = {
+    "date_of_birth": "date_of_birth",
+    "sentence_end_date": "sentence_day",
+    "move_date": "transfer_day",
+    "last_oasys_date": "transfer_day",
+    "raised_on": "transfer_day",
+    "received_on": "transfer_day",
+    "expected_return_date": "transfer_day",
+}
+
+
 class TransferForm(BaseModel):
     """Raise a Case Transfer or Temporary Move NSI."""
 
@@ -203,6 +216,24 @@ class TransferForm(BaseModel):
         if len(set(parents)) != len(parents):
             raise ValueError("one Parenting Order per parent: the same parent is given twice")
         return v
+
+    @field_validator(*DATE_WINDOWS, mode="before")
+    @classmethod
+    def _date_written(cls, v: Any, info: ValidationInfo) -> Any:
+        # YAML reads 19900412 as a number, which pydantic would take as seconds since 1970.
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            raise ValueError(f"{v!r} is a number, not a date: write it YYYY-MM-DD")
+        return v
+
+    @field_validator(*DATE_WINDOWS)
+    @classmethod
+    def _date_in_window(cls, v: dt.date | None, info: ValidationInfo) -> dt.date | None:
+        if v is None:
+            return v
+        try:
+            return check_date(info.field_name or "date", v, DATE_WINDOWS[info.field_name or ""])
+        except OutOfBounds as exc:
+            raise ValueError(exc.rule) from None
 
     @field_validator("crn", mode="before")
     @classmethod

@@ -15,31 +15,12 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from tasks.config_files import decode_csv as decode
 from tasks.config_files import read_yaml
 from tasks.domain.import_mapping import UnreadableTracker, norm
 from tasks.settings import get_settings
 
 Row = tuple[int, dict[str, Any]]
-
-
-def decode(data: bytes, name: str) -> str:
-    """The text of a CSV, in the first encoding that reads all of it."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        encodings = ["utf-8-sig"]
-    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        encodings = ["utf-16"]
-    else:
-        encodings = ["utf-8", "cp1252"]
-    for encoding in encodings:
-        try:
-            text = data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-        if "\x00" not in text:
-            return text
-    raise ValueError(
-        f"{name}: cannot be read as text: it is not UTF-8 or Windows-1252 (save it from Excel as 'CSV UTF-8', or as .xlsx)"
-    )
 
 
 def load_columns(fields: tuple[str, ...], mapping: Path | None = None) -> dict[str, str]:

@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator, model_validator
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from tasks.config_files import read_yaml
+from tasks.limits import OutOfBounds, check_count, check_date
 from tasks.settings import get_settings
 from tasks.store.models import PomComHandover, PomComSession
 from tasks.store.unit_of_work import UnitOfWork
@@ -265,14 +266,21 @@ class HandoverRecord(BaseModel):
             number = float(str(v).strip())
         except ValueError:
             raise ValueError(f"{v!r} is not a whole number of months") from None
-        if number != int(number) or number < 1:
+        if number != number or number in (float("inf"), float("-inf")) or number != int(number) or number < 1:
             raise ValueError(f"{v!r} is not a whole number of months (1 or more)")
-        return int(number)
+        try:
+            return check_count("sentence_length_months", int(number), "sentence_length_months")
+        except OutOfBounds as exc:
+            raise ValueError(exc.rule) from None
 
     @field_validator("sentence_date", "release_date", "handover_date", mode="before")
     @classmethod
-    def _date(cls, v: Any) -> dt.date:
-        return parse_date(v)
+    def _date(cls, v: Any, info: ValidationInfo) -> dt.date:
+        day = parse_date(v)
+        try:
+            return check_date(info.field_name or "date", day, "sentence_day")
+        except OutOfBounds as exc:
+            raise ValueError(exc.rule) from None
 
     @field_validator("lao", mode="before")
     @classmethod
