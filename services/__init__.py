@@ -194,14 +194,20 @@ def open_task_run(reference: str, step: str, timeout: float) -> tuple[str, str]:
 
 def withdraw(reference: str, reason: str, withdrawn_by: str) -> None:
     """Withdraw in the store (the record), then stop the transfer's run and every task still open."""
+    stop_runs(transfers.withdraw(reference, reason, withdrawn_by), f"Withdrawn by {withdrawn_by}")
+    notify(reference, "withdrawn")  # the receiving side stops its work today
+
+
+def stop_runs(flow_run_ids: list[str], why: str) -> None:
+    """Stop runs the store has already let go of (withdrawn, changed): one that no longer exists
+    has nothing to stop."""
     from prefect_runs import engine
 
-    for flow_run_id in transfers.withdraw(reference, reason, withdrawn_by):
+    for flow_run_id in flow_run_ids:
         try:
-            engine.stop(flow_run_id, f"Withdrawn by {withdrawn_by}")
+            engine.stop(flow_run_id, why)
         except engine.EngineError:
-            pass  # the store says withdrawn; a run that no longer exists has nothing to stop
-    notify(reference, "withdrawn")  # the receiving side stops its work today
+            pass
 
 
 def change(reference: str, what: str, by: str, reason: str | None = None, **fields: Any) -> str:
@@ -212,11 +218,7 @@ def change(reference: str, what: str, by: str, reason: str | None = None, **fiel
 
     changed = transfers.change(reference, what, by, reason, **fields)
     reference = reference.strip().upper()
-    for flow_run_id in changed.runs_to_stop:
-        try:
-            engine.stop(flow_run_id, f"{reference} changed: this task reopens as the change needs")
-        except engine.EngineError:
-            pass
+    stop_runs(changed.runs_to_stop, f"{reference} changed: this task reopens as the change needs")
     try:
         engine.wake_transfer(reference)
     except Exception as exc:  # noqa: BLE001 - no server: the store holds the change; recover re-sends the wake-up

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from tasks.calendar import get_calendar
 from tasks.config_files import read_yaml
 from tasks.domain.actions import Clocks, Facts, applies, due_date, plan_actions
-from tasks.domain.form import FormError, NsiType, TransferForm, normalise_postcode
+from tasks.domain.form import NsiType, TransferForm, normalise_postcode, parse_form
 from tasks.domain.policy import ActionRule
 from tasks.domain.steps import AWAITING_ALLOCATION
 from tasks.domain.transfer import StepRefused, Transfer, today
@@ -83,12 +83,9 @@ def _seq(t: Transfer, prefix: str) -> int:
 
 
 def _form_with(t: Transfer, **changes: Any) -> TransferForm:
-    """The NSI's form with these fields changed, checked as a new form would be (FormError names the field)."""
-    data = {**t.nsi.form, **changes}
-    try:
-        return TransferForm.model_validate(data)
-    except ValidationError as exc:
-        raise FormError([(".".join(str(p) for p in e["loc"]) or "form", e["msg"]) for e in exc.errors()]) from None
+    """The NSI's form with these fields changed, checked by the rules a new form meets under the
+    NSI's policy (FormError names every bad field), as of the day it was raised."""
+    return parse_form({**t.nsi.form, "raised_on": t.nsi.raised_on.isoformat(), **changes}, t.nsi.profile)
 
 
 def _facts(t: Transfer, form: TransferForm) -> Facts:

@@ -33,7 +33,7 @@ from tasks.config_files import read_yaml
 from tasks.domain.form import FormError, TransferForm
 from tasks.domain.transfer import CLOSED, NotFound, Transfer, Transfers
 from tasks.settings import get_settings
-from tasks.store.models import HistoryEntry, Nsi, WaitingTask, utcnow
+from tasks.store.models import HistoryEntry, Nsi, WaitingTask
 from tasks.store.unit_of_work import UnitOfWork
 
 SUPERSEDED = "superseded"
@@ -86,14 +86,7 @@ def supersede(old: Transfer, new: Nsi, by: str, on: dt.date) -> list[str]:
     """Close `old` as superseded by `new` and link the two both ways; returns the flow runs to stop
     (the old transfer's and every task of it still open), as Transfer.withdraw does."""
     nsi = old.nsi
-    old.close(SUPERSEDED, on)
-    runs = [nsi.flow_run_id] if nsi.flow_run_id else []
-    for row in nsi.tasks:
-        if row.status == "open":
-            row.status, row.closed_at = "cancelled", utcnow()
-            if row.flow_run_id:
-                runs.append(row.flow_run_id)
-    old.wake()
+    runs = old.end(SUPERSEDED, on)
     nsi.superseded_by_reference = new.reference
     new.supersedes_reference = nsi.reference
     old.note(f"superseded:{new.reference}", SUPERSEDED, f"superseded by {new.reference}: the person is moving again", by)

@@ -415,7 +415,15 @@ class Transfer:
         nsi = self.nsi
         if self.closed:
             raise StepRefused("nsi", f"{nsi.reference} is already {nsi.status}")
-        self.close("withdrawn", today())
+        runs = self.end("withdrawn", today())
+        self.note("withdrawn", "withdrawn", reason, by)
+        return runs
+
+    def end(self, status: str, on: dt.date) -> list[str]:
+        """Close it as `status` (withdrawn, superseded) with every waiting task still open, and
+        wake its run. Returns the flow runs to stop: the transfer's and those tasks'."""
+        nsi = self.nsi
+        self.close(status, on)
         runs = [nsi.flow_run_id] if nsi.flow_run_id else []
         for row in nsi.tasks:
             if row.status == "open":
@@ -423,7 +431,6 @@ class Transfer:
                 if row.flow_run_id:
                     runs.append(row.flow_run_id)
         self.wake()
-        self.note("withdrawn", "withdrawn", reason, by)
         return runs
 
     def escalate(self, concern: str, by: str) -> int:
