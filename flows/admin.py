@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import Enum
+from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.input import RunInput
@@ -12,7 +13,9 @@ from prefect.runtime import flow_run
 
 import services
 from prefect_runs import engine, internals
+from prefect_runs.api import RECOVER_DEPLOYMENT
 from tasks.domain import transfer_views, transfers
+from tasks.settings import get_settings
 
 
 def forget_free_text(reference: str, **keep: object) -> None:
@@ -169,7 +172,6 @@ def recover_now(
     them (a long step) is looked at again that much later."""
     from flows.steps import form_for as step_form
     from tasks.domain.form import FormError
-    from tasks.settings import get_settings
 
     settings = get_settings()
     runs = dict((f, r) for r, f in transfer_views.open_flow_runs())
@@ -223,8 +225,6 @@ def _check_again(flow_run_id: str, after_seconds: float) -> None:
     """A run still alive after the automation's wait: look at it again later, for as long as it runs."""
     from prefect.deployments import run_deployment
 
-    from prefect_runs.api import RECOVER_DEPLOYMENT
-
     when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=after_seconds)
     run_deployment(
         RECOVER_DEPLOYMENT, parameters={"flow_run_id": flow_run_id}, scheduled_time=when, timeout=0, as_subflow=False
@@ -235,8 +235,27 @@ def _check_again(flow_run_id: str, after_seconds: float) -> None:
 def recover_transfers(stale_after_seconds: float | None = None, flow_run_id: str | None = None) -> list[str]:
     """Find transfers whose flow run lost its process (a killed worker) and run them again: all
     of them on the schedule, or the one run an automation names (`flow_run_id`)."""
-    recovered = recover_now(stale_after_seconds, flow_run_id)
+    started = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
     logger = get_run_logger()
+    recovered = _recover_and_log(logger, stale_after_seconds, flow_run_id)
+    # One recover-transfers run at a time (its deployment's concurrency limit, CANCEL_NEW): under
+    # load the automations would otherwise start a process per slow run, feeding the overload.
+    # The runs turned away while this one held the slot asked for work that is still to do: do it
+    # here, each once, so bounding the runs loses no recovery.
+    done: set[str] = set()
+    while len(done) < get_settings().recover_turned_away_at_most:
+        asked = engine.turned_away(RECOVER_DEPLOYMENT, started, done)
+        if not asked:
+            break
+        for run_id, params in asked:
+            done.add(run_id)
+            logger.info("doing the work of %s, turned away while this run held the slot", run_id)
+            recovered += _recover_and_log(logger, params.get("stale_after_seconds"), params.get("flow_run_id"))
+    return recovered
+
+
+def _recover_and_log(logger: Any, stale_after_seconds: float | None, flow_run_id: str | None) -> list[str]:
+    recovered = recover_now(stale_after_seconds, flow_run_id)
     for reference in recovered:
         logger.warning("%s: its flow run had stalled and was rescheduled", reference)
     if flow_run_id and not recovered:

@@ -127,6 +127,10 @@ class Stack:
     # Basic auth ("user:password") on every API server, with CSRF protection on; every child
     # (deploy, workers, their flow runs) authenticates with it. Never logged or written to a file here.
     auth_string: str | None = field(default=None, repr=False)
+    # Run each worker under ops.supervise, which starts it again if it exits on its own. Off where
+    # something else supervises it (systemd, `up-production --systemd`) or a test wants a worker
+    # that stays dead.
+    supervise: bool = True
     server: subprocess.Popen | None = None
     engine_server: subprocess.Popen | None = None
     services: subprocess.Popen | None = None
@@ -284,6 +288,15 @@ class Stack:
             # A short path: Unix socket paths are limited to about 100 bytes.
             sock = Path(tempfile.gettempdir()) / f"ctl-{uuid.uuid4().hex[:12]}.sock"
             command = [sys.executable, "-m", "ops.launcher", "serve", str(sock), "--", *command]
+        if self.supervise:
+            settings = get_settings()
+            command = [
+                sys.executable, "-m", "ops.supervise", name,
+                "--delay", str(settings.worker_restart_delay_seconds),
+                "--burst", str(settings.worker_restart_burst),
+                "--window", str(settings.worker_restart_window_seconds),
+                "--", *command,
+            ]  # fmt: skip
         return command
 
     def worker_env(self) -> dict[str, str]:

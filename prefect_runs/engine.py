@@ -285,6 +285,41 @@ def reschedule_stale(
     return recovered
 
 
+# The server's words when a deployment's concurrency limit turns a new run away (CANCEL_NEW,
+# prefect/server/orchestration/core_policy.py); recover-transfers is limited to one run at a time.
+LIMIT_REACHED = "Deployment concurrency limit reached."
+
+
+def turned_away(deployment_name: str, since: dt.datetime, besides: set[str]) -> list[tuple[str, dict]]:
+    """The runs of a deployment cancelled by its concurrency limit since `since`, other than
+    `besides`: (id, parameters), oldest first. What they were asked to do is still to be done by
+    the run that held the slot."""
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterDeploymentId,
+        FlowRunFilterExpectedStartTime,
+        FlowRunFilterId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(deployment_name)
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(not_any_=[UUID(i) for i in besides]) if besides else None,
+                deployment_id=FlowRunFilterDeploymentId(any_=[deployment.id]),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.CANCELLED])),
+                expected_start_time=FlowRunFilterExpectedStartTime(after_=since),
+            ),
+            sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+            limit=200,
+        )
+    return [(str(r.id), r.parameters) for r in runs if r.state and r.state.message == LIMIT_REACHED]
+
+
 def wake_transfer(reference: str, timeout: float | None = None) -> bool:
     """Make sure the transfer's run reads the store after the change just committed (a task
     recorded, a challenge raised). Its run may be between its last read and its suspension: then
