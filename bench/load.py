@@ -247,6 +247,11 @@ class ProfileResult:
     failures: list[str] = field(default_factory=list)
     unmeasured: list[str] = field(default_factory=list)  # steps sent whose next suspension was not found
     workers_alive_at_end: int = 0  # a worker that died mid-run halves the capacity: say so
+    # recover-transfers runs during the run: created (by the automations and the schedule), started
+    # (each a process), turned away by its concurrency limit of one (no process).
+    recover_created: int = 0
+    recover_started: int = 0
+    recover_turned_away: int = 0
     steps: int = 0
     segments: int = 0
     opened_suspended: int = 0  # task runs opened already suspended: no process
@@ -887,6 +892,7 @@ def run_profile(profile: str, args: argparse.Namespace) -> ProfileResult:
         result.load_avg_p50, result.load_avg_max = pct(lister.load, 50), max(lister.load, default=None)
         result.stack_rss_mb = rss_mb(roots)
         result.workers_alive_at_end = sum(w.poll() is None for w in stack.workers)
+        result.recover_created, result.recover_started, result.recover_turned_away = recover_runs(stack.api_url)
 
         with httpx.Client(base_url=stack.api_url, timeout=60) as http:
             latencies, poll, start, work, raises, ends = [], [], [], [], [], []
@@ -977,9 +983,33 @@ def _fmt(value: float | None, spec: str = ".1f") -> str:
     return "–" if value is None else format(value, spec)
 
 
+def recover_runs(api_url: str) -> tuple[int, int, int]:
+    """recover-transfers runs so far: created, started (a process each), turned away by its limit."""
+    import httpx
+
+    from prefect_runs.api import RECOVER_DEPLOYMENT
+    from prefect_runs.engine import LIMIT_REACHED
+
+    with httpx.Client(base_url=api_url, timeout=60) as http:
+        deployment = http.get(f"/deployments/name/{RECOVER_DEPLOYMENT}").json()["id"]
+        runs, offset = [], 0
+        while batch := http.post(
+            "/flow_runs/filter", json={"deployments": {"id": {"any_": [deployment]}}, "limit": 200, "offset": offset}
+        ).json():
+            runs += batch
+            offset += len(batch)
+    started = sum(r.get("start_time") is not None and (r.get("state") or {}).get("message") != LIMIT_REACHED for r in runs)
+    turned = sum((r.get("state") or {}).get("message") == LIMIT_REACHED for r in runs)
+    return len(runs), started, turned
+
+
 ROWS: list[tuple[str, Callable[[ProfileResult], str]]] = [
     ("workers (poll interval s), alive at end", lambda r: f"{r.workers} ({r.worker_query_seconds:g}), {r.workers_alive_at_end}"),
     ("flow-run command", lambda r: r.engine),
+    (
+        "recover-transfers runs: created / started / turned away (one at a time)",
+        lambda r: f"{r.recover_created} / {r.recover_started} / {r.recover_turned_away}",
+    ),
     ("Prefect server", lambda r: r.server_layout),
     ("transfers driven / in flight", lambda r: f"{r.transfers} / {r.concurrency}"),
     (
