@@ -235,22 +235,24 @@ def _check_again(flow_run_id: str, after_seconds: float) -> None:
 def recover_transfers(stale_after_seconds: float | None = None, flow_run_id: str | None = None) -> list[str]:
     """Find transfers whose flow run lost its process (a killed worker) and run them again: all
     of them on the schedule, or the one run an automation names (`flow_run_id`)."""
-    started = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
     logger = get_run_logger()
     recovered = _recover_and_log(logger, stale_after_seconds, flow_run_id)
-    # One recover-transfers run at a time (its deployment's concurrency limit, CANCEL_NEW): under
+    # One recover-transfers run at a time (its deployment's concurrency limit, ENQUEUE): under
     # load the automations would otherwise start a process per slow run, feeding the overload.
-    # The runs turned away while this one held the slot asked for work that is still to do: do it
-    # here, each once, so bounding the runs loses no recovery.
-    done: set[str] = set()
-    while len(done) < get_settings().recover_turned_away_at_most:
-        asked = engine.turned_away(RECOVER_DEPLOYMENT, started, done)
-        if not asked:
+    # The runs asked for meanwhile wait for the slot without a process: do their work here, each
+    # once, then cancel them, so each lost run is still looked at and only one process does it.
+    # A run queued after the last look starts by itself once the slot is free: nothing is lost.
+    me = str(flow_run.id)
+    done: set[str] = {me}
+    while len(done) <= get_settings().recover_absorbed_at_most:
+        queued = engine.queued_behind(RECOVER_DEPLOYMENT, done)
+        if not queued:
             break
-        for run_id, params in asked:
+        for run_id, params in queued:
             done.add(run_id)
-            logger.info("doing the work of %s, turned away while this run held the slot", run_id)
+            logger.info("doing the work of %s, queued behind this run", run_id)
             recovered += _recover_and_log(logger, params.get("stale_after_seconds"), params.get("flow_run_id"))
+            engine.stop(run_id, f"{engine.ABSORBED} ({me})")
     return recovered
 
 

@@ -285,19 +285,19 @@ def reschedule_stale(
     return recovered
 
 
-# The server's words when a deployment's concurrency limit turns a new run away (CANCEL_NEW,
-# prefect/server/orchestration/core_policy.py); recover-transfers is limited to one run at a time.
-LIMIT_REACHED = "Deployment concurrency limit reached."
+# recover-transfers runs one at a time (its deployment's concurrency limit, ENQUEUE): a run asked
+# for meanwhile waits, Scheduled as "AwaitingConcurrencySlot", without a process. The run holding
+# the slot does the waiting runs' work and cancels them with this message (flows/admin.py).
+ABSORBED = "Done by the recover-transfers run that held the slot"
+AWAITING_SLOT = "AwaitingConcurrencySlot"
 
 
-def turned_away(deployment_name: str, since: dt.datetime, besides: set[str]) -> list[tuple[str, dict]]:
-    """The runs of a deployment cancelled by its concurrency limit since `since`, other than
-    `besides`: (id, parameters), oldest first. What they were asked to do is still to be done by
-    the run that held the slot."""
+def queued_behind(deployment_name: str, besides: set[str]) -> list[tuple[str, dict]]:
+    """The runs of a deployment waiting to start now (for its concurrency slot, or due), other than
+    `besides`: (id, parameters), oldest first. Runs scheduled for later are left to their time."""
     from prefect.client.schemas.filters import (
         FlowRunFilter,
         FlowRunFilterDeploymentId,
-        FlowRunFilterExpectedStartTime,
         FlowRunFilterId,
         FlowRunFilterState,
         FlowRunFilterStateType,
@@ -305,19 +305,23 @@ def turned_away(deployment_name: str, since: dt.datetime, besides: set[str]) -> 
     from prefect.client.schemas.objects import StateType
     from prefect.client.schemas.sorting import FlowRunSort
 
+    now = dt.datetime.now(dt.UTC)
     with get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name(deployment_name)
         runs = client.read_flow_runs(
             flow_run_filter=FlowRunFilter(
                 id=FlowRunFilterId(not_any_=[UUID(i) for i in besides]) if besides else None,
                 deployment_id=FlowRunFilterDeploymentId(any_=[deployment.id]),
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.CANCELLED])),
-                expected_start_time=FlowRunFilterExpectedStartTime(after_=since),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
             ),
             sort=FlowRunSort.EXPECTED_START_TIME_ASC,
             limit=200,
         )
-    return [(str(r.id), r.parameters) for r in runs if r.state and r.state.message == LIMIT_REACHED]
+    return [
+        (str(r.id), r.parameters)
+        for r in runs
+        if r.state and (r.state.name == AWAITING_SLOT or (r.expected_start_time and r.expected_start_time <= now))
+    ]
 
 
 def wake_transfer(reference: str, timeout: float | None = None) -> bool:

@@ -78,8 +78,8 @@ class Settings(BaseSettings):
     run_check_seconds: float = 55.0
     # ... which reschedules it if no heartbeat came for this long: the heartbeat and some slack.
     run_heartbeat_timeout_seconds: float = 50.0
-    # recover-transfers runs one at a time; the one holding the slot does this many turned away.
-    recover_turned_away_at_most: int = Field(default=500, ge=1)
+    # recover-transfers runs one at a time; the one holding the slot does this many queued behind it.
+    recover_absorbed_at_most: int = Field(default=500, ge=1)
     # A worker that exits on its own is started again (ops.supervise), within limits.
     worker_restart_delay_seconds: float = Field(default=2.0, ge=0)
     worker_restart_burst: int = Field(default=5, ge=1)

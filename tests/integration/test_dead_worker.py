@@ -173,13 +173,13 @@ def test_a_worker_killed_under_its_supervisor_is_started_again_within_30_s_and_i
     assert set(_worker_processes(supervisor.pid)) - set(victims), "the supervisor's new worker is running"
 
 
-def test_recover_runs_go_one_at_a_time_and_the_one_holding_the_slot_does_the_work_of_those_turned_away(prefect_stack):
+def test_recover_runs_go_one_at_a_time_and_the_one_holding_the_slot_does_the_work_of_those_queued(prefect_stack):
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from prefect_runs.api import RECOVER_DEPLOYMENT
-    from prefect_runs.engine import LIMIT_REACHED
+    from prefect_runs.engine import ABSORBED, AWAITING_SLOT
 
     asked_for = "prefect.flow-run.00000000-0000-4000-8000-000000000031"
     with temporary_settings({PREFECT_API_URL: prefect_stack.api_url}), get_client(sync_client=True) as client:
@@ -189,18 +189,21 @@ def test_recover_runs_go_one_at_a_time_and_the_one_holding_the_slot_does_the_wor
         # Hold the deployment's one slot, as a recover run in flight does.
         lease = client.increment_concurrency_slots_with_lease(names=[limit.name], slots=1, mode="concurrency", lease_duration=120)
         try:
-            turned = run_deployment(RECOVER_DEPLOYMENT, parameters={"flow_run_id": asked_for}, timeout=0, as_subflow=False)
-            wait_for(lambda: run_state(str(turned.id)) == "CANCELLED", 60, "the second recover run to be turned away")
-            assert client.read_flow_run(turned.id).state.message == LIMIT_REACHED
-            states = [s.type.value for s in client.read_flow_run_states(turned.id)]
-            assert "RUNNING" not in states, states  # turned away before a process was started for it
+            queued = run_deployment(RECOVER_DEPLOYMENT, parameters={"flow_run_id": asked_for}, timeout=0, as_subflow=False)
+            wait_for(
+                lambda: client.read_flow_run(queued.id).state.name == AWAITING_SLOT, 60, "the second recover run to wait for the slot"
+            )
         finally:
             client.release_concurrency_slots_with_lease(lease.json()["lease_id"])
         holder = run_deployment(RECOVER_DEPLOYMENT, parameters={}, timeout=120, as_subflow=False)
         assert holder.state.is_completed()
         logs = [log.message for log in client.read_logs(log_filter=_logs_of(holder.id))]
-    assert any(f"doing the work of {turned.id}" in m for m in logs), logs
+        after = client.read_flow_run(queued.id)
+        states = [s.type.value for s in client.read_flow_run_states(queued.id)]
+    assert any(f"doing the work of {queued.id}" in m for m in logs), logs
     assert any(f"{asked_for}: not a lost run of an open transfer" in m for m in logs), logs
+    assert after.state.type.value == "CANCELLED" and after.state.message.startswith(ABSORBED)
+    assert "RUNNING" not in states, states  # its work was done without a process of its own
 
 
 def _logs_of(flow_run_id: UUID):  # type: ignore[no-untyped-def]
