@@ -663,9 +663,20 @@ class Lister(threading.Thread):
                 self.stop.wait(self.interval)
 
 
+def _holds(predicate: Callable[[], bool]) -> bool:
+    """The predicate, with the store or the API briefly unreachable (bench/soak.py cuts them) read as "not yet"."""
+    import httpx
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        return predicate()
+    except (OperationalError, httpx.TransportError):
+        return False
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while not _holds(predicate):
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what}: not within {timeout:.0f} s")
         time.sleep(0.5)  # ten of these polling the store take CPU from the stack being measured
@@ -694,10 +705,12 @@ def drive(
     is open; then the five tasks after allocation, once all five are open, in a shuffled order
     without waiting between them; then completion once it opens."""
     import httpx
+    from sqlalchemy.exc import OperationalError
 
     from services import raise_transfer, send_answer
     from tasks.domain import transfer_views
     from tasks.domain.form import parse_form
+    from tasks.domain.transfers import StepRefused
 
     rng = random.Random(i)
     raised = time.time()
@@ -706,7 +719,20 @@ def drive(
 
     def send(step: str, answer: dict[str, Any]) -> None:
         sent = time.time()
-        send_answer(reference, step, dict(answer), wait=False, timeout=timeout)
+        for attempt in range(4):
+            # A person told "could not reach the database" tries again; an answer that did land
+            # the first time is then refused as already given, which is what they want to know.
+            try:
+                send_answer(reference, step, dict(answer), wait=False, timeout=timeout)
+                break
+            except StepRefused:
+                if attempt == 0:
+                    raise
+                break
+            except (OperationalError, httpx.TransportError):
+                if attempt == 3:
+                    raise
+                time.sleep(5)
         samples.append(StepSample(reference, run_id, step, sent, time.time()))
         if after_send:
             after_send(reference, step, answer)  # bench/soak.py: the same answer again, from a second person

@@ -181,10 +181,10 @@ def recover_now(
         if not runs:
             return []  # not a transfer's run (a tracker, a finished transfer): nothing to re-run
         state = engine.run_state(wanted)[0]
-        if state not in ("RUNNING", "PENDING", "CRASHED"):
+        if state not in ("RUNNING", "PENDING", "CRASHED", "FAILED"):
             return []  # suspended, finished or back in the queue since
         silent = settings.run_heartbeat_timeout_seconds
-        if state != "CRASHED" and engine.heartbeat_within(wanted, silent):
+        if state in ("RUNNING", "PENDING") and engine.heartbeat_within(wanted, silent):
             _check_again(wanted, silent)
             return []
         stale = silent if stale_after_seconds is None else stale_after_seconds
@@ -204,7 +204,7 @@ def recover_now(
             return None
         return form.with_initial_data(description=f"### {reference}: {step.replace('_', ' ')}\n\n{(form.__doc__ or '').strip()}")
 
-    recovered = [runs[f] for f in engine.reschedule_stale(list(runs), stale, form_for)]
+    recovered = [runs[f] for f in engine.reschedule_stale(list(runs), stale, form_for, settings.failed_run_reschedules)]
     if not flow_run_id:
         recovered += wake_unseen(settings.wake_resend_seconds if wake_after_seconds is None else wake_after_seconds)
     return recovered
@@ -231,7 +231,13 @@ def _check_again(flow_run_id: str, after_seconds: float) -> None:
     )
 
 
-@flow(name="recover-transfers")
+# A recover run started while the store is away (the automation fires at once on a run that
+# failed for that reason) tries again once it may be back.
+@flow(
+    name="recover-transfers",
+    retries=get_settings().recover_retries,
+    retry_delay_seconds=get_settings().recover_retry_delay_seconds,
+)
 def recover_transfers(stale_after_seconds: float | None = None, flow_run_id: str | None = None) -> list[str]:
     """Find transfers whose flow run lost its process (a killed worker) and run them again: all
     of them on the schedule, or the one run an automation names (`flow_run_id`)."""

@@ -339,7 +339,8 @@ class Stack:
 #     sends Prefect's heartbeat event every `run_heartbeat_seconds` (child_env); recover-transfers
 #     reschedules the run if none came for `run_heartbeat_timeout_seconds`, and looks again later
 #     if one did (a long step).
-#   - a run that crashed (its process died under a live worker, which reports it).
+#   - a run that crashed (its process died under a live worker, which reports it) or failed (an
+#     exception, such as the store unreachable for a moment; rescheduled a few times at most).
 # Why not Prefect's own recipe (docs.prefect.io/v3/advanced/detect-zombie-flows: no heartbeat for
 # a while after a heartbeat, mark the run Crashed): a run's first heartbeat goes out as its flow
 # starts, over a websocket the process has yet to open, while its state changes are recorded by
@@ -385,8 +386,13 @@ def dead_worker_automations(recover_deployment_id: str) -> list[dict]:
     )
     crashed = AutomationCore(
         name=CRASHED_AUTOMATION,
-        description="A flow run crashed: recover-transfers reschedules it if it is a transfer's.",
-        trigger=EventTrigger(expect={state_event("Crashed")}, posture=Posture.Reactive, threshold=1, within=0, **common),
+        description=(
+            "A flow run crashed or failed: recover-transfers reschedules it if it is an open transfer's "
+            f"(a failed one at most {settings.failed_run_reschedules} times)."
+        ),
+        trigger=EventTrigger(
+            expect={state_event("Crashed"), state_event("Failed")}, posture=Posture.Reactive, threshold=1, within=0, **common
+        ),
         actions=[recover],
     )
     # owner_resource: not accepted by the update (PUT) endpoint, and ours have none.

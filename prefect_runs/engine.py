@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import time
 from collections.abc import Callable
+from typing import Any
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
@@ -247,8 +248,29 @@ def stop(flow_run_id: str, message: str) -> None:
         client.set_flow_run_state(UUID(flow_run_id), Cancelled(message=message), force=True)
 
 
+# A waiting step left for longer than suspend_timeout_days fails its run with this, on purpose:
+# that failure is for a person to see, not one to reschedule.
+PAUSE_EXPIRED = "never resumed"
+RESCHEDULED_AFTER_FAILED = "rescheduled after failed"
+
+
+def _may_retry_failed(client: Any, run_id: str, state: Any, at_most: int) -> bool:
+    """A run that failed while running its code (not one failed by hand or by expiry while it
+    waited), rescheduled fewer than `at_most` times before."""
+    if at_most <= 0 or PAUSE_EXPIRED in (state.message or ""):
+        return False
+    earlier = sorted(client.read_flow_run_states(UUID(run_id)), key=lambda s: s.timestamp)
+    before = [s for s in earlier if s.type.value != "FAILED" or s.timestamp < state.timestamp]
+    if not before or before[-1].type.value != "RUNNING":
+        return False
+    return sum((s.message or "").startswith(RESCHEDULED_AFTER_FAILED) for s in earlier) < at_most
+
+
 def reschedule_stale(
-    flow_run_ids: list[str], stale_after_seconds: float, form_for: Callable[[str], type[RunInput] | None] | None = None
+    flow_run_ids: list[str],
+    stale_after_seconds: float,
+    form_for: Callable[[str], type[RunInput] | None] | None = None,
+    failed_at_most: int = 0,
 ) -> list[str]:
     """Put back in the queue every run whose process died: crashed, or running/pending with no
     state change for longer than a segment ever takes. A worker then re-runs it from the top,
@@ -257,7 +279,10 @@ def reschedule_stale(
     A run whose process died between suspending and saving its step's form (Prefect saves the
     form just after the state) waits with no form, and no answer can be given to it. For such a
     run, the form its step asks for (`form_for(run id)`) is saved for it. Returns the runs
-    rescheduled or given their form back."""
+    rescheduled or given their form back.
+
+    A run that failed (an exception: the store unreachable for a moment) is rescheduled too, at
+    most `failed_at_most` times over its life; after that it stays failed, for a person."""
     recovered = []
     now = dt.datetime.now(dt.UTC)
     with get_client(sync_client=True) as client:
@@ -271,7 +296,8 @@ def reschedule_stale(
                 continue
             age = (now - state.timestamp).total_seconds()
             stale = state.type.value in ("RUNNING", "PENDING") and age >= stale_after_seconds
-            if state.type.value == "CRASHED" or stale:
+            failed = state.type.value == "FAILED" and _may_retry_failed(client, run_id, state, failed_at_most)
+            if state.type.value == "CRASHED" or stale or failed:
                 client.set_flow_run_state(
                     UUID(run_id), Scheduled(message=f"rescheduled after {state.type.value.lower()} {age:.0f} s"), force=True
                 )

@@ -206,6 +206,36 @@ def test_recover_runs_go_one_at_a_time_and_the_one_holding_the_slot_does_the_wor
     assert "RUNNING" not in states, states  # its work was done without a process of its own
 
 
+def test_a_run_failed_by_hand_or_by_expiry_while_waiting_is_left_failed_for_a_person(prefect_stack):
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.states import Failed
+
+    from prefect_runs import engine
+    from services import raise_transfer
+    from tasks.domain.form import parse_form
+
+    with temporary_settings({PREFECT_API_URL: prefect_stack.api_url}), get_client(sync_client=True) as client:
+        reference, _ = raise_transfer(parse_form(demo_form(crn="D100005")))
+        waiting = (reference, "allocation")
+        wait_for(lambda: waiting in transfer_views.waiting_steps().values(), 120, "the transfer to wait for its allocation")
+        task_run = next(f for f, w in transfer_views.waiting_steps().items() if w == waiting)
+        wait_for(lambda: run_state(task_run) == "PAUSED", 60, "the allocation's task run to wait at its form")
+        for message in ("Marked failed in the UI", "The flow was paused and never resumed."):
+            client.set_flow_run_state(UUID(task_run), Failed(message=message), force=True)
+            assert engine.reschedule_stale([task_run], 600, failed_at_most=3) == []
+        time.sleep(10)  # the automation saw the Failed events too, and left it alone
+        assert run_state(task_run) == "FAILED"
+
+
+def _recover_report(client, flow_run_id: str) -> str:  # type: ignore[no-untyped-def]
+    """What recover-transfers did for a run (for a failure's message)."""
+    runs = [r for r in client.read_flow_runs(limit=200) if flow_run_id in str(r.parameters.get("flow_run_id", ""))]
+    states = [f"{s.type.value} {s.message or ''}" for s in client.read_flow_run_states(UUID(flow_run_id))]
+    logs = [m.message for r in runs for m in client.read_logs(log_filter=_logs_of(r.id))]
+    return f"run states {states}; recover runs {[(str(r.id)[:8], r.state_name) for r in runs]}; their logs {logs}"
+
+
 def _logs_of(flow_run_id: UUID):  # type: ignore[no-untyped-def]
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
