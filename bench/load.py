@@ -247,6 +247,11 @@ class ProfileResult:
     failures: list[str] = field(default_factory=list)
     unmeasured: list[str] = field(default_factory=list)  # steps sent whose next suspension was not found
     workers_alive_at_end: int = 0  # a worker that died mid-run halves the capacity: say so
+    # recover-transfers runs during the run: created (by the automations and the schedule), started
+    # (each a process), done by the run holding its one slot instead (no process).
+    recover_created: int = 0
+    recover_started: int = 0
+    recover_absorbed: int = 0
     steps: int = 0
     segments: int = 0
     opened_suspended: int = 0  # task runs opened already suspended: no process
@@ -658,9 +663,20 @@ class Lister(threading.Thread):
                 self.stop.wait(self.interval)
 
 
+def _holds(predicate: Callable[[], bool]) -> bool:
+    """The predicate, with the store or the API briefly unreachable (bench/soak.py cuts them) read as "not yet"."""
+    import httpx
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        return predicate()
+    except (OperationalError, httpx.TransportError):
+        return False
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while not _holds(predicate):
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what}: not within {timeout:.0f} s")
         time.sleep(0.5)  # ten of these polling the store take CPU from the stack being measured
@@ -682,15 +698,19 @@ def open_runs(store_url: str, reference: str) -> dict[str, str]:
         return {task: run_id for task, run_id in conn.execute(query)}
 
 
-def drive(i: int, form: dict[str, Any], timeout: float, store_url: str) -> tuple[str, str, float, list[StepSample]]:
+def drive(
+    i: int, form: dict[str, Any], timeout: float, store_url: str, after_send: Callable[[str, str, dict[str, Any]], None] | None = None
+) -> tuple[str, str, float, list[StepSample]]:
     """One transfer from raise to completed, through the CLI's code path: allocation once its task
     is open; then the five tasks after allocation, once all five are open, in a shuffled order
     without waiting between them; then completion once it opens."""
     import httpx
+    from sqlalchemy.exc import OperationalError
 
     from services import raise_transfer, send_answer
     from tasks.domain import transfer_views
     from tasks.domain.form import parse_form
+    from tasks.domain.transfers import StepRefused
 
     rng = random.Random(i)
     raised = time.time()
@@ -699,8 +719,23 @@ def drive(i: int, form: dict[str, Any], timeout: float, store_url: str) -> tuple
 
     def send(step: str, answer: dict[str, Any]) -> None:
         sent = time.time()
-        send_answer(reference, step, dict(answer), wait=False, timeout=timeout)
+        for attempt in range(4):
+            # A person told "could not reach the database" tries again; an answer that did land
+            # the first time is then refused as already given, which is what they want to know.
+            try:
+                send_answer(reference, step, dict(answer), wait=False, timeout=timeout)
+                break
+            except StepRefused:
+                if attempt == 0:
+                    raise
+                break
+            except (OperationalError, httpx.TransportError):
+                if attempt == 3:
+                    raise
+                time.sleep(5)
         samples.append(StepSample(reference, run_id, step, sent, time.time()))
+        if after_send:
+            after_send(reference, step, answer)  # bench/soak.py: the same answer again, from a second person
 
     wait_until(lambda: "allocation" in open_runs(store_url, reference), timeout, f"{reference}: allocation open")
     send(*ALLOCATION)
@@ -887,6 +922,7 @@ def run_profile(profile: str, args: argparse.Namespace) -> ProfileResult:
         result.load_avg_p50, result.load_avg_max = pct(lister.load, 50), max(lister.load, default=None)
         result.stack_rss_mb = rss_mb(roots)
         result.workers_alive_at_end = sum(w.poll() is None for w in stack.workers)
+        result.recover_created, result.recover_started, result.recover_absorbed = recover_runs(stack.api_url)
 
         with httpx.Client(base_url=stack.api_url, timeout=60) as http:
             latencies, poll, start, work, raises, ends = [], [], [], [], [], []
@@ -977,9 +1013,34 @@ def _fmt(value: float | None, spec: str = ".1f") -> str:
     return "–" if value is None else format(value, spec)
 
 
+def recover_runs(api_url: str) -> tuple[int, int, int]:
+    """recover-transfers runs so far: created, started (a process each), and done by the run
+    holding the slot instead (queued behind it, then cancelled: no process)."""
+    import httpx
+
+    from prefect_runs.api import RECOVER_DEPLOYMENT
+    from prefect_runs.engine import ABSORBED
+
+    with httpx.Client(base_url=api_url, timeout=60) as http:
+        deployment = http.get(f"/deployments/name/{RECOVER_DEPLOYMENT}").json()["id"]
+        runs, offset = [], 0
+        while batch := http.post(
+            "/flow_runs/filter", json={"deployments": {"id": {"any_": [deployment]}}, "limit": 200, "offset": offset}
+        ).json():
+            runs += batch
+            offset += len(batch)
+    absorbed = sum(((r.get("state") or {}).get("message") or "").startswith(ABSORBED) for r in runs)
+    started = sum(r.get("start_time") is not None for r in runs) - absorbed
+    return len(runs), started, absorbed
+
+
 ROWS: list[tuple[str, Callable[[ProfileResult], str]]] = [
     ("workers (poll interval s), alive at end", lambda r: f"{r.workers} ({r.worker_query_seconds:g}), {r.workers_alive_at_end}"),
     ("flow-run command", lambda r: r.engine),
+    (
+        "recover-transfers runs: created / started / done by the one in flight",
+        lambda r: f"{r.recover_created} / {r.recover_started} / {r.recover_absorbed}",
+    ),
     ("Prefect server", lambda r: r.server_layout),
     ("transfers driven / in flight", lambda r: f"{r.transfers} / {r.concurrency}"),
     (

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import Enum
+from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.input import RunInput
@@ -12,7 +13,9 @@ from prefect.runtime import flow_run
 
 import services
 from prefect_runs import engine, internals
+from prefect_runs.api import RECOVER_DEPLOYMENT
 from tasks.domain import transfer_views, transfers
+from tasks.settings import get_settings
 
 
 def forget_free_text(reference: str, **keep: object) -> None:
@@ -169,7 +172,6 @@ def recover_now(
     them (a long step) is looked at again that much later."""
     from flows.steps import form_for as step_form
     from tasks.domain.form import FormError
-    from tasks.settings import get_settings
 
     settings = get_settings()
     runs = dict((f, r) for r, f in transfer_views.open_flow_runs())
@@ -179,10 +181,10 @@ def recover_now(
         if not runs:
             return []  # not a transfer's run (a tracker, a finished transfer): nothing to re-run
         state = engine.run_state(wanted)[0]
-        if state not in ("RUNNING", "PENDING", "CRASHED"):
+        if state not in ("RUNNING", "PENDING", "CRASHED", "FAILED"):
             return []  # suspended, finished or back in the queue since
         silent = settings.run_heartbeat_timeout_seconds
-        if state != "CRASHED" and engine.heartbeat_within(wanted, silent):
+        if state in ("RUNNING", "PENDING") and engine.heartbeat_within(wanted, silent):
             _check_again(wanted, silent)
             return []
         stale = silent if stale_after_seconds is None else stale_after_seconds
@@ -202,7 +204,7 @@ def recover_now(
             return None
         return form.with_initial_data(description=f"### {reference}: {step.replace('_', ' ')}\n\n{(form.__doc__ or '').strip()}")
 
-    recovered = [runs[f] for f in engine.reschedule_stale(list(runs), stale, form_for)]
+    recovered = [runs[f] for f in engine.reschedule_stale(list(runs), stale, form_for, settings.failed_run_reschedules)]
     if not flow_run_id:
         recovered += wake_unseen(settings.wake_resend_seconds if wake_after_seconds is None else wake_after_seconds)
     return recovered
@@ -223,20 +225,45 @@ def _check_again(flow_run_id: str, after_seconds: float) -> None:
     """A run still alive after the automation's wait: look at it again later, for as long as it runs."""
     from prefect.deployments import run_deployment
 
-    from prefect_runs.api import RECOVER_DEPLOYMENT
-
     when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=after_seconds)
     run_deployment(
         RECOVER_DEPLOYMENT, parameters={"flow_run_id": flow_run_id}, scheduled_time=when, timeout=0, as_subflow=False
     )
 
 
-@flow(name="recover-transfers")
+# A recover run started while the store is away (the automation fires at once on a run that
+# failed for that reason) tries again once it may be back.
+@flow(
+    name="recover-transfers",
+    retries=get_settings().recover_retries,
+    retry_delay_seconds=get_settings().recover_retry_delay_seconds,
+)
 def recover_transfers(stale_after_seconds: float | None = None, flow_run_id: str | None = None) -> list[str]:
     """Find transfers whose flow run lost its process (a killed worker) and run them again: all
     of them on the schedule, or the one run an automation names (`flow_run_id`)."""
-    recovered = recover_now(stale_after_seconds, flow_run_id)
     logger = get_run_logger()
+    recovered = _recover_and_log(logger, stale_after_seconds, flow_run_id)
+    # One recover-transfers run at a time (its deployment's concurrency limit, ENQUEUE): under
+    # load the automations would otherwise start a process per slow run, feeding the overload.
+    # The runs asked for meanwhile wait for the slot without a process: do their work here, each
+    # once, then cancel them, so each lost run is still looked at and only one process does it.
+    # A run queued after the last look starts by itself once the slot is free: nothing is lost.
+    me = str(flow_run.id)
+    done: set[str] = {me}
+    while len(done) <= get_settings().recover_absorbed_at_most:
+        queued = engine.queued_behind(RECOVER_DEPLOYMENT, done)
+        if not queued:
+            break
+        for run_id, params in queued:
+            done.add(run_id)
+            logger.info("doing the work of %s, queued behind this run", run_id)
+            recovered += _recover_and_log(logger, params.get("stale_after_seconds"), params.get("flow_run_id"))
+            engine.stop(run_id, f"{engine.ABSORBED} ({me})")
+    return recovered
+
+
+def _recover_and_log(logger: Any, stale_after_seconds: float | None, flow_run_id: str | None) -> list[str]:
+    recovered = recover_now(stale_after_seconds, flow_run_id)
     for reference in recovered:
         logger.warning("%s: its flow run had stalled and was rescheduled", reference)
     if flow_run_id and not recovered:

@@ -432,13 +432,17 @@ def up_production(
         help="Redis database that carries Prefect's events between its API servers and services",
     ),
     engine_port: int = typer.Option(0, help="Port of the API server for workers and flow runs (default: --port + 1)"),
+    systemd: Path | None = typer.Option(None, help="Write systemd units for the profile into this folder instead of starting it"),
 ) -> None:
     """The production profile: Prefect on PostgreSQL and Redis (an API server for people, one for
     workers and flow runs, the services in their own process), the store on PostgreSQL, several
     workers. Creates the databases if missing, migrates the store, prints the UI address."""
-    from ops.production import bring_up_production
+    from ops.production import bring_up_production, write_systemd_units
 
     try:
+        if systemd:
+            write_systemd_units(systemd, port, workers, pg, out.print, redis, engine_port or None)
+            return
         bring_up_production(port=port, workers=workers, pg=pg, say=out.print, redis=redis, engine_port=engine_port or None)
     except (RuntimeError, ValueError) as exc:
         fail(str(exc), 1)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from ops.credential import api_credential, auth_file
+from ops.credential import AUTH_ENV, AUTH_FILE_ENV, api_credential, auth_file
 from ops.stack import Stack, process_alive, stop_started
 from tasks.settings import get_settings
 
@@ -236,23 +236,8 @@ def bring_up_production(
     port: int, workers: int, pg: str, say: Say, redis: str = DEFAULT_REDIS, engine_port: int | None = None
 ) -> None:
     """Start (or top up) the production profile and print how to use it."""
-    from tasks.places.locator import build_index
-    from tasks.store.migrate import upgrade
-
-    settings = get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    urls = production_urls(pg)
-    if settings.database_url.startswith("postgresql"):
-        urls = ProductionUrls(prefect=urls.prefect, store=settings.database_url)  # the operator named the store
-    for url in (urls.prefect, urls.store):
-        say(("created " if ensure_database(url) else "using ") + _hide_password(url))
-    upgrade(urls.store)
-    say(f"postcode index: {build_index()}")
-
+    urls, home, auth_string, auth_source = _prepare(pg, say)
     engine_port = engine_port or port + 1
-    home = settings.data_dir / "prefect-production"
-    auth_string, auth_source = api_credential(auth_file(home))
-    say(f"API credential: basic auth from {auth_source}; CSRF protection on")
     stack = production_stack(home, port, urls, redis_url=redis, engine_port=engine_port, auth_string=auth_string)
     saved = json.loads(_state_file().read_text()) if _state_file().exists() else {}
     try:
@@ -282,6 +267,49 @@ def bring_up_production(
     say(f"  export CASETRANSFER_DATABASE_URL={_hide_password(urls.store)}")
     say(f"  the CLI reads the API credential from {auth_source}; elsewhere set PREFECT_API_AUTH_STRING from it")
     say("Stop it with: casetransfer down-production")
+
+
+def _prepare(pg: str, say: Say) -> tuple[ProductionUrls, Path, str, str]:
+    """The databases (created if missing), the store migrated, the postcode index and the API
+    credential: what the profile needs before any of its processes starts."""
+    from tasks.places.locator import build_index
+    from tasks.store.migrate import upgrade
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    urls = production_urls(pg)
+    if settings.database_url.startswith("postgresql"):
+        urls = ProductionUrls(prefect=urls.prefect, store=settings.database_url)  # the operator named the store
+    for url in (urls.prefect, urls.store):
+        say(("created " if ensure_database(url) else "using ") + _hide_password(url))
+    upgrade(urls.store)
+    say(f"postcode index: {build_index()}")
+    home = settings.data_dir / "prefect-production"
+    auth_string, auth_source = api_credential(auth_file(home))
+    say(f"API credential: basic auth from {auth_source}; CSRF protection on")
+    return urls, home, auth_string, auth_source
+
+
+def write_systemd_units(
+    directory: Path, port: int, workers: int, pg: str, say: Say, redis: str = DEFAULT_REDIS, engine_port: int | None = None
+) -> list[Path]:
+    """Prepare the profile as bring_up_production does, and write its processes as systemd units
+    into `directory` instead of starting them (ops/systemd.py); print how to install them."""
+    from ops.systemd import write_units
+
+    if workers < 1:
+        raise ValueError("workers: at least one")
+    if os.environ.get(AUTH_ENV):
+        raise ValueError(f"--systemd: the units load the credential from a file; give it by {AUTH_FILE_ENV}, not {AUTH_ENV}")
+    urls, home, auth_string, auth_source = _prepare(pg, say)
+    stack = production_stack(home, port, urls, redis_url=redis, engine_port=engine_port or port + 1, auth_string=auth_string)
+    written = write_units(directory, stack, workers, Path(auth_source).resolve())
+    say(f"wrote {len(written)} files into {directory} (the credential stays in {auth_source}, loaded by each unit)")
+    say("Install and start them (as root; docs/production.md says more):")
+    say(f"  cp {directory}/*.service {directory}/*.target /etc/systemd/system/ && systemctl daemon-reload")
+    say(f"  (the units read their environment from {directory}/*.env: keep that folder where it is)")
+    say("  systemctl enable --now casetransfer.target")
+    return written
 
 
 def take_down_production(say: Say) -> None:

@@ -127,6 +127,10 @@ class Stack:
     # Basic auth ("user:password") on every API server, with CSRF protection on; every child
     # (deploy, workers, their flow runs) authenticates with it. Never logged or written to a file here.
     auth_string: str | None = field(default=None, repr=False)
+    # Run each worker under ops.supervise, which starts it again if it exits on its own. Off where
+    # something else supervises it (systemd, `up-production --systemd`) or a test wants a worker
+    # that stays dead.
+    supervise: bool = True
     server: subprocess.Popen | None = None
     engine_server: subprocess.Popen | None = None
     services: subprocess.Popen | None = None
@@ -284,6 +288,15 @@ class Stack:
             # A short path: Unix socket paths are limited to about 100 bytes.
             sock = Path(tempfile.gettempdir()) / f"ctl-{uuid.uuid4().hex[:12]}.sock"
             command = [sys.executable, "-m", "ops.launcher", "serve", str(sock), "--", *command]
+        if self.supervise:
+            settings = get_settings()
+            command = [
+                sys.executable, "-m", "ops.supervise", name,
+                "--delay", str(settings.worker_restart_delay_seconds),
+                "--burst", str(settings.worker_restart_burst),
+                "--window", str(settings.worker_restart_window_seconds),
+                "--", *command,
+            ]  # fmt: skip
         return command
 
     def worker_env(self) -> dict[str, str]:
@@ -326,7 +339,8 @@ class Stack:
 #     sends Prefect's heartbeat event every `run_heartbeat_seconds` (child_env); recover-transfers
 #     reschedules the run if none came for `run_heartbeat_timeout_seconds`, and looks again later
 #     if one did (a long step).
-#   - a run that crashed (its process died under a live worker, which reports it).
+#   - a run that crashed (its process died under a live worker, which reports it) or failed (an
+#     exception, such as the store unreachable for a moment; rescheduled a few times at most).
 # Why not Prefect's own recipe (docs.prefect.io/v3/advanced/detect-zombie-flows: no heartbeat for
 # a while after a heartbeat, mark the run Crashed): a run's first heartbeat goes out as its flow
 # starts, over a websocket the process has yet to open, while its state changes are recorded by
@@ -372,8 +386,13 @@ def dead_worker_automations(recover_deployment_id: str) -> list[dict]:
     )
     crashed = AutomationCore(
         name=CRASHED_AUTOMATION,
-        description="A flow run crashed: recover-transfers reschedules it if it is a transfer's.",
-        trigger=EventTrigger(expect={state_event("Crashed")}, posture=Posture.Reactive, threshold=1, within=0, **common),
+        description=(
+            "A flow run crashed or failed: recover-transfers reschedules it if it is an open transfer's "
+            f"(a failed one at most {settings.failed_run_reschedules} times)."
+        ),
+        trigger=EventTrigger(
+            expect={state_event("Crashed"), state_event("Failed")}, posture=Posture.Reactive, threshold=1, within=0, **common
+        ),
         actions=[recover],
     )
     # owner_resource: not accepted by the update (PUT) endpoint, and ours have none.

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import time
 from collections.abc import Callable
+from typing import Any
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
@@ -247,8 +248,29 @@ def stop(flow_run_id: str, message: str) -> None:
         client.set_flow_run_state(UUID(flow_run_id), Cancelled(message=message), force=True)
 
 
+# A waiting step left for longer than suspend_timeout_days fails its run with this, on purpose:
+# that failure is for a person to see, not one to reschedule.
+PAUSE_EXPIRED = "never resumed"
+RESCHEDULED_AFTER_FAILED = "rescheduled after failed"
+
+
+def _may_retry_failed(client: Any, run_id: str, state: Any, at_most: int) -> bool:
+    """A run that failed while running its code (not one failed by hand or by expiry while it
+    waited), rescheduled fewer than `at_most` times before."""
+    if at_most <= 0 or PAUSE_EXPIRED in (state.message or ""):
+        return False
+    earlier = sorted(client.read_flow_run_states(UUID(run_id)), key=lambda s: s.timestamp)
+    before = [s for s in earlier if s.type.value != "FAILED" or s.timestamp < state.timestamp]
+    if not before or before[-1].type.value != "RUNNING":
+        return False
+    return sum((s.message or "").startswith(RESCHEDULED_AFTER_FAILED) for s in earlier) < at_most
+
+
 def reschedule_stale(
-    flow_run_ids: list[str], stale_after_seconds: float, form_for: Callable[[str], type[RunInput] | None] | None = None
+    flow_run_ids: list[str],
+    stale_after_seconds: float,
+    form_for: Callable[[str], type[RunInput] | None] | None = None,
+    failed_at_most: int = 0,
 ) -> list[str]:
     """Put back in the queue every run whose process died: crashed, or running/pending with no
     state change for longer than a segment ever takes. A worker then re-runs it from the top,
@@ -257,7 +279,10 @@ def reschedule_stale(
     A run whose process died between suspending and saving its step's form (Prefect saves the
     form just after the state) waits with no form, and no answer can be given to it. For such a
     run, the form its step asks for (`form_for(run id)`) is saved for it. Returns the runs
-    rescheduled or given their form back."""
+    rescheduled or given their form back.
+
+    A run that failed (an exception: the store unreachable for a moment) is rescheduled too, at
+    most `failed_at_most` times over its life; after that it stays failed, for a person."""
     recovered = []
     now = dt.datetime.now(dt.UTC)
     with get_client(sync_client=True) as client:
@@ -271,7 +296,8 @@ def reschedule_stale(
                 continue
             age = (now - state.timestamp).total_seconds()
             stale = state.type.value in ("RUNNING", "PENDING") and age >= stale_after_seconds
-            if state.type.value == "CRASHED" or stale:
+            failed = state.type.value == "FAILED" and _may_retry_failed(client, run_id, state, failed_at_most)
+            if state.type.value == "CRASHED" or stale or failed:
                 client.set_flow_run_state(
                     UUID(run_id), Scheduled(message=f"rescheduled after {state.type.value.lower()} {age:.0f} s"), force=True
                 )
@@ -283,6 +309,45 @@ def reschedule_stale(
                     form.save(keyset, flow_run_id=UUID(run_id))
                     recovered.append(run_id)
     return recovered
+
+
+# recover-transfers runs one at a time (its deployment's concurrency limit, ENQUEUE): a run asked
+# for meanwhile waits, Scheduled as "AwaitingConcurrencySlot", without a process. The run holding
+# the slot does the waiting runs' work and cancels them with this message (flows/admin.py).
+ABSORBED = "Done by the recover-transfers run that held the slot"
+AWAITING_SLOT = "AwaitingConcurrencySlot"
+
+
+def queued_behind(deployment_name: str, besides: set[str]) -> list[tuple[str, dict]]:
+    """The runs of a deployment waiting to start now (for its concurrency slot, or due), other than
+    `besides`: (id, parameters), oldest first. Runs scheduled for later are left to their time."""
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterDeploymentId,
+        FlowRunFilterId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    now = dt.datetime.now(dt.UTC)
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(deployment_name)
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(not_any_=[UUID(i) for i in besides]) if besides else None,
+                deployment_id=FlowRunFilterDeploymentId(any_=[deployment.id]),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
+            ),
+            sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+            limit=200,
+        )
+    return [
+        (str(r.id), r.parameters)
+        for r in runs
+        if r.state and (r.state.name == AWAITING_SLOT or (r.expected_start_time and r.expected_start_time <= now))
+    ]
 
 
 def wake_transfer(reference: str, timeout: float | None = None) -> bool:

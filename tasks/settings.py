@@ -78,6 +78,16 @@ class Settings(BaseSettings):
     run_check_seconds: float = 55.0
     # ... which reschedules it if no heartbeat came for this long: the heartbeat and some slack.
     run_heartbeat_timeout_seconds: float = 50.0
+    # recover-transfers runs one at a time; the one holding the slot does this many queued behind it.
+    recover_absorbed_at_most: int = Field(default=500, ge=1)
+    # A transfer's run or task run that failed is rescheduled by recover-transfers this many times at most.
+    failed_run_reschedules: int = Field(default=3, ge=0)
+    recover_retries: int = Field(default=3, ge=0)
+    recover_retry_delay_seconds: float = Field(default=10.0, ge=0)
+    # A worker that exits on its own is started again (ops.supervise), within limits.
+    worker_restart_delay_seconds: float = Field(default=2.0, ge=0)
+    worker_restart_burst: int = Field(default=5, ge=1)
+    worker_restart_window_seconds: float = Field(default=300.0, gt=0)
     # Fault testing only: seconds to hold a step's task after its answer is committed.
     fault_delay_seconds: float = 0.0
     # Fault testing only: seconds a transfer's run waits between reading the store and suspending

@@ -5,6 +5,8 @@ recover-transfers) with nobody calling `casetransfer recover`."""
 from __future__ import annotations
 
 import datetime as dt
+import os
+import signal
 import time
 from uuid import UUID
 
@@ -107,3 +109,134 @@ def _kill_and_watch(prefect_stack) -> None:
     assert "rescheduled after running" in (rescheduled.message or "")
     assert done < REQUIREMENT_SECONDS
     assert "allocation" in transfer_views.recorded_steps(reference)
+
+
+def _worker_processes(supervisor_pid: int) -> list[int]:
+    """The processes of a supervised worker other than its supervisor: the warm launcher, the
+    Prefect worker and any run forked from them (one process group, ops.supervise)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == supervisor_pid:
+            continue
+        try:
+            if os.getpgid(int(pid)) == supervisor_pid:
+                found.append(int(pid))
+        except ProcessLookupError:
+            continue
+    return found
+
+
+def _polled_since(api_url: str, since: dt.datetime) -> list[str]:
+    """Workers of the pool that told the server they were polling after `since`."""
+    from ops.stack import POOL
+
+    workers = httpx.post(f"{api_url}/work_pools/{POOL}/workers/filter", json={}).json()
+    return [w["name"] for w in workers if w.get("last_heartbeat_time") and dt.datetime.fromisoformat(w["last_heartbeat_time"]) > since]
+
+
+def test_a_worker_killed_under_its_supervisor_is_started_again_within_30_s_and_its_transfer_finishes(prefect_stack):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from services import raise_transfer
+    from tasks.domain.form import parse_form
+
+    supervisor = prefect_stack.workers[-1]
+    assert prefect_stack.supervise
+    with temporary_settings({PREFECT_API_URL: prefect_stack.api_url}):
+        reference, _ = raise_transfer(
+            parse_form(demo_form(crn="D100002")), job_variables={"env": {"CASETRANSFER_FAULT_DELAY_SECONDS": "30"}}
+        )
+        waiting = (reference, "allocation")
+        wait_for(lambda: waiting in transfer_views.waiting_steps().values(), 120, "the transfer to wait for its allocation")
+        cli("record", reference, "allocation", *ALLOCATION, "--no-wait")
+        wait_for(lambda: "allocation" in transfer_views.recorded_steps(reference), 120, "allocation to commit")
+        flow_run_id = str(wait_for(lambda: _running_run(reference), 30, "a run of the transfer to be running"))
+
+        killed_at = dt.datetime.now(dt.UTC)
+        killed = time.monotonic()
+        victims = _worker_processes(supervisor.pid)
+        assert victims, "the supervised worker has no processes to kill"
+        for pid in victims:
+            os.kill(pid, signal.SIGKILL)  # the worker and the run it held; its supervisor lives
+        assert supervisor.poll() is None
+
+        polling = wait_for(lambda: _polled_since(prefect_stack.api_url, killed_at), 60, "a worker polling again")
+        back_after = time.monotonic() - killed
+        wait_for(
+            lambda: run_state(flow_run_id) in ("PAUSED", "COMPLETED"), REQUIREMENT_SECONDS + 60, "the killed run to suspend or finish"
+        )
+        done = time.monotonic() - killed
+    print(f"\nworker {polling} polling again {back_after:.1f} s after the SIGKILL; its transfer's run done after {done:.1f} s")
+    assert back_after < 30
+    assert done < REQUIREMENT_SECONDS + 30
+    assert "allocation" in transfer_views.recorded_steps(reference)
+    assert set(_worker_processes(supervisor.pid)) - set(victims), "the supervisor's new worker is running"
+
+
+def test_recover_runs_go_one_at_a_time_and_the_one_holding_the_slot_does_the_work_of_those_queued(prefect_stack):
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from prefect_runs.api import RECOVER_DEPLOYMENT
+    from prefect_runs.engine import ABSORBED, AWAITING_SLOT
+
+    asked_for = "prefect.flow-run.00000000-0000-4000-8000-000000000031"
+    with temporary_settings({PREFECT_API_URL: prefect_stack.api_url}), get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(RECOVER_DEPLOYMENT)
+        limit = deployment.global_concurrency_limit
+        assert limit is not None and limit.limit == 1
+        # Hold the deployment's one slot, as a recover run in flight does.
+        lease = client.increment_concurrency_slots_with_lease(names=[limit.name], slots=1, mode="concurrency", lease_duration=120)
+        try:
+            queued = run_deployment(RECOVER_DEPLOYMENT, parameters={"flow_run_id": asked_for}, timeout=0, as_subflow=False)
+            wait_for(
+                lambda: client.read_flow_run(queued.id).state.name == AWAITING_SLOT, 60, "the second recover run to wait for the slot"
+            )
+        finally:
+            client.release_concurrency_slots_with_lease(lease.json()["lease_id"])
+        holder = run_deployment(RECOVER_DEPLOYMENT, parameters={}, timeout=120, as_subflow=False)
+        assert holder.state.is_completed()
+        logs = [log.message for log in client.read_logs(log_filter=_logs_of(holder.id))]
+        after = client.read_flow_run(queued.id)
+        states = [s.type.value for s in client.read_flow_run_states(queued.id)]
+    assert any(f"doing the work of {queued.id}" in m for m in logs), logs
+    assert any(f"{asked_for}: not a lost run of an open transfer" in m for m in logs), logs
+    assert after.state.type.value == "CANCELLED" and after.state.message.startswith(ABSORBED)
+    assert "RUNNING" not in states, states  # its work was done without a process of its own
+
+
+def test_a_run_failed_by_hand_or_by_expiry_while_waiting_is_left_failed_for_a_person(prefect_stack):
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.states import Failed
+
+    from prefect_runs import engine
+    from services import raise_transfer
+    from tasks.domain.form import parse_form
+
+    with temporary_settings({PREFECT_API_URL: prefect_stack.api_url}), get_client(sync_client=True) as client:
+        reference, _ = raise_transfer(parse_form(demo_form(crn="D100005")))
+        waiting = (reference, "allocation")
+        wait_for(lambda: waiting in transfer_views.waiting_steps().values(), 120, "the transfer to wait for its allocation")
+        task_run = next(f for f, w in transfer_views.waiting_steps().items() if w == waiting)
+        wait_for(lambda: run_state(task_run) == "PAUSED", 60, "the allocation's task run to wait at its form")
+        for message in ("Marked failed in the UI", "The flow was paused and never resumed."):
+            client.set_flow_run_state(UUID(task_run), Failed(message=message), force=True)
+            assert engine.reschedule_stale([task_run], 600, failed_at_most=3) == []
+        time.sleep(10)  # the automation saw the Failed events too, and left it alone
+        assert run_state(task_run) == "FAILED"
+
+
+def _recover_report(client, flow_run_id: str) -> str:  # type: ignore[no-untyped-def]
+    """What recover-transfers did for a run (for a failure's message)."""
+    runs = [r for r in client.read_flow_runs(limit=200) if flow_run_id in str(r.parameters.get("flow_run_id", ""))]
+    states = [f"{s.type.value} {s.message or ''}" for s in client.read_flow_run_states(UUID(flow_run_id))]
+    logs = [m.message for r in runs for m in client.read_logs(log_filter=_logs_of(r.id))]
+    return f"run states {states}; recover runs {[(str(r.id)[:8], r.state_name) for r in runs]}; their logs {logs}"
+
+
+def _logs_of(flow_run_id: UUID):  # type: ignore[no-untyped-def]
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    return LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
