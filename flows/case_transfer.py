@@ -286,6 +286,9 @@ def publish_action_list(reference: str) -> None:
         if t.task.startswith(("challenge-", "dispute-")) and t.flow_run_id:
             lines.append(f"| {t.title} | {t.owner_role.replace('_', ' ')} | | | open | "
                          f"[{t.task}]({ui}/runs/flow-run/{t.flow_run_id}) |")  # fmt: skip
+    # What completion waits for, named as the refusal names it (a decision on concerns raised...).
+    if view.status not in transfers.CLOSED and (waits := [a for a in view.actions if a.code in policy.completion_requires and a.status == "open"]):
+        lines += ["", "Completion waits for: " + "; ".join(f"{a.title} ({a.code})" for a in waits)]
     create_markdown_artifact(
         key=f"action-list-{view.reference.lower()}", markdown="\n".join(lines), description=f"Action List of {view.reference}"
     )
