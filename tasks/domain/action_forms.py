@@ -68,7 +68,9 @@ class DocumentsSent(Answer):
 
 class DocumentsReceived(Answer):
     """Receiving side: the checklist's documents received. Name the items received (several at
-    once); the task stays open, naming what is still missing, until every item is in."""
+    once); the task stays open, naming what is still missing, until every item is in. An item
+    received counts as sent. (The transferring side records what it sent with --sent: its task
+    is documents_sent.)"""
 
     received: list[DocumentItem] = Field(
         default_factory=list, description="The items received, e.g. assessment,contact_log; leave empty when everything still missing has arrived"
