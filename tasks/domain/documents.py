@@ -129,7 +129,7 @@ def take(nsi: Nsi, step: str, effect: Effect) -> Effect:
     if others:
         nsi.wake_seq += 1  # the other side's task closes: the transfer's run stops it when it wakes
     verb = side.field  # "sent", "received"
-    parts = [f"{verb}: {words(newly)}" if newly else f"nothing new {verb}"]
+    parts = [f"{verb}: {words(newly) if newly else 'nothing new'}"]
     if before:
         parts.append(f"already recorded: {words(before)}")
     notes = effect.answer.get("notes") or ""
