@@ -11,7 +11,7 @@ tracker's measures. Functions over the NSI row, so the Transfer aggregate can ca
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -58,9 +58,14 @@ def words(items: Iterable[str]) -> str:
     return ", ".join(document_rules().items[i].words for i in items)
 
 
-def plan_items(nsi: Nsi) -> None:
+def new_line(code: str, title: str, parent: Action) -> Action:
+    return Action(code=code, title=title, owner_role=parent.owner_role, due_on=parent.due_on)
+
+
+def plan_items(nsi: Any, make: Callable[[str, str, Any], Any] = new_line) -> None:
     """Each marked item's line under each side's action the NSI holds, owned and due as it.
-    Idempotent: a line is planned once."""
+    Idempotent: a line is planned once. `make` builds a line from its side's action (the demo
+    seeder's drafts are not rows yet)."""
     rules = document_rules()
     have = {a.code for a in nsi.actions}
     items = items_on(nsi)
@@ -71,7 +76,7 @@ def plan_items(nsi: Nsi) -> None:
         for item in items:
             if (c := line_code(side, item)) not in have:
                 title = f"{side.verb} {rules.items[item].words}"
-                nsi.actions.append(Action(code=c, title=title, owner_role=parent.owner_role, due_on=parent.due_on))
+                nsi.actions.append(make(c, title, parent))
                 have.add(c)
 
 
