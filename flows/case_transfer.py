@@ -23,8 +23,8 @@ from prefect.runtime import flow_run
 
 from flows.steps import CASE_TRANSFER_STEPS, StepForm, form_for, validate_step
 from prefect_runs import engine, internals
+from tasks.domain import documents, transfer_views, transfers
 from tasks.domain import steps as registry
-from tasks.domain import transfer_views, transfers
 from tasks.domain.form import FormError, TransferForm
 from tasks.domain.policy import get_policy
 from tasks.settings import get_settings
@@ -108,6 +108,8 @@ def describe(reference: str, step: str, form_cls: type[StepForm], note: str | No
     if due:
         whole = "the caretaking limit is" if view.nsi_type == "temporary_move" else "the whole transfer is due"
         lines.append(f"Due **{due:%d %B %Y}**; {whole} {view.due_on:%d %B %Y}.")
+    if missing := documents.still_open(view.actions, step):
+        lines.append(f"Still to be {documents.document_rules().sides[step].field}: {documents.words(missing)}.")
     if note:
         lines.append(note)
     return "\n\n".join(lines)

@@ -51,7 +51,18 @@ def _action(nsi: Nsi, code: str) -> Action | None:
 
 def outstanding(nsi: Nsi, side_code: str) -> list[str]:
     """The items still open under a side's action."""
-    return [item for item, a in _lines(nsi, side_code).items() if a.status == "open"]
+    return still_open(nsi.actions, side_code)
+
+
+def still_open(actions: Iterable[Any], side_code: str) -> list[str]:
+    """The items still open under a side's action, from its Action List (rows or views); [] for
+    any other action."""
+    rules = document_rules()
+    side = rules.sides.get(side_code)
+    if side is None:
+        return []
+    open_codes = {a.code for a in actions if a.status == "open"}
+    return [item for item in rules.items if line_code(side, item) in open_codes]
 
 
 def words(items: Iterable[str]) -> str:

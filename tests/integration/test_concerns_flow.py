@@ -11,7 +11,7 @@ import pytest
 from support.cli import cli
 from support.transfers import AFTER_ALLOCATION, ALLOCATION, COMPLETION, RAISED
 from support.transfers import raise_form as raise_any
-from support.waits import prefect_api, wait_for
+from support.waits import prefect_api, resume_form, wait_for
 
 from tasks.domain import transfer_views
 
@@ -43,6 +43,14 @@ def test_police_checks_with_concerns_hold_completion_until_the_spo_has_decided(p
     wait_for(lambda: "concerns_decision" in open_tasks(reference), what="the SPO's decision on the concerns to open")
     received = cli("record", reference, "documents", "--received", "assessment,order_copy", "--recorded-by", "Admin A").stdout
     assert "still missing: the supervision plan, the contact log" in received
+    # The task asks again in the UI, its form saying what is still to come.
+    documents_run = next(t.flow_run_id for t in transfer_views.status_of(reference).tasks if t.task == "documents")
+    from prefect.client.orchestration import get_client
+
+    with prefect_api(prefect_stack), get_client(sync_client=True) as client:
+        form = wait_for(lambda: resume_form(client, documents_run or "", "documents-r1-1"), what="the documents form asked again")
+    assert "Still to be received: the supervision plan, the contact log." in form["description"]
+    assert "received" in form["properties"] and "documents received in part" in form["description"]
     for task in ("address_assessment", "safeguarding_checks", "handover"):
         cli("record", reference, task, *AFTER_ALLOCATION[task])
     cli("record", reference, "documents", "--recorded-by", "Admin A")  # no items named: everything still missing arrived
