@@ -23,8 +23,8 @@ from prefect.runtime import flow_run
 
 from flows.steps import CASE_TRANSFER_STEPS, StepForm, form_for, validate_step
 from prefect_runs import engine, internals
+from tasks.domain import documents, transfer_views, transfers
 from tasks.domain import steps as registry
-from tasks.domain import transfer_views, transfers
 from tasks.domain.form import FormError, TransferForm
 from tasks.domain.policy import get_policy
 from tasks.settings import get_settings
@@ -108,6 +108,8 @@ def describe(reference: str, step: str, form_cls: type[StepForm], note: str | No
     if due:
         whole = "the caretaking limit is" if view.nsi_type == "temporary_move" else "the whole transfer is due"
         lines.append(f"Due **{due:%d %B %Y}**; {whole} {view.due_on:%d %B %Y}.")
+    if missing := documents.still_open(view.actions, step):
+        lines.append(f"Still to be {documents.document_rules().sides[step].field}: {documents.words(missing)}.")
     if note:
         lines.append(note)
     return "\n\n".join(lines)
@@ -286,6 +288,9 @@ def publish_action_list(reference: str) -> None:
         if t.task.startswith(("challenge-", "dispute-")) and t.flow_run_id:
             lines.append(f"| {t.title} | {t.owner_role.replace('_', ' ')} | | | open | "
                          f"[{t.task}]({ui}/runs/flow-run/{t.flow_run_id}) |")  # fmt: skip
+    # What completion waits for, named as the refusal names it (a decision on concerns raised...).
+    if view.status not in transfers.CLOSED and (waits := [a for a in view.actions if a.code in policy.completion_requires and a.status == "open"]):
+        lines += ["", "Completion waits for: " + "; ".join(f"{a.title} ({a.code})" for a in waits)]
     create_markdown_artifact(
         key=f"action-list-{view.reference.lower()}", markdown="\n".join(lines), description=f"Action List of {view.reference}"
     )

@@ -155,9 +155,10 @@ def record(
     fields = _parse_fields(list(ctx.args))
     fields.setdefault("recorded_by", getpass.getuser())
     import services
+    from tasks.domain.document_config import side_task
 
     try:
-        print(services.send_answer(reference, step, fields, wait, timeout))
+        print(services.send_answer(reference, side_task(step, fields), fields, wait, timeout))
     except (FormError, transfers.StepRefused) as exc:
         fail(f"The answer was not accepted; nothing was recorded.\n{exc}")
     except transfers.NotFound as exc:

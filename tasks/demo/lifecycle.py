@@ -15,6 +15,7 @@ import numpy as np
 from tasks.calendar import WorkingDayCalendar
 from tasks.demo.synthetic import NEVER, OUTCOME_STEP, STEPS, SUPPORT_STEP, Synthetic, to_dates
 from tasks.demo.transfer_forms import Labels, form_dict, person
+from tasks.domain import documents
 from tasks.domain import steps as registry
 from tasks.domain.actions import Clocks, Facts, plan_actions
 from tasks.domain.form import TransferForm
@@ -113,6 +114,8 @@ def _plan(
             assert start is not None  # plan_actions plans only started clocks
             usual = max(calendar.add_working_days(p.due_on, delay), start)
         draft.actions.append(ActionDraft(p.code, p.title, p.owner_role, p.due_on, usual))
+    # The checklist's lines, as Transfer.plan adds them: marked done when their documents are.
+    documents.plan_items(draft, lambda code, title, parent: ActionDraft(code, title, parent.owner_role, parent.due_on, parent.usual_done))
 
 
 def _done_by(draft: NsiDraft, on: dt.date, today: dt.date) -> None:

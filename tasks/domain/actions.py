@@ -27,6 +27,7 @@ class Clocks:
     reallocation: dt.date | None = None
     returned: dt.date | None = None  # a temporary move's person came back (its outcome step)
     caretaking: dt.date | None = None  # the caretaking agreement's start (a support allocation)
+    concerns: dt.date | None = None  # checks recorded with concerns, or an unsuitable address (tasks/domain/concerns.py)
 
     def start(self, clock: str) -> dt.date | None:
         return getattr(self, clock)
@@ -54,6 +55,7 @@ CONDITIONS: dict[str, Callable[[Facts], bool]] = {
     "transfer_in_documents_missing": lambda f: f.form.transfer_in is not None and bool(f.form.transfer_in.documents.missing()),
     "co_allocated": lambda f: bool(f.allocation and f.allocation.get("co_allocated_to")),
     "parenting_order": lambda f: bool(f.form.parenting_orders),
+    "documents_listed": lambda f: not f.form.documents.none_marked(),
 }
 
 

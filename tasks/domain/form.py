@@ -137,6 +137,10 @@ class Documents(BaseModel):
     def missing(self) -> list[str]:
         return [name for name, sent in self.model_dump().items() if not sent]
 
+    def none_marked(self) -> bool:
+        """No item marked: nothing to chase item by item (tasks/domain/documents.py)."""
+        return not any(self.model_dump().values())
+
 
 # Each date on the form and its window of config/limits.yaml (dates.NAME), checked before any rule.
 DATE_WINDOWS = {

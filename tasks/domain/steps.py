@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tasks.domain.action_forms import ACTION_FORMS
 from tasks.domain.decisions import RefusalReason, RuleBroken, check_decision
 from tasks.domain.form import FormError
 from tasks.domain.policy import Policy
@@ -254,7 +255,7 @@ def spec_for(task: str, policy: Policy | None = None) -> StepSpec:
         if rule is not None:
             # "Receive the documents" reads "receive the documents" mid-sentence; "ACO..." stays "ACO...".
             title = rule.title if rule.title[:2].isupper() else rule.title[0].lower() + rule.title[1:]
-            return StepSpec(task, ActionDone, title, kind="action")
+            return StepSpec(task, ACTION_FORMS.get(task, ActionDone), title, kind="action")
     known = ", ".join(STEPS)
     raise FormError([("step", f"unknown step {task!r}; steps: {known}, an action code, challenge-N or dispute-N")])
 

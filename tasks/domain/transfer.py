@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tasks.calendar import get_calendar
-from tasks.domain import profile_rules
+from tasks.domain import documents, profile_rules
 from tasks.domain import steps as registry
 from tasks.domain.actions import Clocks, Facts, PlannedAction, plan_actions
 from tasks.domain.decisions import RefusalReason, RuleBroken
@@ -192,6 +192,7 @@ class Transfer:
         for p in unplanned(list(planned), have):
             self.nsi.actions.append(Action(code=p.code, title=p.title, owner_role=p.owner_role, due_on=p.due_on))
             have.add(p.code)
+        documents.plan_items(self.nsi)  # the checklist's lines under the documents actions
 
     def finish_actions(self, codes: Collection[str], on: dt.date) -> None:
         finish_actions(self.nsi, codes, on)
@@ -231,6 +232,7 @@ class Transfer:
             raise StepRefused(field_name, problem)
         try:
             registry.check_situation(step, answer, situation, policy, today())
+            documents.check(nsi, step, answer)
         except RuleBroken as exc:
             raise StepRefused(exc.field, str(exc).removeprefix(f"{exc.field}: ")) from None
         if self.concurrent and spec.kind in ("step", "action"):
@@ -287,7 +289,7 @@ class Transfer:
         # Read once: the checks and the effect see the NSI as it was before this answer.
         situation = self.situation()
         self.check_answer(step, answer, situation)
-        effect = registry.effect_of(step, answer, situation, policy, recorded_today)
+        effect = documents.take(nsi, step, registry.effect_of(step, answer, situation, policy, recorded_today))
         if effect.pending is not None:
             self.note(f"attempt:{step}:{attempt}", effect.pending, effect.detail, actor, flow_run_id)
             return nsi.status
@@ -460,6 +462,7 @@ class Transfer:
             return
         action.status = "done"
         action.done_on = on
+        documents.after_action_done(nsi, code, on)
         if nsi.shape_version >= 2:
             self.wake()  # its waiting task, if any, is closed by the transfer's run
         self.note(f"action:{code}", "action done", action.title + done_note(on, today()), by)

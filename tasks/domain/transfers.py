@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from tasks.calendar import get_calendar
-from tasks.domain import challenges, changes, moving_again, waiting_tasks
+from tasks.domain import challenges, changes, concerns, moving_again, waiting_tasks
 from tasks.domain import steps as registry
 from tasks.domain.actions import Clocks, Facts, plan_actions, transfer_due
 from tasks.domain.decisions import check_reason
@@ -255,7 +255,9 @@ def apply_step(
         t = uow.transfers.get(reference)
         if t.recorded(step) is not None:
             return t.nsi.status  # a re-run flow records it again: nothing to write
-        status = t.answer(step, answer, flow_run_id, attempt)
+        t.answer(step, answer, flow_run_id, attempt)
+        concerns.follow(t, step)  # concerns raised open the SPO's decision; a decision is carried out
+        status = t.nsi.status
         try:
             uow.commit()
         except IntegrityError:

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import select
 
 from tasks.calendar import WorkingDayCalendar
-from tasks.domain import moving_again
+from tasks.domain import documents, moving_again
 from tasks.domain.changes import change_rules, clock_stopped_words
 from tasks.notify.reminders import Contact, Matter, OpenAction, ReminderRules, horizon
 from tasks.settings import get_settings
@@ -75,7 +75,8 @@ def open_actions(as_of: dt.date, rules: ReminderRules, calendar: WorkingDayCalen
         rows = uow.session.execute(stmt).all()
         # Repeat movers among these people: one grouped query, not one per action.
         movers = moving_again.repeat_movers(uow.session, as_of, {row.crn for row in rows})
-        return [OpenAction(*row, repeat_mover=movers.get(row.crn, 0)) for row in rows]
+        # A transfer's missing documents are one line naming them, not one line each.
+        return documents.fold([OpenAction(*row, repeat_mover=movers.get(row.crn, 0)) for row in rows])
 
 
 _REFERENCE = re.compile(r"\b((?:CT|TM)\d{6})\b")

@@ -20,6 +20,7 @@ from pydantic import BaseModel, model_validator
 
 from tasks.calendar import WorkingDayCalendar
 from tasks.config_files import read_yaml
+from tasks.domain.document_config import item_measures
 from tasks.settings import get_settings
 
 HIGH_ROSH = ("High", "Very High")
@@ -51,7 +52,8 @@ class InspectionMeasure(BaseModel):
 @lru_cache(maxsize=2)
 def load_measures(path: Path | None = None) -> tuple[InspectionMeasure, ...]:
     raw = read_yaml(path or get_settings().config_dir / "tracker.yaml")
-    return tuple(InspectionMeasure.model_validate(m) for m in raw.get("inspection") or [])
+    # Then the documents received item by item (config/documents.yaml), beside the inspection's table.
+    return tuple(InspectionMeasure.model_validate(m) for m in [*(raw.get("inspection") or []), *item_measures()])
 
 
 def _deadline(m: InspectionMeasure, start: np.ndarray, calendar: WorkingDayCalendar) -> np.ndarray:

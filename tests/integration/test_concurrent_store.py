@@ -42,13 +42,13 @@ def done_on(ref: str, code: str) -> dt.date | None:
 def test_a_new_case_transfer_opens_with_allocation_and_the_transferring_sides_own_work(store_url):
     ref = raise_transfer(victim_contact=True)
     assert transfer_views.shape_of(ref) == 2 and transfer_views.status_of(ref).status == "awaiting_allocation"
-    assert opened(ref) == {"allocation", "vlo_liaison"}
+    assert opened(ref) == {"allocation", "vlo_liaison", "documents_sent"}  # the form's checklist: sent item by item
     assert opened(ref) == set()  # started once: the next wake-up opens nothing again
 
 
 def test_after_allocation_everything_whose_gate_is_open_waits_at_once(store_url):
     ref = raise_transfer()
-    transfers.progress(ref)
+    opened(ref)
     record(ref, "allocation", **ALLOCATION)
     assert opened(ref) == {
         "address_assessment", "police_checks", "safeguarding_checks", "documents", "handover",
@@ -200,7 +200,7 @@ def test_a_withdrawal_returns_the_transfers_run_and_every_open_tasks_run_to_stop
     transfers.set_transfer_run(ref, "run-transfer")
     for t in transfers.progress(ref).to_start:
         transfers.task_started(ref, t.task, t.round, f"run-{t.task}")
-    assert sorted(transfers.withdraw(ref, "Not moving", "Sam")) == ["run-allocation", "run-transfer"]
+    assert sorted(transfers.withdraw(ref, "Not moving", "Sam")) == ["run-allocation", "run-documents_sent", "run-transfer"]
     assert transfer_views.status_of(ref).tasks == []
 
 
