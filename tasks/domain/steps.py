@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tasks.domain.appointment_forms import ACTION_FORMS
 from tasks.domain.decisions import RefusalReason, RuleBroken, check_decision
 from tasks.domain.form import FormError
 from tasks.domain.policy import Policy
@@ -254,7 +255,8 @@ def spec_for(task: str, policy: Policy | None = None) -> StepSpec:
         if rule is not None:
             # "Receive the documents" reads "receive the documents" mid-sentence; "ACO..." stays "ACO...".
             title = rule.title if rule.title[:2].isupper() else rule.title[0].lower() + rule.title[1:]
-            return StepSpec(task, ActionDone, title, kind="action")
+            form, date_field = ACTION_FORMS.get(task, (ActionDone, None))
+            return StepSpec(task, form, title, date_field, kind="action")  # type: ignore[arg-type]
     known = ", ".join(STEPS)
     raise FormError([("step", f"unknown step {task!r}; steps: {known}, an action code, challenge-N or dispute-N")])
 
@@ -548,5 +550,7 @@ def effect_of(task: str, answer: dict[str, Any], situation: Situation, policy: P
             )
         return replace(base, detail=f"refusal confirmed on dispute. {notes}".strip(), status="refused", dispute="confirmed")
     if spec.kind == "action":
+        if task in ACTION_FORMS:
+            return replace(base, detail=f"{spec.title}: done" + ACTION_FORMS[task][0].model_validate(answer).words())
         return replace(base, detail=f"{spec.title}: done" + (f". {answer['notes']}" if answer.get("notes") else ""))
     return base
