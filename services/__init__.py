@@ -242,6 +242,20 @@ def stop_superseded(reference: str, by: str) -> list[str]:
     return runs
 
 
+def absence(reference: str, on: Any, acceptable: bool, by: str, role: str, notes: str = "") -> str:
+    """A missed appointment in the store (tasks/domain/continuity.py), then wake the transfer's run
+    to open the transferring practitioner's enforcement review. Returns the history's words."""
+    from prefect_runs import engine
+
+    recorded = transfers.record_absence(reference, on, acceptable, by, role, notes)
+    if recorded.enforcement_due is not None:
+        try:
+            engine.wake_transfer(reference.strip().upper())
+        except Exception as exc:  # noqa: BLE001 - no server: the store holds it; recover re-sends the wake-up
+            log.info("%s: the transfer's run not woken (%s); recover wakes it", reference, exc)
+    return recorded.detail
+
+
 def challenge(reference: str, concern: str, raised_by: str, role: str) -> int:
     """Raise a challenge about risk in the store, then wake the transfer's run to open its task."""
     from prefect_runs import engine

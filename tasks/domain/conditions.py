@@ -10,6 +10,7 @@ address changes (tasks/domain/changes.py amend_destination, which adds or reopen
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 from dateutil.relativedelta import relativedelta
 from pydantic import BaseModel
@@ -89,10 +90,10 @@ def flag_words(form: TransferForm, zone: ExclusionZone) -> str:
     )
 
 
-def conditions_words(form: TransferForm) -> list[str]:
-    """The structured restrictive conditions, one line each, for status and the artifact."""
-    lines = [f"exclusion zone: {z.words()}" for z in form.exclusion_zones]
-    lines += [f"no contact with: {n.with_whom}" + (f" ({n.note})" if n.note else "") for n in form.non_contact]
-    if form.curfew is not None:
-        lines.append(form.curfew.words())
+def conditions_words(form: dict[str, Any]) -> list[str]:
+    """The structured restrictive conditions of a stored form, one line each (status, artifact)."""
+    lines = [f"exclusion zone: {z['area']}" + (f" ({z['note']})" if z.get("note") else "") for z in form.get("exclusion_zones") or []]
+    lines += [f"no contact with: {n['with_whom']}" + (f" ({n['note']})" if n.get("note") else "") for n in form.get("non_contact") or []]
+    if curfew := form.get("curfew"):
+        lines.append(f"curfew {str(curfew['start'])[:5]}-{str(curfew['end'])[:5]}" + (", electronically monitored" if curfew.get("electronically_monitored") else ""))
     return lines

@@ -132,14 +132,3 @@ def after_answer(t: Transfer, step: str, answer: dict[str, Any]) -> None:
         t, on=on, acceptable=bool(answer.get("acceptable")), by=str(answer.get("recorded_by") or "unknown"), role=role,
         notes=str(answer.get("notes") or ""), first_appointment=True,
     )  # fmt: skip
-
-
-def contact_rows(t: Transfer) -> list[dict[str, Any]]:
-    """The record of absences and contacts, oldest first, as status and the artifact show it."""
-    return [
-        {
-            "seq": c.seq, "kind": c.kind, "on": c.on.isoformat(), "acceptable": c.acceptable,
-            "first_appointment": c.first_appointment, "recorded_by": c.recorded_by, "role": c.role, "notes": c.notes,
-        }
-        for c in t.nsi.contacts
-    ]  # fmt: skip

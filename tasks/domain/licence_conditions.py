@@ -63,6 +63,8 @@ class ExclusionZone(BaseModel):
     @model_validator(mode="after")
     def _resolved(self) -> ExclusionZone:
         self.kind, self.key = resolve_area(self.area)
+        if self.kind in ("district", "sector"):
+            self.area = self.key  # written as the Royal Mail writes it
         return self
 
     def words(self) -> str:

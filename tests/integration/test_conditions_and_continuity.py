@@ -1,0 +1,227 @@
+"""What the form and the checks say drives the work (issue 26), on SQLite and PostgreSQL:
+restrictive conditions checked against the address at raising and after an amendment, an OASys
+too old for the transfer, the MAPPA and approved premises actions, the first appointment, and a
+missed appointment reaching the transferring practitioner's tasks and the tracker's record of
+absences. The path is the CLI's (services, the store), with no Prefect server: `progress` is what
+the transfer's run reads when it wakes, so these tests read it as the run would."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import openpyxl
+import pytest
+from conftest import demo_form
+from support.cli import cli
+
+import services
+from tasks.calendar import get_calendar
+from tasks.domain import transfer_views, transfers
+from tasks.domain.form import FormError, parse_form
+
+RAISED = dt.date(2026, 12, 14)
+ALLOCATION = {"recorded_by": "Kim SPO", "practitioner": "Pat Receiver", "team_code": "N50CAD", "done_on": "2026-12-15"}
+CAL = get_calendar("england-and-wales")
+
+
+def raised(key: str = "c-1", **changes: object) -> str:
+    changes.setdefault("raised_on", RAISED.isoformat())
+    return transfers.register_nsi(parse_form(demo_form(**changes)), key)
+
+
+def allocated(key: str = "c-1", **changes: object) -> str:
+    ref = raised(key, **changes)
+    transfers.apply_step(ref, "allocation", ALLOCATION)
+    transfers.progress(ref)
+    return ref
+
+
+def actions(ref: str) -> dict[str, transfer_views.ActionView]:
+    return {a.code: a for a in transfer_views.status_of(ref).actions}
+
+
+def open_tasks(ref: str) -> dict[str, str]:
+    """task -> who it waits for, once the transfer's run has read the store."""
+    transfers.progress(ref)
+    return {t.task: t.owner_role for t in transfer_views.status_of(ref).tasks}
+
+
+# ---- restrictive conditions ----
+
+
+def test_an_exclusion_zone_postcode_is_flagged_at_raising_and_its_check_opens_for_the_transferring_practitioner(
+    store_url: str,
+) -> None:
+    # The demo's proposed address is M14 5TG: inside the sector M14 5.
+    ref = raised(exclusion_zones=[{"area": "m14 5", "note": "victim's street"}], non_contact=["the victim"],
+                 curfew={"start": "19:00", "end": "07:00", "electronically_monitored": True})  # fmt: skip
+    view = transfer_views.status_of(ref)
+    assert len(view.flags) == 1 and "M14 5TG" in view.flags[0] and "M14 5 (victim's street)" in view.flags[0]
+    check = actions(ref)["conditions_check"]
+    assert (check.owner_role, check.status, check.due_on) == ("transferring_pp", "open", CAL.add_working_days(RAISED, 2))
+    assert open_tasks(ref)["conditions_check"] == "transferring_pp"  # the transferring side's own work: before allocation
+    assert view.conditions == [
+        "exclusion zone: M14 5 (victim's street)",
+        "no contact with: the victim",
+        "curfew 19:00-07:00, electronically monitored",
+    ]
+    out = cli("status", ref).stdout
+    assert "FLAG: the proposed address (M14 5TG) is inside the exclusion zone" in out and "condition: no contact with" in out
+
+
+def test_a_zone_elsewhere_flags_nothing_and_opens_nothing(store_url: str) -> None:
+    ref = raised(exclusion_zones=["BL1", "Leeds"])
+    assert transfer_views.status_of(ref).flags == []
+    assert "conditions_check" not in actions(ref)
+
+
+def test_an_amended_address_inside_a_named_area_is_flagged_and_the_check_opens_due_from_the_change(store_url: str) -> None:
+    ref = allocated(exclusion_zones=[{"area": "Bolton", "note": "the victim's town"}])
+    assert "conditions_check" not in actions(ref)
+    detail = services.change(ref, "destination", "Sam Practitioner", "Moving to his sister's",
+                             proposed_postcode="BL1 1RU", proposed_address="1 New Street, Bolton")  # fmt: skip
+    assert "inside exclusion zone Bolton" in detail
+    view = transfer_views.status_of(ref)
+    assert len(view.flags) == 1 and "BL1 1RU" in view.flags[0] and "the victim's town" in view.flags[0]
+    check = actions(ref)["conditions_check"]
+    assert (check.status, check.due_on) == ("open", CAL.add_working_days(dt.date(2026, 12, 21), 2))
+    assert open_tasks(ref)["conditions_check"] == "transferring_pp"
+    # Confirmed, then moved back out of the zone: the done check stays done; a new address in
+    # the zone again reopens it, flagged a second time.
+    transfers.mark_action_done(ref, "conditions_check", "Sam Practitioner")
+    services.change(ref, "destination", "Sam", "Back to Manchester", proposed_postcode="M14 5TG", proposed_address="10 Sample Street")
+    assert actions(ref)["conditions_check"].status == "done"
+    services.change(ref, "destination", "Sam", "Bolton after all", proposed_postcode="BL1 1RU", proposed_address="1 New Street")
+    assert actions(ref)["conditions_check"].status == "open"
+    assert len(transfer_views.status_of(ref).flags) == 2
+
+
+def test_an_open_check_closes_as_no_longer_required_when_the_address_leaves_the_zone(store_url: str) -> None:
+    ref = allocated(exclusion_zones=["M14"])
+    assert actions(ref)["conditions_check"].status == "open"
+    detail = services.change(ref, "destination", "Sam", "Moving to Bolton", proposed_postcode="BL1 1RU", proposed_address="1 New St")
+    assert "conditions check is no longer required" in detail
+    assert actions(ref)["conditions_check"].status == "not_required"
+    assert "conditions_check" not in open_tasks(ref)
+
+
+def test_an_area_the_locator_does_not_know_is_refused_naming_the_field(store_url: str) -> None:
+    with pytest.raises(FormError) as exc:
+        parse_form(demo_form(exclusion_zones=["Atlantis"]))
+    field, rule = exc.value.problems[0]
+    assert field == "exclusion_zones.0" and "nor a local authority or PDU the locator knows" in rule
+
+
+# ---- assessments and public protection ----
+
+
+def test_an_oasys_older_than_the_limit_opens_its_update_due_before_the_handover(store_url: str) -> None:
+    old = raised("c-old", last_oasys_date="2026-05-01")  # over six months before 14 December
+    update, handover = actions(old)["oasys_update"], actions(old)["three_way_handover"]
+    assert (update.owner_role, update.due_on) == ("transferring_pp", CAL.add_working_days(RAISED, 15))
+    assert update.due_on < handover.due_on
+    recent = raised("c-new", crn="X654321", last_oasys_date="2026-07-01")
+    assert "oasys_update" not in actions(recent)
+
+
+def test_mappa_level_2_sends_the_plan_and_convenes_the_receiving_areas_meeting(store_url: str) -> None:
+    ref = raised(mappa_category=2, mappa_level=2)
+    assert actions(ref)["mappa_plan"].owner_role == "transferring_pp"
+    assert "mappa_meeting" not in actions(ref)  # the receiving side's: from allocation
+    transfers.apply_step(ref, "allocation", ALLOCATION)
+    meeting = actions(ref)["mappa_meeting"]
+    assert (meeting.owner_role, meeting.due_on) == ("receiving_spo", CAL.add_working_days(dt.date(2026, 12, 15), 10))
+    tasks = open_tasks(ref)
+    assert tasks["mappa_plan"] == "transferring_pp" and tasks["mappa_meeting"] == "receiving_spo"
+
+
+def test_approved_premises_start_the_receiving_practitioners_liaison(store_url: str) -> None:
+    ref = allocated(accommodation_type="Approved premises")
+    assert actions(ref)["ap_liaison"].owner_role == "receiving_pp"
+    assert open_tasks(ref)["ap_liaison"] == "receiving_pp"
+    assert "ap_liaison" not in actions(allocated("c-2", crn="X654321"))
+
+
+# ---- continuity of supervision ----
+
+
+def test_the_first_appointment_is_planned_communicated_and_recorded_as_kept(store_url: str) -> None:
+    ref = allocated()
+    assert open_tasks(ref)["first_appointment"] == "transferring_pp"
+    transfers.apply_step(ref, "first_appointment", {
+        "recorded_by": "Sam Practitioner", "appointment_on": "2027-01-05", "place": "Manchester South office",
+        "with_whom": "Pat Receiver", "communicated_on": "2026-12-16"})  # fmt: skip
+    plan = actions(ref)["first_appointment"]
+    assert (plan.status, plan.done_on) == ("done", dt.date(2026, 12, 16))
+    line = next(h for h in transfer_views.status_of(ref).history if h.event == "first_appointment")
+    assert "2027-01-05 at Manchester South office with Pat Receiver" in line.detail
+    assert open_tasks(ref)["first_appointment_kept"] == "receiving_pp"
+    transfers.apply_step(ref, "first_appointment_kept", {"recorded_by": "Pat Receiver", "kept": True})
+    assert transfer_views.status_of(ref).contacts == []
+
+
+def test_a_missed_appointment_recorded_by_the_receiving_practitioner_reaches_the_transferring_practitioner_and_the_tracker(
+    store_url: str, tmp_path: Path
+) -> None:
+    ref = allocated(name="Jo Bloggs", crn="X123456")
+    out = cli("absence", ref, "--on", "2026-12-18", "--acceptable", "no", "--role", "receiving_pp", "--by", "Pat Receiver",
+              "--notes", "No answer at the door").stdout  # fmt: skip
+    assert "unacceptable absence" in out and "enforcement decision for the transferring pp" in out
+    review = actions(ref)["enforcement_review"]
+    assert (review.owner_role, review.status, review.due_on) == ("transferring_pp", "open", CAL.add_working_days(dt.date(2026, 12, 21), 2))
+    assert open_tasks(ref)["enforcement_review"] == "transferring_pp"
+    [absence] = transfer_views.status_of(ref).contacts
+    assert (absence["on"], absence["acceptable"], absence["role"]) == (dt.date(2026, 12, 18), False, "receiving_pp")
+    # An acceptable one joins the record and leaves the review as it was.
+    cli("absence", ref, "--on", "2026-12-21", "--acceptable", "yes", "--role", "transferring_pp", "--by", "Sam")
+    assert len(transfer_views.status_of(ref).contacts) == 2
+    cli("tracker", "--out", str(tmp_path), "--as-of", "2026-12-21")
+    for region in ("N07", "N50"):  # London transfers it, the North West receives it: both see the record
+        ws = openpyxl.load_workbook(next(tmp_path.rglob(f"{region}.xlsx")), read_only=True)["Record of absences"]
+        rows = [r for r in ws.iter_rows(values_only=True)]
+        header, body = rows[0], [dict(zip(rows[0], r, strict=True)) for r in rows[1:] if r[0] == ref]
+        assert "Missed appointment" in header
+        assert [(b["Acceptable"], b["Enforcement review"]) for b in body] == [("No", "Open"), ("Yes", None)]
+        assert body[0]["Notes"] == "No answer at the door"
+
+
+def test_a_first_appointment_recorded_as_not_kept_is_an_absence_on_the_planned_day(store_url: str) -> None:
+    ref = allocated()
+    transfers.apply_step(ref, "first_appointment", {"recorded_by": "Sam", "appointment_on": "2026-12-18", "place": "Office",
+                                                    "with_whom": "Pat Receiver"})  # fmt: skip
+    transfers.apply_step(ref, "first_appointment_kept", {"recorded_by": "Pat Receiver", "kept": False, "acceptable": False})
+    [absence] = transfer_views.status_of(ref).contacts
+    assert absence["first_appointment"] and absence["on"] == dt.date(2026, 12, 18)
+    assert actions(ref)["enforcement_review"].status == "open"
+
+
+def test_absences_are_refused_after_completion_and_from_a_role_not_in_config(store_url: str) -> None:
+    ref = allocated()
+    with pytest.raises(transfers.StepRefused) as exc:
+        transfers.record_absence(ref, dt.date(2026, 12, 18), False, "Kim", "receiving_spo")
+    assert exc.value.field == "role"
+    result = cli("absence", ref, "--on", "2026-12-28", "--acceptable", "no", check=False)
+    assert result.returncode == 2 and "on: 2026-12-28 is in the future" in result.stderr
+    assert transfer_views.status_of(ref).contacts == []
+
+
+def test_a_temporary_moves_host_records_contacts_the_supervising_practitioner_sees(store_url: str) -> None:
+    form = yaml_form("leeds-to-sheffield-temporary-move.yaml")
+    ref = transfers.register_nsi(parse_form(form), "tm-1")
+    out = cli("contact", ref, "--on", "2026-12-18", "--by", "Host PP", "--notes", "Reported as agreed").stdout
+    assert "contact on 2026-12-18 recorded by the host" in out
+    assert "Contacts and absences" in cli("status", ref).stdout
+    transfer = allocated("c-9", crn="X654321")
+    result = cli("contact", transfer, "--on", "2026-12-18", check=False)
+    assert result.returncode == 2 and "contacts are recorded here for a Temporary Move" in result.stderr
+
+
+def yaml_form(name: str) -> dict[str, object]:
+    import yaml
+
+    from tasks.settings import ROOT
+
+    data = yaml.safe_load((ROOT / "demo" / "forms" / name).read_text())
+    data["raised_on"] = RAISED.isoformat()
+    return data
