@@ -225,3 +225,66 @@ def yaml_form(name: str) -> dict[str, object]:
     data = yaml.safe_load((ROOT / "demo" / "forms" / name).read_text())
     data["raised_on"] = RAISED.isoformat()
     return data
+
+
+# ---- the inspection's measures these make possible ----
+
+# Appendix 2 (002): the first appointment made and clearly communicated in 43% of cases, kept in
+# 65%. Twenty transfers reproduce proportions near those, and the new measures' own, row by row.
+SAMPLE = 20
+FIRST_APPOINTMENT_ON_TIME, FIRST_APPOINTMENT_LATE = 9, 6  # the other 5: never recorded
+KEPT, NOT_KEPT = 13, 2  # of the 15 planned; the 5 never planned are not recorded, past due
+MAPPA, MAPPA_ON_TIME = 10, 6
+AP, AP_ON_TIME = 5, 2
+ZONE, ZONE_ON_TIME = 4, 3
+
+
+def record(ref: str, task: str, on: str, **fields: object) -> None:
+    transfers.apply_step(ref, task, {"recorded_by": "Someone", "done_on": on, **fields})
+
+
+def test_the_compliance_sheet_gives_back_the_proportions_a_tracker_was_built_from(store_url: str, tmp_path: Path) -> None:
+    from tasks.reports.tracker import run_tracker
+
+    for i in range(SAMPLE):
+        ref = transfers.register_nsi(parse_form(demo_form(
+            crn=f"K{100000 + i}", raised_on="2026-12-01",
+            mappa_category=2 if i < MAPPA else None, mappa_level=2 if i < MAPPA else None,
+            accommodation_type="Approved premises" if i >= SAMPLE - AP else "Family or friends",
+            exclusion_zones=["M14"] if i % 5 == 0 else [],
+        )), f"p-{i}")  # fmt: skip
+        transfers.apply_step(ref, "allocation", {**ALLOCATION, "done_on": "2026-12-02"})
+        if i < FIRST_APPOINTMENT_ON_TIME + FIRST_APPOINTMENT_LATE:  # due 9 December
+            on = "2026-12-08" if i < FIRST_APPOINTMENT_ON_TIME else "2026-12-16"
+            record(ref, "first_appointment", on, appointment_on="2026-12-10", place="Office", with_whom="Pat Receiver")
+            if i < KEPT:
+                record(ref, "first_appointment_kept", "2026-12-10", kept=True)
+            else:
+                record(ref, "first_appointment_kept", "2026-12-10", kept=False, acceptable=False)
+        if i < MAPPA:  # due 8 December
+            record(ref, "mappa_plan", "2026-12-04" if i < MAPPA_ON_TIME else "2026-12-15")
+        if i >= SAMPLE - AP:  # due 9 December
+            record(ref, "ap_liaison", "2026-12-08" if i >= SAMPLE - AP_ON_TIME else "2026-12-16")
+        if i % 5 == 0:  # due 3 December
+            record(ref, "conditions_check", "2026-12-02" if i // 5 < ZONE_ON_TIME else "2026-12-10")
+
+    run_tracker(dt.date(2026, 12, 21), out_dir=tmp_path / "trackers", workers=1)
+
+    sheet = openpyxl.load_workbook(next((tmp_path / "trackers").rglob("N50.xlsx")), read_only=True)["Compliance"]
+    rows = list(sheet.iter_rows(values_only=True))
+    at = {h: k for k, h in enumerate(rows[0])}
+
+    def got(measure: str, group: str = "All") -> tuple[int, int, float]:
+        row = next(r for r in rows[1:] if r[0] == measure and r[1] == group and str(r[at["Standard"]]).startswith("2004"))
+        return row[at["Raised here: met"]], row[at["Raised here: applicable"]], row[at["Raised here: share"]]
+
+    first = got("First appointment made and communicated by the due date")
+    assert first == (FIRST_APPOINTMENT_ON_TIME, SAMPLE, pytest.approx(0.45))
+    assert got("First appointment kept") == (KEPT, SAMPLE, pytest.approx(0.65))
+    assert got("MAPPA risk management plan communicated by the due date") == (MAPPA_ON_TIME, MAPPA, pytest.approx(0.6))
+    assert got("MAPPA risk management plan communicated by the due date", "High RoSH or MAPPA")[:2] == (MAPPA_ON_TIME, MAPPA)
+    assert got("Liaison with the approved premises by the due date") == (AP_ON_TIME, AP, pytest.approx(0.4))
+    assert got("Address checked against restrictive conditions by the due date") == (ZONE_ON_TIME, ZONE, pytest.approx(0.75))
+    # Split as the existing measures are: the MAPPA cases are the high-risk group here.
+    assert got("First appointment made and communicated by the due date", "High RoSH or MAPPA")[:2] == (9, MAPPA)
+    assert got("First appointment made and communicated by the due date", "Not high RoSH or MAPPA")[:2] == (0, SAMPLE - MAPPA)
