@@ -29,6 +29,7 @@ class ConditionRules(BaseModel):
     oasys_max_age_months: int
     absence_recorders: list[str]
     contact_recorders: list[str]
+    closed_on_imported_completion: list[str]
 
 
 @lru_cache(maxsize=2)
