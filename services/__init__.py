@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 def raise_transfer(form: TransferForm, job_variables: dict | None = None) -> tuple[str, str]:
     """Validate the placement, start the flow run, store the NSI. Returns (reference, flow run id)."""
     from prefect_runs import engine
-    from tasks.domain import transfers
+    from tasks.domain import conditions, transfers
     from tasks.domain.form import NsiType
     from tasks.domain.policy import get_policy
     from tasks.domain.temporary_moves import looked_after_as_caretaking
@@ -67,6 +67,8 @@ def raise_transfer(form: TransferForm, job_variables: dict | None = None) -> tup
     transfers.set_flow_run(reference, flow_run_id)
     stop_superseded(reference, form.raised_by)
     notify(reference, "raised")  # the receiving PDU's allocation clock has started
+    if conditions.address_in_exclusion_zone(form) is not None:
+        notify(reference, "flagged:1")  # both practitioners' PDUs: the address is in an exclusion zone
     return reference, flow_run_id
 
 
@@ -253,6 +255,7 @@ def absence(reference: str, on: Any, acceptable: bool, by: str, role: str, notes
             engine.wake_transfer(reference.strip().upper())
         except Exception as exc:  # noqa: BLE001 - no server: the store holds it; recover re-sends the wake-up
             log.info("%s: the transfer's run not woken (%s); recover wakes it", reference, exc)
+        notify(reference, f"absence:{recorded.seq}")  # the transferring side owns enforcement until completion
     return recorded.detail
 
 

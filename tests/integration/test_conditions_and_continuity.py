@@ -8,12 +8,14 @@ the transfer's run reads when it wakes, so these tests read it as the run would.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 
 import openpyxl
 import pytest
 from conftest import demo_form
 from support.cli import cli
+from support.smtp import FROM_PDU, SmtpServer, mailbox, parts, smtp_on_loopback
 
 import services
 from tasks.calendar import get_calendar
@@ -23,6 +25,13 @@ from tasks.domain.form import FormError, parse_form
 RAISED = dt.date(2026, 12, 14)
 ALLOCATION = {"recorded_by": "Kim SPO", "practitioner": "Pat Receiver", "team_code": "N50CAD", "done_on": "2026-12-15"}
 CAL = get_calendar("england-and-wales")
+
+
+@pytest.fixture
+def smtp(real_mailboxes: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpServer]:
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)  # no server: notices go from this process
+    with smtp_on_loopback(monkeypatch) as server:
+        yield server
 
 
 def raised(key: str = "c-1", **changes: object) -> str:
@@ -95,6 +104,29 @@ def test_an_amended_address_inside_a_named_area_is_flagged_and_the_check_opens_d
     services.change(ref, "destination", "Sam", "Bolton after all", proposed_postcode="BL1 1RU", proposed_address="1 New Street")
     assert actions(ref)["conditions_check"].status == "open"
     assert len(transfer_views.status_of(ref).flags) == 2
+
+
+def test_both_sides_are_told_at_once_of_an_amended_address_in_a_zone_without_what_the_zone_protects(smtp: SmtpServer) -> None:
+    ref = allocated(exclusion_zones=[{"area": "BL1", "note": "near the victim's school"}])
+    services.change(ref, "destination", "Sam", "Moving", proposed_postcode="BL1 1RU", proposed_address="1 New Street")
+    for pdu in (FROM_PDU, "N50BOLT"):
+        [notice] = [m for m in smtp.inbox.to(mailbox(pdu)) if "exclusion zone" in m["Subject"]]
+        assert "check the licence conditions" in notice["Subject"] and ref in notice["Subject"]
+        assert "compatible with the licence conditions" in parts(notice)[0]
+        assert "victim" not in parts(notice)[0] and "victim" not in parts(notice)[1]
+    # The same event asked for again is not sent twice.
+    services.notify(ref, "flagged:1")
+    assert len([m for m in smtp.inbox.to(mailbox(FROM_PDU)) if "exclusion zone" in m["Subject"]]) == 1
+
+
+def test_an_unacceptable_absence_is_told_to_the_transferring_side_at_once(smtp: SmtpServer) -> None:
+    ref = allocated()
+    services.absence(ref, dt.date(2026, 12, 18), False, "Pat Receiver", "receiving_pp", "No answer")
+    [notice] = smtp.inbox.to(mailbox(FROM_PDU))
+    assert "Missed appointment: enforcement decision for the transferring practitioner" in notice["Subject"]
+    assert "the transferring practitioner owns enforcement" in parts(notice)[0]
+    services.absence(ref, dt.date(2026, 12, 21), True, "Pat Receiver", "receiving_pp")  # acceptable: nothing to decide
+    assert len(smtp.inbox.to(mailbox(FROM_PDU))) == 1
 
 
 def test_an_open_check_closes_as_no_longer_required_when_the_address_leaves_the_zone(store_url: str) -> None:
