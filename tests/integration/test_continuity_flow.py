@@ -1,0 +1,45 @@
+"""Continuity of supervision on a real Prefect server (issue 26): the first appointment is a task
+of its own with its own form, and a missed appointment recorded by the receiving practitioner
+before completion opens the transferring practitioner's enforcement task in a run of its own,
+raised, recorded and read through the CLI as people use it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from support.cli import cli
+from support.transfers import ALLOCATION, RAISED, raise_form
+from support.waits import wait_for
+
+from tasks.domain import transfer_views
+
+pytestmark = pytest.mark.prefect
+
+
+def open_task(reference: str, task: str) -> transfer_views.TaskView | None:
+    return next((t for t in transfer_views.status_of(reference).tasks if t.task == task and t.flow_run_id), None)
+
+
+def test_a_missed_appointment_opens_the_transferring_practitioners_enforcement_task(prefect_stack, tmp_path: Path) -> None:
+    reference = raise_form(tmp_path, crn="C260001", raised_on=RAISED)
+    assert "allocation recorded" in cli("record", reference, "allocation", *ALLOCATION).stdout
+    wait_for(lambda: open_task(reference, "first_appointment"), what="the first appointment task to open")
+    planned = cli("record", reference, "first_appointment", "--appointment-on", "2026-12-18", "--place", "Manchester South office",
+                  "--with-whom", "Pat Receiver", "--communicated-on", "2026-12-16", "--recorded-by", "Sam Practitioner")  # fmt: skip
+    assert "first_appointment recorded" in planned.stdout
+    kept = wait_for(lambda: open_task(reference, "first_appointment_kept"), what="the kept task to open after the plan")
+    assert kept.owner_role == "receiving_pp"
+
+    out = cli("absence", reference, "--on", "2026-12-18", "--acceptable", "no", "--by", "Pat Receiver", "--notes", "Did not attend")
+    assert "unacceptable absence" in out.stdout
+
+    task = wait_for(lambda: open_task(reference, "enforcement_review"), what="the enforcement task to open in its own run")
+    assert task.owner_role == "transferring_pp"
+    done = cli("record", reference, "enforcement_review", "--recorded-by", "Sam Practitioner", "--notes", "Warning letter sent")
+    assert "enforcement_review recorded" in done.stdout
+    view = transfer_views.status_of(reference)
+    assert next(a for a in view.actions if a.code == "enforcement_review").status == "done"
+    assert [(c["kind"], c["acceptable"]) for c in view.contacts] == [("absence", False)]
+    assert "Record of absences" in cli("status", reference).stdout
+    cli("withdraw", reference, "--reason", "test finished", "--by", "Sam")
