@@ -58,10 +58,15 @@ def contact(
 def print_continuity(out: Any, view: Any, visible: Callable[[str], Any]) -> None:
     """status: the restrictive conditions, the exclusion zone flags, and the record of absences
     (and a temporary move's contacts) handed over. Every stored value goes through visible()."""
-    for line in view.conditions:
-        out.print(visible(f"condition: {line}"), highlight=False)
+    if view.lao and view.conditions:
+        # Who must not be contacted, and where, could name or place people: the case record holds them.
+        out.print(f"restrictive conditions: {len(view.conditions)} recorded (restricted: see the case record)", highlight=False)
+    else:
+        for line in view.conditions:
+            out.print(visible(f"condition: {line}"), highlight=False)
     for flag in view.flags:
-        out.print(visible(f"FLAG: {flag}"), style="bold", highlight=False)
+        out.print(visible("FLAG: the proposed address is inside an exclusion zone" if view.lao else f"FLAG: {flag}"), style="bold",
+                  highlight=False)  # fmt: skip
     if view.contacts:
         from rich.table import Table
 
@@ -74,7 +79,8 @@ def print_continuity(out: Any, view: Any, visible: Callable[[str], Any]) -> None
                 )
             else:
                 what = "contact"
-            table.add_row(str(c["on"]), what, visible(f"{c['recorded_by']} ({c['role'].replace('_', ' ')})"), visible(c["notes"]))
+            notes = "restricted (LAO)" if view.lao and c["notes"] else c["notes"]
+            table.add_row(str(c["on"]), what, visible(f"{c['recorded_by']} ({c['role'].replace('_', ' ')})"), visible(notes))
         out.print(table)
 
 

@@ -208,7 +208,13 @@ def test_a_missed_appointment_recorded_by_the_receiving_practitioner_reaches_the
     # An acceptable one joins the record and leaves the review as it was.
     cli("absence", ref, "--on", "2026-12-21", "--acceptable", "yes", "--role", "transferring_pp", "--by", "Sam")
     assert len(transfer_views.status_of(ref).contacts) == 2
+    restricted = allocated("c-lao", crn="X654321", name="Hidden Person", lao=True)
+    cli("absence", restricted, "--on", "2026-12-18", "--acceptable", "no", "--by", "Pat", "--notes", "Seen at 4 Secret Lane")
     cli("tracker", "--out", str(tmp_path), "--as-of", "2026-12-21")
+    sheet = openpyxl.load_workbook(next(tmp_path.rglob("N50.xlsx")), read_only=True)["Record of absences"]
+    cells = [str(c) for row in sheet.iter_rows(values_only=True) for c in row if c]
+    assert restricted in cells and "Restricted (LAO)" in cells  # a limited access case: its CRN, no name, no notes
+    assert not any("Hidden Person" in c or "Secret Lane" in c for c in cells)
     for region in ("N07", "N50"):  # London transfers it, the North West receives it: both see the record
         ws = openpyxl.load_workbook(next(tmp_path.rglob(f"{region}.xlsx")), read_only=True)["Record of absences"]
         rows = [r for r in ws.iter_rows(values_only=True)]
