@@ -129,6 +129,22 @@ def test_an_unacceptable_absence_is_told_to_the_transferring_side_at_once(smtp: 
     assert len(smtp.inbox.to(mailbox(FROM_PDU))) == 1
 
 
+def test_the_next_mornings_digest_lists_the_enforcement_decision_for_the_transferring_side(smtp: SmtpServer) -> None:
+    from email import message_from_string
+    from email import policy as email_policy
+
+    from tasks.notify import digests, mail_job
+
+    ref = allocated()
+    services.absence(ref, dt.date(2026, 12, 18), False, "Pat Receiver", "receiving_pp")
+    _, emails = mail_job.preview(digests.DIGESTS, dt.date(2026, 12, 22))
+    texts = {
+        e.recipient: message_from_string(e.body, policy=email_policy.default).get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+        for e in emails
+    }
+    assert ref in texts[mailbox(FROM_PDU)] and "Decide on enforcement for a missed appointment" in texts[mailbox(FROM_PDU)]
+
+
 def test_an_open_check_closes_as_no_longer_required_when_the_address_leaves_the_zone(store_url: str) -> None:
     ref = allocated(exclusion_zones=["M14"])
     assert actions(ref)["conditions_check"].status == "open"

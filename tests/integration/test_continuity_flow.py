@@ -1,7 +1,8 @@
-"""Continuity of supervision on a real Prefect server (issue 26): the first appointment is a task
-of its own with its own form, and a missed appointment recorded by the receiving practitioner
-before completion opens the transferring practitioner's enforcement task in a run of its own,
-raised, recorded and read through the CLI as people use it."""
+"""Conditions and continuity on a real Prefect server (issue 26): an address raised inside an
+exclusion zone opens its check at once, the first appointment is a task of its own with its own
+form, and a missed appointment recorded by the receiving practitioner before completion opens the
+transferring practitioner's enforcement task in a run of its own; raised, recorded and read
+through the CLI as people use it."""
 
 from __future__ import annotations
 
@@ -22,7 +23,11 @@ def open_task(reference: str, task: str) -> transfer_views.TaskView | None:
 
 
 def test_a_missed_appointment_opens_the_transferring_practitioners_enforcement_task(prefect_stack, tmp_path: Path) -> None:
-    reference = raise_form(tmp_path, crn="C260001", raised_on=RAISED)
+    # Raised to M14 5TG with an exclusion zone around it: flagged, and the check waits for the
+    # transferring practitioner in a run of its own before anything else is done.
+    reference = raise_form(tmp_path, crn="C260001", raised_on=RAISED, exclusion_zones=["M14 5"])
+    check = wait_for(lambda: open_task(reference, "conditions_check"), what="the conditions check to open at raising")
+    assert check.owner_role == "transferring_pp" and len(transfer_views.status_of(reference).flags) == 1
     assert "allocation recorded" in cli("record", reference, "allocation", *ALLOCATION).stdout
     wait_for(lambda: open_task(reference, "first_appointment"), what="the first appointment task to open")
     planned = cli("record", reference, "first_appointment", "--appointment-on", "2026-12-18", "--place", "Manchester South office",
