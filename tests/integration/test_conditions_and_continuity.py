@@ -262,7 +262,9 @@ def test_absences_are_refused_after_completion_and_from_a_role_not_in_config(sto
 
 def test_a_temporary_moves_host_records_contacts_the_supervising_practitioner_sees(store_url: str) -> None:
     form = yaml_form("leeds-to-sheffield-temporary-move.yaml")
-    ref = transfers.register_nsi(parse_form(form), "tm-1")
+    ref = transfers.register_nsi(parse_form({**form, "exclusion_zones": ["Sheffield"]}), "tm-1")
+    # A temporary address inside a zone is checked as a transfer's is.
+    assert actions(ref)["conditions_check"].owner_role == "transferring_pp" and transfer_views.status_of(ref).flags
     out = cli("contact", ref, "--on", "2026-12-18", "--by", "Host PP", "--notes", "Reported as agreed").stdout
     assert "contact on 2026-12-18 recorded by the host" in out
     assert "Contacts and absences" in cli("status", ref).stdout
