@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from support.cli import cli
 from support.transfers import ALLOCATION, RAISED, raise_form
-from support.waits import wait_for
+from support.waits import prefect_api, state_of, wait_for
 
 from tasks.domain import transfer_views
 
@@ -47,4 +47,18 @@ def test_a_missed_appointment_opens_the_transferring_practitioners_enforcement_t
     assert next(a for a in view.actions if a.code == "enforcement_review").status == "done"
     assert [(c["kind"], c["acceptable"]) for c in view.contacts] == [("absence", False)]
     assert "Record of absences" in cli("status", reference).stdout
+    # From the UI's Run form too; what was typed about it stays in the store, not in Prefect.
+    from prefect.client.orchestration import get_client
+
+    from prefect_runs import engine
+
+    with prefect_api(prefect_stack):
+        run_id = engine.start_run("record-absence/record-absence", {
+            "reference": reference, "missed_on": "2026-12-21", "acceptable": True, "recorded_by": "Pat Receiver",
+            "notes": "Phoned in sick"})  # fmt: skip
+    wait_for(lambda: state_of(prefect_stack, run_id) == "COMPLETED", what="the record-absence run to finish")
+    assert [c["acceptable"] for c in transfer_views.status_of(reference).contacts] == [False, True]
+    with prefect_api(prefect_stack), get_client(sync_client=True) as client:
+        kept = client.read_flow_run(run_id).parameters
+    assert "notes" not in kept and kept["reference"] == reference
     cli("withdraw", reference, "--reason", "test finished", "--by", "Sam")
