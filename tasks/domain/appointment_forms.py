@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 
 class ActionAnswer(BaseModel):
@@ -43,15 +43,17 @@ class FirstAppointmentKept(ActionAnswer):
     absence: it goes to the transferring practitioner, who owns enforcement until completion."""
 
     kept: bool = Field(..., description="Did the person attend the first appointment?")
-    acceptable: bool | None = Field(None, description="When not kept: was the absence acceptable?")
+    acceptable: bool | None = Field(None, validate_default=True, description="When not kept: was the absence acceptable?")
 
-    @model_validator(mode="after")
-    def _acceptable_only_when_missed(self) -> FirstAppointmentKept:
-        if self.kept and self.acceptable is not None:
-            raise ValueError("acceptable: only for a first appointment that was not kept")
-        if not self.kept and self.acceptable is None:
-            raise ValueError("acceptable: say whether the absence was acceptable (true or false)")
-        return self
+    @field_validator("acceptable")
+    @classmethod
+    def _acceptable_only_when_missed(cls, v: bool | None, info: ValidationInfo) -> bool | None:
+        kept = info.data.get("kept")
+        if kept is True and v is not None:
+            raise ValueError("only for a first appointment that was not kept")
+        if kept is False and v is None:
+            raise ValueError("say whether the absence was acceptable (true or false)")
+        return v
 
     def words(self) -> str:
         if self.kept:

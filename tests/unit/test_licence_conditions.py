@@ -65,3 +65,18 @@ def test_a_curfew_and_non_contact_conditions_are_fields_of_the_form_checked_like
     with pytest.raises(FormError) as exc:
         parse_form(demo_form(curfew={"start": "25:00", "end": "07:00"}, non_contact=[{"with_whom": ""}]))
     assert {field for field, _ in exc.value.problems} == {"curfew.start", "non_contact.0.with_whom"}
+
+
+def test_a_first_appointment_not_kept_says_whether_the_absence_was_acceptable_and_only_then() -> None:
+    from tasks.domain import steps as registry
+    from tasks.domain.policy import get_policy
+
+    policy, today = get_policy(), dt.date(2026, 12, 21)
+    with pytest.raises(FormError) as exc:
+        registry.validate_answer("first_appointment_kept", {"recorded_by": "Pat", "kept": False}, policy, today)
+    assert exc.value.problems == [("acceptable", "say whether the absence was acceptable (true or false)")]
+    with pytest.raises(FormError) as exc:
+        registry.validate_answer("first_appointment_kept", {"recorded_by": "Pat", "kept": True, "acceptable": False}, policy, today)
+    assert exc.value.problems[0][0] == "acceptable"
+    answer = registry.validate_answer("first_appointment_kept", {"recorded_by": "Pat", "kept": "false", "acceptable": "no"}, policy, today)
+    assert answer.model_dump()["acceptable"] is False
