@@ -54,6 +54,15 @@ def record_absence(
     """A missed appointment before completion: kept in the record of absences handed over; an
     unacceptable one opens (or keeps open) the transferring practitioner's enforcement review."""
     _check(t, role, condition_rules().absence_recorders, "an absence", on)
+    # One absence a day: the same one recorded again (a re-run, a second click) changes nothing.
+    same = next((c for c in t.nsi.contacts if c.kind == ABSENCE and c.on == on), None)
+    if same is not None:
+        if bool(same.acceptable) != acceptable:
+            raise StepRefused(
+                "acceptable",
+                f"the absence on {on.isoformat()} is already recorded as {'acceptable' if same.acceptable else 'unacceptable'}",
+            )
+        return Recorded(same.seq, f"the absence on {on.isoformat()} is already recorded", None)
     return _absence(t, on=on, acceptable=acceptable, by=by, role=role, notes=notes, first_appointment=first_appointment)
 
 
@@ -109,6 +118,8 @@ def record_contact(t: Transfer, *, on: dt.date, by: str, role: str, notes: str =
     if nsi.nsi_type != NsiType.temporary_move.value:
         raise StepRefused("nsi", f"{t.reference} is a Case Transfer: contacts are recorded here for a Temporary Move's host")
     _check(t, role, condition_rules().contact_recorders, "a contact", on)
+    if (same := next((c for c in nsi.contacts if c.kind == CONTACT and c.on == on and c.notes == notes), None)) is not None:
+        return Recorded(same.seq, f"the contact on {on.isoformat()} is already recorded", None)  # a re-run changes nothing
     seq = 1 + len(nsi.contacts)
     nsi.contacts.append(SupervisionContact(seq=seq, kind=CONTACT, on=on, acceptable=None, recorded_by=by, role=role, notes=notes))
     detail = f"contact on {on.isoformat()} recorded by the host ({role.replace('_', ' ')})" + (f": {notes}" if notes else "")
@@ -127,6 +138,9 @@ def after_answer(t: Transfer, step: str, answer: dict[str, Any]) -> None:
     planned = plan.answer.get("appointment_on") if plan is not None else None
     on = dt.date.fromisoformat(str(planned)) if planned else today()
     on = min(max(on, t.nsi.raised_on), today())
+    if (same := next((c for c in t.nsi.contacts if c.kind == ABSENCE and c.on == on), None)) is not None:
+        same.first_appointment = True  # already recorded with `absence`: it was the first appointment
+        return
     role = t.policy.rule("first_appointment_kept").owner
     _absence(
         t, on=on, acceptable=bool(answer.get("acceptable")), by=str(answer.get("recorded_by") or "unknown"), role=role,

@@ -221,6 +221,10 @@ def test_a_missed_appointment_recorded_by_the_receiving_practitioner_reaches_the
     assert open_tasks(ref)["enforcement_review"] == "transferring_pp"
     [absence] = transfer_views.status_of(ref).contacts
     assert (absence["on"], absence["acceptable"], absence["role"]) == (dt.date(2026, 12, 18), False, "receiving_pp")
+    # The same absence again (a second click, a re-run) changes nothing; told otherwise, it is refused.
+    assert "already recorded" in cli("absence", ref, "--on", "2026-12-18", "--acceptable", "no", "--by", "Pat").stdout
+    again = cli("absence", ref, "--on", "2026-12-18", "--acceptable", "yes", "--by", "Pat", check=False)
+    assert again.returncode == 2 and "acceptable: the absence on 2026-12-18 is already recorded as unacceptable" in again.stderr
     # An acceptable one joins the record and leaves the review as it was.
     cli("absence", ref, "--on", "2026-12-21", "--acceptable", "yes", "--role", "transferring_pp", "--by", "Sam")
     assert len(transfer_views.status_of(ref).contacts) == 2
