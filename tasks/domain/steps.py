@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tasks.domain.appointment_forms import ACTION_FORMS
+from tasks.domain.appointment_forms import ACTION_FORMS, ActionAnswer
 from tasks.domain.decisions import RefusalReason, RuleBroken, check_decision
 from tasks.domain.form import FormError
 from tasks.domain.policy import Policy
@@ -194,7 +194,7 @@ class StepSpec:
     """One waiting step: its form, its words, and which field (if any) dates the work."""
 
     name: str
-    form: type[StepAnswer]
+    form: type[StepAnswer] | type[ActionAnswer]
     title: str
     date_field: str | None = None  # a field of the form that, when given, is the done date
     kind: Literal["step", "action", "challenge", "dispute"] = "step"
@@ -256,7 +256,7 @@ def spec_for(task: str, policy: Policy | None = None) -> StepSpec:
             # "Receive the documents" reads "receive the documents" mid-sentence; "ACO..." stays "ACO...".
             title = rule.title if rule.title[:2].isupper() else rule.title[0].lower() + rule.title[1:]
             form, date_field = ACTION_FORMS.get(task, (ActionDone, None))
-            return StepSpec(task, form, title, date_field, kind="action")  # type: ignore[arg-type]
+            return StepSpec(task, form, title, date_field, kind="action")
     known = ", ".join(STEPS)
     raise FormError([("step", f"unknown step {task!r}; steps: {known}, an action code, challenge-N or dispute-N")])
 

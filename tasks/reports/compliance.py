@@ -38,7 +38,7 @@ class InspectionMeasure(BaseModel):
     weeks: int | None = None
     by_due: bool = False
     # A column of the NSI rows that, when true, makes the work done not met: the first appointment
-    # recorded but missed (`first_appointment_missed`, tasks/reports/continuity_sheet.py).
+    # recorded but missed (`first_appointment_missed`, set by tasks/reports/tracker_read.py).
     unless: str | None = None
 
     @model_validator(mode="after")
