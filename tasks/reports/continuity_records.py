@@ -38,7 +38,7 @@ def absence_records(
             .where(SupervisionContact.kind == "absence")
             .order_by(SupervisionContact.on, SupervisionContact.id)
         ).all()  # fmt: skip
-        wanted = [r for r in found if (scope is None or r.id in scope) and _date(r.on) <= as_of]  # type: ignore[operator]
+        wanted = [r for r in found if (scope is None or r.id in scope) and (_date(r.on) or as_of) <= as_of]
         ids = sorted({r.id for r in wanted})
         review: dict[int, str] = {}
         for i in range(0, len(ids), 5000):
@@ -59,3 +59,20 @@ def absence_records(
             }
         )
     return rows
+
+
+def host_contacts(as_of: dt.date, nsi_ids: Collection[int], url: str | None = None) -> dict[int, tuple[int, dt.date]]:
+    """NSI id -> (contacts its temporary move's host recorded by the as-of day, the latest one's day)."""
+    scope = set(nsi_ids)
+    out: dict[int, tuple[int, dt.date]] = {}
+    with UnitOfWork(url) as uow:
+        rows = uow.session.execute(
+            select(SupervisionContact.nsi_id, SupervisionContact.on).where(SupervisionContact.kind == "contact")
+        ).all()
+    for nsi_id, on in rows:
+        day = _date(on)
+        if nsi_id not in scope or day is None or day > as_of:
+            continue
+        n, last = out.get(nsi_id, (0, day))
+        out[nsi_id] = (n + 1, max(last, day))
+    return out

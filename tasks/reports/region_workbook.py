@@ -284,6 +284,8 @@ def build_region_sheets(book: Book, inp: RegionInput) -> RegionResult:
             num_col("Days so far", t["tm_days"]),
             date_col(f"{inp.caretaking_months} months on", t["tm_limit_on"]),
             text_col(f"Past {inp.caretaking_months} months", np.where(past, "Yes", "")),
+            num_col("Host contacts recorded", t["host_contacts"], blank_zero=True),
+            date_col("Last host contact", t["last_host_contact"]),
         ],
         highlight=(f"Past {inp.caretaking_months} months", '="Yes"'),
         note=f"Caretaking should not normally last beyond {inp.caretaking_months} months (004 12.1); past that, full transfer is presumed.",

@@ -24,6 +24,7 @@ from tasks.domain import moving_again
 from tasks.domain.policy import Policy, get_policy
 from tasks.notify.handover_report import report_records
 from tasks.places.estate import load_estate
+from tasks.reports.continuity_records import host_contacts
 from tasks.reports.workbook import Layout
 from tasks.settings import get_settings
 from tasks.store.models import Action, HistoryEntry, Nsi
@@ -368,6 +369,9 @@ def load_data(as_of: dt.date, url: str | None = None, config: TrackerConfig | No
     outcomes = _outcomes(as_of, nsis["id"].to_numpy().tolist(), url, cfg)
     missed = {r["reference"] for r in outcomes["absences"] if r["first_appointment"]}
     nsis["first_appointment_missed"] = nsis["reference"].isin(missed).to_numpy()  # the inspection's "kept" measure
+    contacts = host_contacts(as_of, set(nsis["id"].tolist()), url)  # what a temporary move's supervising practitioner sees
+    nsis["host_contacts"] = np.array([contacts.get(i, (0, None))[0] for i in nsis["id"].to_numpy()], dtype=np.int64)
+    nsis["last_host_contact"] = np.array([contacts[i][1] if i in contacts else NAT for i in nsis["id"].to_numpy()], dtype="datetime64[D]")
     return TrackerData(
         as_of=as_of,
         window_start=window_start,

@@ -264,7 +264,7 @@ def test_absences_are_refused_after_completion_and_from_a_role_not_in_config(sto
     assert transfer_views.status_of(ref).contacts == []
 
 
-def test_a_temporary_moves_host_records_contacts_the_supervising_practitioner_sees(store_url: str) -> None:
+def test_a_temporary_moves_host_records_contacts_the_supervising_practitioner_sees(store_url: str, tmp_path: Path) -> None:
     form = yaml_form("leeds-to-sheffield-temporary-move.yaml")
     ref = transfers.register_nsi(parse_form({**form, "exclusion_zones": ["Sheffield"]}), "tm-1")
     # A temporary address inside a zone is checked as a transfer's is.
@@ -272,6 +272,12 @@ def test_a_temporary_moves_host_records_contacts_the_supervising_practitioner_se
     out = cli("contact", ref, "--on", "2026-12-18", "--by", "Host PP", "--notes", "Reported as agreed").stdout
     assert "contact on 2026-12-18 recorded by the host" in out
     assert "Contacts and absences" in cli("status", ref).stdout
+    cli("contact", ref, "--on", "2026-12-18", "--by", "Host PP", "--notes", "Reported as agreed")  # again: changes nothing
+    cli("contact", ref, "--on", "2026-12-21", "--by", "Host PP")
+    cli("tracker", "--out", str(tmp_path), "--as-of", "2026-12-21", "--region", "N55")
+    rows = list(openpyxl.load_workbook(next(tmp_path.rglob("N55.xlsx")), read_only=True)["Temporary moves"].iter_rows(values_only=True))
+    row = dict(zip(rows[0], next(r for r in rows if r[0] == ref), strict=True))
+    assert row["Host contacts recorded"] == 2 and row["Last host contact"].date() == dt.date(2026, 12, 21)
     transfer = allocated("c-9", crn="X654321")
     result = cli("contact", transfer, "--on", "2026-12-18", check=False)
     assert result.returncode == 2 and "contacts are recorded here for a Temporary Move" in result.stderr
