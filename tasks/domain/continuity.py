@@ -40,11 +40,8 @@ def _check(t: Transfer, role: str, allowed: list[str], what: str, on: dt.date) -
     if role not in allowed:
         raise StepRefused("role", f"{role!r} cannot record {what}; it is for: {', '.join(allowed)}")
     if t.closed:
-        raise StepRefused(
-            "nsi",
-            f"{t.reference} is {t.nsi.status}: after completion the receiving side owns the case and its enforcement; "
-            f"{what} is recorded here only while the transfer is open",
-        )
+        owner = "; the receiving side owns the case and its enforcement now" if t.nsi.status == "completed" else ""
+        raise StepRefused("nsi", f"{t.reference} is {t.nsi.status}: {what} is recorded here only while the transfer is open{owner}")
     t.check_done_date("on", on)
 
 

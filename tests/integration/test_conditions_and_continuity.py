@@ -254,13 +254,16 @@ def test_a_first_appointment_recorded_as_not_kept_is_an_absence_on_the_planned_d
     assert actions(ref)["enforcement_review"].status == "open"
 
 
-def test_absences_are_refused_after_completion_and_from_a_role_not_in_config(store_url: str) -> None:
+def test_absences_are_refused_from_a_role_not_in_config_in_the_future_and_once_the_transfer_is_closed(store_url: str) -> None:
     ref = allocated()
     with pytest.raises(transfers.StepRefused) as exc:
         transfers.record_absence(ref, dt.date(2026, 12, 18), False, "Kim", "receiving_spo")
     assert exc.value.field == "role"
     result = cli("absence", ref, "--on", "2026-12-28", "--acceptable", "no", check=False)
     assert result.returncode == 2 and "on: 2026-12-28 is in the future" in result.stderr
+    transfers.withdraw(ref, "No longer moving", "Sam")
+    closed = cli("absence", ref, "--on", "2026-12-18", "--acceptable", "no", check=False)
+    assert closed.returncode == 2 and "is withdrawn: an absence is recorded here only while the transfer is open" in closed.stderr
     assert transfer_views.status_of(ref).contacts == []
 
 
