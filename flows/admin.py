@@ -138,6 +138,35 @@ def restart_clock(reference: str, restarted_on: dt.date, restarted_by: str) -> s
     return services.change(reference, "restart_clock", restarted_by, None, on=restarted_on)
 
 
+class Recorder(str, Enum):
+    """Who records a missed appointment (config/conditions.yaml absence_recorders says who may)."""
+
+    receiving_pp = "receiving_pp"
+    transferring_pp = "transferring_pp"
+    admin = "admin"
+
+
+@flow(name="record-absence", flow_run_name="absence-{reference}")
+def record_absence(
+    reference: str, missed_on: dt.date, acceptable: bool, recorded_by: str, role: Recorder = Recorder.receiving_pp, notes: str = ""
+) -> str:
+    """A missed appointment before completion, from either side: it joins the record of absences
+    handed over and, when unacceptable, opens the transferring practitioner's enforcement decision."""
+    try:
+        return services.absence(reference, missed_on, acceptable, recorded_by, role.value, notes)
+    finally:
+        forget_free_text(reference, missed_on=missed_on.isoformat(), acceptable=acceptable, recorded_by=recorded_by, role=role.value)
+
+
+@flow(name="record-contact", flow_run_name="contact-{reference}")
+def record_contact(reference: str, contact_on: dt.date, recorded_by: str, notes: str = "") -> str:
+    """A Temporary Move's host records a contact; the supervising practitioner sees it in status."""
+    try:
+        return transfers.record_contact(reference, contact_on, recorded_by, "receiving_pp", notes).detail
+    finally:
+        forget_free_text(reference, contact_on=contact_on.isoformat(), recorded_by=recorded_by)
+
+
 @flow(name="escalate-concern", flow_run_name="escalate-{reference}")
 def escalate_concern(reference: str, concern: str, raised_by: str) -> int:
     """Escalate a concern about progress to the SPO at any step, and tell both sides' SPOs now."""

@@ -228,6 +228,7 @@ def status(reference: str, as_json: bool = typer.Option(False, "--json", help="O
         dispute = f"; dispute {c.dispute_status}" if c.dispute_status else ""
         out.print(visible(f"challenge {c.seq} about risk: {c.status} (raised {c.raised_on} by {c.raised_by}{settled}){dispute}"),
                   highlight=False)  # fmt: skip
+    from ops.cli_continuity import print_continuity; print_continuity(out, view, visible)  # noqa: E702, I001 - conditions, absences
     actions = Table("action", "owner", "due", "status", "overdue", title="Actions", title_justify="left")
     for a in view.actions:
         overdue = f"[red]OVERDUE {a.days_overdue} wd[/]" if a.days_overdue > 0 else ""
@@ -441,10 +442,8 @@ def up_production(
     from ops.production import bring_up_production, write_systemd_units
 
     try:
-        if systemd:
-            write_systemd_units(systemd, port, workers, pg, out.print, redis, engine_port or None)
-            return
-        bring_up_production(port=port, workers=workers, pg=pg, say=out.print, redis=redis, engine_port=engine_port or None)
+        up = write_systemd_units if systemd else bring_up_production  # units to install, or the processes now
+        up(*([systemd] if systemd else []), port=port, workers=workers, pg=pg, say=out.print, redis=redis, engine_port=engine_port or None)
     except (RuntimeError, ValueError) as exc:
         fail(str(exc), 1)
 
@@ -540,6 +539,7 @@ def worker(
 
 from ops.cli_handovers import register; register(app)  # noqa: E402, E702, I001 - the POM-COM handover commands
 from ops.cli_import import register as register_import; register_import(app)  # noqa: E402, E702, I001 - the go-live import
+from ops.cli_continuity import register as register_continuity; register_continuity(app)  # noqa: E402, E702, I001 - absences, contacts
 
 
 def main() -> None:

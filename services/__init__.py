@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 def raise_transfer(form: TransferForm, job_variables: dict | None = None) -> tuple[str, str]:
     """Validate the placement, start the flow run, store the NSI. Returns (reference, flow run id)."""
     from prefect_runs import engine
-    from tasks.domain import transfers
+    from tasks.domain import conditions, transfers
     from tasks.domain.form import NsiType
     from tasks.domain.policy import get_policy
     from tasks.domain.temporary_moves import looked_after_as_caretaking
@@ -67,6 +67,8 @@ def raise_transfer(form: TransferForm, job_variables: dict | None = None) -> tup
     transfers.set_flow_run(reference, flow_run_id)
     stop_superseded(reference, form.raised_by)
     notify(reference, "raised")  # the receiving PDU's allocation clock has started
+    if conditions.address_in_exclusion_zone(form) is not None:
+        notify(reference, "flagged:1")  # both practitioners' PDUs: the address is in an exclusion zone
     return reference, flow_run_id
 
 
@@ -240,6 +242,21 @@ def stop_superseded(reference: str, by: str) -> list[str]:
         except Exception as exc:  # noqa: BLE001 - the raise is stored; a run left waiting ends at its timeout
             log.warning("%s: could not stop %s of the NSI it superseded (%s)", reference, flow_run_id, exc)
     return runs
+
+
+def absence(reference: str, on: Any, acceptable: bool, by: str, role: str, notes: str = "") -> str:
+    """A missed appointment in the store (tasks/domain/continuity.py), then wake the transfer's run
+    to open the transferring practitioner's enforcement review. Returns the history's words."""
+    from prefect_runs import engine
+
+    recorded = transfers.record_absence(reference, on, acceptable, by, role, notes)
+    if recorded.enforcement_due is not None:
+        try:
+            engine.wake_transfer(reference.strip().upper())
+        except Exception as exc:  # noqa: BLE001 - no server: the store holds it; recover re-sends the wake-up
+            log.info("%s: the transfer's run not woken (%s); recover wakes it", reference, exc)
+        notify(reference, f"absence:{recorded.seq}")  # the transferring side owns enforcement until completion
+    return recorded.detail
 
 
 def challenge(reference: str, concern: str, raised_by: str, role: str) -> int:

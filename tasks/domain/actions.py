@@ -13,6 +13,7 @@ from typing import Any
 from dateutil.relativedelta import relativedelta
 
 from tasks.calendar import WorkingDayCalendar
+from tasks.domain import conditions
 from tasks.domain.form import NsiType, TransferForm
 from tasks.domain.policy import ActionRule, Policy
 
@@ -28,6 +29,7 @@ class Clocks:
     returned: dt.date | None = None  # a temporary move's person came back (its outcome step)
     caretaking: dt.date | None = None  # the caretaking agreement's start (a support allocation)
     concerns: dt.date | None = None  # checks recorded with concerns, or an unsuitable address (tasks/domain/concerns.py)
+    absence: dt.date | None = None  # an absence recorded (tasks/domain/continuity.py): never at raising
 
     def start(self, clock: str) -> dt.date | None:
         return getattr(self, clock)
@@ -56,6 +58,9 @@ CONDITIONS: dict[str, Callable[[Facts], bool]] = {
     "co_allocated": lambda f: bool(f.allocation and f.allocation.get("co_allocated_to")),
     "parenting_order": lambda f: bool(f.form.parenting_orders),
     "documents_listed": lambda f: not f.form.documents.none_marked(),
+    "address_in_exclusion_zone": lambda f: conditions.address_in_exclusion_zone(f.form) is not None,
+    "oasys_out_of_date": lambda f: conditions.oasys_out_of_date(f.form),
+    "approved_premises": lambda f: conditions.approved_premises(f.form),
 }
 
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from tasks.calendar import get_calendar
 from tasks.config_files import read_yaml
+from tasks.domain import conditions
 from tasks.domain.actions import Clocks, Facts, applies, due_date, plan_actions
 from tasks.domain.form import NsiType, TransferForm, normalise_postcode, parse_form
 from tasks.domain.policy import ActionRule
@@ -196,16 +197,47 @@ def amend_destination(
         changed.events.append(f"destination:{_seq(t, 'destination:')}:{old_pdu}")
     nsi.distance_km = placement.distance_km
     nsi.form = form.model_dump(mode="json")
+    flagged, flag_key = recheck_zone(t, form, on, by) if new_address else (None, None)
     t.wake()
     before = f"{estate.pdus[old_pdu].name} ({old_postcode})"
     after = f"{estate.pdus[new_pdu].name} ({form.proposed_postcode})"
     detail = f"destination: {before} → {after}"
     if redone:
         detail += f"; to do again: {', '.join(s.replace('_', ' ') for s in redone)}"
+    if flagged:
+        detail += f"; {flagged}"
     changed.detail = f"{detail}: {reason}"
     key = changed.events[0] if changed.events else f"amended:{_seq(t, 'amended:')}"
     t.note(key, "destination changed", changed.detail, by)
+    if flag_key:
+        changed.events.append(flag_key)  # both practitioners' PDUs are told at once
     return changed
+
+
+def recheck_zone(t: Transfer, form: TransferForm, on: dt.date, by: str) -> tuple[str | None, str | None]:
+    """A new address inside an exclusion zone is flagged (history) and the conditions check opens,
+    or reopens, due again from `on`; an open check the new address no longer needs closes as not
+    required. Returns the words for the change's history line (None when nothing changed) and the
+    flag's history key (the notice's event), if flagged."""
+    nsi = t.nsi
+    rule = _rule(t, conditions.CONDITIONS_CHECK)
+    if rule is None or nsi.nsi_type not in rule.nsi_types:
+        return None, None
+    action = next((a for a in nsi.actions if a.code == rule.code), None)
+    zone = conditions.address_in_exclusion_zone(form)
+    if zone is None:
+        if action is not None and action.status == "open":
+            action.status = NOT_REQUIRED
+            return "in no exclusion zone: the conditions check is no longer required", None
+        return None, None
+    due = due_date(rule, on, get_calendar(get_settings().calendar))
+    if action is None:
+        nsi.actions.append(Action(code=rule.code, title=rule.title, owner_role=rule.owner, due_on=due))
+    else:
+        action.status, action.done_on, action.due_on, action.escalated_on = "open", None, due, None
+    seq = 1 + sum(1 for h in nsi.history if h.event == conditions.FLAGGED)
+    t.note(f"flagged:{seq}", conditions.FLAGGED, conditions.flag_words(form, zone), by)
+    return f"inside exclusion zone {zone.area}: conditions check due {due.isoformat()}", f"flagged:{seq}"
 
 
 def _restart_receiving_side(t: Transfer, on: dt.date) -> list[str]:

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator, model_validator
 
+from tasks.domain.licence_conditions import Curfew, ExclusionZone, NonContact
 from tasks.domain.policy import Policy, get_policy
 from tasks.domain.transfer_in import TransferInSummary
 from tasks.limits import OutOfBounds, check_date
@@ -181,6 +182,13 @@ class TransferForm(BaseModel):
     mappa_level: int | None = Field(None, ge=1, le=3)
     last_oasys_date: dt.date | None = None
     restrictive_conditions: str | None = Field(None, max_length=2000)
+    # Restrictive conditions as data (the free text above may still say more): each exclusion
+    # zone is checked against the proposed address at raising and at any change of address.
+    exclusion_zones: list[ExclusionZone] = Field(
+        default_factory=list, max_length=20, description="Exclusion zones: postcode districts or sectors, or a local authority or PDU"
+    )
+    non_contact: list[NonContact] = Field(default_factory=list, max_length=20, description="Non-contact conditions")
+    curfew: Curfew | None = Field(None, description="Curfew hours at the address")
     victim_contact: bool = Field(False, description="Victim contact scheme (VLO) involved")
     safeguarding_concerns: bool = Field(False, description="Safeguarding or child protection flags")
     transferring_practitioner: str = Field(..., min_length=1, max_length=200)

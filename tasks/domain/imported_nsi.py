@@ -15,6 +15,7 @@ from tasks.calendar import get_calendar
 from tasks.domain import steps as registry
 from tasks.domain import transfers
 from tasks.domain.actions import Clocks, Facts, plan_actions, transfer_due
+from tasks.domain.conditions import condition_rules
 from tasks.domain.form import NsiType
 from tasks.domain.import_rows import ACTOR, DONE_FIELDS, GoodRow, first_team, form_profile
 from tasks.domain.policy import Policy, get_policy
@@ -148,7 +149,7 @@ def store_row(session: Session, good: GoodRow, source: str, today: dt.date, esta
         nsi.responsible_officer = good.allocated_to
         # What the tracker never dated before completion no longer applies; the after-the-move
         # actions (reassessment, plan review, court application) stay open with their real dates.
-        required = set(policy.completion_requires)
+        required = set(policy.completion_requires) | set(condition_rules().closed_on_imported_completion)
         _finish(nsi, [a for a in actions.values() if a.code in required], "completed", done["completion"])
     session.add_all(history)
     return nsi.reference

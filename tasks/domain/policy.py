@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, model_validator
 from tasks.config_files import read_yaml
 from tasks.settings import get_settings
 
-Clock = Literal["raised", "received", "move", "reallocation", "returned", "caretaking", "concerns"]
+Clock = Literal["raised", "received", "move", "reallocation", "returned", "caretaking", "concerns", "absence"]
 OwnerRole = Literal[
     "transferring_pp", "transferring_spo", "receiving_spo", "receiving_pp", "admin", "receiving_head", "service_manager"
 ]

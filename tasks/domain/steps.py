@@ -18,7 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tasks.domain.action_forms import ACTION_FORMS
+from tasks.domain import action_forms
+from tasks.domain.appointment_forms import ACTION_FORMS, ActionAnswer
 from tasks.domain.decisions import RefusalReason, RuleBroken, check_decision
 from tasks.domain.form import FormError
 from tasks.domain.policy import Policy
@@ -194,7 +195,7 @@ class StepSpec:
     """One waiting step: its form, its words, and which field (if any) dates the work."""
 
     name: str
-    form: type[StepAnswer]
+    form: type[StepAnswer] | type[ActionAnswer] | type[action_forms.Answer]
     title: str
     date_field: str | None = None  # a field of the form that, when given, is the done date
     kind: Literal["step", "action", "challenge", "dispute"] = "step"
@@ -255,7 +256,10 @@ def spec_for(task: str, policy: Policy | None = None) -> StepSpec:
         if rule is not None:
             # "Receive the documents" reads "receive the documents" mid-sentence; "ACO..." stays "ACO...".
             title = rule.title if rule.title[:2].isupper() else rule.title[0].lower() + rule.title[1:]
-            return StepSpec(task, ACTION_FORMS.get(task, ActionDone), title, kind="action")
+            if task in action_forms.ACTION_FORMS:
+                return StepSpec(task, action_forms.ACTION_FORMS[task], title, kind="action")
+            form, date_field = ACTION_FORMS.get(task, (ActionDone, None))
+            return StepSpec(task, form, title, date_field, kind="action")
     known = ", ".join(STEPS)
     raise FormError([("step", f"unknown step {task!r}; steps: {known}, an action code, challenge-N or dispute-N")])
 
@@ -549,5 +553,7 @@ def effect_of(task: str, answer: dict[str, Any], situation: Situation, policy: P
             )
         return replace(base, detail=f"refusal confirmed on dispute. {notes}".strip(), status="refused", dispute="confirmed")
     if spec.kind == "action":
+        if task in ACTION_FORMS:
+            return replace(base, detail=f"{spec.title}: done" + ACTION_FORMS[task][0].model_validate(answer).words())
         return replace(base, detail=f"{spec.title}: done" + (f". {answer['notes']}" if answer.get("notes") else ""))
     return base

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tasks.calendar import get_calendar
-from tasks.domain import challenges, moving_again
+from tasks.domain import challenges, conditions, moving_again
 from tasks.domain import steps as registry
 from tasks.domain.changes import clock_stopped_words
 from tasks.domain.form import NsiType
@@ -263,6 +263,11 @@ class StatusView:
     repeat_mover: int = 0
     repeat_mover_rule: str = ""
     notes: list[str] = field(default_factory=list)  # the notes a legacy tracker held, as typed
+    # Restrictive conditions as data, the exclusion zone flags, and the record of absences (and a
+    # temporary move's contacts) handed over (issue 26: tasks/domain/conditions.py, continuity.py).
+    conditions: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    contacts: list[dict[str, Any]] = field(default_factory=list)
 
 
 def status_of(reference: str, as_of: dt.date | None = None, url: str | None = None) -> StatusView:
@@ -301,6 +306,13 @@ def status_of(reference: str, as_of: dt.date | None = None, url: str | None = No
         for h in nsi.history:
             view.history.append(HistoryView(h.at, h.event, h.detail, h.actor, h.flow_run_id))
         view.notes = [h.detail for h in view.history if h.event == "note"]
+        view.conditions = conditions.conditions_words(nsi.form or {})
+        view.flags = [h.detail for h in view.history if h.event == conditions.FLAGGED]
+        view.contacts = [
+            {"seq": c.seq, "kind": c.kind, "on": c.on, "acceptable": c.acceptable, "first_appointment": c.first_appointment,
+             "recorded_by": c.recorded_by, "role": c.role, "notes": c.notes}
+            for c in nsi.contacts
+        ]  # fmt: skip
         view.shape_version = nsi.shape_version
         policy = get_policy(nsi.profile)
         due = {a.code: a.due_on for a in nsi.actions}

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from tasks.calendar import get_calendar
-from tasks.domain import challenges, changes, concerns, moving_again, waiting_tasks
+from tasks.domain import challenges, changes, concerns, conditions, continuity, moving_again, waiting_tasks
 from tasks.domain import steps as registry
 from tasks.domain.actions import Clocks, Facts, plan_actions, transfer_due
 from tasks.domain.decisions import check_reason
@@ -117,6 +117,8 @@ def register_nsi(
             actor or form.raised_by,
             flow_run_id,
         )
+        if (zone := conditions.address_in_exclusion_zone(form)) is not None:
+            transfer.note("flagged:1", conditions.FLAGGED, conditions.flag_words(form, zone), actor or form.raised_by, flow_run_id)
         if superseded is not None:
             old = superseded.reference
             moving_again.supersede(superseded, nsi, actor or form.raised_by, today())
@@ -255,9 +257,11 @@ def apply_step(
         t = uow.transfers.get(reference)
         if t.recorded(step) is not None:
             return t.nsi.status  # a re-run flow records it again: nothing to write
-        t.answer(step, answer, flow_run_id, attempt)
+        status = t.answer(step, answer, flow_run_id, attempt)
         concerns.follow(t, step)  # concerns raised open the SPO's decision; a decision is carried out
         status = t.nsi.status
+        if t.recorded(step) is not None:
+            continuity.after_answer(t, step, answer)
         try:
             uow.commit()
         except IntegrityError:
@@ -368,6 +372,29 @@ def change(reference: str, what: str, by: str, reason: str | None = None, url: s
         changed = apply(uow.transfers.get(reference, lock=True), by=by, **fields)
         uow.commit()
         return changed
+
+
+# ---- continuity of supervision (tasks/domain/continuity.py) ----
+
+
+def record_absence(
+    reference: str, on: dt.date, acceptable: bool, by: str, role: str, notes: str = "", url: str | None = None
+) -> continuity.Recorded:
+    """A missed appointment before completion, from either side, in one transaction."""
+    by = check_reason("by", by)
+    with TransferWork(url) as uow:
+        recorded = continuity.record_absence(uow.transfers.get(reference, lock=True), on=on, acceptable=acceptable, by=by, role=role, notes=notes)
+        uow.commit()
+        return recorded
+
+
+def record_contact(reference: str, on: dt.date, by: str, role: str, notes: str = "", url: str | None = None) -> continuity.Recorded:
+    """A temporary move's host records a contact, in one transaction."""
+    by = check_reason("by", by)
+    with TransferWork(url) as uow:
+        recorded = continuity.record_contact(uow.transfers.get(reference, lock=True), on=on, by=by, role=role, notes=notes)
+        uow.commit()
+        return recorded
 
 
 # ---- the runs that drive it ----

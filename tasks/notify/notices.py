@@ -9,6 +9,8 @@ config/spocs.yaml, the addresses the digests use; a PDU's SPOs and its head read
   nightly escalation of an overdue action tells both.
 - **challenge:<seq>**: a challenge about risk: the receiving PDU, whose SPO upholds or withdraws it.
 - **dispute:<seq>**: a refusal disputed: the receiving PDU, for its head, who settles it.
+- **flagged:<n>**, **absence:<n>** (issue 26): the proposed address is inside an exclusion zone;
+  an unacceptable missed appointment before completion: both sides (no words typed about it).
 
 The notice is sent by a run the event starts (services.notify: the `send-notice`
 deployment, or in the caller's process when no Prefect server is up), never by the nightly job,
@@ -65,21 +67,21 @@ def event_kind(key: str) -> str:
         return OUTCOME_KEYS.get(key, key)
     if head == "escalated" and tail.isdigit():
         return "escalated"  # a concern; `escalated:<action code>` is the nightly job's, told in the digest
-    if head in ("challenge", "dispute", "clock_stopped") and tail.isdigit():
-        return head
+    if head in ("challenge", "dispute", "clock_stopped", "flagged", "absence") and tail.isdigit():
+        return head  # flagged: an address in an exclusion zone; absence: a missed appointment (issue 26)
     if head == "step" and tail.startswith("challenge-") and tail.removeprefix("challenge-").isdigit():
         return "refused"  # an upheld challenge (services only ask for those)
     if head == "destination" and tail.count(":") == 1 and tail.split(":")[0].isdigit():
         return "destination"  # destination:<n>:<the PDU it no longer goes to>
     raise UnknownEvent(
-        f"event: {key!r} is not raised, escalated:<n>, challenge:<n>, dispute:<n>, clock_stopped:<n>, "
+        f"event: {key!r} is not raised, escalated:<n>, challenge:<n>, dispute:<n>, clock_stopped:<n>, flagged:<n>, absence:<n>, "
         "destination:<n>:<pdu>, withdrawn, sentence_end, step:completion or step:challenge-<n>"
     )
 
 
 def _sides(kind: str, key: str, transferring: str, receiving: str) -> list[str]:
     """Whose mailboxes an event goes to: the side that must act on it, or hear of it."""
-    if kind in ("escalated", "clock_stopped", "sentence_end"):
+    if kind in ("escalated", "clock_stopped", "sentence_end", "flagged", "absence"):
         return list(dict.fromkeys([transferring, receiving]))
     if kind in ("refused", "completed"):
         return [transferring]

@@ -38,6 +38,9 @@ class InspectionMeasure(BaseModel):
     working_days: int | None = None
     weeks: int | None = None
     by_due: bool = False
+    # A column of the NSI rows that, when true, makes the work done not met: the first appointment
+    # recorded but missed (`first_appointment_missed`, set by tasks/reports/tracker_read.py).
+    unless: str | None = None
 
     @model_validator(mode="after")
     def _one_deadline(self) -> InspectionMeasure:
@@ -89,7 +92,7 @@ def inspection(
     """One row per measure and group: applicable, met and share, overall, raised here, imported.
 
     nsis: one row per NSI with nsi_type, status, received_on, move_on, closed_on (datetime64),
-    diversity_recorded, rosh, mappa_level, imported_on. actions: pos (row in nsis), code,
+    diversity_recorded, rosh, mappa_level, imported_on (and any `unless` column). actions: pos (row in nsis), code,
     due_on, done_on (datetime64) and state (open, done, cancelled on the as-of day)."""
     measures = load_measures() if measures is None else measures
     today = np.datetime64(as_of, "D")
@@ -129,6 +132,8 @@ def inspection(
             counted = ~np.isnat(done_on) | (deadline <= today)
             applicable[p[counted]] = True
             met[p[counted & ~np.isnat(done_on) & (done_on <= deadline)]] = True
+            if m.unless is not None:
+                met &= ~nsis[m.unless].to_numpy(dtype=bool)
         for label, mask in split:
             row: dict[str, object] = {"measure": m.measure, "group": label}
             for suffix, part in (("", mask), ("_here", mask & ~imported), ("_imported", mask & imported)):

@@ -1,6 +1,6 @@
 """A region's MIS tracker workbook, sheet by sheet in order: Summary, Transfers, Actions, Police
-checks, Compliance, Temporary moves, POM-COM handovers, Challenges and refusals, Escalations (and
-Youth measures under the youth profile), built from the region's slice and its figures."""
+checks, Compliance, Temporary moves, POM-COM handovers, Challenges and refusals, Escalations,
+Record of absences (and Youth measures under the youth profile), built from the region's slice and its figures."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.domain.moving_again import load_rule
+from tasks.reports.continuity_sheet import write_absences
 from tasks.reports.handover_sheet import write_handovers
 from tasks.reports.outcome_sheets import write_challenges, write_escalations
 from tasks.reports.timeliness_sheets import police_checks_cols, write_compliance
@@ -283,6 +284,8 @@ def build_region_sheets(book: Book, inp: RegionInput) -> RegionResult:
             num_col("Days so far", t["tm_days"]),
             date_col(f"{inp.caretaking_months} months on", t["tm_limit_on"]),
             text_col(f"Past {inp.caretaking_months} months", np.where(past, "Yes", "")),
+            num_col("Host contacts recorded", t["host_contacts"], blank_zero=True),
+            date_col("Last host contact", t["last_host_contact"]),
         ],
         highlight=(f"Past {inp.caretaking_months} months", '="Yes"'),
         note=f"Caretaking should not normally last beyond {inp.caretaking_months} months (004 12.1); past that, full transfer is presumed.",
@@ -290,6 +293,7 @@ def build_region_sheets(book: Book, inp: RegionInput) -> RegionResult:
     write_handovers(book, inp)
     write_challenges(book, inp)
     write_escalations(book, inp)
+    write_absences(book, inp)
     youth_sheet(book, inp.youth)
     return result
 

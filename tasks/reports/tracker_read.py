@@ -24,6 +24,7 @@ from tasks.domain import moving_again
 from tasks.domain.policy import Policy, get_policy
 from tasks.notify.handover_report import report_records
 from tasks.places.estate import load_estate
+from tasks.reports.continuity_records import host_contacts
 from tasks.reports.workbook import Layout
 from tasks.settings import get_settings
 from tasks.store.models import Action, HistoryEntry, Nsi
@@ -127,6 +128,7 @@ class TrackerData:
     challenges: list[dict[str, Any]] = field(default_factory=list)
     escalations: list[dict[str, Any]] = field(default_factory=list)
     youth: list[dict[str, Any]] = field(default_factory=list)  # tasks/reports/youth_measures.py
+    absences: list[dict[str, Any]] = field(default_factory=list)  # tasks/reports/continuity_records.py
 
 
 def _d(col: Any) -> Any:
@@ -364,6 +366,12 @@ def load_data(as_of: dt.date, url: str | None = None, config: TrackerConfig | No
     assessed_on = np.full(len(nsis), NAT)
     assessed_on[pos[assessed]] = done[assessed]
     nsis["wd_to_assessment"] = _wd_between(d["received_on"], assessed_on)
+    outcomes = _outcomes(as_of, nsis["id"].to_numpy().tolist(), url, cfg)
+    missed = {r["reference"] for r in outcomes["absences"] if r["first_appointment"]}
+    nsis["first_appointment_missed"] = nsis["reference"].isin(missed).to_numpy()  # the inspection's "kept" measure
+    contacts = host_contacts(as_of, set(nsis["id"].tolist()), url)  # what a temporary move's supervising practitioner sees
+    nsis["host_contacts"] = np.array([contacts.get(i, (0, None))[0] for i in nsis["id"].to_numpy()], dtype=np.int64)
+    nsis["last_host_contact"] = np.array([contacts[i][1] if i in contacts else NAT for i in nsis["id"].to_numpy()], dtype="datetime64[D]")
     return TrackerData(
         as_of=as_of,
         window_start=window_start,
@@ -374,12 +382,13 @@ def load_data(as_of: dt.date, url: str | None = None, config: TrackerConfig | No
         transfer_working_days=policy.transfer_working_days,
         caretaking_months=policy.caretaking_months,
         handovers=report_records(as_of, url),
-        **_outcomes(as_of, nsis["id"].to_numpy().tolist(), url, cfg),
+        **outcomes,
     )
 
 
 def _outcomes(as_of: dt.date, nsi_ids: list[int], url: str | None, cfg: TrackerConfig) -> dict[str, Any]:
     """Challenges, refusals and escalations of the NSIs in scope (tasks/reports/tracker_outcomes.py)."""
+    from tasks.reports.continuity_records import absence_records
     from tasks.reports.tracker_outcomes import challenge_records, escalation_records
     from tasks.reports.youth_measures import youth_records
 
@@ -388,6 +397,7 @@ def _outcomes(as_of: dt.date, nsi_ids: list[int], url: str | None, cfg: TrackerC
         "challenges": challenge_records(as_of, ids, url, cfg.layout.lao_name),
         "escalations": escalation_records(as_of, ids, url, cfg.layout.lao_name),
         "youth": youth_records(as_of, ids, url, cfg.layout.lao_name),
+        "absences": absence_records(as_of, ids, url, cfg.layout.lao_name),
     }
 
 
@@ -415,6 +425,7 @@ class RegionInput:
     challenges: list[dict[str, Any]] = field(default_factory=list)
     escalations: list[dict[str, Any]] = field(default_factory=list)
     youth: list[dict[str, Any]] = field(default_factory=list)  # tasks/reports/youth_measures.py
+    absences: list[dict[str, Any]] = field(default_factory=list)  # tasks/reports/continuity_records.py
 
 
 def region_input(data: TrackerData, code: str, config: TrackerConfig | None = None) -> RegionInput:
@@ -443,4 +454,5 @@ def region_input(data: TrackerData, code: str, config: TrackerConfig | None = No
         challenges=[c for c in data.challenges if code in (c["t_region"], c["r_region"])],
         escalations=[e for e in data.escalations if code in (e["t_region"], e["r_region"])],
         youth=[y for y in data.youth if code in (y["t_region"], y["r_region"])],
+        absences=[r for r in data.absences if code in (r["t_region"], r["r_region"])],
     )

@@ -91,6 +91,9 @@ class Nsi(Base):
     challenges: Mapped[list[Challenge]] = relationship(
         back_populates="nsi", order_by="Challenge.seq", cascade="all, delete-orphan"
     )
+    contacts: Mapped[list[SupervisionContact]] = relationship(
+        back_populates="nsi", order_by="SupervisionContact.seq", cascade="all, delete-orphan"
+    )
 
 
 class Action(Base):
@@ -186,6 +189,29 @@ class Challenge(Base):
     dispute_notes: Mapped[str | None] = mapped_column(Text)
 
     nsi: Mapped[Nsi] = relationship(back_populates="challenges")
+
+
+class SupervisionContact(Base):
+    """Continuity of supervision while a case moves (issue 26): an absence (a missed appointment,
+    acceptable or not, recorded by either side before completion) or a contact the host records
+    during a temporary move. The record of absences handed over is these rows."""
+
+    __tablename__ = "supervision_contact"
+    __table_args__ = (UniqueConstraint("nsi_id", "seq", name="uq_supervision_contact_nsi_seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    nsi_id: Mapped[int] = mapped_column(ForeignKey("nsi.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(12))  # absence | contact
+    on: Mapped[dt.date] = mapped_column(Date)
+    acceptable: Mapped[bool | None] = mapped_column(Boolean)  # an absence's: None for a contact
+    first_appointment: Mapped[bool] = mapped_column(Boolean, default=False)  # the planned first appointment missed
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(30))
+    notes: Mapped[str] = mapped_column(Text, default="")
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    nsi: Mapped[Nsi] = relationship(back_populates="contacts")
 
 
 class HistoryEntry(Base):

@@ -52,7 +52,7 @@ def test_after_allocation_everything_whose_gate_is_open_waits_at_once(store_url)
     record(ref, "allocation", **ALLOCATION)
     assert opened(ref) == {
         "address_assessment", "police_checks", "safeguarding_checks", "documents", "handover",
-        "oasys_reassessment", "plan_review", "court_application",
+        "oasys_reassessment", "plan_review", "court_application", "first_appointment",
     }  # fmt: skip
     assert "completion" not in opened(ref)
 

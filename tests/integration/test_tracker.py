@@ -182,6 +182,7 @@ def test_transfers_list_exactly_the_regions_nsis_in_the_store(store: Store, nigh
             "POM-COM handovers",
             "Challenges and refusals",
             "Escalations",
+            "Record of absences",
         ]
         refs = column(wb["Transfers"], "Reference")
         expected = region_refs(store.url, code)

@@ -65,3 +65,14 @@ def test_groups_split_transfers_from_temporary_moves_high_risk_from_the_rest_and
     assert out.loc["High RoSH or MAPPA", "applicable"] == 2 and out.loc["Not high RoSH or MAPPA", "applicable"] == 0
     assert (out.loc["All", "applicable_imported"], out.loc["All", "applicable_here"]) == (1, 1)
     assert out.loc["All", "share"] == 0.5
+
+
+def test_work_done_in_time_is_not_met_when_the_nsi_is_flagged_by_the_measures_unless_column() -> None:
+    m = InspectionMeasure(measure="Kept", done="first_appointment_kept", by_due=True, unless="first_appointment_missed")
+    n = nsis({"first_appointment_missed": False}, {"first_appointment_missed": True}, {"first_appointment_missed": False})
+    a = actions(
+        {"pos": 0, "code": "first_appointment_kept", "due_on": d("2026-12-15"), "done_on": d("2026-12-10"), "state": "done"},
+        {"pos": 1, "code": "first_appointment_kept", "due_on": d("2026-12-15"), "done_on": d("2026-12-10"), "state": "done"},
+        {"pos": 2, "code": "first_appointment_kept", "due_on": d("2026-12-15"), "done_on": NAT, "state": "open"},
+    )
+    assert table(n, a, m)[("Kept", "All")] == (1, 3)
