@@ -206,6 +206,15 @@ def tell_outcome(reference: str) -> None:
         get_run_logger().info("%s: telling the other side (%s)", reference, services.notify(reference, key))
 
 
+def tell_stays(reference: str) -> None:
+    """A youth request stayed for missing information (12.4) is told to the requesting service at
+    once; each stay's notice run is keyed by it, so waking again tells nobody twice."""
+    import services
+
+    for key in transfers.stays_to_tell(reference):
+        get_run_logger().info("%s: telling the requesting side (%s)", reference, services.notify(reference, key))
+
+
 @task(name="open-tasks", **STORE)
 def open_tasks(reference: str) -> transfers.Progress:
     """Open a task run for everything that has become possible; cancel the ones that no longer apply."""
@@ -298,6 +307,7 @@ def orchestrate(reference: str) -> str:
     while True:
         progress = open_tasks(reference)
         publish_action_list(reference)
+        tell_stays(reference)
         if progress.finished:
             logger.info("%s finished: %s", reference, progress.status)
             tell_outcome(reference)

@@ -27,6 +27,8 @@ class Clocks:
     reallocation: dt.date | None = None
     returned: dt.date | None = None  # a temporary move's person came back (its outcome step)
     caretaking: dt.date | None = None  # the caretaking agreement's start (a support allocation)
+    information: dt.date | None = None  # youth 12.4: all requested information received (tasks/domain/youth.py)
+    reassessed: dt.date | None = None  # youth 5.1: a new RoSH or SaW level recorded (tasks/domain/youth.py)
 
     def start(self, clock: str) -> dt.date | None:
         return getattr(self, clock)
@@ -54,6 +56,11 @@ CONDITIONS: dict[str, Callable[[Facts], bool]] = {
     "transfer_in_documents_missing": lambda f: f.form.transfer_in is not None and bool(f.form.transfer_in.documents.missing()),
     "co_allocated": lambda f: bool(f.allocation and f.allocation.get("co_allocated_to")),
     "parenting_order": lambda f: bool(f.form.parenting_orders),
+    # 004 12.10: both parents on Parenting Orders and the young person living with one of them; or with neither.
+    "both_parenting_orders_one_parent": lambda f: len(f.form.parenting_orders) == 2
+    and sum(o.lives_with_young_person for o in f.form.parenting_orders) == 1,
+    "parenting_orders_neither_parent": lambda f: bool(f.form.parenting_orders)
+    and not any(o.lives_with_young_person for o in f.form.parenting_orders),
 }
 
 
