@@ -152,6 +152,10 @@ def wait_for_answer(reference: str, step: str, key: str, waiting_status: str | N
             logger.info("%s: %s recorded by %s", reference, step.replace("_", " "), data.get("recorded_by"))
             return status
         event, detail = seen.last_attempt or ("asked again", "")
+        if not sequential:
+            # A concurrent task's answer recorded without completing it may change what else is
+            # open (a youth stay reopens the documents, 12.4): the transfer's run reads it now.
+            engine.wake_transfer(reference)
         # The detail may quote the answer's free text (a stay's evidence): the store and `status`
         # show that, the form in Prefect only the policy's words around it.
         note = f"**Asked again: {event}.** {without_free_text(detail, data)}"
