@@ -162,7 +162,7 @@ def wait_for_answer(reference: str, step: str, key: str, waiting_status: str | N
         logger.warning("%s: %s %s (the detail is in the NSI's history)", reference, step.replace("_", " "), event)
 
 
-FREE_TEXT_FIELDS = ("notes", "evidence", "receiving_responsibilities", "home_responsibilities")
+FREE_TEXT_FIELDS = ("notes", "evidence", "receiving_responsibilities", "home_responsibilities", "reasons", "rationale", "secondary_reason")
 
 
 def without_free_text(text: str, answer: dict) -> str:
