@@ -102,7 +102,9 @@ def describe(reference: str, step: str, form_cls: type[StepForm], note: str | No
     lines = [
         f"### {reference}: {registry.spec_for(step, policy).title}",
         f"{who}, {view.transferring} → {view.receiving}.",
-        (form_cls.__doc__ or "").strip(),
+        # One paragraph per blank-line block: the docstring's wrapped lines would otherwise show as
+        # broken lines in the UI's Resume form.
+        "\n\n".join(" ".join(block.split()) for block in (form_cls.__doc__ or "").split("\n\n")),
         "Give **done_on** (or the step's own date) as the day the work was done; empty means today.",
     ]
     if due:
