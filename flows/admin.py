@@ -83,6 +83,7 @@ def amend_transfer(
     move_date: dt.date | None = None,
     expected_return: dt.date | None = None,
     rosh: Rosh | None = None,
+    saw_level: Rosh | None = None,
     mappa_category: int | None = None,
     mappa_level: int | None = None,
     no_longer_mappa: bool = False,
@@ -92,15 +93,15 @@ def amend_transfer(
 ) -> str:
     """Change an open transfer: fill in ONE kind of change. Destination: new_postcode (with
     new_address) or receiving_pdu_code. Dates: move_date or expected_return (a temporary move).
-    Risk: rosh, mappa_category and mappa_level (or no_longer_mappa), safeguarding_concerns,
-    victim_contact. What was done stays done; what depends on the change is planned again from
+    Risk: rosh, saw_level (youth justice), mappa_category and mappa_level (or no_longer_mappa),
+    safeguarding_concerns, victim_contact. What was done stays done; what depends on the change is planned again from
     changed_on (default today), and the other side is told."""
     from tasks.domain.changes import amendment
 
     try:
         what, fields = amendment(
             postcode=new_postcode, address=new_address, pdu=receiving_pdu_code, move_date=move_date,
-            expected_return=expected_return, rosh=rosh.value if rosh else None, mappa_category=mappa_category,
+            expected_return=expected_return, rosh=rosh.value if rosh else None, saw_level=saw_level.value if saw_level else None, mappa_category=mappa_category,
             mappa_level=mappa_level, no_mappa=no_longer_mappa, safeguarding=safeguarding_concerns,
             victim_contact=victim_contact, on=changed_on,
         )  # fmt: skip

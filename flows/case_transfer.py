@@ -102,7 +102,9 @@ def describe(reference: str, step: str, form_cls: type[StepForm], note: str | No
     lines = [
         f"### {reference}: {registry.spec_for(step, policy).title}",
         f"{who}, {view.transferring} → {view.receiving}.",
-        (form_cls.__doc__ or "").strip(),
+        # One paragraph per blank-line block: the docstring's wrapped lines would otherwise show as
+        # broken lines in the UI's Resume form.
+        "\n\n".join(" ".join(block.split()) for block in (form_cls.__doc__ or "").split("\n\n")),
         "Give **done_on** (or the step's own date) as the day the work was done; empty means today.",
     ]
     if due:
@@ -154,13 +156,17 @@ def wait_for_answer(reference: str, step: str, key: str, waiting_status: str | N
             logger.info("%s: %s recorded by %s", reference, step.replace("_", " "), data.get("recorded_by"))
             return status
         event, detail = seen.last_attempt or ("asked again", "")
+        if not sequential:
+            # A concurrent task's answer recorded without completing it may change what else is
+            # open (a youth stay reopens the documents, 12.4): the transfer's run reads it now.
+            engine.wake_transfer(reference)
         # The detail may quote the answer's free text (a stay's evidence): the store and `status`
         # show that, the form in Prefect only the policy's words around it.
         note = f"**Asked again: {event}.** {without_free_text(detail, data)}"
         logger.warning("%s: %s %s (the detail is in the NSI's history)", reference, step.replace("_", " "), event)
 
 
-FREE_TEXT_FIELDS = ("notes", "evidence", "receiving_responsibilities", "home_responsibilities")
+FREE_TEXT_FIELDS = ("notes", "evidence", "receiving_responsibilities", "home_responsibilities", "reasons", "rationale", "secondary_reason")
 
 
 def without_free_text(text: str, answer: dict) -> str:
@@ -206,6 +212,15 @@ def tell_outcome(reference: str) -> None:
 
     if (key := transfer_views.outcome_to_tell(reference)) is not None:
         get_run_logger().info("%s: telling the other side (%s)", reference, services.notify(reference, key))
+
+
+def tell_stays(reference: str) -> None:
+    """A youth request stayed for missing information (12.4) is told to the requesting service at
+    once; each stay's notice run is keyed by it, so waking again tells nobody twice."""
+    import services
+
+    for key in transfers.stays_to_tell(reference):
+        get_run_logger().info("%s: telling the requesting side (%s)", reference, services.notify(reference, key))
 
 
 @task(name="open-tasks", **STORE)
@@ -303,6 +318,7 @@ def orchestrate(reference: str) -> str:
     while True:
         progress = open_tasks(reference)
         publish_action_list(reference)
+        tell_stays(reference)
         if progress.finished:
             logger.info("%s finished: %s", reference, progress.status)
             tell_outcome(reference)

@@ -54,6 +54,7 @@ def amend(
     move_date: str | None = typer.Option(None, "--move-date", help="Dates: the new move (or release) date"),
     expected_return: str | None = typer.Option(None, "--expected-return", help="Dates: a temporary move's expected return"),
     rosh: str | None = typer.Option(None, "--rosh", help="Risk: Low, Medium, High or Very High"),
+    saw: str | None = typer.Option(None, "--saw", help="Risk (youth justice): the Safety and Wellbeing level, as --rosh"),
     mappa_category: int | None = typer.Option(None, "--mappa-category", min=1, max=3),
     mappa_level: int | None = typer.Option(None, "--mappa-level", min=1, max=3),
     no_mappa: bool = typer.Option(False, "--no-mappa", help="Risk: no longer managed under MAPPA"),
@@ -73,7 +74,7 @@ def amend(
         what, fields = amendment(
             postcode=postcode, address=address, pdu=pdu,
             move_date=_day(move_date, "move-date"), expected_return=_day(expected_return, "expected-return"),
-            rosh=_rosh(rosh) if rosh else None, mappa_category=mappa_category, mappa_level=mappa_level, no_mappa=no_mappa,
+            rosh=_rosh(rosh) if rosh else None, saw_level=_rosh(saw, "saw") if saw else None, mappa_category=mappa_category, mappa_level=mappa_level, no_mappa=no_mappa,
             safeguarding=_yes_no(safeguarding, "safeguarding"), victim_contact=_yes_no(victim_contact, "victim-contact"),
             on=_day(on, "on"),
         )  # fmt: skip
@@ -81,13 +82,13 @@ def amend(
     print(f"{reference.strip().upper()}: amended: {detail}")
 
 
-def _rosh(value: str) -> str:
+def _rosh(value: str, field: str = "rosh") -> str:
     from tasks.domain.form import Rosh
 
     for level in Rosh:
         if value.strip().lower() in (level.value.lower(), level.name):
             return level.value
-    fail(f"rosh: {value!r} is not one of {', '.join(r.value for r in Rosh)}")
+    fail(f"{field}: {value!r} is not one of {', '.join(r.value for r in Rosh)}")
 
 
 def stop_clock(

@@ -30,6 +30,8 @@ class Clocks:
     caretaking: dt.date | None = None  # the caretaking agreement's start (a support allocation)
     concerns: dt.date | None = None  # checks recorded with concerns, or an unsuitable address (tasks/domain/concerns.py)
     absence: dt.date | None = None  # an absence recorded (tasks/domain/continuity.py): never at raising
+    information: dt.date | None = None  # youth 12.4: all requested information received (tasks/domain/youth.py)
+    reassessed: dt.date | None = None  # youth 5.1: a new RoSH or SaW level recorded (tasks/domain/youth.py)
 
     def start(self, clock: str) -> dt.date | None:
         return getattr(self, clock)
@@ -61,6 +63,11 @@ CONDITIONS: dict[str, Callable[[Facts], bool]] = {
     "address_in_exclusion_zone": lambda f: conditions.address_in_exclusion_zone(f.form) is not None,
     "oasys_out_of_date": lambda f: conditions.oasys_out_of_date(f.form),
     "approved_premises": lambda f: conditions.approved_premises(f.form),
+    # 004 12.10: both parents on Parenting Orders and the young person living with one of them; or with neither.
+    "both_parenting_orders_one_parent": lambda f: len(f.form.parenting_orders) == 2
+    and sum(o.lives_with_young_person for o in f.form.parenting_orders) == 1,
+    "parenting_orders_neither_parent": lambda f: bool(f.form.parenting_orders)
+    and not any(o.lives_with_young_person for o in f.form.parenting_orders),
 }
 
 

@@ -33,7 +33,7 @@ from tasks.store.models import Action, utcnow
 NOT_REQUIRED = "not_required"
 # The clocks the receiving side's work runs on: they restart when the receiving PDU changes.
 RECEIVING_CLOCKS = ("received", "reallocation")
-RISK_FIELDS = ("rosh", "mappa_category", "mappa_level", "safeguarding_concerns", "victim_contact")
+RISK_FIELDS = ("rosh", "saw_level", "mappa_category", "mappa_level", "safeguarding_concerns", "victim_contact")
 
 
 class DestinationRules(BaseModel):
@@ -312,6 +312,7 @@ def amend_risk(
     by: str,
     reason: str,
     rosh: str | None = None,
+    saw_level: str | None = None,
     mappa_category: int | None = None,
     mappa_level: int | None = None,
     no_mappa: bool = False,
@@ -329,6 +330,8 @@ def amend_risk(
     changes: dict[str, Any] = {}
     if rosh is not None:
         changes["rosh"] = rosh
+    if saw_level is not None:
+        changes["saw_level"] = saw_level  # youth justice: a re-assessed SaW (004 5.1)
     if no_mappa:
         changes["mappa_category"] = changes["mappa_level"] = None
     if mappa_category is not None:
@@ -340,7 +343,7 @@ def amend_risk(
     if victim_contact is not None:
         changes["victim_contact"] = victim_contact
     if not changes:
-        raise StepRefused("risk", "give --rosh, --mappa-category/--mappa-level (or --no-mappa), --safeguarding or --victim-contact")
+        raise StepRefused("risk", "give --rosh, --saw, --mappa-category/--mappa-level (or --no-mappa), --safeguarding or --victim-contact")
     before = TransferForm.model_validate(nsi.form)
     form = _form_with(t, **changes)
     words = [
@@ -470,6 +473,7 @@ def amendment(
     move_date: dt.date | None = None,
     expected_return: dt.date | None = None,
     rosh: str | None = None,
+    saw_level: str | None = None,
     mappa_category: int | None = None,
     mappa_level: int | None = None,
     no_mappa: bool = False,
@@ -486,7 +490,7 @@ def amendment(
         kinds.append(("destination", {"proposed_postcode": postcode, "proposed_address": address, "receiving_pdu_code": pdu, "on": on}))
     if move_date or expected_return:
         kinds.append(("dates", {"move_date": move_date, "expected_return_date": expected_return}))
-    risk = {"rosh": rosh, "mappa_category": mappa_category, "mappa_level": mappa_level, "no_mappa": no_mappa,
+    risk = {"rosh": rosh, "saw_level": saw_level, "mappa_category": mappa_category, "mappa_level": mappa_level, "no_mappa": no_mappa,
             "safeguarding_concerns": safeguarding, "victim_contact": victim_contact}  # fmt: skip
     if any(v not in (None, False) for v in risk.values()) or safeguarding is False or victim_contact is False:
         kinds.append(("risk", {**risk, "on": on}))

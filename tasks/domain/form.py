@@ -201,6 +201,9 @@ class TransferForm(BaseModel):
     supersedes: str | None = Field(
         None, description="Moving again: the open NSI of this person this one replaces (closed as superseded), e.g. CT000123"
     )
+    re_request_of: str | None = Field(
+        None, description="Youth justice 12.4: the request rejected for its information that this one asks again, e.g. CT000123"
+    )
     documents: Documents = Field(default_factory=Documents)
     raised_by: str = Field(..., min_length=1, max_length=200)
     raised_on: dt.date | None = Field(None, description="Defaults to today (Europe/London)")
@@ -255,7 +258,7 @@ class TransferForm(BaseModel):
             raise ValueError("must be one letter and six digits, like X123456")
         return v
 
-    @field_validator("supersedes", mode="before")
+    @field_validator("supersedes", "re_request_of", mode="before")
     @classmethod
     def _reference(cls, v: Any) -> Any:
         if v is None or (isinstance(v, str) and not v.strip()):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -11,7 +12,9 @@ from pydantic import BaseModel, Field, model_validator
 from tasks.config_files import read_yaml
 from tasks.settings import get_settings
 
-Clock = Literal["raised", "received", "move", "reallocation", "returned", "caretaking", "concerns", "absence"]
+# information: all requested information received (youth 12.4, Appendix A); reassessed: a new
+# RoSH or SaW level recorded (youth 5.1). Both are started by tasks/domain/youth.py, not at raising.
+Clock = Literal["raised", "received", "move", "reallocation", "returned", "caretaking", "concerns", "absence", "information", "reassessed"]
 OwnerRole = Literal[
     "transferring_pp", "transferring_spo", "receiving_spo", "receiving_pp", "admin", "receiving_head", "service_manager"
 ]
@@ -48,12 +51,26 @@ class ActionRule(BaseModel):
         return self
 
 
+class Absence(BaseModel):
+    """A time a worker is away (2.1): from and to, both days included; no end while not known."""
+
+    start: dt.date = Field(alias="from")
+    end: dt.date | None = Field(None, alias="to")
+
+    def words(self) -> str:
+        return f"from {self.start.isoformat()}" + (f" to {self.end.isoformat()}" if self.end else ", return not known")
+
+
 class StaffMember(BaseModel):
     """A case manager as allocation rules see them (config/staff/<profile>.yaml): an id, never a name."""
 
     id: str
     band: str
     gender: Literal["female", "male"]
+    absences: list[Absence] = Field(default_factory=list)  # 2.1: not allocated while absent
+
+    def absent_on(self, day: dt.date) -> Absence | None:
+        return next((a for a in self.absences if a.start <= day and (a.end is None or day <= a.end)), None)
 
 
 class AllocationRules(BaseModel):
@@ -64,10 +81,25 @@ class AllocationRules(BaseModel):
     high_levels: list[str] = Field(default_factory=list)  # RoSH/SaW levels that count as high (4.1, 5.1)
     female_identities: list[str] = Field(default_factory=list)  # 2.2: allocated to a case manager identifying as female
     co_allocation_agreement_days: int | None = None  # 5.3: recorded within this many days
+    max_caseload: int | None = None  # 2.1: open youth cases a case manager holds before allocating more needs a rationale
 
     def member(self, staff_id: str) -> StaffMember | None:
         key = staff_id.strip().upper()
         return next((m for m in self.staff if m.id.upper() == key), None)
+
+
+class YouthProcess(BaseModel):
+    """The youth justice service's concurrent-shape rules read by tasks/domain/youth.py (004)."""
+
+    # 12.4, Appendix A: the information is all received when these actions (those the NSI has) are done.
+    information_actions: list[str] = Field(default_factory=list)
+    # 12.4: a stay reopens these (those the NSI has), due this many working days from the stay.
+    stay_reopens: list[str] = Field(default_factory=list)
+    stay_documents_working_days: int = 2
+    # 12.4: while stayed, these owners' open deadlines stand still until the missing items arrive.
+    paused_roles: list[str] = Field(default_factory=list)
+    # 12.7: the caretaking agreement, confirmed in writing by each area: the actions, one per area.
+    caretaking_confirmations: list[str] = Field(default_factory=list)
 
 
 class Policy(BaseModel):
@@ -114,6 +146,7 @@ class Policy(BaseModel):
     transfer_in_caretaking: bool = False
     transfer_in_caretaking_message: str = ""
     allocation: AllocationRules | None = None
+    youth_process: YouthProcess | None = None
     actions: list[ActionRule] = Field(default_factory=list)
 
     def rule(self, code: str) -> ActionRule:

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
-from tasks.domain import action_forms
+from tasks.domain import action_forms, youth_steps
 from tasks.domain.appointment_forms import ACTION_FORMS, ActionAnswer
 from tasks.domain.decisions import RefusalReason, RuleBroken, check_decision
 from tasks.domain.form import FormError
@@ -33,6 +33,7 @@ from tasks.domain.profile_rules import (
     decision_detail,
     not_final,
 )
+from tasks.domain.step_answer import StepAnswer
 from tasks.domain.temporary_moves import (
     CONVERTING,
     OUTCOMES,
@@ -44,17 +45,7 @@ from tasks.domain.temporary_moves import (
 from tasks.places.estate import load_estate
 from tasks.places.placement import Placement, check_placement
 
-
-class StepAnswer(BaseModel):
-    """What every answer carries: who gives it, and the day the work was done."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    recorded_by: str = Field(..., min_length=1, max_length=200, description="Your name: who is answering this step")
-    done_on: dt.date | None = Field(
-        None,
-        description="The day the work was done (YYYY-MM-DD); leave empty for today. Not in the future, not before the NSI was raised",
-    )
+YouthAllocation = youth_steps.YouthAllocation
 
 
 class Allocation(StepAnswer):
@@ -62,25 +53,6 @@ class Allocation(StepAnswer):
 
     practitioner: str = Field(..., min_length=1, max_length=200, description="Receiving practitioner")
     team_code: str = Field(..., min_length=1, max_length=20, description="Receiving team code (nDelius), e.g. N07NCL")
-
-
-class YouthAllocation(StepAnswer):
-    """Receiving team manager: allocate the case to a case manager, by their staff id. Their band
-    and gender come from the staff list (config/staff): 4.1 High or Very High RoSH or SaW goes to
-    a Band B Senior Case Manager, or is co-allocated to one (5.1); 2.2 a girl or young woman goes
-    to a case manager identifying as female. Departing from either needs a recorded rationale."""
-
-    case_manager: str = Field(..., min_length=1, max_length=20, description="The case manager chosen: their staff id")
-    team_code: str = Field(..., min_length=1, max_length=20, description="Receiving team code (nDelius), e.g. N07NCL")
-    co_allocated_to: str | None = Field(
-        None, max_length=20, description="Co-allocated Band B worker or Advanced Practitioner (5.1): their staff id"
-    )
-    rationale: str = Field(
-        "", max_length=4000, description="Why, where the allocation departs from 4.1 (band) or 2.2 (gender): the recorded rationale"
-    )
-    contact_frequency_weeks: int | None = Field(
-        None, ge=1, le=52, description="Accepted on a caretaking basis (12.5): weeks between the host's records of contacts (12.8)"
-    )
 
 
 class AssessmentMethod(str, Enum):
@@ -218,6 +190,7 @@ STEPS: dict[str, StepSpec] = {
         StepSpec("completion", Completion, "completion", "completed_on"),
         StepSpec("support_allocation", SupportAllocation, "support allocation"),
         StepSpec("outcome", MoveOutcome, "outcome", "on"),
+        *(StepSpec(name, form, title) for name, (form, title) in youth_steps.FORMS.items()),
     )
 }
 
@@ -450,10 +423,14 @@ def check_situation(task: str, answer: dict[str, Any], situation: Situation, pol
             check_contact_frequency(policy, answer, situation.form or {})
         elif policy.allocation is not None:
             check_allocation(situation.form or {}, answer, policy.allocation)
+            youth_steps.check_secondary(situation.form or {}, answer, policy.allocation)
+            youth_steps.check_absence(answer, policy.allocation, done_date(task, answer, today, policy))
         if task == "allocation" and accepted_as_caretaking(policy, situation.concurrent):
             check_contact_frequency(policy, answer, situation.form or {})
     elif task == "address_assessment":
         check_home_visit(policy, answer)
+    elif task in youth_steps.FORMS:
+        youth_steps.check(task, answer, situation.form or {}, policy, done_date(task, answer, today, policy))
     elif task == "decision":
         reasons = [RefusalReason(r) for r in answer.get("reasons", [])]
         check_decision(answer["outcome"], reasons, answer.get("evidence", ""), policy.information_refusals)
@@ -499,6 +476,7 @@ def effect_of(task: str, answer: dict[str, Any], situation: Situation, policy: P
         if task == "allocation" and policy.allocation is not None:
             sets["receiving_practitioner"] = str(answer["case_manager"]).strip().upper()
             detail = f"allocated to case manager {sets['receiving_practitioner']} ({team.name})" + allocation_notes(answer)
+            detail += youth_steps.allocation_words(answer)
             if accepted_as_caretaking(policy, situation.concurrent):
                 detail += (
                     f"; accepted on a caretaking basis until the transfer completes, the host's record of contacts every "
@@ -514,6 +492,11 @@ def effect_of(task: str, answer: dict[str, Any], situation: Situation, policy: P
         detail = "; ".join(part for part in (words, agreement_detail(answer)) if part)
         start = _parsed_date(answer.get("caretaking_from")) or on
         return replace(base, detail=detail, status=SUPPORTING, sets=sets, caretaking_from=start if answer.get("contact_frequency_weeks") else None)
+    if task in youth_steps.FORMS:
+        detail, closes, pending = youth_steps.effect(task, answer, situation.transferring)
+        if pending is not None:
+            return replace(base, detail=detail, pending=pending, finishes=())
+        return replace(base, detail=detail, closes=closes)
     if task == "handover" and policy.handover_is_transfer_date:
         return replace(base, detail=f"three-way meeting held on {answer['held_on']}: the formal transfer date")
     if task == "decision":

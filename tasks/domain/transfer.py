@@ -33,6 +33,12 @@ CHALLENGED, DISPUTED = registry.CHALLENGED, registry.DISPUTED
 CONTACT_RECORDS_ON_TIME, CONTACT_RECORDS_LATE = "contact records on time", "contact records late"
 
 
+def recurring_events(code: str) -> tuple[str, str]:
+    """The history events of a recurring check done on time and late (12.8's have their own words)."""
+    words = code.replace("_", " ")
+    return f"{words} on time", f"{words} late"
+
+
 class NotFound(LookupError):
     pass
 
@@ -476,12 +482,15 @@ class Transfer:
     def _check_recurring(self, action: Action, on: dt.date, by: str) -> None:
         """12.8: the host's record of contacts checked: on time or late against its due date, and
         due again one agreed period later. It stays open (and reminded) until the caretaking ends."""
-        weeks = self.agreed_weeks()
+        rule = self.policy.rule(action.code)
+        # 12.8's frequency is agreed case by case; another recurring check (5.3's reviews) has its own.
+        weeks = self.agreed_weeks() if rule.clock == "caretaking" else rule.weeks
         if weeks is None:
             raise StepRefused("action", f"{action.code}: no contact frequency is agreed on the caretaking agreement")
-        seq = 1 + sum(1 for h in self.nsi.history if h.event in (CONTACT_RECORDS_ON_TIME, CONTACT_RECORDS_LATE))
+        events = (CONTACT_RECORDS_ON_TIME, CONTACT_RECORDS_LATE) if rule.clock == "caretaking" else recurring_events(action.code)
+        seq = 1 + sum(1 for h in self.nsi.history if h.event in events and h.key.startswith(f"action:{action.code}:"))
         late = (on - action.due_on).days
-        event = CONTACT_RECORDS_ON_TIME if late <= 0 else CONTACT_RECORDS_LATE
+        event = events[0] if late <= 0 else events[1]
         due = action.due_on + dt.timedelta(weeks=weeks)
         words = "on time" if late <= 0 else f"{late} days late"
         detail = f"{action.title}: received {on.isoformat()}, due {action.due_on.isoformat()}: {words}; next due {due.isoformat()}"

@@ -344,5 +344,5 @@ def outcome_to_tell(reference: str, url: str | None = None) -> str | None:
             return "step:completion"
         if nsi.status != "refused":
             return None
-        keys = [h.key for h in nsi.history if h.key == "step:decision" or (h.key.startswith("step:challenge-") and " upheld" in h.detail)]
+        keys = [h.key for h in nsi.history if h.key in ("step:decision", "step:information_review") or (h.key.startswith("step:challenge-") and " upheld" in h.detail)]
         return keys[-1] if keys else None

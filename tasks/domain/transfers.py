@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from tasks.calendar import get_calendar
-from tasks.domain import challenges, changes, concerns, conditions, continuity, moving_again, waiting_tasks
+from tasks.domain import challenges, changes, concerns, conditions, continuity, moving_again, waiting_tasks, youth
 from tasks.domain import steps as registry
 from tasks.domain.actions import Clocks, Facts, plan_actions, transfer_due
 from tasks.domain.decisions import check_reason
@@ -79,6 +79,7 @@ def register_nsi(
         # One open transfer per person (a conversion continues its Temporary Move's): refused, or
         # the open one the form supersedes, its row locked until this commits.
         superseded = None if parent_reference else moving_again.check_one_open(uow.session, form)
+        re_requested = youth.re_request(uow.session, form)
         nsi = new_nsi(
             form,
             request_key,
@@ -113,7 +114,8 @@ def register_nsi(
             + ("; internal transfer between teams of the PDU" if form.internal_transfer else "")
             + (f"; looked after: caretaking, not a transfer. {policy.looked_after_message.strip()}"
                if form.looked_after and policy.looked_after_caretaking and form.nsi_type is NsiType.temporary_move else "")
-            + placement_detail(form, placement),
+            + placement_detail(form, placement)
+            + (youth.link_re_request(re_requested, nsi.reference, actor or form.raised_by) if re_requested else ""),
             actor or form.raised_by,
             flow_run_id,
         )
@@ -234,6 +236,7 @@ def prepare_answer(reference: str, step: str, fields: dict[str, Any], url: str |
         form = registry.validate_answer(step, fields, t.policy, today(), t.nsi.raised_on)
         answer = form.model_dump(mode="json")
         t.check_new_answer(step, answer)
+        youth.check_capacity_now(uow.session, t, step, answer)
         return AnswerToSend(answer, len(t.attempts(step)), t.shape, t.nsi.flow_run_id)
 
 
@@ -257,11 +260,13 @@ def apply_step(
         t = uow.transfers.get(reference)
         if t.recorded(step) is not None:
             return t.nsi.status  # a re-run flow records it again: nothing to write
+        youth.check_capacity_now(uow.session, t, step, answer)
         status = t.answer(step, answer, flow_run_id, attempt)
         concerns.follow(t, step)  # concerns raised open the SPO's decision; a decision is carried out
-        status = t.nsi.status
         if t.recorded(step) is not None:
             continuity.after_answer(t, step, answer)
+        youth.after_answer(t, step, answer, attempt)
+        status = t.nsi.status
         try:
             uow.commit()
         except IntegrityError:
@@ -329,7 +334,9 @@ def escalate(reference: str, concern: str, by: str, url: str | None = None) -> i
 def mark_action_done(reference: str, code: str, by: str, on: dt.date | None = None, url: str | None = None) -> None:
     by = check_reason("by", by)
     with TransferWork(url) as uow:
-        uow.transfers.get(reference).mark_action_done(code, by, on)
+        t = uow.transfers.get(reference)
+        t.mark_action_done(code, by, on)
+        youth.after_answer(t, code, {"recorded_by": by}, 0)
         uow.commit()
 
 
@@ -369,7 +376,10 @@ def change(reference: str, what: str, by: str, reason: str | None = None, url: s
         "restart_clock": changes.restart_clock,
     }[what]
     with TransferWork(url) as uow:
-        changed = apply(uow.transfers.get(reference, lock=True), by=by, **fields)
+        t = uow.transfers.get(reference, lock=True)
+        changed = apply(t, by=by, **fields)
+        if what == "risk" and (words := youth.reassessed(t, fields.get("on") or today(), by)):
+            changed.detail += f"; {words}"
         uow.commit()
         return changed
 
@@ -437,6 +447,12 @@ def task_done(reference: str, task: str, round_: int, url: str | None = None) ->
     with TransferWork(url) as uow:
         waiting_tasks.task_done(uow.transfers.get(reference), task, round_)
         uow.commit()
+
+
+def stays_to_tell(reference: str, url: str | None = None) -> list[str]:
+    """The youth stays (12.4) the requesting service is told of, by history key."""
+    with TransferWork(url) as uow:
+        return youth.stays_to_tell(uow.transfers.get(reference))
 
 
 def bump_wake(reference: str, url: str | None = None) -> int:

@@ -58,13 +58,18 @@ class Event:
 
 # Events that close or change a transfer, told to the other side at once (issue 25): the history
 # key each is stored under -> its kind.
-OUTCOME_KEYS = {"withdrawn": "withdrawn", "step:completion": "completed", "step:decision": "refused", "sentence_end": "sentence_end"}
+OUTCOME_KEYS = {"withdrawn": "withdrawn", "step:completion": "completed", "step:decision": "refused", "sentence_end": "sentence_end",
+                "step:information_review": "rejected"}  # fmt: skip
+# A youth request stayed for missing information (004 12.4): told to the requesting service at once.
+STAYED_PREFIX = "attempt:information_review:"
 
 
 def event_kind(key: str) -> str:
     head, _, tail = key.partition(":")
     if key in ("raised", *OUTCOME_KEYS):
         return OUTCOME_KEYS.get(key, key)
+    if key.startswith(STAYED_PREFIX) and key.removeprefix(STAYED_PREFIX).isdigit():
+        return "stayed"
     if head == "escalated" and tail.isdigit():
         return "escalated"  # a concern; `escalated:<action code>` is the nightly job's, told in the digest
     if head in ("challenge", "dispute", "clock_stopped", "flagged", "absence") and tail.isdigit():
@@ -75,7 +80,8 @@ def event_kind(key: str) -> str:
         return "destination"  # destination:<n>:<the PDU it no longer goes to>
     raise UnknownEvent(
         f"event: {key!r} is not raised, escalated:<n>, challenge:<n>, dispute:<n>, clock_stopped:<n>, flagged:<n>, absence:<n>, "
-        "destination:<n>:<pdu>, withdrawn, sentence_end, step:completion or step:challenge-<n>"
+        "destination:<n>:<pdu>, withdrawn, sentence_end, step:completion, step:challenge-<n>, "
+        f"step:information_review or {STAYED_PREFIX}<n>"
     )
 
 
@@ -83,7 +89,7 @@ def _sides(kind: str, key: str, transferring: str, receiving: str) -> list[str]:
     """Whose mailboxes an event goes to: the side that must act on it, or hear of it."""
     if kind in ("escalated", "clock_stopped", "sentence_end", "flagged", "absence"):
         return list(dict.fromkeys([transferring, receiving]))
-    if kind in ("refused", "completed"):
+    if kind in ("refused", "completed", "stayed", "rejected"):
         return [transferring]
     if kind == "destination":
         return list(dict.fromkeys([key.rsplit(":", 1)[1], receiving]))
@@ -137,7 +143,7 @@ def plan_notices(reference: str, key: str, url: str | None = None) -> NoticePlan
     names = {code: estate.pdus[code].name for code in (case["transferring_pdu_code"], case["receiving_pdu_code"], *sides)}
     # What a person typed ("concern escalated to the SPO: ...") stays out of a limited access
     # case's email; events whose words are the system's (a destination, a stop) carry none.
-    told_as_is = ("escalated", "challenge", "dispute", "withdrawn", "refused")
+    told_as_is = ("escalated", "challenge", "dispute", "withdrawn", "refused", "stayed", "rejected")
     detail = None if case["lao"] or kind not in told_as_is else event.detail.split(": ", 1)[-1]
     extra = _extra(kind, event, nsi_policy_profile, case, url)
     plan = NoticePlan()

@@ -10,6 +10,9 @@ One row per youth justice NSI in scope, and the count of each measure met under 
 - **Caretaking past 3 months** (12.1): a caretaking arrangement (Temporary Move) still open more
   than the caretaking limit after it was raised.
 - **Contact records on time** (12.8): the host's records of contacts checked, on time and late.
+- **Co-allocation reviews on time** (5.3): the co-allocated workers' reviews, at least every six
+  weeks, recorded on time and late.
+- **Stayed** (12.4): how often a transfer in was stayed for missing information.
 
 Plain dicts, like tasks.reports.tracker_outcomes: the region slices are pickled to the workers. Limited
 access cases carry their CRN only.
@@ -25,12 +28,15 @@ from dateutil.relativedelta import relativedelta
 from sqlalchemy import select
 
 from tasks.domain.policy import get_policy
+from tasks.domain.transfer import recurring_events
 from tasks.reports.tracker_outcomes import _NSI_COLUMNS, _case, _date
 from tasks.store.models import Action, HistoryEntry, Nsi
 from tasks.store.unit_of_work import UnitOfWork
 
 YOUTH = "youth"
 ON_TIME, LATE = "contact records on time", "contact records late"  # tasks/domain/transfers.py's history events
+REVIEW_ON_TIME, REVIEW_LATE = recurring_events("co_allocation_review")  # 5.3
+STAYED = "stayed"  # 12.4: tasks/domain/youth_steps.py's event (and the stay's own note: counted once, below)
 SUMMARY_GAP = 4  # the empty cells between a measure and its counts
 SHEET = "Youth measures"
 
@@ -67,10 +73,12 @@ def youth_records(
             ):
                 actions[(a.nsi_id, a.code)] = {"status": a.status, "due_on": a.due_on, "done_on": a.done_on}
             for h in s.execute(
-                select(HistoryEntry.nsi_id, HistoryEntry.event).where(
-                    HistoryEntry.nsi_id.in_(chunk), HistoryEntry.event.in_((ON_TIME, LATE))
+                select(HistoryEntry.nsi_id, HistoryEntry.event, HistoryEntry.key).where(
+                    HistoryEntry.nsi_id.in_(chunk), HistoryEntry.event.in_((ON_TIME, LATE, REVIEW_ON_TIME, REVIEW_LATE, STAYED))
                 )
             ):
+                if h.event == STAYED and not h.key.startswith("attempt:"):
+                    continue  # the stay's second line (what it reopened) is the same stay
                 counts[(h.nsi_id, h.event)] = counts.get((h.nsi_id, h.event), 0) + 1
     rows = []
     for n in sorted(nsis, key=lambda n: n.reference):
@@ -88,6 +96,9 @@ def youth_records(
                 "caretaking_past_limit": "Yes" if past else "",
                 "contacts_on_time": counts.get((n.id, ON_TIME), 0),
                 "contacts_late": counts.get((n.id, LATE), 0),
+                "reviews_on_time": counts.get((n.id, REVIEW_ON_TIME), 0),
+                "reviews_late": counts.get((n.id, REVIEW_LATE), 0),
+                "stays": counts.get((n.id, STAYED), 0),
             }
         )
     return rows
@@ -102,6 +113,7 @@ def summary(rows: list[dict[str, Any]]) -> list[list[Any]]:
 
     months = get_policy(YOUTH).caretaking_months
     on_time = sum(r["contacts_on_time"] for r in rows)
+    reviews = sum(r["reviews_on_time"] for r in rows)
     measures = [
         ["Home visits done (11.3)", *met("home_visit")],
         ["Allocated within 2 working days (11.4)", *met("allocated_in_time")],
@@ -109,6 +121,9 @@ def summary(rows: list[dict[str, Any]]) -> list[list[Any]]:
         [f"Caretaking past {months} months (12.1)", sum(1 for r in rows if r["caretaking_past_limit"]),
          sum(1 for r in rows if r["nsi_type"] == "Caretaking")],
         ["Contact records received on time (12.8)", on_time, on_time + sum(r["contacts_late"] for r in rows)],
+        ["Co-allocation reviews on time, at least every six weeks (5.3)", reviews, reviews + sum(r["reviews_late"] for r in rows)],
+        ["Transfers in stayed for missing information (12.4)", sum(1 for r in rows if r["stays"]),
+         sum(1 for r in rows if r["nsi_type"] == "Case Transfer")],
     ]  # fmt: skip
     # The counts sit SUMMARY_GAP columns right of the label, so the label runs on across the empty
     # cells between (a spreadsheet shows text over empty neighbours) instead of being cut at column A.
@@ -133,6 +148,9 @@ def youth_sheet(book: Any, rows: list[dict[str, Any]]) -> None:
         text_col("Caretaking past the limit (12.1)", [r["caretaking_past_limit"] for r in rows]),
         num_col("Contact records on time (12.8)", [r["contacts_on_time"] for r in rows]),
         num_col("Contact records late (12.8)", [r["contacts_late"] for r in rows]),
+        num_col("Co-allocation reviews on time (5.3)", [r["reviews_on_time"] for r in rows]),
+        num_col("Co-allocation reviews late (5.3)", [r["reviews_late"] for r in rows]),
+        num_col("Times stayed (12.4)", [r["stays"] for r in rows]),
     ]
     book.list_sheet(
         SHEET,

@@ -1,5 +1,6 @@
 """The tracker's Youth measures sheet (004): home visits, allocation within 2 working days,
-three-way meetings within 5, caretaking past 3 months and the host's contact records, read back
+three-way meetings within 5, caretaking past 3 months, the host's contact records, the
+co-allocated workers' six-weekly reviews and the stays for missing information, read back
 from real workbooks written from a real store (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
@@ -71,3 +72,23 @@ def test_the_youth_measures_count_what_the_store_holds(store_url, tmp_path):
     region_books = [openpyxl.load_workbook(r.path) for r in night.regions]
     assert any(SHEET in wb.sheetnames for wb in region_books)
     assert not all(SHEET in wb.sheetnames for wb in region_books)  # a region with no youth cases has no such sheet
+
+
+def test_5_3_and_12_4_the_sheet_counts_the_co_allocation_reviews_and_the_stays(store_url, tmp_path):
+    transfer = raise_youth("y-ct", crn="Y100004", raised_on=TODAY.isoformat(), saw_level="Very High")
+    transfers.apply_step(transfer, "allocation", {"recorded_by": "Kim", "case_manager": "CM102", "co_allocated_to": "CM201",
+                                                  "team_code": "N50CAD", "contact_frequency_weeks": 1, "done_on": "2026-12-22"})  # fmt: skip
+    transfers.mark_action_done(transfer, "co_allocation_review", "Pat", on=dt.date(2027, 1, 8))  # due 2 February: on time
+    transfers.apply_step(transfer, "documents", {"recorded_by": "Admin", "done_on": "2027-01-05"})
+    transfers.apply_step(transfer, "information_review", {"recorded_by": "Kim", "outcome": "stay", "missing": ["asset_plus"],
+                                                          "reasons": "AssetPlus from June"})  # fmt: skip
+
+    night = run_tracker(AS_OF, tmp_path / "trackers", url=store_url, workers=1)
+    ws = openpyxl.load_workbook(night.national)[SHEET]
+    row = {r["Reference"]: r for r in rows_of(ws)}[transfer]
+    assert (row["Co-allocation reviews on time (5.3)"], row["Co-allocation reviews late (5.3)"], row["Times stayed (12.4)"]) == (1, 0, 1)
+    summary = {
+        row[0]: row[1 + SUMMARY_GAP : 3 + SUMMARY_GAP] for row in ws.iter_rows(values_only=True) if row[0] and "(" in str(row[0])
+    }
+    assert summary["Co-allocation reviews on time, at least every six weeks (5.3)"] == (1, 1)
+    assert summary["Transfers in stayed for missing information (12.4)"] == (1, 1)

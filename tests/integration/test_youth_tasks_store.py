@@ -9,6 +9,7 @@ import datetime as dt
 
 import pytest
 from conftest import TODAY, demo_form, pin_today
+from support.youth import everything_else
 
 from tasks.domain import transfer_views, transfers
 from tasks.domain.form import parse_form
@@ -68,8 +69,11 @@ def test_11_3_completion_waits_for_the_home_visit_and_the_review_assessment_foll
     with pytest.raises(transfers.StepRefused) as exc:
         transfers.apply_step(ref, "address_assessment", {"recorded_by": "Pat", "method": "desktop", "suitable": True})
     assert exc.value.field == "method" and "11.3" in str(exc.value)
-    for code in ("police_checks", "safeguarding_checks", "documents", "enforcement_complete"):
+    for code in ("police_checks", "safeguarding_checks", "documents", "enforcement_complete", "asset_plus_transfer_request",
+                 "caretaking_agreement_host", "caretaking_agreement_home"):  # fmt: skip
         transfers.apply_step(ref, code, {"recorded_by": "Admin"})
+    transfers.apply_step(ref, "information_review", {"recorded_by": "Kim TM", "outcome": "sufficient"})
+    transfers.apply_step(ref, "supervision_requirements", {"recorded_by": "Kim TM"})
     transfers.apply_step(ref, "handover", {"recorded_by": "Sam", "held_on": "2027-01-04"})
     completion = {"recorded_by": "Kim TM", "responsible_officer": "CM201"}
     with pytest.raises(transfers.StepRefused) as exc:
@@ -174,12 +178,5 @@ def test_12_9_parenting_orders_transfer_with_the_young_persons_order_before_comp
     assert "(parenting_order_transfer)" in str(exc.value) and "(parenting_order_papers)" in str(exc.value)
     transfers.apply_step(ref, "parenting_order_transfer", {"recorded_by": "Sam", "notes": "Both orders to Manchester (12.10)"})
     transfers.apply_step(ref, "parenting_order_papers", {"recorded_by": "Sam"})
+    transfers.apply_step(ref, "parenting_orders_both", {"recorded_by": "Kim TM"})
     assert transfers.apply_step(ref, "completion", completion) == "completed"
-
-
-def everything_else(ref: str) -> None:
-    """The tasks every youth transfer has before completion: checks, home visit, meeting, enforcement."""
-    for code in ("police_checks", "safeguarding_checks", "documents", "enforcement_complete"):
-        transfers.apply_step(ref, code, {"recorded_by": "Admin"})
-    transfers.apply_step(ref, "address_assessment", {"recorded_by": "Pat", "method": "home_visit", "suitable": True})
-    transfers.apply_step(ref, "handover", {"recorded_by": "Sam", "held_on": "2027-01-04"})
