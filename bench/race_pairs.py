@@ -296,7 +296,8 @@ def main() -> None:
     def crns() -> Any:
         while True:
             with crn_lock:
-                yield f"R{next(serial)}"
+                crn = f"R{next(serial)}"
+            yield crn
 
     t0 = time.monotonic()
     stop_at = t0 + args.minutes * 60
