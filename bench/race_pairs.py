@@ -63,15 +63,16 @@ STEPS = {
 
 
 class Tally:
-    def __init__(self, wanted: int) -> None:
+    def __init__(self, wanted: int, kinds: list[str]) -> None:
         self.wanted = wanted
+        self.kinds = kinds
         self.lock = threading.Lock()
         self.counts: dict[tuple[str, str], Counter[str]] = {(s, k): Counter() for s in SHAPES for k in KINDS}
         self.notes: list[str] = []
 
     def next_kind(self, shape: str) -> str | None:
         with self.lock:
-            kind = min(KINDS, key=lambda k: self.counts[(shape, k)]["started"])
+            kind = min(self.kinds, key=lambda k: self.counts[(shape, k)]["started"])
             if self.counts[(shape, kind)]["started"] >= self.wanted:
                 return None
             self.counts[(shape, kind)]["started"] += 1
@@ -79,7 +80,7 @@ class Tally:
 
     def done(self, shape: str) -> bool:
         with self.lock:
-            return all(self.counts[(shape, k)]["started"] >= self.wanted for k in KINDS)
+            return all(self.counts[(shape, k)]["started"] >= self.wanted for k in self.kinds)
 
     def add(self, shape: str, kind: str, **outcome: int) -> None:
         with self.lock:
@@ -282,13 +283,23 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=2, help="transfers driven at once on each shape")
     parser.add_argument("--cli", choices=("inprocess", "process"), default="inprocess")
     parser.add_argument("--shapes", default=",".join(SHAPES), help="task run,own run")
+    parser.add_argument("--kinds", default=",".join(KINDS), help="cli-cli,ui-cli,ui-ui")
+    parser.add_argument("--resume", choices=("engine", "prefect"), default="engine",
+                        help="prefect: `record` resumes as before issue 31 (prefect.flow_runs.resume_flow_run), to see the window")  # fmt: skip
     parser.add_argument("--pg", default=os.environ.get("CASETRANSFER_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--redis", default=os.environ.get("CASETRANSFER_REDIS_URL", "redis://127.0.0.1:6379/0"))
     args = parser.parse_args()
     shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     base = Path(tempfile.mkdtemp(prefix="race-pairs-"))
     stack, drop = start_stack(base, args.pg, args.redis)
-    tally = Tally(args.pairs)
+    tally = Tally(args.pairs, kinds)
+    if args.resume == "prefect":
+        from prefect.flow_runs import resume_flow_run
+
+        from prefect_runs import engine
+
+        engine.resume = lambda flow_run_id, answer, timeout=30.0: resume_flow_run(uuid.UUID(flow_run_id), run_input=answer)
     lock = threading.Lock()
     serial = iter(range(100000, 999999))
     crn_lock = threading.Lock()
@@ -319,11 +330,11 @@ def main() -> None:
         for url in drop:
             drop_database(url)
     minutes = (time.monotonic() - t0) / 60
-    print(f"race pairs on the production profile, jitter 0..{args.jitter} s, `record` {args.cli}, {minutes:.1f} min")
+    print(f"race pairs on the production profile, jitter 0..{args.jitter} s, `record` {args.cli}, resume: {args.resume}, {minutes:.1f} min")
     print(f"{'shape':<9} {'kind':<8} {'pairs':>6} {'both-succeeded':>15} {'both-refused':>13} {'stored twice':>13} "
           f"{'told-not-theirs':>16} {'errors':>7}")  # fmt: skip
     for shape in shapes:
-        for kind in KINDS:
+        for kind in kinds:
             c = tally.counts[(shape, kind)]
             print(f"{shape:<9} {kind:<8} {c['pairs']:>6} {c['both_succeeded']:>15} {c['both_refused']:>13} "
                   f"{c['stored_twice']:>13} {c['told_not_theirs']:>16} {c['errors']:>7}")  # fmt: skip
