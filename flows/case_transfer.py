@@ -153,7 +153,7 @@ def wait_for_answer(reference: str, step: str, key: str, waiting_status: str | N
         forget_answer(f"{key}-{attempt}")  # the store holds it now: Prefect keeps no copy
         seen = transfer_views.step_state(reference, step)
         if seen.recorded or status in transfers.CLOSED:
-            logger.info("%s: %s recorded by %s", reference, step.replace("_", " "), data.get("recorded_by"))
+            logger.info("%s", recorded_words(reference, step, seen))
             return status
         event, detail = seen.last_attempt or ("asked again", "")
         if not sequential:
@@ -164,6 +164,17 @@ def wait_for_answer(reference: str, step: str, key: str, waiting_status: str | N
         # show that, the form in Prefect only the policy's words around it.
         note = f"**Asked again: {event}.** {without_free_text(detail, data)}"
         logger.warning("%s: %s %s (the detail is in the NSI's history)", reference, step.replace("_", " "), event)
+
+
+def recorded_words(reference: str, step: str, seen: transfer_views.StepState | None = None) -> str:
+    """The run's message once its step is recorded: who answered and when, for whoever else sent
+    an answer from the UI at the same moment (the server took theirs as not waiting any more)."""
+    seen = seen or transfer_views.step_state(reference, step)
+    if not seen.recorded or seen.recorded_at is None:
+        return f"{reference}: {step.replace('_', ' ')} not recorded ({seen.status.replace('_', ' ')})"
+    at = seen.recorded_at.astimezone(get_settings().zone)
+    return (f"{reference}: {step.replace('_', ' ')} recorded by {seen.recorded_by} at {at:%H:%M:%S} on {at:%d %b %Y}; "
+            "any other answer to it was not recorded")  # fmt: skip
 
 
 FREE_TEXT_FIELDS = ("notes", "evidence", "receiving_responsibilities", "home_responsibilities", "reasons", "rationale", "secondary_reason")

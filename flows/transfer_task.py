@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
+from prefect.states import Completed, State
 
-from flows.case_transfer import wait_for_answer
+from flows.case_transfer import recorded_words, wait_for_answer
 from prefect_runs import engine
 from tasks.domain import steps as registry
 from tasks.domain import transfer_views, transfers
@@ -22,7 +23,7 @@ def task_run_name() -> str:
 
 
 @flow(name="transfer-task", flow_run_name=task_run_name, persist_result=True, log_prints=True)
-def transfer_task(reference: str, task: str, round: int = 1) -> str:
+def transfer_task(reference: str, task: str, round: int = 1) -> str | State:
     """Wait for one task of a transfer to be answered, record it, and wake the transfer.
 
     Args:
@@ -37,8 +38,14 @@ def transfer_task(reference: str, task: str, round: int = 1) -> str:
         return "cancelled"
     if task not in transfer_views.recorded_steps(reference):
         wait_for_answer(reference, task, registry.wait_key(task, round), sequential=False)
+    else:  # resumed again after its answer was recorded: whoever sent this one reads why it was not
+        logger.info("%s", recorded_words(reference, task))
     if engine.wake_transfer(reference):
         transfers.task_done(reference, task, round)
     else:
         logger.warning("%s: the transfer's run did not take the wake-up in time; recover-transfers sends it again", reference)
-    return transfer_views.nsi_status(reference)[0]
+    status = transfer_views.nsi_status(reference)[0]
+    if not transfer_views.step_state(reference, task).recorded:
+        return status
+    # The state's message is what the UI shows at the top of the run: who answered, and when.
+    return Completed(message=recorded_words(reference, task), data=status)

@@ -209,13 +209,28 @@ def release_answer(flow_run_id: str, pause_key: str) -> None:
             pass
 
 
+class AnswerTaken(EngineError):
+    """Another answer resumed the run first: this one was not delivered and will not be read."""
+
+
 def resume(flow_run_id: str, answer: dict, timeout: float = 30.0) -> None:
-    """Resume a waiting run with the step's answer.
+    """Resume a waiting run with the step's answer; returns only when the server took this answer
+    as the one the run will read. Raises AnswerTaken when another answer resumed it first.
+
+    Why not prefect.flow_runs.resume_flow_run: it checks Paused in one request and resumes in
+    another, and returns quietly when the server answers the second "not paused" (ABORT): a sender
+    who lost to another answer in between would be told nothing (issue 31). The server's resume
+    reads the run, proposes the new state with the run's row locked and stores the answer as the
+    run input its pause reads, in one transaction: ACCEPT is this answer stored; ABORT is a run
+    already resumed; 409 is two resumes that met in flight, the other's answer stored.
 
     The run turns Paused a moment before it saves its form, and the server refuses an answer
     until then, so a run still without its form is waited for rather than reported
     (internals.waiting_without_form).
     """
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.responses import SetStateStatus
+
     run = UUID(flow_run_id)
     deadline = time.monotonic() + timeout
     while True:
@@ -229,14 +244,21 @@ def resume(flow_run_id: str, answer: dict, timeout: float = 30.0) -> None:
                 "`casetransfer recover` gives the form back, then record the step again"
             )
         time.sleep(0.3)
-    try:
-        resume_flow_run(run, run_input=answer)
-    except NotPausedError:
-        raise EngineError(
-            "the transfer's flow run is not waiting for input any more: was this step already recorded?"
-        ) from None
-    except RuntimeError as exc:
-        raise EngineError(f"the Prefect server refused the answer: {exc}") from None
+    with get_client(sync_client=True) as client:
+        try:
+            result = client.resume_flow_run(run, run_input=answer)
+        except PrefectHTTPStatusError as exc:
+            if exc.response.status_code == 409:
+                raise AnswerTaken("another answer resumed the run at the same moment") from None
+            raise
+    if result.status == SetStateStatus.ACCEPT:
+        return
+    if result.status == SetStateStatus.ABORT:
+        raise AnswerTaken("the run is not waiting for input any more: another answer resumed it")
+    if result.state is not None and result.state.type == StateType.FAILED:
+        raise EngineError("the wait for this answer has timed out")
+    reason = getattr(result.details, "reason", None) or result.status.value
+    raise EngineError(f"the Prefect server refused the answer: {reason}")
 
 
 def stop(flow_run_id: str, message: str) -> None:

@@ -113,7 +113,6 @@ def send_answer(reference: str, step: str, fields: dict[str, Any], wait: bool = 
     until the flow has recorded it. Raises FormError / StepRefused / NotFound / EngineError."""
     from prefect_runs import engine
     from tasks.domain import transfer_views, transfers
-    from tasks.settings import get_settings
 
     step = step.replace("-", "_") if not step.startswith(("challenge-", "dispute-")) else step
     reference = reference.strip().upper()
@@ -132,28 +131,20 @@ def send_answer(reference: str, step: str, fields: dict[str, Any], wait: bool = 
     # Two operators answering at once: by now the run may wait at the next step. Its pause key
     # names the step, so a late answer is refused instead of landing on the wrong form.
     if not (pause_key or "").startswith(prefix):
-        raise transfers.StepRefused("step", f"{step} for {reference} was already answered; the transfer has moved on")
+        raise transfers.StepRefused("step", answered_already(reference, step, None))
     # Two senders past that check together: the first to claim the step's wait resumes it, the
-    # other is told so (Prefect's server would accept both resumes and read one answer).
+    # other is told so without sending (issue 31). A UI Resume claims nothing: the server's answer
+    # to our resume is the last word (engine.resume: stored as the answer the run reads, or not).
     claimed = engine.claim_answer(flow_run_id, pause_key)
     if claimed is not None:
-        at = claimed.astimezone(get_settings().zone).strftime("%H:%M:%S")
-        raise transfers.StepRefused("step", f"{step} for {reference} was already answered at {at}; the transfer has moved on")
+        raise transfers.StepRefused("step", answered_already(reference, step, claimed))
     try:
         engine.resume(flow_run_id, answer)
+    except engine.AnswerTaken:
+        engine.release_answer(flow_run_id, pause_key)  # the time in it would be ours, not the answer's
+        raise transfers.StepRefused("step", answered_already(reference, step, None)) from None
     except Exception:
         engine.release_answer(flow_run_id, pause_key)  # not delivered: it may be sent again
-        # The same race, a moment later: the other answer resumed the run between our check and
-        # our resume (the server says "not paused", or 409 when both resumes met in flight).
-        # Say so in the same words rather than asking the operator to work it out.
-        try:
-            pause_key = engine.wait_until_paused(flow_run_id, timeout=0)
-        except engine.EngineError:
-            pause_key = None
-        if not (pause_key or "").startswith(prefix):
-            raise transfers.StepRefused(
-                "step", f"{step} for {reference} was already answered; the transfer has moved on"
-            ) from None
         raise
     if not wait:
         return f"{reference}: {step} sent to its flow run"
@@ -170,6 +161,28 @@ def send_answer(reference: str, step: str, fields: dict[str, Any], wait: bool = 
             return f"{reference}: {step} recorded as {event}: {detail}. Waiting for {step.replace('_', ' ')} again"
         time.sleep(0.3)
     raise engine.EngineError(f"{step} was sent but the flow run has not recorded it within {timeout:.0f} s; is a worker running?")
+
+
+def answered_already(reference: str, step: str, claimed_at: Any) -> str:
+    """What the sender who lost the race is told: who answered and when, from the store once the
+    other answer is recorded (it may be on its way: waited for up to answered_by_wait_seconds),
+    else the time the other sender claimed the step."""
+    from tasks.domain import transfer_views
+    from tasks.settings import get_settings
+
+    settings = get_settings()
+    deadline = time.monotonic() + settings.answered_by_wait_seconds
+    while True:
+        seen = transfer_views.step_state(reference, step)
+        if seen.recorded or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    said = step.replace("_", " ")
+    if seen.recorded and seen.recorded_at is not None:
+        at = seen.recorded_at.astimezone(settings.zone).strftime("%d %b %Y %H:%M:%S")
+        return f"{said} for {reference} was already answered by {seen.recorded_by} (recorded {at}); your answer was not recorded"
+    at = f" at {claimed_at.astimezone(settings.zone):%H:%M:%S}" if claimed_at is not None else ""
+    return f"{said} for {reference} was already answered{at} by someone else; your answer was not recorded (`casetransfer status {reference}` shows it once recorded)"
 
 
 def open_task_run(reference: str, step: str, timeout: float) -> tuple[str, str]:

@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     # A claim to answer a waiting step (prefect_runs.engine.claim_answer) that stands this long
     # without its answer arriving may be taken over: its sender died before resuming.
     answer_claim_seconds: float = 60.0
+    # A sender who lost the race waits this long for the other answer to be recorded, to be told by whom.
+    answered_by_wait_seconds: float = 15.0
     # Days after a transfer closes before its flow runs are deleted from Prefect (prefect-retention).
     prefect_run_retention_days: int = Field(default=30, ge=0)
     # How long the store keeps a closed NSI's record. Stated, not enforced here (README).

@@ -139,16 +139,21 @@ class StepState:
     status: str
     attempts: int
     last_attempt: tuple[str, str] | None  # (event, detail) of the latest answer that left it waiting
+    recorded_by: str | None = None  # who gave the answer recorded, and when (UTC): told to whoever lost a race to it
+    recorded_at: dt.datetime | None = None
 
 
 def step_state(reference: str, step: str, url: str | None = None) -> StepState:
     with UnitOfWork(url) as uow:
         nsi = _load(uow.session, reference)
-        recorded = uow.session.scalar(select(func.count()).select_from(StepRecord).where(
-            StepRecord.nsi_id == nsi.id, StepRecord.step == step)) or 0  # fmt: skip
+        record = uow.session.execute(select(StepRecord.recorded_by, StepRecord.recorded_at).where(
+            StepRecord.nsi_id == nsi.id, StepRecord.step == step)).first()  # fmt: skip
         entries = uow.session.scalars(_attempts(uow.session, nsi, step)).all()
         last = (entries[-1].event, entries[-1].detail) if entries else None
-        return StepState(recorded > 0, nsi.status, len(entries), last)
+        by, at = (record[0], record[1]) if record is not None else (None, None)
+        if at is not None and at.tzinfo is None:  # SQLite gives it back naive: it was stored as UTC
+            at = at.replace(tzinfo=dt.UTC)
+        return StepState(record is not None, nsi.status, len(entries), last, by, at)
 
 
 def dispute_deadline(reference: str, url: str | None = None) -> dt.date | None:

@@ -156,6 +156,15 @@ def test_a_run_created_running_is_suspended_from_outside_answered_once_and_its_a
     assert (state.type.value, state.name) == ("SCHEDULED", "Resuming") and state.name in internals.NOT_RUNNING_STATE_NAMES
 
     assert json.loads(internals.read_input(client, run_id, keyset["response"]) or "null") == {"recorded_by": "Kim SPO"}
+    # A second answer to the same wait: the server answers ABORT (HTTP 200), which Prefect's
+    # resume_flow_run returns from quietly once its own look found the run paused (issue 31);
+    # engine.resume says so, and the first answer is the one kept.
+    from prefect.client.schemas.responses import SetStateStatus
+
+    assert client.resume_flow_run(run_id, run_input={"recorded_by": "Ann Other"}).status == SetStateStatus.ABORT
+    with pytest.raises(engine.AnswerTaken):
+        engine.resume(str(run_id), {"recorded_by": "Ann Other"}, timeout=5)
+    assert json.loads(internals.read_input(client, run_id, keyset["response"]) or "null") == {"recorded_by": "Kim SPO"}
     engine.forget_answer(str(run_id), "contract-0")
     assert internals.read_input(client, run_id, keyset["response"]) is None
     assert internals.read_input(client, run_id, keyset["schema"]) is not None  # the form stays
