@@ -442,8 +442,8 @@ def up_production(
     from ops.production import bring_up_production, write_systemd_units
 
     try:
-        up = write_systemd_units if systemd else bring_up_production  # units to install, or the processes now
-        up(*([systemd] if systemd else []), port=port, workers=workers, pg=pg, say=out.print, redis=redis, engine_port=engine_port or None)
+        profile = dict(port=port, workers=workers, pg=pg, say=out.print, redis=redis, engine_port=engine_port or None)
+        write_systemd_units(systemd, **profile) if systemd else bring_up_production(**profile)  # units to install, or the processes now
     except (RuntimeError, ValueError) as exc:
         fail(str(exc), 1)
 

@@ -2,19 +2,19 @@
 `ActionDone`): the documents sent and received item by item, and the receiving SPO's decision on
 the concerns the checks raised.
 
-They carry what every step answer carries (steps.StepAnswer's fields, kept equal by
-tests/unit/test_documents.py) without importing the registry, which looks them up here.
+Each is a StepAnswer (tasks/domain/step_answer.py: who answers, the day the work was done), as
+every step's form is, without importing the registry, which looks them up here.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from tasks.domain.document_config import item_named
+from tasks.domain.step_answer import StepAnswer
 
 
 class DocumentItem(str, Enum):
@@ -30,18 +30,6 @@ class DocumentItem(str, Enum):
     programme_reports = "programme_reports"
 
 
-class Answer(BaseModel):
-    """Who gives the answer, and the day the work was done (as steps.StepAnswer)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    recorded_by: str = Field(..., min_length=1, max_length=200, description="Your name: who is answering this step")
-    done_on: dt.date | None = Field(
-        None,
-        description="The day the work was done (YYYY-MM-DD); leave empty for today. Not in the future, not before the NSI was raised",
-    )
-
-
 def _items(value: Any) -> Any:
     """`assessment,contact_log` (the command line) or a list; an alias names its item (config/documents.yaml)."""
     if value is None:
@@ -51,7 +39,7 @@ def _items(value: Any) -> Any:
     return [item_named(n) if isinstance(n, str) else n for n in names if n != ""]
 
 
-class DocumentsSent(Answer):
+class DocumentsSent(StepAnswer):
     """Transferring side: the checklist's documents sent to the receiving area. Name the items sent
     (several at once); the task stays open, naming what is still to send, until every item is sent."""
 
@@ -66,7 +54,7 @@ class DocumentsSent(Answer):
         return _items(v)
 
 
-class DocumentsReceived(Answer):
+class DocumentsReceived(StepAnswer):
     """Receiving side: the checklist's documents received. Name the items received (several at
     once); the task stays open, naming what is still missing, until every item is in. An item
     received counts as sent. (The transferring side records what it sent with --sent: its task
@@ -83,7 +71,7 @@ class DocumentsReceived(Answer):
         return _items(v)
 
 
-class ConcernsDecision(Answer):
+class ConcernsDecision(StepAnswer):
     """Receiving SPO: the checks raised concerns, or the address was assessed as unsuitable. Decide:
     proceed with a plan to manage them, ask for another address, or raise a challenge about risk.
     Completion waits for this decision."""
@@ -93,7 +81,7 @@ class ConcernsDecision(Answer):
 
 
 # The action codes whose task asks these forms (config/timescales.yaml).
-ACTION_FORMS: dict[str, type[Answer]] = {
+ACTION_FORMS: dict[str, type[StepAnswer]] = {
     "documents_sent": DocumentsSent,
     "documents": DocumentsReceived,
     "concerns_decision": ConcernsDecision,

@@ -7,17 +7,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator
+
+from tasks.domain.step_answer import StepAnswer
 
 
-class ActionAnswer(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    recorded_by: str = Field(..., min_length=1, max_length=200, description="Your name: who is answering this step")
-    done_on: dt.date | None = Field(
-        None,
-        description="The day the work was done (YYYY-MM-DD); leave empty for today. Not in the future, not before the NSI was raised",
-    )
+class ActionAnswer(StepAnswer):
     notes: str = Field("", max_length=4000)
 
     def words(self) -> str:

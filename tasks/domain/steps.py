@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError
 
 from tasks.domain import action_forms, youth_steps
-from tasks.domain.appointment_forms import ACTION_FORMS, ActionAnswer
+from tasks.domain.appointment_forms import ACTION_FORMS
 from tasks.domain.decisions import RefusalReason, RuleBroken, check_decision
 from tasks.domain.form import FormError
 from tasks.domain.policy import Policy
@@ -167,7 +167,7 @@ class StepSpec:
     """One waiting step: its form, its words, and which field (if any) dates the work."""
 
     name: str
-    form: type[StepAnswer] | type[ActionAnswer] | type[action_forms.Answer]
+    form: type[StepAnswer]
     title: str
     date_field: str | None = None  # a field of the form that, when given, is the done date
     kind: Literal["step", "action", "challenge", "dispute"] = "step"

@@ -10,7 +10,7 @@ import pytest
 
 from tasks.domain import documents
 from tasks.domain import steps as registry
-from tasks.domain.action_forms import ACTION_FORMS, Answer, DocumentItem, DocumentsReceived, DocumentsSent
+from tasks.domain.action_forms import ACTION_FORMS, DocumentItem, DocumentsReceived, DocumentsSent
 from tasks.domain.document_config import document_rules, item_measures, side_task
 from tasks.domain.form import Documents, FormError
 from tasks.domain.policy import get_policy
@@ -18,9 +18,10 @@ from tasks.notify.reminders import OpenAction
 
 
 def test_the_action_forms_carry_what_every_step_answer_carries():
-    for name in ("recorded_by", "done_on"):
-        ours, theirs = Answer.model_fields[name], registry.StepAnswer.model_fields[name]
-        assert (ours.annotation, ours.is_required(), ours.description) == (theirs.annotation, theirs.is_required(), theirs.description)
+    for form in ACTION_FORMS.values():
+        for name in ("recorded_by", "done_on"):
+            ours, theirs = form.model_fields[name], registry.StepAnswer.model_fields[name]
+            assert (ours.annotation, ours.is_required(), ours.description) == (theirs.annotation, theirs.is_required(), theirs.description)
 
 
 def test_the_config_names_every_item_of_the_forms_checklist_and_nothing_else():
