@@ -58,6 +58,7 @@ def _running_run(reference: str) -> str | None:
 def _kill_and_watch(prefect_stack) -> None:
     from prefect.client.orchestration import get_client
 
+    from prefect_runs.engine import ABSORBED
     from services import raise_transfer
     from tasks.domain.form import parse_form
     from tasks.settings import get_settings
@@ -88,13 +89,16 @@ def _kill_and_watch(prefect_stack) -> None:
 
     with get_client(sync_client=True) as client:
         states = client.read_flow_run_states(UUID(flow_run_id))
+        # Started for this run by the automation; or queued behind a recover run already in
+        # flight (one at a time), which did its work and cancelled it (engine.ABSORBED).
         recover_runs = [
             r
             for r in client.read_flow_runs(limit=200)
-            if r.parameters.get("flow_run_id", "").endswith(flow_run_id) and r.start_time is not None
+            if r.parameters.get("flow_run_id", "").endswith(flow_run_id)
+            and (r.start_time is not None or (r.state is not None and (r.state.message or "").startswith(ABSORBED)))
         ]
     rescheduled = next(s for s in states if s.type.value == "SCHEDULED" and s.timestamp > killed_at)
-    detected = min((r.start_time for r in recover_runs), default=None)
+    detected = min((r.start_time or r.state.timestamp for r in recover_runs), default=None)
     print(
         f"\nheartbeat every {settings.run_heartbeat_seconds} s; a run still running {settings.run_check_seconds:.0f} s after "
         f"its last state is checked, and is lost after {settings.run_heartbeat_timeout_seconds:.0f} s without a heartbeat."
