@@ -57,7 +57,15 @@ def _running_run(reference: str) -> str | None:
 
 def _kill_and_watch(prefect_stack) -> None:
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterName,
+        FlowRunFilter,
+        FlowRunFilterExpectedStartTime,
+    )
+    from prefect.client.schemas.sorting import FlowRunSort
 
+    from prefect_runs.api import RECOVER_DEPLOYMENT
     from prefect_runs.engine import ABSORBED
     from services import raise_transfer
     from tasks.domain.form import parse_form
@@ -91,9 +99,16 @@ def _kill_and_watch(prefect_stack) -> None:
         states = client.read_flow_run_states(UUID(flow_run_id))
         # Started for this run by the automation; or queued behind a recover run already in
         # flight (one at a time), which did its work and cancelled it (engine.ABSORBED).
+        # Only the recover deployment's runs expected since the kill: a session's stack holds
+        # hundreds of runs by now, and a first page in id order could leave this one out.
         recover_runs = [
             r
-            for r in client.read_flow_runs(limit=200)
+            for r in client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(expected_start_time=FlowRunFilterExpectedStartTime(after_=killed_at)),
+                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[RECOVER_DEPLOYMENT.split("/")[-1]])),
+                sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+                limit=200,
+            )
             if r.parameters.get("flow_run_id", "").endswith(flow_run_id)
             and (r.start_time is not None or (r.state is not None and (r.state.message or "").startswith(ABSORBED)))
         ]
