@@ -16,11 +16,13 @@ Faults, all at once in one run, on top of the load:
 - the store's database cut for 5 s twice (connections refused and every open one terminated),
   at a fifth and three fifths of the run;
 - the same answer sent twice, the second after a random delay, for --duplicate-share of the answers.
+Every --leave-every-th transfer is left after its allocation, as a person who never comes back.
 
 At the end (after the last transfer is raised, the drivers finish, then a settling wait):
 every transfer driven is completed, or waiting where its store says (each open task's run and
 the transfer's run Paused); no history entry is stored twice; no flow run is left Running or
-Pending; the reminder job run twice sends nothing the second time. Printed with the figures:
+Pending; the reminder job, run twice as of --reminders-after working days ahead (when the
+transfers left waiting are overdue), sends their digests the first time and nothing the second. Printed with the figures:
 answers a minute, p95 answer to next suspension, recover-transfers runs created / started /
 done by the one in flight, worker restarts, machine CPU. Exit 1 if any check fails.
 """
@@ -66,6 +68,7 @@ class SoakResult:
     duplicates_told_recorded: int = 0
     history_stored_twice: int = 0
     runs_stuck_running_or_pending: int = 0
+    transfers_left_waiting: int = 0
     reminders_first_run: int = 0
     reminders_second_run: int = 0
     worker_kills: int = 0
@@ -87,6 +90,8 @@ class SoakResult:
             found.append(f"{self.history_stored_twice} history entries stored twice")
         if self.runs_stuck_running_or_pending:
             found.append(f"{self.runs_stuck_running_or_pending} runs left Running or Pending")
+        if self.transfers_left_waiting and not self.reminders_first_run:
+            found.append("the transfers left waiting had overdue actions, and the reminder run sent nothing")
         if self.reminders_second_run:
             found.append(f"the second reminder run sent {self.reminders_second_run}")
         if self.duplicates_told_recorded:
@@ -184,7 +189,16 @@ def _every(interval: float, length: float) -> list[float]:
     return [interval * k for k in range(1, int(length // interval) + 1)]
 
 
-def drive_with_duplicates(i: int, form: dict[str, Any], timeout: float, store_url: str, share: float, result: SoakResult, lock: threading.Lock) -> tuple[str, str, float, list[load.StepSample]]:  # noqa: E501
+def drive_with_duplicates(
+    i: int,
+    form: dict[str, Any],
+    timeout: float,
+    store_url: str,
+    share: float,
+    leave_every: int,
+    result: SoakResult,
+    lock: threading.Lock,
+) -> tuple[str, str, float, list[load.StepSample]]:  # noqa: E501
     """load.drive, with some answers sent a second time after a random delay (a second person)."""
     from services import send_answer
 
@@ -202,7 +216,27 @@ def drive_with_duplicates(i: int, form: dict[str, Any], timeout: float, store_ur
             result.duplicates_refused += not told
             result.duplicates_told_recorded += told
 
-    return load.drive(i, form, timeout, store_url, after_send=lambda ref, step, ans: again(ref, step, ans) if rng.random() < share else None)
+    def after(reference: str, step: str, answer: dict[str, Any]) -> None:
+        if rng.random() < share:
+            again(reference, step, answer)
+        if leave_every and i % leave_every == leave_every - 1 and step == load.ALLOCATION[0]:
+            raise LeftWaiting(reference)
+
+    try:
+        return load.drive(i, form, timeout, store_url, after_send=after)
+    except LeftWaiting as left:
+        with lock:
+            result.transfers_left_waiting += 1
+        return (left.reference, "", 0.0, [])
+
+
+class LeftWaiting(Exception):
+    """A transfer nobody works on after its allocation: it must wait where it is, and the
+    reminder run must name its overdue actions once."""
+
+    def __init__(self, reference: str) -> None:
+        super().__init__(reference)
+        self.reference = reference
 
 
 def check_end(store_url: str, api_url: str, references: list[tuple[str, str]], result: SoakResult) -> None:
@@ -240,17 +274,24 @@ def check_end(store_url: str, api_url: str, references: list[tuple[str, str]], r
         ).json()
         result.runs_stuck_running_or_pending = len(stuck)
     with engine.connect() as conn:
-        twice = select(HistoryEntry.nsi_id, HistoryEntry.event, HistoryEntry.detail).group_by(
-            HistoryEntry.nsi_id, HistoryEntry.event, HistoryEntry.detail
-        ).having(func.count() > 1)
+        twice = (
+            select(HistoryEntry.nsi_id, HistoryEntry.event, HistoryEntry.detail)
+            .group_by(HistoryEntry.nsi_id, HistoryEntry.event, HistoryEntry.detail)
+            .having(func.count() > 1)
+        )
         result.history_stored_twice = len(conn.execute(twice).all())
 
 
-def reminders_twice() -> tuple[int, int]:
-    """The morning's reminder job, run twice over the soak's store: mails sent each time."""
+def reminders_twice(working_days_ahead: int) -> tuple[int, int]:
+    """The morning's reminder job, run twice over the soak's store as of a day when the actions
+    of the transfers left waiting are overdue: mails sent each time (some, then none)."""
+    import datetime as dt
+
+    from tasks.calendar import get_calendar
     from tasks.notify.digests import run_reminders
 
-    return run_reminders().sent, run_reminders().sent
+    as_of = get_calendar().add_working_days(dt.date.today(), working_days_ahead)
+    return run_reminders(as_of).sent, run_reminders(as_of).sent
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -261,13 +302,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--kill-every", type=float, default=600.0, help="seconds between worker kills")
     parser.add_argument("--duplicate-share", type=float, default=0.1, help="share of answers sent twice")
+    parser.add_argument("--leave-every", type=int, default=10, help="every Nth transfer is left waiting after allocation")
+    parser.add_argument("--reminders-after", type=int, default=30, help="working days after today the reminder check runs as of")
     parser.add_argument("--settle", type=float, default=300.0, help="seconds to let the last steps finish")
     parser.add_argument("--step-timeout", type=float, default=900.0, help="seconds a transfer may take to reach a step")
     parser.add_argument("--pg", default=os.environ.get("CASETRANSFER_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--redis", default=os.environ.get("CASETRANSFER_REDIS_URL", "redis://127.0.0.1:6379/0"))
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "soak")
     args = parser.parse_args(argv)
-    stack_args = argparse.Namespace(pg=args.pg, redis=args.redis, server="split", workers=args.workers, worker_query_seconds=None, start="profile")  # noqa: E501
+    stack_args = argparse.Namespace(
+        pg=args.pg, redis=args.redis, server="split", workers=args.workers, worker_query_seconds=None, start="profile"
+    )  # noqa: E501
 
     base = Path(tempfile.mkdtemp(prefix="ct-soak-"))
     result = SoakResult(minutes=args.minutes, rate_per_min=args.rate, workers=args.workers, cores=os.cpu_count() or 0)
@@ -285,7 +330,19 @@ def main(argv: list[str] | None = None) -> int:
         with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
             i = 0
             while time.monotonic() - began < args.minutes * 60:
-                futures.append(pool.submit(drive_with_duplicates, i, form, args.step_timeout, store_url, args.duplicate_share, result, lock))
+                futures.append(
+                    pool.submit(
+                        drive_with_duplicates,
+                        i,
+                        form,
+                        args.step_timeout,
+                        store_url,
+                        args.duplicate_share,
+                        args.leave_every,
+                        result,
+                        lock,
+                    )
+                )
                 i += 1
                 if i % 10 == 0:
                     done = sum(f.done() for f in futures)
@@ -305,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         raised_refs = _references(store_url)
         check_end(store_url, stack.api_url, raised_refs, result)
         _figures(stack.api_url, store_url, driven, began_wall, result)
-        result.reminders_first_run, result.reminders_second_run = reminders_twice()
+        result.reminders_first_run, result.reminders_second_run = reminders_twice(args.reminders_after)
         result.recover_created, result.recover_started, result.recover_absorbed = load.recover_runs(stack.api_url)
         result.worker_restarts = restarts_logged(stack)
         result.machine_cpu_s = load.machine_busy() - busy0
@@ -336,12 +393,20 @@ def _references(store_url: str) -> list[tuple[str, str]]:
         return [(r, f) for r, f in conn.execute(select(Nsi.reference, Nsi.flow_run_id)) if f]
 
 
-def _figures(api_url: str, store_url: str, driven: list[tuple[str, str, float, list[load.StepSample]]], began_wall: float, result: SoakResult) -> None:  # noqa: E501
+def _figures(
+    api_url: str,
+    store_url: str,
+    driven: list[tuple[str, str, float, list[load.StepSample]]],
+    began_wall: float,
+    result: SoakResult,
+) -> None:  # noqa: E501
     import httpx
 
     latencies, ends = [], []
     with httpx.Client(base_url=api_url, timeout=60) as http:
         for reference, run_id, _raised, samples in driven:
+            if not samples:
+                continue  # left waiting after its allocation on purpose
             transfer = load.run_states(http, run_id)
             at = load.recorded_at(store_url, reference)
             for sample in samples:
@@ -359,7 +424,8 @@ def report(r: SoakResult) -> str:
     lines = [
         f"soak: {r.minutes:.0f} min at {r.rate_per_min:g} transfers a minute, {r.workers} workers, {r.cores} cores",
         f"  transfers raised {r.transfers_raised}: completed {r.transfers_completed}, waiting as stored "
-        f"{r.transfers_waiting_as_stored}, neither {len(r.transfers_inconsistent)}; driver errors {len(r.driver_errors)}",
+        f"{r.transfers_waiting_as_stored} (left after allocation on purpose {r.transfers_left_waiting}), neither "
+        f"{len(r.transfers_inconsistent)}; driver errors {len(r.driver_errors)}",
         f"  answers measured {r.answers}, {r.answers_per_min:.1f} a minute; answer to next suspension p50 "
         f"{load._fmt(r.step_p50_s)} s, p95 {load._fmt(r.step_p95_s)} s",
         f"  faults: {r.worker_kills} worker kills ({r.worker_restarts} restarts by the supervisor), "
