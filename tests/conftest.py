@@ -205,9 +205,12 @@ def real_mailboxes(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     reset_settings()
 
 
-# With pytest-xdist (scripts/test.sh runs two workers), every test on one stack runs in the same
-# worker, so each stack is started once per run; the other worker takes the rest meanwhile.
+# With pytest-xdist (scripts/test.sh runs two workers), a file's tests on a stack run in one worker,
+# in order. The embedded stack is a session fixture, so each worker starts its own the first time
+# it is given such a file and the files are shared out as workers come free: the Prefect tests,
+# most of the suite's time, run on two stacks at once. The production stack is started once.
 STACK_GROUPS = {"prefect_stack": "prefect-stack", "production_stack": "production-stack"}
+PER_FILE = {"prefect_stack"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
@@ -215,5 +218,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         for fixture, group in STACK_GROUPS.items():
             if fixture in getattr(item, "fixturenames", ()):
-                item.add_marker(pytest.mark.xdist_group(group))
+                name = f"{group}-{item.path.stem}" if fixture in PER_FILE else group
+                item.add_marker(pytest.mark.xdist_group(name))
                 break
