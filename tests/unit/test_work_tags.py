@@ -59,3 +59,10 @@ def test_the_link_is_the_runs_list_of_the_tasks_waiting_with_both_tags_over_the_
 def test_a_ui_served_under_a_path_keeps_its_path():
     url = runs_list_url("https://intranet.example/prefect", "N50GMS", "admin", 30)
     assert url.startswith("https://intranet.example/prefect/runs?tag=pdu:N50GMS&tag=owner:admin&")
+
+
+@pytest.mark.parametrize("profile", sorted(p.stem for p in (CONFIG_DIR / "profiles").glob("*.yaml")))
+def test_every_role_that_owns_a_task_in_a_profile_has_a_side_so_every_task_run_can_be_tagged(profile: str):
+    policy = get_policy(profile)
+    owners = {r.owner for r in policy.actions} | {policy.challenge_owner, policy.dispute_owner}
+    assert {role: task_tags(role, FROM, TO)[1] for role in owners}  # raises for a role with no side
