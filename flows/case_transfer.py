@@ -260,7 +260,7 @@ def open_tasks(reference: str) -> transfers.Progress:
             # recurs on the same server (another store: a test's, a rebuilt one) never finds
             # another NSI's task run.
             idempotency_key=f"{flow_run.id}:{progress.reference}:{t.task}:{t.round}",
-            tags=[progress.reference, f"owner:{t.owner_role}"],
+            tags=[progress.reference, *t.tags],  # owner:<role>, pdu:<code>: each person's list in the UI
             job_variables=_forwarded_env(),
         )
         if not transfers.task_started(progress.reference, t.task, t.round, run_id):

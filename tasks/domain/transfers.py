@@ -229,6 +229,7 @@ def prepare_answer(reference: str, step: str, fields: dict[str, Any], url: str |
     with TransferWork(url) as uow:
         t = uow.transfers.get(reference)
         spec = registry.spec_for(step, t.policy)
+        check_not_done_already(t, step)
         for name, value in list(fields.items()):
             info = spec.form.model_fields.get(name)
             if info is not None and "list" in str(info.annotation) and not isinstance(value, list):
@@ -238,6 +239,54 @@ def prepare_answer(reference: str, step: str, fields: dict[str, Any], url: str |
         t.check_new_answer(step, answer)
         youth.check_capacity_now(uow.session, t, step, answer)
         return AnswerToSend(answer, len(t.attempts(step)), t.shape, t.nsi.flow_run_id)
+
+
+def check_not_done_already(t: Transfer, step: str) -> None:
+    """Refuse an answer to a concurrent task whose work is already done by another answer: the
+    documents sent, say, once every item is received (received counts as sent), or an action
+    marked done with `action-done`. Its run is about to be stopped by the transfer's, so the
+    answer could only wait for it and time out; the sender is told at once who did it and when.
+    A step recorded, or a closed NSI, is refused by Transfer.check_new_answer in its own words."""
+    if t.shape < 2 or t.closed or t.recorded(step) is not None:
+        return
+    codes = {r.code for r in t.policy.actions if r.task == step} | {step}
+    actions = [a for a in t.nsi.actions if a.code in codes]
+    if not actions or any(a.status == "open" for a in actions) or not any(a.status == "done" for a in actions):
+        return
+    entry = completing_entry(t, step, codes)
+    said = f"{actions[0].title} ({step}) for {t.reference}"
+    days = [a.done_on for a in actions if a.done_on]
+    done = f"was already done on {max(days):%d %b %Y}" if days else "was already done"
+    if entry is None:
+        raise StepRefused("step", f"{said} {done}; your answer was not recorded")
+    at = _aware(entry.at).astimezone(get_settings().zone)
+    how = "marked done" if entry.key.startswith("action:") else f"by their answer to {entry.event.replace('_', ' ')}"
+    raise StepRefused(
+        "step", f"{said} {done}: completed by {entry.actor} ({how}; recorded {at:%H:%M:%S} on {at:%d %b %Y}); your answer was not recorded"
+    )
+
+
+def completing_entry(t: Transfer, step: str, codes: set[str]) -> Any:
+    """The history entry of the change that completed a task's actions without an answer to the
+    task: its actions marked done (`action:<code>`), else the last answer recorded before the
+    task closed (its waiting task's closing time; the transfer's run closes it within seconds of
+    that answer), or before now while it is still open. None when the history holds none."""
+    history = t.nsi.history
+    direct = [h for h in history if h.key in {f"action:{c}" for c in codes}]
+    if direct:
+        return max(direct, key=lambda h: _aware(h.at))
+    row = waiting_tasks.latest_round(t, step)
+    until = _aware(row.closed_at) if row is not None and row.status != "open" and row.closed_at else None
+    answers = [
+        h for h in history
+        if h.key.startswith(("step:", "attempt:", "action:")) and not h.key.startswith(f"attempt:{step}:")
+        and (until is None or _aware(h.at) <= until)
+    ]  # fmt: skip
+    return max(answers, key=lambda h: _aware(h.at)) if answers else None
+
+
+def _aware(at: dt.datetime) -> dt.datetime:
+    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)  # SQLite gives back naive UTC
 
 
 def check_answer(reference: str, step: str, answer: dict[str, Any], url: str | None = None) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from tasks.domain import steps as registry
 from tasks.domain.transfer import CLOSED, Transfer
+from tasks.domain.work_tags import task_tags
 from tasks.store.models import WaitingTask, utcnow
 
 
@@ -21,6 +22,8 @@ class TaskToStart:
     round: int
     owner_role: str
     title: str
+    # Its run's tags besides the reference: the owner role and the PDU whose people own it (codes only).
+    tags: tuple[str, ...] = ()
 
 
 @dataclass
@@ -91,7 +94,8 @@ def progress(t: Transfer) -> Progress:
             nsi.tasks.append(row)
             t.note(f"opened:{task}:{row.round}", "task opened", f"{title}: waiting for {owner.replace('_', ' ')}", "casetransfer")
         if row.status == "open" and row.flow_run_id is None:
-            to_start.append(TaskToStart(task, row.round, owner, title))
+            tags = task_tags(owner, nsi.transferring_pdu_code, nsi.receiving_pdu_code)
+            to_start.append(TaskToStart(task, row.round, owner, title, tags))
     nsi.seen_seq = max(nsi.seen_seq, seen)
     return Progress(nsi.reference, nsi.crn, nsi.lao, nsi.status, seen, nsi.status in CLOSED, to_start, to_stop)
 

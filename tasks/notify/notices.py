@@ -32,6 +32,7 @@ from sqlalchemy import select
 from tasks.domain.changes import clock_stopped_words
 from tasks.domain.import_mapping import recorded
 from tasks.notify.mail_job import Facts, Mail, MailJob, Summary, run_mail_job
+from tasks.notify.reminders import TaskList
 from tasks.settings import get_settings
 from tasks.store.models import HistoryEntry, Nsi
 from tasks.store.unit_of_work import UnitOfWork
@@ -104,7 +105,7 @@ class NoticePlan:
 
 def plan_notices(reference: str, key: str, url: str | None = None) -> NoticePlan:
     """The notice of one event for each mailbox it goes to (nothing rendered or sent)."""
-    from tasks.notify.digests import NSI_TYPE_LABELS
+    from tasks.notify.digests import NSI_TYPE_LABELS, ROLE_LABELS
     from tasks.places.estate import load_estate
     from tasks.places.locator import LocatorError, spoc_for
 
@@ -146,6 +147,7 @@ def plan_notices(reference: str, key: str, url: str | None = None) -> NoticePlan
     told_as_is = ("escalated", "challenge", "dispute", "withdrawn", "refused", "stayed", "rejected")
     detail = None if case["lao"] or kind not in told_as_is else event.detail.split(": ", 1)[-1]
     extra = _extra(kind, event, nsi_policy_profile, case, url)
+    acting = _acting_roles(kind, nsi_policy_profile)
     plan = NoticePlan()
     for code in sides:
         try:
@@ -161,10 +163,51 @@ def plan_notices(reference: str, key: str, url: str | None = None) -> NoticePlan
             "transferring_pdu": names[case["transferring_pdu_code"]],
             "receiving_pdu": names[case["receiving_pdu_code"]],
             "for_receiving": code == case["receiving_pdu_code"],
+            "role_label": ROLE_LABELS,
+            "task_lists": _task_lists(code, acting, case, settings.ui_url, nsi_policy_profile),
             **extra,
         }
         plan.mails.append(Mail(KIND, TEMPLATE, spoc.mailbox, event.day, f"{reference}:{key}", context, placeholder=spoc.example))
     return plan
+
+
+def _acting_roles(kind: str, profile: str) -> tuple[str, ...]:
+    """The roles whose task the event opens or asks for: the allocation of a transfer arriving,
+    the decision on a challenge or a dispute, the licence-conditions check of a flagged address,
+    the enforcement review after an absence, the SPOs for an escalated concern. An event that asks
+    no one for a task (a withdrawal, a completion) has none."""
+    from tasks.domain.conditions import CONDITIONS_CHECK
+    from tasks.domain.continuity import ENFORCEMENT
+    from tasks.domain.policy import get_policy
+
+    policy = get_policy(profile)
+
+    def owner(code: str) -> tuple[str, ...]:
+        return tuple(r.owner for r in policy.actions if r.code == code)
+
+    return {
+        "raised": owner("allocate"),
+        "destination": owner("allocate"),
+        "challenge": (policy.challenge_owner,),
+        "dispute": (policy.dispute_owner,),
+        "flagged": owner(CONDITIONS_CHECK),
+        "absence": owner(ENFORCEMENT),
+        "escalated": ("transferring_spo", "receiving_spo"),
+    }.get(kind, ())
+
+
+def _task_lists(code: str, roles: tuple[str, ...], case: dict[str, Any], ui_url: str, profile: str) -> list[TaskList]:
+    """Links to the UI's runs list of each acting role's tasks, for the mailbox of the PDU that
+    role works in (codes and roles only)."""
+    from tasks.domain.policy import get_policy
+    from tasks.domain.work_tags import owner_pdu, runs_list_url
+
+    days = get_policy(profile).suspend_timeout_days
+    return [
+        TaskList(role, code, runs_list_url(ui_url, code, role, days))
+        for role in roles
+        if owner_pdu(role, case["transferring_pdu_code"], case["receiving_pdu_code"]) == code
+    ]
 
 
 def _extra(kind: str, event: Event, profile: str, case: dict[str, Any], url: str | None) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from tasks.calendar import WorkingDayCalendar
 from tasks.domain import documents, moving_again
 from tasks.domain.changes import change_rules, clock_stopped_words
+from tasks.domain.policy import get_policy
 from tasks.notify.reminders import Contact, Matter, OpenAction, ReminderRules, horizon
 from tasks.settings import get_settings
 from tasks.store.models import Action, HistoryEntry, Nsi
@@ -95,10 +96,12 @@ def open_matters(
         s = uow.session
         nsi_cols = (Nsi.reference, Nsi.crn, Nsi.name, Nsi.lao, Nsi.transferring_pdu_code, Nsi.receiving_pdu_code, Nsi.flow_run_id)
 
-        def matter(r: Any, kind: str, since: dt.date, what: str) -> Matter:
+        def matter(r: Any, kind: str, since: dt.date, what: str, owner_role: str | None = None) -> Matter:
             link = f"{ui_url.rstrip('/')}/runs/flow-run/{r.flow_run_id}" if ui_url and r.flow_run_id else None
             days = calendar.working_days_between(since, as_of)
-            return Matter(kind, r.reference, r.crn, None if r.lao else r.name, since, days, what, link)
+            return Matter(kind, r.reference, r.crn, None if r.lao else r.name, since, days, what, link, owner_role)
+
+        policy = get_policy()
 
         for r in s.execute(
             select(
@@ -109,12 +112,14 @@ def open_matters(
         ):
             if r.status == "open":
                 m = matter(
-                    r, "challenge", r.raised_on, f"Challenge {r.seq} about risk: for the receiving SPO to uphold or withdraw"
-                )
+                    r, "challenge", r.raised_on, f"Challenge {r.seq} about risk: for the receiving SPO to uphold or withdraw",
+                    policy.challenge_owner,
+                )  # fmt: skip
             else:
                 m = matter(
-                    r, "dispute", r.disputed_on, "Refusal disputed: for the head of the receiving PDU to confirm or overturn"
-                )
+                    r, "dispute", r.disputed_on, "Refusal disputed: for the head of the receiving PDU to confirm or overturn",
+                    policy.dispute_owner,
+                )  # fmt: skip
             if m.since <= as_of:
                 out.append((r.receiving_pdu_code, m))
         for r in s.execute(

@@ -55,6 +55,7 @@ import numpy as np
 from tasks.calendar import WorkingDayCalendar
 from tasks.domain.import_mapping import recorded
 from tasks.domain.policy import get_policy
+from tasks.domain.work_tags import runs_list_url
 from tasks.notify.email import load_email_config
 from tasks.settings import get_settings
 
@@ -79,6 +80,9 @@ class ReminderRules:
     sides: Mapping[str, Side]
     greeting_max_names: int
     max_items_per_section: int
+    # How far back a digest's link to a role's task list looks: a task waits at most this long
+    # (the policy's suspend_timeout_days), so none older is still waiting.
+    task_list_days: int
 
     def side_of(self, owner_role: str) -> Side:
         try:
@@ -96,6 +100,7 @@ def load_rules(profile: str | None = None) -> ReminderRules:
         sides={role: Side(side) for role, side in cfg["sides"].items()},
         greeting_max_names=int(cfg["greeting_max_names"]),
         max_items_per_section=int(cfg["max_items_per_section"]),
+        task_list_days=policy.suspend_timeout_days,
     )
 
 
@@ -197,6 +202,16 @@ class Matter:
     working_days: int  # since then, in working days
     what: str  # plain words, no free text
     link: str | None = None
+    owner_role: str | None = None  # whose task it is (a challenge's, a dispute's), when it is one
+
+
+@dataclass(frozen=True)
+class TaskList:
+    """A link to the Prefect UI's runs list of one role's tasks waiting in one PDU."""
+
+    owner_role: str
+    pdu_code: str
+    url: str
 
 
 @dataclass(frozen=True)
@@ -215,6 +230,7 @@ class Digest:
     escalation_working_days: int
     example_mailbox: bool = False
     matters: tuple[Matter, ...] = ()
+    task_lists: tuple[TaskList, ...] = ()  # the mailbox PDU's own roles with something listed
 
     @property
     def open_matters(self) -> tuple[Matter, ...]:
@@ -441,6 +457,24 @@ def plan_digests(
                 example_mailbox=contact.example,
                 # Oldest first; the key makes the order total (the same store, the same content hash).
                 matters=tuple(sorted(set(matters_of[mailbox]), key=lambda m: (m.since, m.reference, m.kind, m.what))),
+                task_lists=task_lists(contact.pdu_code, s, matters_of[mailbox], rules, ui_url),
             )
         )
     return Plan(day=as_of, digests=digests, escalations=escalations, actions_considered=len(actions), unrouted=dict(unrouted))
+
+
+def task_lists(
+    pdu_code: str,
+    sections: Mapping[Category, Mapping[tuple[str, str], Item]],
+    matters: Iterable[Matter],
+    rules: ReminderRules,
+    ui_url: str | None,
+) -> tuple[TaskList, ...]:
+    """One link per role of this PDU with work in the digest (its own actions, a challenge or a
+    dispute waiting for it): the UI's runs list of that role's tasks in this PDU. Roles and codes
+    only. The other side's escalated actions are theirs to do, so they bring no link."""
+    if not ui_url:
+        return ()
+    roles = {i.owner_role for items in sections.values() for i in items.values() if i.yours}
+    roles |= {m.owner_role for m in matters if m.owner_role}
+    return tuple(TaskList(role, pdu_code, runs_list_url(ui_url, pdu_code, role, rules.task_list_days)) for role in sorted(roles))
