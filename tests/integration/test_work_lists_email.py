@@ -125,6 +125,17 @@ def test_a_digest_with_only_the_other_side_s_escalated_action_links_nothing(smtp
     assert list(links(receiving_html)) == ["Receiving SPO's tasks in Manchester South"]
 
 
+def test_a_digest_is_not_sent_again_the_same_day_because_the_ui_address_changed(smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch):
+    overdue_transfer("d-3", {"allocate"})
+    monkeypatch.setenv("CASETRANSFER_UI_URL", "http://127.0.0.1:4200")
+    reset_settings()
+    assert digests.run_reminders(CHRISTMAS_EVE).sent >= 1
+    monkeypatch.setenv("CASETRANSFER_UI_URL", UI)  # the UI moved behind the proxy later that day
+    reset_settings()
+    assert digests.run_reminders(CHRISTMAS_EVE).sent == 0
+    assert not any(UI in parts(m)[0] for _, m in smtp.inbox.messages)
+
+
 def test_a_notice_links_the_pdu_that_must_act_to_the_tasks_of_the_role_that_acts(smtp: SmtpServer, store_url: str):
     ref = transfers.register_nsi(parse_form(demo_form(raised_on="2026-12-14")), "n-1")
     services.notify(ref, "raised")  # a transfer arrives: the receiving SPO allocates it
