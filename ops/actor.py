@@ -20,6 +20,7 @@ from tasks.settings import get_settings
 # The staff list and the rules are imported when a command asks who is acting (startup stays light).
 if TYPE_CHECKING:
     from tasks.domain.access_log import Viewer
+    from tasks.domain.form import TransferForm
     from tasks.domain.staff import StaffList, StaffMember
 
 
@@ -54,7 +55,7 @@ def name(typed: str | None, reference: str, command: str | None = None, task: st
     if not from_os_account():
         return typed or getpass.getuser()
     from tasks.domain import access_log, lao_access, transfers
-    from tasks.domain.staff import StaffError, may_answer, recorded_actor
+    from tasks.domain.staff import StaffError
 
     person = signed_in()
     try:
@@ -66,16 +67,56 @@ def name(typed: str | None, reference: str, command: str | None = None, task: st
         fail(str(exc))
     if not owners:
         fail(f"{reference.strip().upper()}: no task or action {task!r}, so no one may record it")
-    decisions = [may_answer(person, o, parties.transferring_pdu, parties.receiving_pdu) for o in owners]
+    return _checked(person, typed, owners, parties.reference, parties.transferring_pdu, parties.receiving_pdu, field)
+
+
+def anyone(typed: str | None, field: str = "--by") -> str:
+    """A write that belongs to no transfer's side (a POM-COM handover): in the production profile
+    any person on the staff list, recorded as themselves; an unmapped account is refused."""
+    if not from_os_account():
+        return typed or getpass.getuser()
+    return _recorded(signed_in(), typed, field)
+
+
+def raiser(form: TransferForm) -> TransferForm:
+    """`raise` in the production profile: the signed-in person, who must be allowed to act for the
+    transferring side (config/access.yaml `commands.raise`), is the form's `raised_by`."""
+    if not from_os_account():
+        return form
+    from tasks.domain import lao_access
+    from tasks.domain.policy import get_policy
+    from tasks.places.placement import check_placement, place
+
+    placement = place(form)
+    transferring_pdu = check_placement(form, placement, get_policy())[0]
+    owners = lao_access.command_owners("raise")
+    who = _checked(signed_in(), form.raised_by, owners, "a new NSI", transferring_pdu, placement.receiving_pdu_code, "raised_by")
+    return form.model_copy(update={"raised_by": who})
+
+
+def _checked(person: StaffMember, typed: str | None, owners: list[str], what: str, transferring: str, receiving: str, field: str) -> str:
+    """Refused (exit 2, nothing sent) unless the person may act for one of `owners` between these
+    PDUs; else the recorded name, with "on behalf of" only where the policy allows it."""
+    from tasks.domain.staff import may_answer
+
+    decisions = [may_answer(person, o, transferring, receiving) for o in owners]
     allowed = next((d for d in decisions if d.allowed), None)
     if allowed is None:
-        fail(f"{person.name} may not do this on {parties.reference}: {decisions[0].reason}. Nothing was sent.")
+        fail(f"{person.name} may not do this on {what}: {decisions[0].reason}. Nothing was sent.")
+    recorded = _recorded(person, typed, field)
+    return f"{recorded} (as ops)" if allowed.as_ops else recorded
+
+
+def _recorded(person: StaffMember, typed: str | None, field: str) -> str:
+    from tasks.domain.staff import recorded_actor
+
+    if typed is not None and not isinstance(typed, str):
+        fail(f"{field}: give one name, once")
     actor, behalf = recorded_actor(person, typed)
     typed_words = " ".join((typed or "").split())
     if typed_words and behalf is None and typed_words.lower() != person.name.lower():
         print(f"note: {field} {typed_words!r} ignored: the record says who ran this, {person.name}", file=sys.stderr)
-    recorded = f"{actor} on behalf of {behalf}" if behalf else actor
-    return f"{recorded} (as ops)" if allowed.as_ops else recorded
+    return f"{actor} on behalf of {behalf}" if behalf else actor
 
 
 def viewer(as_signin: str | None) -> tuple[StaffList, Viewer]:

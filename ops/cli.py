@@ -77,7 +77,7 @@ def raise_(
             fail(f"supersedes: the form says {data['supersedes']} and --supersedes {supersedes}; give one")
         data["supersedes"] = supersedes
     try:
-        form = parse_form(data)
+        form = actor.raiser(parse_form(data))  # in production: raised by the signed-in person
         import services
 
         reference, flow_run_id = services.raise_transfer(form)

@@ -201,3 +201,18 @@ def test_in_production_a_case_admin_may_record_on_behalf_of_a_practitioner(store
     cli("action-done", ref, "police_checks", "--by", "Robin Practitioner")
     entry = [h for h in transfer_views.status_of(ref).history if h.event == "action done"][-1]
     assert entry.actor == "Ash Admin on behalf of Robin Practitioner"
+
+
+def test_in_production_raising_and_recording_are_refused_to_staff_of_the_wrong_side_before_anything_is_sent(
+    store_url, production_cli
+):
+    ref = raise_lao()
+    nsis, history = rows(Nsi), rows(HistoryEntry)
+    production_cli("robin.practitioner")  # Leeds: the receiving side of Newcastle to Leeds
+    raised = cli("raise", str(LAO_FORM), check=False)
+    assert raised.returncode == 2
+    assert "Robin Practitioner may not do this on a new NSI: Robin Practitioner does not work in N54NUTY" in raised.stderr
+    allocation = ["--practitioner", "Robin Practitioner", "--team-code", "N55LSC", "--recorded-by", "Lee SPO"]
+    recorded = cli("record", ref, "allocation", *allocation, check=False)
+    assert recorded.returncode == 2 and "needs a SPO of N55LEE" in recorded.stderr and "Nothing was sent" in recorded.stderr
+    assert (rows(Nsi), rows(HistoryEntry)) == (nsis, history)
