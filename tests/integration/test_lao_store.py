@@ -216,3 +216,27 @@ def test_in_production_raising_and_recording_are_refused_to_staff_of_the_wrong_s
     recorded = cli("record", ref, "allocation", *allocation, check=False)
     assert recorded.returncode == 2 and "needs a SPO of N55LEE" in recorded.stderr and "Nothing was sent" in recorded.stderr
     assert (rows(Nsi), rows(HistoryEntry)) == (nsis, history)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["withdraw", "--reason", "No longer moving"],
+        ["escalate", "--concern", "No allocation"],
+        ["challenge", "--concern", "Victim nearby"],
+        ["dispute", "--grounds", "Risk is managed"],
+        ["amend", "--rosh", "High", "--reason", "New intelligence"],
+        ["stop-clock", "--reason", "recall", "--from", "2026-12-16"],
+        ["restart-clock", "--on", "2026-12-21"],
+        ["absence", "--on", "2026-12-18", "--acceptable", "no"],
+        ["correct", "allocation", "--done-on", "2026-12-15", "--reason", "Misread"],
+    ],
+    ids=lambda c: c[0],
+)
+def test_in_production_every_write_is_refused_to_someone_who_works_on_neither_side(store_url, production_cli, command):
+    ref = raise_lao()
+    history = rows(HistoryEntry)
+    production_cli("kim.spo")  # an SPO of Manchester; the case goes from Newcastle to Leeds
+    refused = cli(command[0], ref, *command[1:], "--by", "Lee SPO", check=False)
+    assert refused.returncode == 2 and "Kim SPO may not do this on" in refused.stderr and "Nothing was sent" in refused.stderr
+    assert rows(HistoryEntry) == history
