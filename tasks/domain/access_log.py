@@ -120,6 +120,31 @@ def look(reference: str, viewer: Viewer, staff: StaffList, url: str | None = Non
     return (view if decision.allowed else lao_access.restricted(view)), decision
 
 
+def seen_whole_by(person: StaffMember, staff: StaffList, url: str | None = None) -> list[int]:
+    """The limited access NSIs (ids) this person is on the access list of: their own copy of the
+    tracker shows these whole."""
+    with UnitOfWork(url) as uow:
+        nsis = uow.session.scalars(select(Nsi).where(Nsi.lao.is_(True))).all()
+        return [
+            n.id for n in nsis if lao_access.may_see(person, _parties(n), [g.signin for g in n.lao_grants], staff).allowed
+        ]
+
+
+def log_tracker_rows(viewer: Viewer, shown: dict[int, bool], url: str | None = None) -> None:
+    """The limited access rows a person's own copy of the tracker held: whole (allowed) or
+    restricted (refused), one log entry each, in one transaction."""
+    with UnitOfWork(url) as uow:
+        for nsi_id, allowed in shown.items():
+            uow.session.add(
+                AccessLogEntry(
+                    nsi_id=nsi_id, surface="tracker", allowed=allowed, actor=viewer.actor[:200], os_account=viewer.os_account,
+                    signin=viewer.person.signin if viewer.person else None,
+                    reason="a row of their own copy of the tracker, " + ("whole" if allowed else "restricted"),
+                )
+            )  # fmt: skip
+        uow.commit()
+
+
 @dataclass(frozen=True)
 class LogLine:
     at: dt.datetime

@@ -240,3 +240,27 @@ def test_in_production_every_write_is_refused_to_someone_who_works_on_neither_si
     refused = cli(command[0], ref, *command[1:], "--by", "Lee SPO", check=False)
     assert refused.returncode == 2 and "Kim SPO may not do this on" in refused.stderr and "Nothing was sent" in refused.stderr
     assert rows(HistoryEntry) == history
+
+
+def workbook_text(folder: Path) -> str:
+    import openpyxl
+
+    cells = []
+    for path in sorted(folder.rglob("N*.xlsx")):
+        for sheet in openpyxl.load_workbook(path, read_only=True).worksheets:
+            cells += [str(c) for row in sheet.iter_rows(values_only=True) for c in row if c is not None]
+    return "\n".join(cells)
+
+
+def test_a_persons_own_tracker_shows_the_cases_on_their_list_whole_and_logs_each_limited_access_row(store_url, tmp_path):
+    ref = raise_lao()
+    cli("tracker", "--out", str(tmp_path / "lee"), "--as", "lee.spo", "--region", "N55")  # Leeds receives it
+    cli("tracker", "--out", str(tmp_path / "robin"), "--as", "robin.practitioner", "--region", "N55")
+    mine, theirs = workbook_text(tmp_path / "lee"), workbook_text(tmp_path / "robin")
+    assert ref in mine and "Restricted Person" in mine
+    assert ref in theirs and "Restricted Person" not in theirs and "Restricted (LAO)" in theirs
+    with UnitOfWork() as uow:
+        logged = uow.session.execute(select(AccessLogEntry.surface, AccessLogEntry.actor, AccessLogEntry.allowed)).all()
+    assert sorted(logged) == [("tracker", "Lee SPO", True), ("tracker", "Robin Practitioner", False)]
+    refused = cli("tracker", "--as", "lee.spo", "--send", check=False)
+    assert refused.returncode == 2 and "never delivered" in refused.stderr
