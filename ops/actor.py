@@ -51,9 +51,10 @@ def signed_in(people: StaffList | None = None) -> StaffMember:
 
 def name(typed: str | None, reference: str, command: str | None = None, task: str | None = None, field: str = "--by") -> str:
     """The name the record keeps for this write. `command` names an entry of config/access.yaml
-    `commands`; `task` a waiting task or action of the NSI, whose owner must be the person's."""
+    `commands`; `task` a waiting task or action of the NSI, whose owner must be the person's.
+    Outside production a typed name is kept as typed (the form refuses an empty one)."""
     if not from_os_account():
-        return typed or getpass.getuser()
+        return typed if typed is not None else getpass.getuser()
     from tasks.domain import access_log, lao_access, transfers
     from tasks.domain.staff import StaffError
 

@@ -169,7 +169,7 @@ def record(
 
 def _by(value: str | None, reference: str, command: str | None = None, task: str | None = None) -> str:
     """Who the record says did it: ops/actor.py (typed, or in production the signed-in person, checked)."""
-    return actor.name(boundary.text(value, "--by"), reference, command, task)
+    return actor.name(boundary.text(value, "--by") or None, reference, command, task)
 
 
 @app.command("withdraw")

@@ -77,7 +77,7 @@ def amend(
             safeguarding=_yes_no(safeguarding, "safeguarding"), victim_contact=_yes_no(victim_contact, "victim-contact"),
             on=_day(on, "on"),
         )  # fmt: skip
-        detail = services.change(reference, what, actor.name(boundary.text(by, "--by"), reference, "amend"), reason, **fields)
+        detail = services.change(reference, what, actor.name(boundary.text(by, "--by") or None, reference, "amend"), reason, **fields)
     print(f"{reference.strip().upper()}: amended: {detail}")
 
 
@@ -105,7 +105,7 @@ def stop_clock(
     day = _day(since, "from")
     note = boundary.text(note, "--note") or ""
     with _refusals(reference):
-        detail = services.change(reference, "stop_clock", actor.name(boundary.text(by, "--by"), reference, "stop-clock"), None, kind=reason, since=day, note=note)
+        detail = services.change(reference, "stop_clock", actor.name(boundary.text(by, "--by") or None, reference, "stop-clock"), None, kind=reason, since=day, note=note)
     print(f"{reference.strip().upper()}: {detail}")
 
 
@@ -120,5 +120,5 @@ def restart_clock(
 
     day = _day(on, "on")
     with _refusals(reference):
-        detail = services.change(reference, "restart_clock", actor.name(boundary.text(by, "--by"), reference, "restart-clock"), None, on=day)
+        detail = services.change(reference, "restart_clock", actor.name(boundary.text(by, "--by") or None, reference, "restart-clock"), None, on=day)
     print(f"{reference.strip().upper()}: {detail}")

@@ -32,7 +32,7 @@ def absence(
         fail("acceptable: say yes or no")
     notes = boundary.text(notes, "--notes") or ""
     with _refusals(reference):
-        detail = services.absence(reference, day, bool(ok), actor.name(boundary.text(by, "--by"), reference, "absence"), role, notes)
+        detail = services.absence(reference, day, bool(ok), actor.name(boundary.text(by, "--by") or None, reference, "absence"), role, notes)
     print(f"{reference.strip().upper()}: {detail}")
 
 
@@ -50,7 +50,7 @@ def contact(
     day = _day(on, "on")
     notes = boundary.text(notes, "--notes") or ""
     with _refusals(reference):
-        recorded = transfers.record_contact(reference, day, actor.name(boundary.text(by, "--by"), reference, "contact"), role, notes)
+        recorded = transfers.record_contact(reference, day, actor.name(boundary.text(by, "--by") or None, reference, "contact"), role, notes)
     print(f"{reference.strip().upper()}: {recorded.detail}")
 
 

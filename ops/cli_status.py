@@ -108,7 +108,7 @@ def grant(
     from tasks.domain.decisions import RuleBroken
 
     reason = boundary.text(reason, "--reason") or ""
-    who = actor.name(boundary.text(by, "--by"), reference, command="grant")
+    who = actor.name(boundary.text(by, "--by") or None, reference, command="grant")
     try:
         print(access_log.grant(reference, staff, reason, who, actor.staff()))
     except RuleBroken as exc:
