@@ -6,7 +6,6 @@ Exit codes: 0 done, 2 bad input (the message on stderr names the field), 3 not f
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import json
 import os
 import sys
@@ -18,10 +17,10 @@ from typing import Any
 
 import typer
 
-from ops import boundary
+from ops import actor, boundary
 from ops.cli_changes import amend, restart_clock, stop_clock
 from ops.cli_nightly import remind, tracker
-from ops.console import answers, err, fail, out, visible
+from ops.console import answers, err, fail, out
 
 # Nothing heavier than typer is imported here: each command imports what it uses, so that
 # `--help`, `working-days` and `locate` start fast (bench/cli_startup.py).
@@ -78,7 +77,7 @@ def raise_(
             fail(f"supersedes: the form says {data['supersedes']} and --supersedes {supersedes}; give one")
         data["supersedes"] = supersedes
     try:
-        form = parse_form(data)
+        form = actor.raiser(parse_form(data))  # in production: raised by the signed-in person
         import services
 
         reference, flow_run_id = services.raise_transfer(form)
@@ -153,9 +152,10 @@ def record(
         print(_step_help(reference, step))
         return
     fields = _parse_fields(list(ctx.args))
-    fields.setdefault("recorded_by", getpass.getuser())
     import services
     from tasks.domain.document_config import side_task
+
+    fields["recorded_by"] = actor.name(fields.get("recorded_by"), reference, task=side_task(step, fields), field="--recorded-by")
 
     try:
         print(services.send_answer(reference, side_task(step, fields), fields, wait, timeout))
@@ -167,83 +167,9 @@ def record(
         fail(f"{reference.upper()}: {exc}", 1)
 
 
-@app.command("status")
-def status(reference: str, as_json: bool = typer.Option(False, "--json", help="One JSON object")) -> None:
-    """Status, the Action List with due dates and overdue marks, and the history."""
-    from rich.table import Table
-    from rich.text import Text
-
-    from tasks.domain import transfer_views, transfers
-
-    try:
-        view = transfer_views.status_of(reference)
-    except transfers.NotFound as exc:
-        fail(str(exc), 3)
-    if as_json:
-        import dataclasses
-
-        print(json.dumps(dataclasses.asdict(view), default=str, indent=2))
-        return
-    # Every stored value goes through visible(): shown exactly as stored, never read as markup.
-    who = view.crn if view.lao else f"{view.name} ({view.crn})"
-    out.print(Text.assemble((view.reference, "bold"), f" {view.nsi_type.replace('_', ' ')}: ", visible(who)), highlight=False)
-    out.print(f"status: {view.status}   raised {view.raised_on}   due {view.due_on}", highlight=False)
-    if view.clock_stopped:
-        out.print(f"[bold]{view.clock_stopped}[/]: nothing is reminded or escalated until `casetransfer restart-clock`", highlight=False)
-    out.print(visible(f"from {view.transferring} to {view.receiving}"), highlight=False)
-    if view.nsi_type == "temporary_move":
-        # A temporary move never moves management: say who is responsible and who supports.
-        out.print(visible(f"responsible practitioner: {view.responsible_officer} (transferring)"), highlight=False)
-        if view.receiving_practitioner:
-            out.print(visible(f"support contact: {view.receiving_practitioner} (receiving)"), highlight=False)
-    else:
-        if view.receiving_practitioner:
-            out.print(visible(f"receiving practitioner: {view.receiving_practitioner}"), highlight=False)
-        if view.responsible_officer:
-            out.print(visible(f"responsible officer: {view.responsible_officer}"), highlight=False)
-    for note in view.notes:
-        out.print(visible(f"note: {note}"), highlight=False)
-    out.print(f"profile: {view.profile}", highlight=False)
-    if view.parent_reference:
-        out.print(f"converted from Temporary Move {view.parent_reference}", highlight=False)
-    if view.converted_to:
-        out.print(f"converted to Case Transfer {view.converted_to}", highlight=False)
-    for words, ref in (("supersedes", view.supersedes), ("superseded by", view.superseded_by)):
-        if ref:
-            out.print(f"{words} {ref}", highlight=False)
-    if view.repeat_mover:
-        out.print(f"[bold]repeat mover[/]: {view.repeat_mover} transfers raised ({view.repeat_mover_rule})", highlight=False)
-    if view.tasks:
-        from tasks.settings import get_settings
-
-        ui = get_settings().ui_url.rstrip("/")
-        tasks = Table("task", "waiting for", "due", "record with", "Prefect UI", title="Open tasks", title_justify="left")
-        for t in view.tasks:
-            link = f"{ui}/runs/flow-run/{t.flow_run_id}" if t.flow_run_id else "(starting)"
-            due = t.due_on.isoformat() if t.due_on else ""
-            tasks.add_row(visible(t.title), visible(t.owner_role.replace("_", " ")), due, f"record {view.reference} {t.task}", link)
-        out.print(tasks)
-    for c in view.challenges:
-        settled = f", settled {c.settled_on}" if c.settled_on else ""
-        dispute = f"; dispute {c.dispute_status}" if c.dispute_status else ""
-        out.print(visible(f"challenge {c.seq} about risk: {c.status} (raised {c.raised_on} by {c.raised_by}{settled}){dispute}"),
-                  highlight=False)  # fmt: skip
-    from ops.cli_continuity import print_continuity; print_continuity(out, view, visible)  # noqa: E702, I001 - conditions, absences
-    actions = Table("action", "owner", "due", "status", "overdue", title="Actions", title_justify="left")
-    for a in view.actions:
-        overdue = f"[red]OVERDUE {a.days_overdue} wd[/]" if a.days_overdue > 0 else ""
-        done = ("no longer required" if a.status == "not_required" else a.status) + (f" {a.done_on}" if a.done_on else "")
-        actions.add_row(visible(a.title), visible(a.owner_role), a.due_on.isoformat(), done, overdue)
-    out.print(actions)
-    history = Table("when", "event", "detail", "by", title="History", title_justify="left")
-    for h in [*view.earlier_history, *view.history]:  # an earlier NSI's lines (moving again) say whose they are
-        event = f"{h.reference}: {h.event}" if h.reference else h.event
-        history.add_row(h.at.strftime("%Y-%m-%d %H:%M"), visible(event), visible(h.detail), visible(h.actor))
-    out.print(history)
-
-
-def _by(value: str | None) -> str:
-    return boundary.text(value, "--by") or getpass.getuser()
+def _by(value: str | None, reference: str, command: str | None = None, task: str | None = None) -> str:
+    """Who the record says did it: ops/actor.py (typed, or in production the signed-in person, checked)."""
+    return actor.name(boundary.text(value, "--by") or None, reference, command, task)
 
 
 @app.command("withdraw")
@@ -255,7 +181,7 @@ def withdraw(reference: str, reason: str = typer.Option(..., "--reason"), by: st
 
     boundary.text(reason, "--reason")
     try:
-        services.withdraw(reference, reason, _by(by))
+        services.withdraw(reference, reason, _by(by, reference, "withdraw"))
     except (RuleBroken, transfers.StepRefused) as exc:
         fail(str(exc))
     except transfers.NotFound as exc:
@@ -272,7 +198,7 @@ def escalate(reference: str, concern: str = typer.Option(..., "--concern"), by: 
 
     boundary.text(concern, "--concern")
     try:
-        n = services.escalate(reference, concern, _by(by))
+        n = services.escalate(reference, concern, _by(by, reference, "escalate"))
     except RuleBroken as exc:
         fail(str(exc))
     except transfers.NotFound as exc:
@@ -294,12 +220,12 @@ def action_done(
         found = transfer_views.task_round(reference, code)
         if found is not None and found[1] == "open":
             # Its waiting task records it (and wakes the transfer), as the UI's form would.
-            fields = {"recorded_by": _by(by), **({"done_on": on} if on else {})}
+            fields = {"recorded_by": _by(by, reference, task=code), **({"done_on": on} if on else {})}
             import services
 
             print(services.send_answer(reference, code, fields))
             return
-        transfers.mark_action_done(reference, code, _by(by), _date(on, "on") if on else None)
+        transfers.mark_action_done(reference, code, _by(by, reference, task=code), _date(on, "on") if on else None)
     except (RuleBroken, transfers.StepRefused, FormError) as exc:
         fail(str(exc))
     except transfers.NotFound as exc:
@@ -339,7 +265,7 @@ def challenge(
 
     boundary.text(concern, "--concern")
     with _exit_codes(reference):
-        seq = services.challenge(reference, concern, _by(by), role)
+        seq = services.challenge(reference, concern, _by(by, reference, "challenge"), role)
     print(f"{reference.upper()}: challenge-{seq} raised; the receiving SPO settles it with: "
           f"casetransfer record {reference.upper()} challenge-{seq} --outcome uphold|withdraw")  # fmt: skip
 
@@ -357,7 +283,7 @@ def dispute(
 
     boundary.text(grounds, "--grounds")
     with _exit_codes(reference):
-        services.dispute(reference, grounds, _by(by))
+        services.dispute(reference, grounds, _by(by, reference, "dispute"))
     seq = transfer_views.status_of(reference).challenges[-1].seq
     print(f"{reference.upper()}: refusal disputed; the head of the receiving PDU settles it with: "
           f"casetransfer record {reference.upper()} dispute-{seq} --outcome confirm|overturn --notes ...")  # fmt: skip
@@ -377,7 +303,7 @@ def correct(
 
     boundary.text(reason, "--reason")
     try:
-        was = transfers.correct(reference, step.replace("-", "_"), _date(done_on, "done_on"), reason, _by(by))
+        was = transfers.correct(reference, step.replace("-", "_"), _date(done_on, "done_on"), reason, _by(by, reference, task=step.replace("-", "_")))
     except (RuleBroken, transfers.StepRefused) as exc:
         fail(f"The correction was not accepted; nothing was changed.\n{exc}")
     except transfers.NotFound as exc:
@@ -540,6 +466,7 @@ def worker(
 from ops.cli_handovers import register; register(app)  # noqa: E402, E702, I001 - the POM-COM handover commands
 from ops.cli_import import register as register_import; register_import(app)  # noqa: E402, E702, I001 - the go-live import
 from ops.cli_continuity import register as register_continuity; register_continuity(app)  # noqa: E402, E702, I001 - absences, contacts
+from ops.cli_status import register as register_status; register_status(app)  # noqa: E402, E702, I001 - status, grant, access-log
 
 
 def main() -> None:

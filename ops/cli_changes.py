@@ -4,7 +4,6 @@ raised (tasks/domain/changes.py has the rules; services.change drives the runs a
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -66,7 +65,7 @@ def amend(
     """Change an open transfer: its destination, its dates or its risk. What was done stays done;
     what depends on the change is planned again, and the other side is told."""
     import services
-    from ops import boundary
+    from ops import actor, boundary
     from tasks.domain.changes import amendment
 
     reason = boundary.text(reason, "--reason") or ""
@@ -78,7 +77,7 @@ def amend(
             safeguarding=_yes_no(safeguarding, "safeguarding"), victim_contact=_yes_no(victim_contact, "victim-contact"),
             on=_day(on, "on"),
         )  # fmt: skip
-        detail = services.change(reference, what, by or getpass.getuser(), reason, **fields)
+        detail = services.change(reference, what, actor.name(boundary.text(by, "--by") or None, reference, "amend"), reason, **fields)
     print(f"{reference.strip().upper()}: amended: {detail}")
 
 
@@ -101,12 +100,12 @@ def stop_clock(
     """Stop a transfer's clocks while the person cannot be supervised: nothing is reminded or
     escalated until `restart-clock`, which moves every open deadline on by the days stopped."""
     import services
-    from ops import boundary
+    from ops import actor, boundary
 
     day = _day(since, "from")
     note = boundary.text(note, "--note") or ""
     with _refusals(reference):
-        detail = services.change(reference, "stop_clock", by or getpass.getuser(), None, kind=reason, since=day, note=note)
+        detail = services.change(reference, "stop_clock", actor.name(boundary.text(by, "--by") or None, reference, "stop-clock"), None, kind=reason, since=day, note=note)
     print(f"{reference.strip().upper()}: {detail}")
 
 
@@ -117,8 +116,9 @@ def restart_clock(
 ) -> None:
     """Restart a stopped transfer's clocks: every open deadline moves on by the working days stopped."""
     import services
+    from ops import actor, boundary
 
     day = _day(on, "on")
     with _refusals(reference):
-        detail = services.change(reference, "restart_clock", by or getpass.getuser(), None, on=day)
+        detail = services.change(reference, "restart_clock", actor.name(boundary.text(by, "--by") or None, reference, "restart-clock"), None, on=day)
     print(f"{reference.strip().upper()}: {detail}")

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +24,7 @@ def absence(
     handed over and, when unacceptable, goes to the transferring practitioner's tasks (who owns
     enforcement until completion)."""
     import services
-    from ops import boundary
+    from ops import actor, boundary
 
     day = _day(on, "on")
     ok = _yes_no(acceptable, "acceptable")
@@ -33,7 +32,7 @@ def absence(
         fail("acceptable: say yes or no")
     notes = boundary.text(notes, "--notes") or ""
     with _refusals(reference):
-        detail = services.absence(reference, day, bool(ok), boundary.text(by, "--by") or getpass.getuser(), role, notes)
+        detail = services.absence(reference, day, bool(ok), actor.name(boundary.text(by, "--by") or None, reference, "absence"), role, notes)
     print(f"{reference.strip().upper()}: {detail}")
 
 
@@ -45,13 +44,13 @@ def contact(
     by: str | None = typer.Option(None, "--by"),
 ) -> None:
     """A Temporary Move's host records a contact; the supervising practitioner sees it in status."""
-    from ops import boundary
+    from ops import actor, boundary
     from tasks.domain import transfers
 
     day = _day(on, "on")
     notes = boundary.text(notes, "--notes") or ""
     with _refusals(reference):
-        recorded = transfers.record_contact(reference, day, boundary.text(by, "--by") or getpass.getuser(), role, notes)
+        recorded = transfers.record_contact(reference, day, actor.name(boundary.text(by, "--by") or None, reference, "contact"), role, notes)
     print(f"{reference.strip().upper()}: {recorded.detail}")
 
 

@@ -7,13 +7,13 @@ stored); 3 not found. Output names cases by CRN and dates only: a terminal may b
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import sys
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from ops import actor
 from ops.console import fail
 
 
@@ -47,7 +47,7 @@ def import_handovers(
         fail(f"--mapping: {mapping} does not exist", 3)
     _migrated()
     try:
-        result = import_file(file, by or getpass.getuser(), mapping=mapping)
+        result = import_file(file, actor.anyone(by), mapping=mapping)
     except HandoverInputError as exc:
         for line in exc.errors:
             print(line, file=sys.stderr)
@@ -107,7 +107,7 @@ def add_handover(
         record = check_record(values)
         if get_record(record.crn) is not None:
             fail(f"crn: a handover for {record.crn} is already stored; change it with correct-handover {record.crn}")
-        save_records([record], by or getpass.getuser())
+        save_records([record], actor.anyone(by))
     except HandoverInputError as exc:
         fail(str(exc))
     print(f"{record.crn}: handover by {record.handover_date} stored")
@@ -157,7 +157,7 @@ def correct_handover(
         fail("nothing to correct: give at least one option, e.g. --handover-date 2027-02-01")
     _migrated()
     try:
-        result = correct_record(crn, changes, by or getpass.getuser())
+        result = correct_record(crn, changes, actor.anyone(by))
     except HandoverInputError as exc:
         code = 3 if str(exc).startswith("crn: no handover stored") else 2
         fail(str(exc), code)
@@ -176,7 +176,7 @@ def record_handover_session(
     day = checked_day(on, "--on")
     _migrated()
     try:
-        new = record_session(crn, day, by or getpass.getuser())
+        new = record_session(crn, day, actor.anyone(by))
     except HandoverInputError as exc:
         fail(str(exc))
     except LookupError as exc:

@@ -99,9 +99,13 @@ def tracker(
     send: bool = typer.Option(
         False, "--send", help="Also deliver them, as the nightly job does (config/tracker_mailboxes.yaml; working days only)"
     ),
+    as_: str | None = typer.Option(
+        None, "--as", help="A person's own copy: the limited access cases on their access list whole (in production: yours)"
+    ),
 ) -> None:
     """Write the MIS tracker now: one workbook per region and national.xlsx (the nightly-tracker
-    flow's work, run here without a Prefect server)."""
+    flow's work, run here without a Prefect server). With --as, a person's own copy, never sent:
+    each limited access row in it is in the access log."""
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
     from rich.table import Table
     from sqlalchemy.exc import DBAPIError
@@ -110,7 +114,10 @@ def tracker(
     from tasks.reports.tracker import RegionResult, TrackerData, check_region, run_tracker
 
     day = _day(as_of, "--as-of")
-    out_dir = checked_out_dir(out_dir)
+    if as_ and send:
+        fail("--as: a person's own copy is never delivered to the regions' mailboxes; leave out --send")
+    reader = _reader(as_) if as_ else None
+    out_dir = checked_out_dir(_own_folder(out_dir, reader[0]) if reader else out_dir)
     try:
         check_region(region)
     except ValueError as exc:
@@ -133,7 +140,7 @@ def tracker(
             )
 
         try:
-            run = run_tracker(day, out_dir, region, progress=written, on_loaded=loaded)
+            run = run_tracker(day, out_dir, region, progress=written, on_loaded=loaded, whole=reader[1] if reader else ())
         except DBAPIError as exc:
             fail(f"database: {exc.orig}; is it migrated (casetransfer db upgrade)?", 1)
     table = Table("region", "NSIs", "open", "overdue actions", "workbook", title=f"MIS tracker {run.as_of}", title_justify="left")
@@ -142,6 +149,13 @@ def tracker(
     out.print(table)
     print(run.national)
     err.print(f"{len(run.regions)} regional workbooks and the national summary in {run.seconds:.1f} s", highlight=False)
+    if reader is not None and run.data is not None:
+        from tasks.domain.access_log import log_tracker_rows
+
+        rows = run.data.nsis[run.data.nsis["lao"]]
+        written_regions = {r.region_code for r in run.regions}
+        mine = rows[rows["t_region"].isin(written_regions) | rows["r_region"].isin(written_regions)]
+        log_tracker_rows(reader[0], {int(i): int(i) in reader[1] for i in mine["id"]})
     if send:
         from tasks.reports.tracker_delivery import deliver_trackers, workbooks_of
 
@@ -150,3 +164,26 @@ def tracker(
             err.print(line, highlight=False)
         if summary.failed:
             fail(summary.not_delivered(), 1)
+
+
+def _reader(as_: str) -> tuple[Any, set[int]]:
+    """`tracker --as`: who the copy is for, and the limited access NSIs they may see whole."""
+    from ops import actor
+    from tasks.domain.access_log import seen_whole_by
+
+    people, viewer = actor.viewer(as_)
+    if viewer.person is None:  # pragma: no cover - actor.viewer refuses an --as it cannot find
+        fail(f"--as: no one on the staff list signs in as {as_!r}")
+    return viewer, set(seen_whole_by(viewer.person, people))
+
+
+def _own_folder(out_dir: Path | None, viewer: Any) -> Path:
+    """A person's copy never lands where the nightly workbooks are delivered from."""
+    from tasks.settings import get_settings
+
+    settings = get_settings()
+    if out_dir is None:
+        return settings.data_dir / "trackers-for" / viewer.person.signin
+    if out_dir.resolve() == settings.effective_tracker_dir.resolve():
+        fail(f"--out: {out_dir} is where the regions' workbooks are delivered from; give a folder of your own")
+    return out_dir

@@ -108,6 +108,13 @@ class Settings(BaseSettings):
     prefect_run_retention_days: int = Field(default=30, ge=0)
     # How long the store keeps a closed NSI's record. Stated, not enforced here (README).
     store_retention_years: int = Field(default=7, ge=1)
+    # Who is acting on the command line (issue 28): `typed`, the name given with --by or
+    # --recorded-by (the embedded demo, the tests); `os_account`, the operating-system account
+    # mapped to a staff record (config/staff/people.yaml `os_accounts`), checked against
+    # config/access.yaml before anything is sent. The production profile sets os_account.
+    actor_from: Literal["typed", "os_account"] = "typed"
+    # The staff list (default config/staff/people.yaml): a service's own, or a test's.
+    staff_file: Path | None = None
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):  # type: ignore[no-untyped-def,override]

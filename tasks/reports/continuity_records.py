@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from tasks.reports.tracker_outcomes import _NSI_COLUMNS, _case, _date
+from tasks.reports.tracker_outcomes import _NSI_COLUMNS, _case, _date, restricted
 from tasks.store.models import Action, Nsi, SupervisionContact
 from tasks.store.unit_of_work import UnitOfWork
 
@@ -23,7 +23,8 @@ ENFORCEMENT = "enforcement_review"  # tasks/domain/continuity.py: the transferri
 
 
 def absence_records(
-    as_of: dt.date, nsi_ids: Collection[int] | None = None, url: str | None = None, lao_name: str = "Restricted (LAO)"
+    as_of: dt.date, nsi_ids: Collection[int] | None = None, url: str | None = None, lao_name: str = "Restricted (LAO)",
+    whole: Collection[int] = (),
 ) -> list[dict[str, Any]]:
     """One row per absence of the NSIs in scope recorded by the as-of day, oldest first."""
     scope = set(nsi_ids) if nsi_ids is not None else None
@@ -49,12 +50,12 @@ def absence_records(
     for r in wanted:
         rows.append(
             {
-                **_case(r, lao_name),
+                **_case(r, lao_name, whole),
                 "on": _date(r.on),
                 "acceptable": bool(r.acceptable),
                 "first_appointment": bool(r.first_appointment),
                 "recorded_by": r.role,
-                "notes": None if r.lao else (r.notes or None),
+                "notes": None if restricted(r, whole) else (r.notes or None),
                 "enforcement": {"open": "Open", "done": "Done"}.get(review.get(r.id, ""), "") if not r.acceptable else "",
             }
         )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -138,7 +138,7 @@ class NightSteps:
     write_national: Callable[[TrackerData, list[RegionResult], Path], Path]
 
 
-def direct_steps(url: str | None = None, config: TrackerConfig | None = None) -> NightSteps:
+def direct_steps(url: str | None = None, config: TrackerConfig | None = None, whole: Collection[int] = ()) -> NightSteps:
     cfg = config or load_tracker_config()
 
     def write_regions(data: TrackerData, codes: list[str], folder: Path, pool: Executor | None) -> Iterable[RegionResult]:
@@ -146,7 +146,7 @@ def direct_steps(url: str | None = None, config: TrackerConfig | None = None) ->
         return (fut.result() for fut in as_completed(futures))
 
     return NightSteps(
-        read=lambda day: load_data(day, url, cfg),
+        read=lambda day: load_data(day, url, cfg, whole),
         write_regions=write_regions,
         write_national=lambda data, results, path: write_national(data, results, path, cfg),
     )
@@ -161,6 +161,7 @@ def run_tracker(
     progress: Callable[[RegionResult], None] | None = None,
     on_loaded: Callable[[TrackerData, list[str]], None] | None = None,
     steps: NightSteps | None = None,
+    whole: Collection[int] = (),
 ) -> TrackerRun:
     """The whole night: read, write every region's workbook, the national one. The one path of
     the nightly-tracker flow (which passes its tasks as `steps`), `casetransfer tracker` and the tests."""
@@ -169,7 +170,7 @@ def run_tracker(
     started = time.perf_counter()
     cfg = load_tracker_config()
     only = check_region(region)
-    steps = steps or direct_steps(url, cfg)
+    steps = steps or direct_steps(url, cfg, whole)
     data = steps.read(as_of)
     codes = region_order(data, only)
     if on_loaded is not None:

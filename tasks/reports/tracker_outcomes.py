@@ -45,11 +45,17 @@ _NSI_COLUMNS = (
 )
 
 
-def _case(row: Any, lao_name: str) -> dict[str, Any]:
+def restricted(row: Any, whole: Collection[int] = ()) -> bool:
+    """A limited access case's row, for a reader not on its access list (`whole`: the NSI ids the
+    reader may see whole; a region's mailbox is on none)."""
+    return bool(row.lao) and row.id not in whole
+
+
+def _case(row: Any, lao_name: str, whole: Collection[int] = ()) -> dict[str, Any]:
     return {
         "reference": row.reference,
         "crn": row.crn,
-        "name": lao_name if row.lao else row.name,
+        "name": lao_name if restricted(row, whole) else row.name,
         "lao": bool(row.lao),
         "t_region": row.transferring_region_code,
         "r_region": row.receiving_region_code,
@@ -73,7 +79,8 @@ def _date(value: Any) -> dt.date | None:
 
 
 def challenge_records(
-    as_of: dt.date, nsi_ids: Collection[int] | None = None, url: str | None = None, lao_name: str = "Restricted (LAO)"
+    as_of: dt.date, nsi_ids: Collection[int] | None = None, url: str | None = None, lao_name: str = "Restricted (LAO)",
+    whole: Collection[int] = (),
 ) -> list[dict[str, Any]]:
     """One row per challenge or refusal of the NSIs in scope (`nsi_ids`; None: all), oldest first."""
     cal = get_calendar(get_settings().calendar)
@@ -92,11 +99,11 @@ def challenge_records(
             raised = _date(c.raised_on)
             rows.append(
                 {
-                    **_case(n, lao_name),
+                    **_case(n, lao_name, whole),
                     "kind": f"Challenge {c.seq}",
                     "raised_on": raised,
                     "raised_by": c.raised_role,
-                    "concern": None if n.lao else c.concern,
+                    "concern": None if restricted(n, whole) else c.concern,
                     "reasons": list(c.reasons or []),
                     "outcome": outcome,
                     "settled_on": _date(settled),
@@ -116,7 +123,7 @@ def challenge_records(
             received, done = _date(r.received_on), _date(r.done_on)
             rows.append(
                 {
-                    **_case(r, lao_name),
+                    **_case(r, lao_name, whole),
                     "kind": "Refusal at decision",
                     "raised_on": received,
                     "raised_by": "receiving_spo",
@@ -144,7 +151,8 @@ def refusal_reason_counts(rows: list[dict[str, Any]]) -> list[tuple[str, int]]:
 
 
 def escalation_records(
-    as_of: dt.date, nsi_ids: Collection[int] | None = None, url: str | None = None, lao_name: str = "Restricted (LAO)"
+    as_of: dt.date, nsi_ids: Collection[int] | None = None, url: str | None = None, lao_name: str = "Restricted (LAO)",
+    whole: Collection[int] = (),
 ) -> list[dict[str, Any]]:
     """One row per escalation of the NSIs in scope, oldest first."""
     settings = get_settings()
@@ -181,7 +189,7 @@ def escalation_records(
         else:
             kind = "Concern"
             text = e.detail.removeprefix("concern escalated to the SPO: ")
-            detail = "Restricted (LAO): see the case record" if e.lao else text
+            detail = "Restricted (LAO): see the case record" if restricted(e, whole) else text
             closed = _date(e.closed_on)
         if closed is not None and closed > as_of:
             closed = None  # closed after the report's day: open on that day
@@ -189,7 +197,7 @@ def escalation_records(
             closed = on  # escalated about a transfer already closed: closed the day it was raised
         rows.append(
             {
-                **_case(e, lao_name),
+                **_case(e, lao_name, whole),
                 "kind": kind,
                 "detail": detail,
                 "by": e.actor,

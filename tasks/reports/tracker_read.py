@@ -7,6 +7,7 @@ into one."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -200,9 +201,11 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def load_data(as_of: dt.date, url: str | None = None, config: TrackerConfig | None = None) -> TrackerData:
+def load_data(as_of: dt.date, url: str | None = None, config: TrackerConfig | None = None, whole: Collection[int] = ()) -> TrackerData:
     """Read the NSIs in scope (open on the as-of day, or closed within the reporting window) and
-    their actions, and compute every per-row figure the sheets show."""
+    their actions, and compute every per-row figure the sheets show. `whole`: the limited access
+    NSIs (ids) a person reading their own copy is on the access list of (`tracker --as`); the
+    nightly workbooks, read by a region's mailbox, show none of them whole."""
     cfg = config or load_tracker_config()
     settings = get_settings()
     policy = get_policy(settings.profile)
@@ -262,11 +265,12 @@ def load_data(as_of: dt.date, url: str | None = None, config: TrackerConfig | No
     nsis["lao"] = nsis["lao"].astype(bool)
     nsis["repeat_mover"] = nsis["crn"].map(movers).fillna(0).astype(np.int64) if movers else np.zeros(len(nsis), dtype=np.int64)
     nsis["diversity_recorded"] = nsis["diversity_recorded"].astype(bool)
-    # The name of a limited access offender never leaves this function.
-    nsis["name"] = np.where(nsis["lao"].to_numpy(), cfg.layout.lao_name, nsis["name"].to_numpy(dtype=object))
+    # The name of a limited access offender never leaves this function, but for its access list.
+    hidden = nsis["lao"].to_numpy() & ~nsis["id"].isin(list(whole)).to_numpy()
+    nsis["name"] = np.where(hidden, cfg.layout.lao_name, nsis["name"].to_numpy(dtype=object))
     # ... nor do its notes, which may name people.
     joined = np.array([" | ".join(notes.get(i, [])) or None for i in nsis["id"].to_numpy()], dtype=object)
-    nsis["notes"] = np.where(nsis["lao"].to_numpy(), None, joined)
+    nsis["notes"] = np.where(hidden, None, joined)
     pdu_names = {p.code: p.name for p in estate.pdus.values()}
     team_names = {t.code: t.name for t in estate.teams.values()}
     for side in ("t", "r"):
@@ -366,7 +370,7 @@ def load_data(as_of: dt.date, url: str | None = None, config: TrackerConfig | No
     assessed_on = np.full(len(nsis), NAT)
     assessed_on[pos[assessed]] = done[assessed]
     nsis["wd_to_assessment"] = _wd_between(d["received_on"], assessed_on)
-    outcomes = _outcomes(as_of, nsis["id"].to_numpy().tolist(), url, cfg)
+    outcomes = _outcomes(as_of, nsis["id"].to_numpy().tolist(), url, cfg, whole)
     missed = {r["reference"] for r in outcomes["absences"] if r["first_appointment"]}
     nsis["first_appointment_missed"] = nsis["reference"].isin(missed).to_numpy()  # the inspection's "kept" measure
     contacts = host_contacts(as_of, set(nsis["id"].tolist()), url)  # what a temporary move's supervising practitioner sees
@@ -386,7 +390,7 @@ def load_data(as_of: dt.date, url: str | None = None, config: TrackerConfig | No
     )
 
 
-def _outcomes(as_of: dt.date, nsi_ids: list[int], url: str | None, cfg: TrackerConfig) -> dict[str, Any]:
+def _outcomes(as_of: dt.date, nsi_ids: list[int], url: str | None, cfg: TrackerConfig, whole: Collection[int] = ()) -> dict[str, Any]:
     """Challenges, refusals and escalations of the NSIs in scope (tasks/reports/tracker_outcomes.py)."""
     from tasks.reports.continuity_records import absence_records
     from tasks.reports.tracker_outcomes import challenge_records, escalation_records
@@ -394,10 +398,10 @@ def _outcomes(as_of: dt.date, nsi_ids: list[int], url: str | None, cfg: TrackerC
 
     ids = set(nsi_ids)
     return {
-        "challenges": challenge_records(as_of, ids, url, cfg.layout.lao_name),
-        "escalations": escalation_records(as_of, ids, url, cfg.layout.lao_name),
-        "youth": youth_records(as_of, ids, url, cfg.layout.lao_name),
-        "absences": absence_records(as_of, ids, url, cfg.layout.lao_name),
+        "challenges": challenge_records(as_of, ids, url, cfg.layout.lao_name, whole),
+        "escalations": escalation_records(as_of, ids, url, cfg.layout.lao_name, whole),
+        "youth": youth_records(as_of, ids, url, cfg.layout.lao_name, whole),
+        "absences": absence_records(as_of, ids, url, cfg.layout.lao_name, whole),
     }
 
 

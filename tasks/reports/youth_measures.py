@@ -52,7 +52,8 @@ def _met(action: dict[str, Any] | None, as_of: dt.date) -> str:
 
 
 def youth_records(
-    as_of: dt.date, nsi_ids: Collection[int] | None = None, url: str | None = None, lao_name: str = "Restricted (LAO)"
+    as_of: dt.date, nsi_ids: Collection[int] | None = None, url: str | None = None, lao_name: str = "Restricted (LAO)",
+    whole: Collection[int] = (),
 ) -> list[dict[str, Any]]:
     """One row per youth NSI in scope (`nsi_ids`; None: all), by reference."""
     scope = set(nsi_ids) if nsi_ids is not None else None
@@ -87,7 +88,7 @@ def youth_records(
         past = not transfer and n.closed_on is None and as_of > _date(n.raised_on) + relativedelta(months=months)
         rows.append(
             {
-                **_case(n, lao_name),
+                **_case(n, lao_name, whole),
                 "nsi_type": "Case Transfer" if transfer else "Caretaking",
                 "status": n.status.replace("_", " ").capitalize(),
                 "home_visit": ("Yes" if visit and visit["status"] == "done" else "No") if transfer else "",

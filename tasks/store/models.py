@@ -94,6 +94,9 @@ class Nsi(Base):
     contacts: Mapped[list[SupervisionContact]] = relationship(
         back_populates="nsi", order_by="SupervisionContact.seq", cascade="all, delete-orphan"
     )
+    # Limited access (issue 28): the staff granted a look beyond the default list, and every look.
+    lao_grants: Mapped[list[LaoGrant]] = relationship(order_by="LaoGrant.id", cascade="all, delete-orphan")
+    access_log: Mapped[list[AccessLogEntry]] = relationship(order_by="AccessLogEntry.id", cascade="all, delete-orphan")
 
 
 class Action(Base):
@@ -231,6 +234,39 @@ class HistoryEntry(Base):
     flow_run_id: Mapped[str | None] = mapped_column(String(36))
 
     nsi: Mapped[Nsi] = relationship(back_populates="history")
+
+
+class LaoGrant(Base):
+    """A person added to a limited access (LAO) NSI's access list by `casetransfer grant`, beyond
+    the staff it names and its PDUs' SPOs (config/access.yaml `lao`). The history says who granted it."""
+
+    __tablename__ = "lao_grant"
+    __table_args__ = (UniqueConstraint("nsi_id", "signin", name="uq_lao_grant_nsi_signin"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    nsi_id: Mapped[int] = mapped_column(ForeignKey("nsi.id", ondelete="CASCADE"), index=True)
+    signin: Mapped[str] = mapped_column(String(100))
+    staff_name: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    granted_by: Mapped[str] = mapped_column(String(200))
+    granted_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AccessLogEntry(Base):
+    """Who read an NSI's details, allowed or refused (the changes are its history's entries).
+    Kept as long as the NSI: deleted with it."""
+
+    __tablename__ = "access_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    nsi_id: Mapped[int] = mapped_column(ForeignKey("nsi.id", ondelete="CASCADE"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    surface: Mapped[str] = mapped_column(String(20))  # status | tracker
+    allowed: Mapped[bool] = mapped_column(Boolean)
+    actor: Mapped[str] = mapped_column(String(200))  # the staff member's name, or the unmapped account
+    signin: Mapped[str | None] = mapped_column(String(100))
+    os_account: Mapped[str | None] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text, default="")
 
 
 class SentEmail(Base):

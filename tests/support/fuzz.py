@@ -104,7 +104,10 @@ def commands(refs: list[str], files: Files) -> dict[str, st.SearchStrategy[list[
     ]
     return {
         "working-days": _line(_fixed("working-days"), one(DAYS), one(NUMBERS)),
-        "status": _line(_fixed("status"), one(ref), st.sampled_from([[], ["--json"]])),
+        "status": _line(_fixed("status"), one(ref), st.sampled_from([[], ["--json"]]), _opt("--as", st.sampled_from(["lee.spo"]) | TEXT)),
+        "grant": _line(_fixed("grant"), one(ref), _opt("--staff", st.sampled_from(["casey.practitioner", "lee.spo"]) | TEXT),
+                       _opt("--reason", TEXT), _opt("--by", TEXT)),  # fmt: skip
+        "access-log": _line(_fixed("access-log"), one(ref)),
         "locate": _line(_fixed("locate"), one(TEXT), st.sampled_from([[], ["--json"]])),
         "raise": _line(_fixed("raise"), one(files.strategy([".yaml", ".json", ".yml", ""]))),
         "action-done": _line(_fixed("action-done"), one(ref), one(step), _opt("--on", DAYS), _opt("--by", TEXT)),
