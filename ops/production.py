@@ -172,6 +172,7 @@ def production_stack(
     engine_port: int | None = None,
     auth_string: str | None = None,
     proxy: Proxy | None = None,
+    worker_nice: int = 10,
 ) -> Stack:
     """A Stack whose server runs on PostgreSQL and whose workers and flow runs use the PostgreSQL
     store. With `redis_url` (the default), in Prefect's multi-server layout: the API for people on
@@ -186,7 +187,7 @@ def production_stack(
         port=port,
         env={**PRODUCTION_ENV, "CASETRANSFER_DATABASE_URL": urls.store, **(env or {})},
         server_env={"PREFECT_SERVER_DATABASE_CONNECTION_URL": urls.prefect, **PRODUCTION_SERVER_ENV},
-        worker_nice=10,
+        worker_nice=worker_nice,
         engine_nice=5,
         server_gc_freeze=True,
         engine_command=STARTS[start],
@@ -209,6 +210,7 @@ def start_production(
     engine_port: int | None = None,
     auth_string: str | None = None,
     proxy: Proxy | None = None,
+    worker_nice: int = 10,
 ) -> Stack:
     """Create the databases if missing, migrate the store, start the server, register the
     deployments and start `workers` workers. The caller stops the stack. With `auth_string`
@@ -222,7 +224,7 @@ def start_production(
     ensure_database(urls.prefect)
     ensure_database(urls.store)
     upgrade(urls.store)
-    stack = production_stack(home, port, urls, env, start, redis_url, engine_port, auth_string, proxy)
+    stack = production_stack(home, port, urls, env, start, redis_url, engine_port, auth_string, proxy, worker_nice)
     try:
         stack.start_server(timeout=180)  # a new database is migrated first, which takes a while
         stack.deploy()
@@ -245,6 +247,8 @@ def bring_up_production(
     urls, home, auth_string, auth_source = _prepare(pg, say)
     engine_port = engine_port or port + 1
     proxy = proxy_from_settings(home)
+    if proxy is not None and proxy.mode == "local" and not proxy.htpasswd.exists():
+        raise RuntimeError(f"auth_mode local: no accounts in {proxy.htpasswd}: add one with `python -m ops.proxy add-account SIGNIN`")
     stack = production_stack(home, port, urls, redis_url=redis, engine_port=engine_port, auth_string=auth_string, proxy=proxy)
     saved = json.loads(_state_file().read_text()) if _state_file().exists() else {}
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -58,7 +59,10 @@ def proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Production]:
         "CASETRANSFER_OUTBOX": str(base / "outbox"),
         "CASETRANSFER_ALLOW_EXAMPLE_STAFF": "true",  # the example staff of config/staff/people.yaml sign in
     }
-    with running_production(PG_ADMIN_URL, base, env, workers=1, proxy=proxy) as production, pytest.MonkeyPatch.context() as mp:
+    # Workers at the people's priority: what is tested here is who acts, not who waits for the CPU,
+    # and on a shared CI machine a niced worker can wait minutes for its first run.
+    running = running_production(PG_ADMIN_URL, base, env, workers=1, proxy=proxy, worker_nice=0)
+    with running as production, pytest.MonkeyPatch.context() as mp:
         for key, value in production.env.items():
             mp.setenv(key, value)
         mp.setenv("PREFECT_API_URL", production.stack.api_url)
@@ -76,7 +80,7 @@ def waiting(proxied: Production, tmp_path_factory: pytest.TempPathFactory) -> st
     path.write_text(yaml.safe_dump(demo_form(crn="C900001", raised_on=RAISED)))
     _clear_caches()
     reference = cli("raise", str(path)).stdout.strip()
-    wait_for(paused_at(reference, "allocation"), what="the allocation task to wait", timeout=120)
+    wait_for(paused_at(reference, "allocation"), what="the allocation task to wait", timeout=240)
     return reference
 
 
@@ -91,18 +95,18 @@ def paused_at(reference: str, task: str) -> Any:
     return lambda: (run := task_run(reference, task)) is not None and engine.run_state(run)[0] == "PAUSED"
 
 
-def as_person(proxied: Production, signin: str, password: str | None = None) -> httpx.Client:
+@contextmanager
+def as_person(proxied: Production, signin: str, password: str | None = None) -> Iterator[httpx.Client]:
     """What the UI does in a person's browser: HTTPS to nginx with their account, and the CSRF
     token Prefect asks for before any change."""
     proxy = proxied.stack.proxy
-    client = httpx.Client(
-        base_url=f"{proxy.url}/api", auth=(signin, password or PASSWORDS[signin]), verify=str(proxy.cert), timeout=60
-    )
-    csrf_client = uuid.uuid4().hex
-    token = client.get("/csrf-token", params={"client": csrf_client})
-    if token.status_code == 200:
-        client.headers.update({"Prefect-Csrf-Client": csrf_client, "Prefect-Csrf-Token": token.json()["token"]})
-    return client
+    auth = (signin, password or PASSWORDS[signin])
+    with httpx.Client(base_url=f"{proxy.url}/api", auth=auth, verify=str(proxy.cert), timeout=60) as client:
+        csrf_client = uuid.uuid4().hex
+        token = client.get("/csrf-token", params={"client": csrf_client})
+        if token.status_code == 200:
+            client.headers.update({"Prefect-Csrf-Client": csrf_client, "Prefect-Csrf-Token": token.json()["token"]})
+        yield client
 
 
 def resume(proxied: Production, signin: str, reference: str, task: str, answer: dict[str, Any]) -> httpx.Response:
@@ -173,9 +177,9 @@ def test_the_head_of_the_receiving_pdu_settles_a_dispute_and_a_practitioner_cann
         "Risk of harm would increase and could not be managed at the new address", "--evidence", "Victim at 12 Oak Road",
         "--recorded-by", "Kim SPO")  # fmt: skip
     first_run = transfer_views.status_of(waiting).flow_run_id or ""
-    wait_for(lambda: engine.run_state(first_run)[0] == "COMPLETED", what="the refused transfer's run to finish", timeout=120)
+    wait_for(lambda: engine.run_state(first_run)[0] == "COMPLETED", what="the refused transfer's run to finish", timeout=240)
     cli("dispute", waiting, "--grounds", "The victim moved away in 2025", "--by", "Alex Senior")
-    wait_for(paused_at(waiting, "dispute-1"), what="the dispute to wait for the head of the receiving PDU", timeout=120)
+    wait_for(paused_at(waiting, "dispute-1"), what="the dispute to wait for the head of the receiving PDU", timeout=240)
     settle = {"outcome": "overturn", "notes": "Victim no longer local", "recorded_by": "Morgan Head"}
     refused = resume(proxied, "pat.receiver", waiting, "dispute-1", settle)
     assert refused.status_code == 403
