@@ -118,3 +118,20 @@ def test_every_deployment_rule_names_a_deployment_in_prefect_yaml_and_its_by_par
     parameters = {"form": {"raised_by": "x"}, "raised_by": "x"}
     acting.set_dotted(parameters, rules["raise-transfer"].by, "Kim SPO")
     assert parameters["form"] == {"raised_by": "Kim SPO"}
+
+
+def test_proxy_account_writes_a_staff_members_account_and_refuses_a_stranger(tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from ops.cli_proxy import register
+
+    app = typer.Typer()
+    register(app)
+    app.command("other")(lambda: None)  # typer runs a lone command without its name
+    path = tmp_path / "htpasswd"
+    written = CliRunner().invoke(app, ["proxy-account", "kim.spo", "--htpasswd", str(path)], input="a-long-password\n")
+    assert written.exit_code == 0 and path.read_text().startswith("kim.spo:$apr1$")
+    refused = CliRunner().invoke(app, ["proxy-account", "someone.else", "--htpasswd", str(path)], input="a-long-password\n")
+    assert refused.exit_code == 2 and "not on the staff list" in refused.output
+    assert "someone.else" not in path.read_text()
