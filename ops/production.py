@@ -261,7 +261,7 @@ def bring_up_production(
     if not answering:
         say("starting the Prefect API servers and services on PostgreSQL and Redis (a new database is migrated first)...")
         stack.start_server(timeout=180)
-        server_pids = [p.pid for p in stack.server_processes]
+        server_pids = [p.pid for p in [*stack.server_processes, *([stack.proxy_process] if stack.proxy_process else [])]]
         if proxy is not None:
             say(f"nginx in front ({proxy.mode} sign-in, TLS): logs and configuration in {proxy.folder}")
     say("registering the deployments from prefect.yaml...")

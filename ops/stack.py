@@ -154,7 +154,7 @@ class Stack:
 
     @property
     def server_processes(self) -> list[subprocess.Popen]:
-        return [p for p in (self.proxy_process, self.server, self.engine_server, self.services) if p is not None]
+        return [p for p in (self.server, self.engine_server, self.services) if p is not None]
 
     def messaging_env(self) -> dict[str, str]:
         """Prefect's settings for sharing events, leases and background work through Redis."""
@@ -216,8 +216,8 @@ class Stack:
         else:
             self.server = self._start_people_api(env, split)
         self._wait_until_answering(self.server, self.api_url, "server", timeout)
-        if self.proxy is not None:
-            self.start_proxy()
+        if self.proxy is not None and (self.proxy_process is None or self.proxy_process.poll() is not None):
+            self.start_proxy()  # nginx outlives a restart of the servers behind it
         if not split:
             return
         self.services = self._start_prefect("services", env, "server", "services", "start", nice=self.engine_nice)
@@ -246,7 +246,7 @@ class Stack:
             }
         )
         frozen = self.server_gc_freeze and tested("the frozen server start (ops.prefect_frozen)")
-        args = self._api_args(self.port, split)[:4] + (["--no-services"] if split else []) + (["--gc-freeze"] if frozen else [])
+        args = [*self._api_args(self.port, split), *(["--gc-freeze"] if frozen else [])]
         return self._spawn([sys.executable, "-m", "ops.people_api", *args], env, "server")
 
     def start_proxy(self) -> None:
@@ -354,7 +354,7 @@ class Stack:
         return worker
 
     def stop(self) -> None:
-        self._stop([*self.workers, *self.server_processes])
+        self._stop([*self.workers, *([self.proxy_process] if self.proxy_process else []), *self.server_processes])
         self.workers.clear()
         self.server = self.engine_server = self.services = self.proxy_process = None
 
