@@ -467,6 +467,7 @@ from ops.cli_handovers import register; register(app)  # noqa: E402, E702, I001 
 from ops.cli_import import register as register_import; register_import(app)  # noqa: E402, E702, I001 - the go-live import
 from ops.cli_continuity import register as register_continuity; register_continuity(app)  # noqa: E402, E702, I001 - absences, contacts
 from ops.cli_status import register as register_status; register_status(app)  # noqa: E402, E702, I001 - status, grant, access-log
+from ops.cli_proxy import register as register_proxy; register_proxy(app)  # noqa: E402, E702, I001 - the proxy's local accounts
 
 
 def main() -> None:

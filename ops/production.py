@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 
 from ops.credential import AUTH_ENV, AUTH_FILE_ENV, api_credential, auth_file
+from ops.proxy import Proxy, proxy_from_settings
 from ops.stack import Stack, process_alive, stop_started
 from tasks.settings import get_settings
 
@@ -170,6 +171,8 @@ def production_stack(
     redis_url: str | None = DEFAULT_REDIS,
     engine_port: int | None = None,
     auth_string: str | None = None,
+    proxy: Proxy | None = None,
+    worker_nice: int = 10,
 ) -> Stack:
     """A Stack whose server runs on PostgreSQL and whose workers and flow runs use the PostgreSQL
     store. With `redis_url` (the default), in Prefect's multi-server layout: the API for people on
@@ -184,7 +187,7 @@ def production_stack(
         port=port,
         env={**PRODUCTION_ENV, "CASETRANSFER_DATABASE_URL": urls.store, **(env or {})},
         server_env={"PREFECT_SERVER_DATABASE_CONNECTION_URL": urls.prefect, **PRODUCTION_SERVER_ENV},
-        worker_nice=10,
+        worker_nice=worker_nice,
         engine_nice=5,
         server_gc_freeze=True,
         engine_command=STARTS[start],
@@ -192,6 +195,7 @@ def production_stack(
         redis_url=redis_url,
         engine_port=engine_port,
         auth_string=auth_string,
+        proxy=proxy,
     )
 
 
@@ -205,10 +209,14 @@ def start_production(
     redis_url: str | None = DEFAULT_REDIS,
     engine_port: int | None = None,
     auth_string: str | None = None,
+    proxy: Proxy | None = None,
+    worker_nice: int = 10,
 ) -> Stack:
     """Create the databases if missing, migrate the store, start the server, register the
     deployments and start `workers` workers. The caller stops the stack. With `auth_string`
-    every API server asks for it (basic auth, CSRF on) and every worker gives it."""
+    every API server asks for it (basic auth, CSRF on) and every worker gives it. With `proxy`,
+    nginx signs people in (ops/proxy.py) and the people's API takes `auth_string` as the stack's own
+    service identity only."""
     from tasks.store.migrate import upgrade
 
     if workers < 1:
@@ -216,7 +224,7 @@ def start_production(
     ensure_database(urls.prefect)
     ensure_database(urls.store)
     upgrade(urls.store)
-    stack = production_stack(home, port, urls, env, start, redis_url, engine_port, auth_string)
+    stack = production_stack(home, port, urls, env, start, redis_url, engine_port, auth_string, proxy, worker_nice)
     try:
         stack.start_server(timeout=180)  # a new database is migrated first, which takes a while
         stack.deploy()
@@ -238,7 +246,10 @@ def bring_up_production(
     """Start (or top up) the production profile and print how to use it."""
     urls, home, auth_string, auth_source = _prepare(pg, say)
     engine_port = engine_port or port + 1
-    stack = production_stack(home, port, urls, redis_url=redis, engine_port=engine_port, auth_string=auth_string)
+    proxy = proxy_from_settings(home)
+    if proxy is not None and proxy.mode == "local" and not proxy.htpasswd.exists():
+        raise RuntimeError(f"auth_mode local: no accounts in {proxy.htpasswd}: add one with `python -m ops.proxy add-account SIGNIN`")
+    stack = production_stack(home, port, urls, redis_url=redis, engine_port=engine_port, auth_string=auth_string, proxy=proxy)
     saved = json.loads(_state_file().read_text()) if _state_file().exists() else {}
     try:
         answering = httpx.get(f"{stack.api_url}/health", timeout=2).status_code == 200
@@ -250,7 +261,9 @@ def bring_up_production(
     if not answering:
         say("starting the Prefect API servers and services on PostgreSQL and Redis (a new database is migrated first)...")
         stack.start_server(timeout=180)
-        server_pids = [p.pid for p in stack.server_processes]
+        server_pids = [p.pid for p in [*stack.server_processes, *([stack.proxy_process] if stack.proxy_process else [])]]
+        if proxy is not None:
+            say(f"nginx in front ({proxy.mode} sign-in, TLS): logs and configuration in {proxy.folder}")
     say("registering the deployments from prefect.yaml...")
     stack.deploy()
     worker_pids = [pid for pid in saved.get("workers", []) if process_alive(pid)] if saved.get("port") == port else []
@@ -261,10 +274,14 @@ def bring_up_production(
         f"{len(worker_pids)} workers running (API for workers and flow runs: {stack.engine_api_url}); logs in {stack.home / 'logs'}"
     )
     say("")
-    say(f"[bold]Prefect UI: http://127.0.0.1:{port}[/]")
+    if proxy is None:
+        say(f"[bold]Prefect UI: http://127.0.0.1:{port}[/]")
+    else:
+        say(f"[bold]Prefect UI: {proxy.url}[/] (each person signs in; port {port} answers only nginx and the stack itself)")
     say("Point the CLI (and workers on other machines) at this profile:")
     say(f"  export PREFECT_API_URL={stack.api_url}")
     say(f"  export CASETRANSFER_DATABASE_URL={_hide_password(urls.store)}")
+    say("  export CASETRANSFER_ACTOR_FROM=os_account   # the CLI records who runs it (config/staff/people.yaml os_accounts)")
     say(f"  the CLI reads the API credential from {auth_source}; elsewhere set PREFECT_API_AUTH_STRING from it")
     say("Stop it with: casetransfer down-production")
 
@@ -299,6 +316,8 @@ def write_systemd_units(
 
     if workers < 1:
         raise ValueError("workers: at least one")
+    if get_settings().auth_mode != "none":
+        raise ValueError("--systemd: the units do not run the proxy yet; use auth_mode none with your own nginx, or up-production")
     if os.environ.get(AUTH_ENV):
         raise ValueError(f"--systemd: the units load the credential from a file; give it by {AUTH_FILE_ENV}, not {AUTH_ENV}")
     urls, home, auth_string, auth_source = _prepare(pg, say)

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from ops.prefect_internals import tested
+from ops.proxy import Proxy
 from prefect_runs.api import RECOVER_DEPLOYMENT, api_client
 from prefect_runs.internals import (
     DEPLOYMENT_RESOURCE,
@@ -131,7 +132,12 @@ class Stack:
     # something else supervises it (systemd, `up-production --systemd`) or a test wants a worker
     # that stays dead.
     supervise: bool = True
+    # nginx in front of the people's API and UI (auth_mode local or sso; ops/proxy.py): the people's
+    # server then runs inside ops.people_api, refusing what does not come through nginx, and
+    # `auth_string` becomes the stack's own service identity there.
+    proxy: Proxy | None = None
     server: subprocess.Popen | None = None
+    proxy_process: subprocess.Popen | None = None
     engine_server: subprocess.Popen | None = None
     services: subprocess.Popen | None = None
     workers: list[subprocess.Popen] = field(default_factory=list)
@@ -180,6 +186,8 @@ class Stack:
                 "PWD": str(ROOT),
             }
         )
+        if self.proxy is not None:  # the links in notices and digests: where people sign in
+            env["PREFECT_UI_URL"] = env["CASETRANSFER_UI_URL"] = self.proxy.url
         env.update(self.env)
         if self.auth_string:
             env["PREFECT_API_AUTH_STRING"] = self.auth_string
@@ -203,8 +211,13 @@ class Stack:
         env = self.child_env({**self.server_env, **self.messaging_env(), **self.auth_server_env()})
         split = self.redis_url is not None
         # The first API server migrates a new database; the others start once it answers.
-        self.server = self._start_prefect("server", env, "server", "start", *self._api_args(self.port, split))
+        if self.proxy is None:
+            self.server = self._start_prefect("server", env, "server", "start", *self._api_args(self.port, split))
+        else:
+            self.server = self._start_people_api(env, split)
         self._wait_until_answering(self.server, self.api_url, "server", timeout)
+        if self.proxy is not None and (self.proxy_process is None or self.proxy_process.poll() is not None):
+            self.start_proxy()  # nginx outlives a restart of the servers behind it
         if not split:
             return
         self.services = self._start_prefect("services", env, "server", "services", "start", nice=self.engine_nice)
@@ -215,6 +228,36 @@ class Stack:
         time.sleep(1)
         if self.services.poll() is not None:
             raise RuntimeError(f"Prefect services exited with {self.services.returncode}; see {self.home}/logs/services.log")
+
+    def _start_people_api(self, env: dict[str, str], split: bool) -> subprocess.Popen:
+        """The people's server inside ops.people_api: the proxy's secret or the service credential."""
+        from ops.proxy import ensure_secret
+
+        if not self.auth_string or self.proxy is None:
+            raise ValueError("a proxy in front needs the stack's credential (auth_string): it is the service identity")
+        ensure_secret(self.proxy.secret_file)
+        env = {k: v for k, v in env.items() if k != "PREFECT_SERVER_API_AUTH_STRING"}
+        env.update(
+            {
+                "CASETRANSFER_SERVICE_AUTH_STRING": self.auth_string,
+                "CASETRANSFER_PROXY_SECRET_FILE": str(self.proxy.secret_file),
+                "PREFECT_SERVER_CSRF_PROTECTION_ENABLED": "true",
+                "PREFECT_UI_API_URL": "/api",  # the browser calls the API through the proxy, never its port
+            }
+        )
+        frozen = self.server_gc_freeze and tested("the frozen server start (ops.prefect_frozen)")
+        args = [*self._api_args(self.port, split), *(["--gc-freeze"] if frozen else [])]
+        return self._spawn([sys.executable, "-m", "ops.people_api", *args], env, "server")
+
+    def start_proxy(self) -> None:
+        """nginx in front of the people's server (ops/proxy.py), stopped with the stack."""
+        from ops.proxy import check_conf, nginx_command, wait_until_listening, write_conf
+
+        assert self.proxy is not None
+        conf = write_conf(self.proxy, self.port)
+        check_conf(conf)
+        self.proxy_process = self._spawn(nginx_command(conf), dict(os.environ), "proxy")
+        wait_until_listening(self.proxy, self.proxy_process)
 
     @staticmethod
     def _api_args(port: int, api_only: bool) -> list[str]:
@@ -311,9 +354,9 @@ class Stack:
         return worker
 
     def stop(self) -> None:
-        self._stop([*self.workers, *self.server_processes])
+        self._stop([*self.workers, *([self.proxy_process] if self.proxy_process else []), *self.server_processes])
         self.workers.clear()
-        self.server = self.engine_server = self.services = None
+        self.server = self.engine_server = self.services = self.proxy_process = None
 
     @staticmethod
     def _stop(procs: list[subprocess.Popen]) -> None:

@@ -115,6 +115,25 @@ class Settings(BaseSettings):
     actor_from: Literal["typed", "os_account"] = "typed"
     # The staff list (default config/staff/people.yaml): a service's own, or a test's.
     staff_file: Path | None = None
+    # Who signs in to the production profile's UI and API (issue 28; docs/production.md). none:
+    # no proxy, the shared basic-auth credential (the embedded stack, most tests); local: nginx in
+    # front with an htpasswd file of individual accounts; sso: nginx asking an OIDC proxy
+    # (oauth2-proxy in front of Entra ID) at sso_auth_url. The API refuses what bypasses the proxy.
+    auth_mode: Literal["none", "local", "sso"] = "none"
+    proxy_host: str = "127.0.0.1"
+    proxy_port: int = Field(default=8443, ge=1, le=65535)
+    # PEM files; unset, a self-signed pair is made with openssl in the proxy's folder.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    # Default <prefect home>/proxy/htpasswd; `python -m ops.proxy add-account` writes it.
+    htpasswd_file: Path | None = None
+    # The secret only the proxy sends the API (default <prefect home>/proxy/secret, made once, mode 0600).
+    proxy_secret_file: Path | None = None
+    sso_auth_url: str = "http://127.0.0.1:4180"
+    # The response header of sso_auth_url's /oauth2/auth naming the person (matched to `signin`).
+    sso_user_header: str = "X-Auth-Request-Email"
+    # The example people of config/staff/people.yaml may sign in (demo and tests only).
+    allow_example_staff: bool = False
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):  # type: ignore[no-untyped-def,override]
