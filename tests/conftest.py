@@ -208,8 +208,10 @@ def real_mailboxes(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPat
 # With pytest-xdist (scripts/test.sh runs two workers), a file's tests on a stack run in one worker,
 # in order. The embedded stack is a session fixture, so each worker starts its own the first time
 # it is given such a file and the files are shared out as workers come free: the Prefect tests,
-# most of the suite's time, run on two stacks at once. The production stack is started once.
-STACK_GROUPS = {"prefect_stack": "prefect-stack", "production_stack": "production-stack"}
+# most of the suite's time, run on two stacks at once. The production profiles run one after another.
+# The proxied profile (test_who_is_acting.py) shares the production stack's worker: two production
+# profiles at once would hold most of PostgreSQL's 100 connections.
+STACK_GROUPS = {"prefect_stack": "prefect-stack", "production_stack": "production-stack", "proxied": "production-stack"}
 PER_FILE = {"prefect_stack"}
 
 

@@ -18,7 +18,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ import pytest
 import yaml
 from conftest import PG_ADMIN_URL, TODAY, _clear_caches, demo_form
 from support.cli import cli, cli_command
+from support.production import Production, local_proxy, running_production
 from support.transfers import AFTER_ALLOCATION, ALLOCATION, COMPLETION, RAISED
 from support.waits import wait_for
 
@@ -37,53 +37,23 @@ pytestmark = [pytest.mark.prefect, pytest.mark.postgres]
 ARGS = {"allocation": ALLOCATION, **AFTER_ALLOCATION, "completion": COMPLETION}
 
 
-@dataclass
-class Production:
-    stack: Any  # ops.stack.Stack
-    store_url: str
-    env: dict[str, str]
-
-
 @pytest.fixture(scope="session")
 def production_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Production]:
     """`casetransfer up-production` in miniature: its own PostgreSQL databases for Prefect and the
     store and its own Redis database, an API server for people and one for the workers, the
-    services in their own process, the deployments from prefect.yaml, two process workers."""
-    from ops.production import claim_redis_db, drop_database, production_urls, release_redis_db, start_production
-    from ops.stack import free_port
-
-    tag = uuid.uuid4().hex[:8]
-    urls = production_urls(PG_ADMIN_URL, prefect_db=f"ct_prefect_{tag}", store_db=f"ct_store_{tag}")
+    services in their own process, the deployments from prefect.yaml, two process workers; and,
+    where nginx is installed, the proxy in front with the people's API deciding who acts (issue
+    28), so every fault below is survived with it there. Locked doors, as up-production runs it:
+    auth and CSRF on."""
     base = tmp_path_factory.mktemp("production")
     env = {
         "CASETRANSFER_DATA_DIR": str(ROOT / ".data"),  # shares the built postcode index
         "CASETRANSFER_TODAY": TODAY.isoformat(),
         "CASETRANSFER_OUTBOX": str(base / "outbox"),
     }
-    redis_url = claim_redis_db()
-    # Locked doors, as up-production runs it: every fault below is survived with auth and CSRF on.
-    auth_string = f"casetransfer:{uuid.uuid4().hex}"
-    try:
-        stack = start_production(
-            base / "prefect", free_port(), urls, workers=2, env=env, redis_url=redis_url, engine_port=free_port(),
-            auth_string=auth_string,
-        )  # fmt: skip
-    except Exception as exc:  # pragma: no cover - CI starts PostgreSQL and Redis
-        for url in (urls.prefect, urls.store):
-            drop_database(url)
-        release_redis_db(redis_url)
-        pytest.fail(f"the production profile did not start: {exc}")
-    try:
-        yield Production(
-            stack=stack,
-            store_url=urls.store,
-            env={**env, "CASETRANSFER_DATABASE_URL": urls.store, "PREFECT_API_AUTH_STRING": auth_string},
-        )
-    finally:
-        stack.stop()
-        for url in (urls.prefect, urls.store):
-            drop_database(url)
-        release_redis_db(redis_url)
+    proxy = local_proxy(base / "prefect" / "proxy", {"kim.spo": uuid.uuid4().hex})
+    with running_production(PG_ADMIN_URL, base, env, workers=2, proxy=proxy) as production:
+        yield production
 
 
 @pytest.fixture

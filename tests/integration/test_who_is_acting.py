@@ -14,7 +14,7 @@ import pytest
 import yaml
 from conftest import PG_ADMIN_URL, TODAY, _clear_caches, demo_form
 from support.cli import cli
-from support.production import Production, running_production
+from support.production import Production, local_proxy, running_production
 from support.transfers import ALLOCATION, RAISED
 from support.waits import wait_for
 
@@ -42,17 +42,8 @@ def proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Production]:
     run in it, as the stack's own service identity) points at it for this module only."""
     from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
-    from ops.proxy import Proxy, add_account
-    from ops.stack import free_port
-
     base = tmp_path_factory.mktemp("proxied")
-    folder = base / "prefect" / "proxy"
-    proxy = Proxy(
-        mode="local", folder=folder, host="127.0.0.1", port=free_port(), cert=folder / "tls.crt", key=folder / "tls.key",
-        htpasswd=folder / "htpasswd", secret_file=folder / "secret", sso_auth_url="", sso_user_header="",
-    )  # fmt: skip
-    for signin, password in PASSWORDS.items():
-        add_account(proxy.htpasswd, signin, password)
+    proxy = local_proxy(base / "prefect" / "proxy", PASSWORDS)
     env = {
         "CASETRANSFER_DATA_DIR": str(ROOT / ".data"),  # shares the built postcode index
         "CASETRANSFER_TODAY": TODAY.isoformat(),

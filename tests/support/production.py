@@ -48,3 +48,20 @@ def running_production(pg_admin_url: str, base: Path, env: dict[str, str], **sta
         for url in (urls.prefect, urls.store):
             drop_database(url)
         release_redis_db(redis_url)
+
+
+def local_proxy(folder: Path, accounts: dict[str, str]) -> Any | None:
+    """nginx in `local` mode for a test stack (TLS with a self-signed pair, one htpasswd account
+    per sign-in), or None where nginx is not installed."""
+    from ops.proxy import Proxy, add_account, nginx_binary
+    from ops.stack import free_port
+
+    if nginx_binary() is None:
+        return None
+    proxy = Proxy(
+        mode="local", folder=folder, host="127.0.0.1", port=free_port(), cert=folder / "tls.crt", key=folder / "tls.key",
+        htpasswd=folder / "htpasswd", secret_file=folder / "secret", sso_auth_url="", sso_user_header="",
+    )  # fmt: skip
+    for signin, password in accounts.items():
+        add_account(proxy.htpasswd, signin, password)
+    return proxy
