@@ -14,7 +14,10 @@ the multi-server layout: bench/load.py's start_stack), in one stack that grows:
    then copied, in SQL inside each database, once per finished transfer of the volume below,
    each copy with its own ids, reference, CRN and every timestamp moved back to the day it
    closed. Ids are derived (md5 of the template's id and the copy's number), so the store's run
-   ids point at the copy's runs and retention finds them as it finds real ones.
+   ids point at the copy's runs and retention finds them as it finds real ones. The template
+   completes with its work after the move still open (the OASys reassessment, plan review, court
+   application and first appointment, which the bench does not answer); in a copy, run through,
+   those actions and waiting tasks are done on its closing day (their runs stay as the template's).
    NOT copied: Prefect's events. Prefect deletes events after 7 days by itself
    (PREFECT_SERVER_EVENTS_RETENTION_PERIOD), so a week's and a month's database hold the same
    week of them; the template's own events are counted and reported per transfer instead.
@@ -285,6 +288,13 @@ def copy_store(store_url: str, t: Template, copies: list[Copy], batch: int = 500
                     cp.write_row((k.n, k.reference, k.crn, k.days_ago))
             for sql in statements:
                 conn.execute(sql)
+            # Run through means finished: what the template left open after completion (the work after
+            # the move, which the bench does not answer) is done on the day the copy closed.
+            conn.execute(
+                "UPDATE action a SET status = 'done', done_on = n.closed_on FROM nsi n, _c c "
+                "WHERE n.id = c.n AND a.nsi_id = n.id AND a.status = 'open'"
+            )
+            conn.execute("UPDATE waiting_task w SET status = 'done' FROM _c c WHERE w.nsi_id = c.n AND w.status = 'open'")
             conn.commit()
         conn.execute("SELECT setval(pg_get_serial_sequence('nsi', 'id'), (SELECT max(id) FROM nsi))")
         conn.commit()
@@ -394,6 +404,7 @@ def measure(f: Figures, stack: Any, prefect_db: str, store_url: str, base: Path,
 
     f.flow_runs_before, f.prefect_mb_before, f.store_mb = flow_runs(prefect_db), db_mb(prefect_db), db_mb(store_url)
     f.load_avg.append(os.getloadavg()[0])
+    load.say(f"{f.period}: {f.flow_runs_before} flow runs, Prefect {f.prefect_mb_before:.0f} MB, store {f.store_mb:.0f} MB")
     all_time, week = list_runs(stack.api_url, args.list_calls, args.list_limit)
     f.list_p50_ms, f.list_p95_ms = load.pct(all_time, 50), load.pct(all_time, 95)
     f.list7_p50_ms, f.list7_p95_ms = load.pct(week, 50), load.pct(week, 95)
@@ -424,6 +435,7 @@ def measure(f: Figures, stack: Any, prefect_db: str, store_url: str, base: Path,
     load.say(f"{f.period}: retention {f.retention_s:.1f} s, {f.retention_transfers} transfers, {f.retention_runs} runs")
     logs_settled(prefect_db)
     f.flow_runs_after, f.prefect_mb_after = flow_runs(prefect_db), db_mb(prefect_db)
+    load.say(f"{f.period}: after retention {f.flow_runs_after} flow runs, Prefect {f.prefect_mb_after:.0f} MB")
 
 
 def table(figures: list[Figures], t: Template, args: argparse.Namespace) -> str:
