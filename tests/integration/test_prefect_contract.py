@@ -301,3 +301,22 @@ def test_a_run_stopped_while_awake_ends_without_overwriting_its_cancelled_state(
         prefect_client.delete_flow_run(UUID(ran[0]))
     # Prefect's server would let the run go from Cancelled to Failed or Completed: it stays Cancelled.
     assert state is not None and state.name == "Cancelled"
+
+
+def test_the_server_s_scheduler_creates_the_runs_of_every_scheduled_deployment(prefect_stack: Any):
+    """The nightly jobs, retention and the recover fallback run because Prefect's scheduler
+    creates their runs ahead. With SQLAlchemy 2.1 it could not (pyproject.toml): nothing fired."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymentId
+
+    with prefect_api(prefect_stack), get_client(sync_client=True) as client:
+        scheduled = {d.id: d.name for d in client.read_deployments() if any(s.active for s in d.schedules)}
+        assert {"nightly-tracker", "nightly-reminders", "prefect-retention"} <= set(scheduled.values())
+
+        def without_runs() -> set[str]:
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(deployment_id=FlowRunFilterDeploymentId(any_=list(scheduled))), limit=200
+            )
+            return set(scheduled.values()) - {scheduled[r.deployment_id] for r in runs if r.auto_scheduled}
+
+        wait_for(lambda: not without_runs(), 120, "the scheduler to create the scheduled deployments' runs")
