@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from tasks.calendar import get_calendar
@@ -48,10 +48,15 @@ def registered(request_key: str, url: str | None = None) -> str | None:
 
 
 def open_flow_runs(url: str | None = None) -> list[tuple[str, str]]:
-    """(reference, flow run id) of every open NSI's run and of every open waiting task's run."""
+    """(reference, flow run id) of every open NSI's run and of every open waiting task's run. A
+    completed transfer whose tasks after the move still wait is open too: its run drives them, and
+    a run of it left Pending by a dead worker must still be found (the soak found five)."""
     with UnitOfWork(url) as uow:
+        waiting = select(WaitingTask.nsi_id).where(WaitingTask.status.in_(("open", "recorded")))
         rows = uow.session.execute(
-            select(Nsi.reference, Nsi.flow_run_id).where(Nsi.status.not_in(CLOSED), Nsi.flow_run_id.is_not(None))
+            select(Nsi.reference, Nsi.flow_run_id).where(
+                or_(Nsi.status.not_in(CLOSED), Nsi.id.in_(waiting)), Nsi.flow_run_id.is_not(None)
+            )
         )
         tasks = uow.session.execute(
             select(Nsi.reference, WaitingTask.flow_run_id)
