@@ -205,14 +205,12 @@ def real_mailboxes(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     reset_settings()
 
 
-# With pytest-xdist (scripts/test.sh runs two workers), a file's tests on a stack run in one worker,
-# in order. The embedded stack is a session fixture, so each worker starts its own the first time
-# it is given such a file and the files are shared out as workers come free: the Prefect tests,
-# most of the suite's time, run on two stacks at once. The production profiles run one after another.
-# The proxied profile (test_who_is_acting.py) shares the production stack's worker: two production
-# profiles at once would hold most of PostgreSQL's 100 connections.
+# With pytest-xdist (scripts/test.sh runs two workers), every test on one stack runs in the same
+# worker, so each stack is started once per run; the other worker takes the rest meanwhile. (Two
+# embedded stacks, one per worker, were slower on 2 cores: both are CPU-bound.) The proxied profile
+# (test_who_is_acting.py) shares the production stack's worker: two production profiles at once
+# would hold most of PostgreSQL's 100 connections.
 STACK_GROUPS = {"prefect_stack": "prefect-stack", "production_stack": "production-stack", "proxied": "production-stack"}
-PER_FILE = {"prefect_stack"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
@@ -220,6 +218,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         for fixture, group in STACK_GROUPS.items():
             if fixture in getattr(item, "fixturenames", ()):
-                name = f"{group}-{item.path.stem}" if fixture in PER_FILE else group
-                item.add_marker(pytest.mark.xdist_group(name))
+                item.add_marker(pytest.mark.xdist_group(group))
                 break
