@@ -22,7 +22,8 @@ if [ "${1:-}" = "--quick" ]; then
   shift
   set -- -m "quick or not (prefect or postgres)" "$@"
 fi
-# Two workers (pytest-xdist), each stack's tests kept in one of them (tests/conftest.py): the
-# Prefect tests spend much of their time waiting on the server, and the other worker runs the
-# unit and store tests meanwhile. `-n 0` after the script's name runs everything in one process.
-python -m pytest -q --durations=15 -n "${CASETRANSFER_TEST_WORKERS:-2}" --dist loadgroup "$@"
+# Four workers (pytest-xdist), each stack's tests kept in one of them (tests/conftest.py): the
+# tests on a Prefect stack spend most of their time waiting on flow runs, not on the CPU, so three
+# embedded stacks and the production profile wait side by side on two cores while the unit and
+# store tests fill the gaps. `-n 0` after the script's name runs everything in one process.
+python -m pytest -q --durations=15 -n "${CASETRANSFER_TEST_WORKERS:-4}" --dist loadgroup "$@"

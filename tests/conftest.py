@@ -67,6 +67,16 @@ def _pg_admin() -> Any:
         pytest.fail(f"PostgreSQL is not reachable at {admin}: {exc}")
 
 
+def psycopg_connect(url: str) -> Any:
+    import psycopg
+
+    return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True, connect_timeout=5)
+
+
+# The first NSI id of the shared stack's store (see prefect_stack).
+STACK_FIRST_NSI_ID = 500001
+
+
 def _pg_url(name: str) -> str:
     return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
 
@@ -134,16 +144,30 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytes
 
 
 @pytest.fixture(scope="session")
-def prefect_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A real Prefect server, the deployments from prefect.yaml and one process worker, over
-    a SQLite store. The tests talk to it through the CLI, as operations staff do. The worker
-    starts each flow run as production does: forked from a warm interpreter (ops.launcher)."""
+def prefect_stack(tmp_path_factory: pytest.TempPathFactory, migrated_pg_template: str) -> Iterator[Any]:
+    """A real Prefect server, the deployments from prefect.yaml and one process worker, with
+    Prefect's database and the stack's store on PostgreSQL, as in production. The tests talk to
+    it through the CLI, as operations staff do. The worker starts each flow run as production
+    does: forked from a warm interpreter (ops.launcher).
+
+    Why PostgreSQL for Prefect too: on SQLite its services (event persister, triggers) and the
+    API take turns at one write lock; after some hundreds of runs a step waited seconds on
+    "database is locked" retries, and the last tests of a run went four times slower than alone.
+    """
     from ops.production import LAUNCHER_COMMAND, PRODUCTION_ENV
     from ops.stack import Stack, free_port
-    from tasks.store.migrate import upgrade
 
     base = tmp_path_factory.mktemp("stack")
-    url = f"sqlite:///{base / 'store.sqlite'}"
+    tag = uuid.uuid4().hex[:10]
+    prefect_db, store_db = f"ct_prefect_{tag}", f"ct_stack_{tag}"
+    admin = _pg_admin()
+    admin.execute(f'CREATE DATABASE "{prefect_db}"')
+    admin.execute(f'CREATE DATABASE "{store_db}" TEMPLATE "{migrated_pg_template}"')
+    url = _pg_url(store_db)
+    # Tests with a store of their own (privacy, retention) raise on this server too, from
+    # CT000001: the stack's references start far from theirs, so no run tag names two transfers.
+    with psycopg_connect(url) as conn:
+        conn.execute(f"ALTER SEQUENCE nsi_id_seq RESTART WITH {STACK_FIRST_NSI_ID}")
     env = {
         "CASETRANSFER_DATABASE_URL": url,
         "CASETRANSFER_DATA_DIR": str(ROOT / ".data"),  # shares the built postcode index
@@ -152,8 +176,15 @@ def prefect_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         # A resumed run waits for the worker's next poll: production polls every second too.
         "PREFECT_WORKER_QUERY_SECONDS": PRODUCTION_ENV["PREFECT_WORKER_QUERY_SECONDS"],
     }
-    upgrade(url)
-    stack = Stack(home=base / "prefect", port=free_port(), env=env, engine_command=LAUNCHER_COMMAND, prefork=True)
+    server_env = {
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": _pg_url(prefect_db).replace("+psycopg", "+asyncpg"),
+        # Three of these stacks and the production profile's share PostgreSQL's 100 connections.
+        "PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE": "5",
+        "PREFECT_SERVER_DATABASE_SQLALCHEMY_MAX_OVERFLOW": "5",
+    }
+    stack = Stack(
+        home=base / "prefect", port=free_port(), env=env, server_env=server_env, engine_command=LAUNCHER_COMMAND, prefork=True
+    )
     saved = {k: os.environ.get(k) for k in [*env, "PREFECT_API_URL", "PREFECT_HOME"]}
     try:
         stack.start_server()
@@ -169,6 +200,12 @@ def prefect_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         with prefect_api(stack):
             drain_prefect_workers()
         stack.stop()
+        from tasks.store.session import get_engine
+
+        get_engine.cache_clear()
+        for name in (prefect_db, store_db):
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
@@ -205,18 +242,40 @@ def real_mailboxes(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     reset_settings()
 
 
-# With pytest-xdist (scripts/test.sh runs two workers), every test on one stack runs in the same
-# worker, so each stack is started once per run; the other worker takes the rest meanwhile. (Two
-# embedded stacks, one per worker, were slower on 2 cores: both are CPU-bound.) The proxied profile
-# (test_who_is_acting.py) shares the production stack's worker: two production profiles at once
-# would hold most of PostgreSQL's 100 connections.
-STACK_GROUPS = {"prefect_stack": "prefect-stack", "production_stack": "production-stack", "proxied": "production-stack"}
+# With pytest-xdist (scripts/test.sh runs four workers), the tests on a stack are kept in one
+# worker (a group), so each stack is started once per worker that runs them. The tests on the
+# embedded stack spend most of their time waiting on flow runs (a worker's poll, a fork, a step),
+# not on the CPU: split three ways, three stacks wait at once, each in a worker of its own, and
+# the fourth worker takes the production profile and then the unit and store tests. Groups are
+# whole files (a file's tests share its fixtures and order), balanced by their measured times.
+# The proxied profile (test_who_is_acting.py) shares the production stack's worker: two
+# production profiles at once would hold most of PostgreSQL's 100 connections.
+PREFECT_STACK_GROUPS = {
+    "prefect-stack-a": ("test_privacy", "test_concurrent_flow", "test_answer_races", "test_retention", "test_notices"),
+    "prefect-stack-b": (
+        "test_dead_worker", "test_case_transfer_flow", "test_moving_again_flow", "test_changes_flow", "test_import_flow",
+        "test_prefect_contract", "test_work_tags_flow",
+    ),
+    "prefect-stack-c": (
+        "test_youth_flow", "test_continuity_flow", "test_youth_information_flow", "test_concerns_flow",
+        "test_temporary_move_flow", "test_tracker", "test_reminders",
+    ),
+}  # fmt: skip
+OTHER_STACK_GROUPS = {"production_stack": "production-stack", "proxied": "production-stack"}
+
+
+def stack_group(item: pytest.Item) -> str | None:
+    """The xdist group of a test that needs a stack; None for one that needs none."""
+    fixtures = getattr(item, "fixturenames", ())
+    if "prefect_stack" in fixtures:
+        module = Path(str(item.fspath)).stem
+        return next((g for g, files in PREFECT_STACK_GROUPS.items() if module in files), "prefect-stack-a")
+    return next((g for fixture, g in OTHER_STACK_GROUPS.items() if fixture in fixtures), None)
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        for fixture, group in STACK_GROUPS.items():
-            if fixture in getattr(item, "fixturenames", ()):
-                item.add_marker(pytest.mark.xdist_group(group))
-                break
+        group = stack_group(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))

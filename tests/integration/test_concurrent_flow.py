@@ -63,6 +63,7 @@ def test_after_allocation_the_tasks_wait_at_once_and_are_recorded_in_any_order_d
         and r[f"police-checks-{reference}"] == "COMPLETED"
         and r,
         what="the other tasks to be suspended and police checks' run to finish",
+        show=lambda: task_runs(prefect_stack, reference),
     )
     assert runs[f"allocation-{reference}"] == "COMPLETED"
     # Each waits with its own form in the UI.
