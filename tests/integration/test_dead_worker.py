@@ -83,6 +83,7 @@ def _kill_and_watch(prefect_stack) -> None:
     wait_for(lambda: "allocation" in transfer_views.recorded_steps(reference), 120, "allocation to commit")
     flow_run_id = str(wait_for(lambda: _running_run(reference), 30, "a run of the transfer to be running"))
 
+    _no_recover_run_in_flight()
     kill_worker_and_its_runs(prefect_stack, flow_run_id)
     killed_at = dt.datetime.now(dt.UTC)
     killed = time.monotonic()
@@ -171,6 +172,7 @@ def test_a_worker_killed_under_its_supervisor_is_started_again_within_30_s_and_i
         wait_for(lambda: "allocation" in transfer_views.recorded_steps(reference), 120, "allocation to commit")
         flow_run_id = str(wait_for(lambda: _running_run(reference), 30, "a run of the transfer to be running"))
 
+        _no_recover_run_in_flight()
         killed_at = dt.datetime.now(dt.UTC)
         killed = time.monotonic()
         victims = _worker_processes(supervisor.pid)
@@ -205,8 +207,9 @@ def test_recover_runs_go_one_at_a_time_and_the_one_holding_the_slot_does_the_wor
         deployment = client.read_deployment_by_name(RECOVER_DEPLOYMENT)
         limit = deployment.global_concurrency_limit
         assert limit is not None and limit.limit == 1
-        # Hold the deployment's one slot, as a recover run in flight does.
-        lease = client.increment_concurrency_slots_with_lease(names=[limit.name], slots=1, mode="concurrency", lease_duration=120)
+        # Hold the deployment's one slot, as a recover run in flight does (once a recover run an
+        # earlier test's kill started has let it go: 423 while one holds it).
+        lease = wait_for(lambda: _take_slot(client, limit.name), 150, "the recover slot to be free")
         try:
             queued = run_deployment(RECOVER_DEPLOYMENT, parameters={"flow_run_id": asked_for}, timeout=0, as_subflow=False)
             wait_for(
@@ -245,6 +248,45 @@ def test_a_run_failed_by_hand_or_by_expiry_while_waiting_is_left_failed_for_a_pe
             assert engine.reschedule_stale([task_run], 600, failed_at_most=3) == []
         time.sleep(10)  # the automation saw the Failed events too, and left it alone
         assert run_state(task_run) == "FAILED"
+
+
+def _no_recover_run_in_flight() -> None:
+    """Wait until no recover-transfers run holds the deployment's slot. What these tests kill is a
+    transfer's run and its worker; a recover run killed with them would hold the slot until its
+    lease ran out (Prefect renews a running flow's lease for 300 s), and the recovery measured
+    here would wait behind it: that case is bounded by the lease, not by the two minutes."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterName,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    from prefect_runs.api import RECOVER_DEPLOYMENT
+
+    in_flight = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PENDING, StateType.RUNNING])))
+    recover = DeploymentFilter(name=DeploymentFilterName(any_=[RECOVER_DEPLOYMENT.split("/")[-1]]))
+
+    def idle() -> bool:
+        with get_client(sync_client=True) as client:
+            return not client.read_flow_runs(flow_run_filter=in_flight, deployment_filter=recover)
+
+    wait_for(idle, 60, "no recover-transfers run in flight")
+
+
+def _take_slot(client, name: str):  # type: ignore[no-untyped-def]
+    """The slot's lease, or None while another holds it."""
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    try:
+        return client.increment_concurrency_slots_with_lease(names=[name], slots=1, mode="concurrency", lease_duration=120)
+    except PrefectHTTPStatusError as exc:
+        if exc.response.status_code == 423:
+            return None
+        raise
 
 
 def _recover_report(client, flow_run_id: str) -> str:  # type: ignore[no-untyped-def]
