@@ -68,6 +68,7 @@ class SoakResult:
     duplicates_told_recorded: int = 0
     history_stored_twice: int = 0
     runs_stuck_running_or_pending: int = 0
+    runs_stuck: list[str] = field(default_factory=list)
     transfers_left_waiting: int = 0
     reminders_first_run: int = 0
     reminders_second_run: int = 0
@@ -273,6 +274,8 @@ def check_end(store_url: str, api_url: str, references: list[tuple[str, str]], r
             "/flow_runs/filter", json={"flow_runs": {"state": {"type": {"any_": ["RUNNING", "PENDING"]}}}, "limit": 200}
         ).json()
         result.runs_stuck_running_or_pending = len(stuck)
+        # Which, to examine: a recover or nightly run in flight at the end is not a transfer's.
+        result.runs_stuck = [f"{r['name']} {r['state']['name']} since {r['state']['timestamp']}" for r in stuck]
     with engine.connect() as conn:
         twice = (
             select(HistoryEntry.nsi_id, HistoryEntry.event, HistoryEntry.detail)
@@ -439,6 +442,7 @@ def report(r: SoakResult) -> str:
     lines += [f"  NOT MET: {f}" for f in r.failures()] or ["  every check met"]
     lines += [f"  neither: {x}" for x in r.transfers_inconsistent[:10]]
     lines += [f"  driver error: {x}" for x in r.driver_errors[:10]]
+    lines += [f"  left Running/Pending: {x}" for x in r.runs_stuck[:20]]
     return "\n".join(lines)
 
 

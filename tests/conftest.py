@@ -248,8 +248,9 @@ def real_mailboxes(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPat
 # not on the CPU: split three ways, three stacks wait at once, each in a worker of its own, and
 # the fourth worker takes the production profile and then the unit and store tests. Groups are
 # whole files (a file's tests share its fixtures and order), balanced by their measured times.
-# The proxied profile (test_who_is_acting.py) shares the production stack's worker: two
-# production profiles at once would hold most of PostgreSQL's 100 connections.
+# The proxied profile (test_who_is_acting.py) shares the production stack's worker, and each is
+# module-scoped, so they run one after the other: two production profiles at once, beside three
+# embedded stacks, held 90 of PostgreSQL's 100 connections.
 PREFECT_STACK_GROUPS = {
     "prefect-stack-a": ("test_privacy", "test_concurrent_flow", "test_answer_races", "test_retention", "test_notices"),
     "prefect-stack-b": (

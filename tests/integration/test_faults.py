@@ -37,7 +37,7 @@ pytestmark = [pytest.mark.prefect, pytest.mark.postgres]
 ARGS = {"allocation": ALLOCATION, **AFTER_ALLOCATION, "completion": COMPLETION}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def production_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Production]:
     """`casetransfer up-production` in miniature: its own PostgreSQL databases for Prefect and the
     store and its own Redis database, an API server for people and one for the workers, the
