@@ -7,6 +7,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -154,9 +155,6 @@ def prefect_stack(tmp_path_factory: pytest.TempPathFactory, migrated_pg_template
     API take turns at one write lock; after some hundreds of runs a step waited seconds on
     "database is locked" retries, and the last tests of a run went four times slower than alone.
     """
-    from ops.production import LAUNCHER_COMMAND, PRODUCTION_ENV
-    from ops.stack import Stack, free_port
-
     base = tmp_path_factory.mktemp("stack")
     tag = uuid.uuid4().hex[:10]
     prefect_db, store_db = f"ct_prefect_{tag}", f"ct_stack_{tag}"
@@ -168,38 +166,21 @@ def prefect_stack(tmp_path_factory: pytest.TempPathFactory, migrated_pg_template
     # CT000001: the stack's references start far from theirs, so no run tag names two transfers.
     with psycopg_connect(url) as conn:
         conn.execute(f"ALTER SEQUENCE nsi_id_seq RESTART WITH {STACK_FIRST_NSI_ID}")
-    env = {
-        "CASETRANSFER_DATABASE_URL": url,
-        "CASETRANSFER_DATA_DIR": str(ROOT / ".data"),  # shares the built postcode index
-        "CASETRANSFER_TODAY": TODAY.isoformat(),
-        "CASETRANSFER_OUTBOX": str(base / "outbox"),
-        # A resumed run waits for the worker's next poll: production polls every second too.
-        "PREFECT_WORKER_QUERY_SECONDS": PRODUCTION_ENV["PREFECT_WORKER_QUERY_SECONDS"],
-    }
+    env = stack_env(base, url)
     server_env = {
         "PREFECT_SERVER_DATABASE_CONNECTION_URL": _pg_url(prefect_db).replace("+psycopg", "+asyncpg"),
         # Three of these stacks and the production profile's share PostgreSQL's 100 connections.
         "PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE": "5",
         "PREFECT_SERVER_DATABASE_SQLALCHEMY_MAX_OVERFLOW": "5",
     }
-    stack = Stack(
-        home=base / "prefect", port=free_port(), env=env, server_env=server_env, engine_command=LAUNCHER_COMMAND, prefork=True
-    )
     saved = {k: os.environ.get(k) for k in [*env, "PREFECT_API_URL", "PREFECT_HOME"]}
     try:
-        stack.start_server()
-        stack.deploy()
-        stack.start_worker()
-        os.environ.update(env)
-        os.environ["PREFECT_API_URL"] = stack.api_url
-        os.environ["PREFECT_HOME"] = str(stack.home)
-        yield stack
+        with served_stack(base, env, server_env) as stack:
+            os.environ.update(env)
+            os.environ["PREFECT_API_URL"] = stack.api_url
+            os.environ["PREFECT_HOME"] = str(stack.home)
+            yield stack
     finally:
-        from support.waits import drain_prefect_workers, prefect_api
-
-        with prefect_api(stack):
-            drain_prefect_workers()
-        stack.stop()
         from tasks.store.session import get_engine
 
         get_engine.cache_clear()
@@ -211,6 +192,56 @@ def prefect_stack(tmp_path_factory: pytest.TempPathFactory, migrated_pg_template
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def embedded_default_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The embedded default as `scripts/up.sh` starts it: Prefect's database and the store on
+    SQLite. Its tests point themselves at it (embedded_default_env); nothing else uses it."""
+    from tasks.store.migrate import upgrade
+
+    base = tmp_path_factory.mktemp("embedded")
+    url = f"sqlite:///{base / 'store.sqlite'}"
+    upgrade(url)
+    with served_stack(base, stack_env(base, url), {}) as stack:
+        yield stack
+
+
+def stack_env(base: Path, store_url: str) -> dict[str, str]:
+    """What a test stack's worker and flow runs are told (and this process, for the shared one)."""
+    from ops.production import PRODUCTION_ENV
+
+    return {
+        "CASETRANSFER_DATABASE_URL": store_url,
+        "CASETRANSFER_DATA_DIR": str(ROOT / ".data"),  # shares the built postcode index
+        "CASETRANSFER_TODAY": TODAY.isoformat(),
+        "CASETRANSFER_OUTBOX": str(base / "outbox"),
+        # A resumed run waits for the worker's next poll: production polls every second too.
+        "PREFECT_WORKER_QUERY_SECONDS": PRODUCTION_ENV["PREFECT_WORKER_QUERY_SECONDS"],
+    }
+
+
+@contextmanager
+def served_stack(base: Path, env: dict[str, str], server_env: dict[str, str]) -> Iterator[Any]:
+    """A server, the deployments and one worker (flow runs forked from a warm interpreter, as in
+    production); stopped at the end, after this process's Prefect log and event workers drain."""
+    from support.waits import drain_prefect_workers, prefect_api
+
+    from ops.production import LAUNCHER_COMMAND
+    from ops.stack import Stack, free_port
+
+    stack = Stack(
+        home=base / "prefect", port=free_port(), env=env, server_env=server_env, engine_command=LAUNCHER_COMMAND, prefork=True
+    )
+    try:
+        stack.start_server()
+        stack.deploy()
+        stack.start_worker()
+        yield stack
+    finally:
+        with prefect_api(stack):
+            drain_prefect_workers()
+        stack.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -262,7 +293,11 @@ PREFECT_STACK_GROUPS = {
         "test_temporary_move_flow", "test_tracker", "test_reminders",
     ),
 }  # fmt: skip
-OTHER_STACK_GROUPS = {"production_stack": "production-stack", "proxied": "production-stack"}
+OTHER_STACK_GROUPS = {
+    "production_stack": "production-stack",
+    "proxied": "production-stack",
+    "embedded_default_stack": "embedded-default",
+}
 
 
 def stack_group(item: pytest.Item) -> str | None:
