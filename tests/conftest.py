@@ -314,4 +314,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         group = stack_group(item)
         if group is not None:
+            # Only here: xdist joins a test's several group marks into a group of its own
+            # ("production-stack_proxied-production" ran beside test_faults, 101 connections).
+            assert item.get_closest_marker("xdist_group") is None, f"{item.nodeid}: its stack group is set in conftest.py"
             item.add_marker(pytest.mark.xdist_group(group))

@@ -25,7 +25,6 @@ from tasks.settings import ROOT
 pytestmark = [
     pytest.mark.prefect,
     pytest.mark.postgres,
-    pytest.mark.xdist_group("proxied-production"),
     pytest.mark.skipif(
         nginx_binary() is None, reason="nginx is not installed (Debian: apt-get install nginx; .ci/run installs it where it can)"
     ),
