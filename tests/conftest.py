@@ -58,20 +58,19 @@ def sequential_shape(monkeypatch: pytest.MonkeyPatch) -> None:
     reset_settings()
 
 
-def _pg_admin() -> Any:
+def _pg_connect(url: str) -> Any:
+    """An autocommit connection to the database at `url` (an SQLAlchemy psycopg URL)."""
     import psycopg
 
-    admin = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
     try:
-        return psycopg.connect(admin, autocommit=True, connect_timeout=5)
+        return psycopg.connect(plain, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:  # pragma: no cover - CI starts PostgreSQL
-        pytest.fail(f"PostgreSQL is not reachable at {admin}: {exc}")
+        pytest.fail(f"PostgreSQL is not reachable at {plain}: {exc}")
 
 
-def psycopg_connect(url: str) -> Any:
-    import psycopg
-
-    return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True, connect_timeout=5)
+def _pg_admin() -> Any:
+    return _pg_connect(PG_ADMIN_URL)
 
 
 # The first NSI id of the shared stack's store (see prefect_stack).
@@ -164,7 +163,7 @@ def prefect_stack(tmp_path_factory: pytest.TempPathFactory, migrated_pg_template
     url = _pg_url(store_db)
     # Tests with a store of their own (privacy, retention) raise on this server too, from
     # CT000001: the stack's references start far from theirs, so no run tag names two transfers.
-    with psycopg_connect(url) as conn:
+    with _pg_connect(url) as conn:
         conn.execute(f"ALTER SEQUENCE nsi_id_seq RESTART WITH {STACK_FIRST_NSI_ID}")
     env = stack_env(base, url)
     server_env = {
@@ -197,7 +196,7 @@ def prefect_stack(tmp_path_factory: pytest.TempPathFactory, migrated_pg_template
 @pytest.fixture(scope="session")
 def embedded_default_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The embedded default as `scripts/up.sh` starts it: Prefect's database and the store on
-    SQLite. Its tests point themselves at it (embedded_default_env); nothing else uses it."""
+    SQLite. Its test points itself at it (test_embedded_default_flow.py); nothing else uses it."""
     from tasks.store.migrate import upgrade
 
     base = tmp_path_factory.mktemp("embedded")
@@ -279,9 +278,10 @@ def real_mailboxes(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPat
 # not on the CPU: split three ways, three stacks wait at once, each in a worker of its own, and
 # the fourth worker takes the production profile and then the unit and store tests. Groups are
 # whole files (a file's tests share its fixtures and order), balanced by their measured times.
-# The proxied profile (test_who_is_acting.py) shares the production stack's worker, and each is
-# module-scoped, so they run one after the other: two production profiles at once, beside three
-# embedded stacks, held 90 of PostgreSQL's 100 connections.
+# A file not listed below joins prefect-stack-a. The proxied profile (test_who_is_acting.py) shares
+# the production stack's worker, and each is module-scoped, so they run one after the other: two
+# production profiles at once, beside three embedded stacks, held 96-101 of PostgreSQL's 100
+# connections.
 PREFECT_STACK_GROUPS = {
     "prefect-stack-a": ("test_privacy", "test_concurrent_flow", "test_answer_races", "test_retention", "test_notices"),
     "prefect-stack-b": (

@@ -58,14 +58,11 @@ def _running_run(reference: str) -> str | None:
 def _kill_and_watch(prefect_stack) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
-        DeploymentFilter,
-        DeploymentFilterName,
         FlowRunFilter,
         FlowRunFilterExpectedStartTime,
     )
     from prefect.client.schemas.sorting import FlowRunSort
 
-    from prefect_runs.api import RECOVER_DEPLOYMENT
     from prefect_runs.engine import ABSORBED
     from services import raise_transfer
     from tasks.domain.form import parse_form
@@ -106,7 +103,7 @@ def _kill_and_watch(prefect_stack) -> None:
             r
             for r in client.read_flow_runs(
                 flow_run_filter=FlowRunFilter(expected_start_time=FlowRunFilterExpectedStartTime(after_=killed_at)),
-                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[RECOVER_DEPLOYMENT.split("/")[-1]])),
+                deployment_filter=_recover_deployment(),
                 sort=FlowRunSort.EXPECTED_START_TIME_DESC,
                 limit=200,
             )
@@ -256,25 +253,25 @@ def _no_recover_run_in_flight() -> None:
     lease ran out (Prefect renews a running flow's lease for 300 s), and the recovery measured
     here would wait behind it: that case is bounded by the lease, not by the two minutes."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        DeploymentFilter,
-        DeploymentFilterName,
-        FlowRunFilter,
-        FlowRunFilterState,
-        FlowRunFilterStateType,
-    )
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
     from prefect.client.schemas.objects import StateType
 
-    from prefect_runs.api import RECOVER_DEPLOYMENT
-
     in_flight = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PENDING, StateType.RUNNING])))
-    recover = DeploymentFilter(name=DeploymentFilterName(any_=[RECOVER_DEPLOYMENT.split("/")[-1]]))
 
     def idle() -> bool:
         with get_client(sync_client=True) as client:
-            return not client.read_flow_runs(flow_run_filter=in_flight, deployment_filter=recover)
+            return not client.read_flow_runs(flow_run_filter=in_flight, deployment_filter=_recover_deployment())
 
     wait_for(idle, 60, "no recover-transfers run in flight")
+
+
+def _recover_deployment():  # type: ignore[no-untyped-def]
+    """Prefect's filter for the recover-transfers deployment's runs."""
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+    from prefect_runs.api import RECOVER_DEPLOYMENT
+
+    return DeploymentFilter(name=DeploymentFilterName(any_=[RECOVER_DEPLOYMENT.split("/")[-1]]))
 
 
 def _take_slot(client, name: str):  # type: ignore[no-untyped-def]
