@@ -12,8 +12,11 @@ who is acting (issue 28).
   task's owner role in that PDU is theirs (tasks/domain/acting.py), else 403 with the reason;
   its `recorded_by` becomes the signed-in person. A Run of a deployment the same, by the
   deployment's owners in config/access.yaml and the NSI its `reference` names.
-- Everything else passes through untouched. The service identity is ops', and is not rewritten:
-  what it records is the CLI's to say.
+- A person's reads pass (GETs, and the POSTs Prefect reads with: filters, counts, histories);
+  so does saving a view of the runs list. Any other change (cancelling a run, setting its state,
+  creating a run or writing its input directly, editing a deployment, emitting events) is ops'
+  only: a cancelled run is a transfer silently stalled. The service identity is ops', and is not
+  rewritten: what it records is the CLI's to say.
 
 Prefect's basic auth is off in this process (the UI would ask every person for the shared
 password); the check above replaces it. CSRF protection stays on: a browser sends the proxy's
@@ -50,6 +53,17 @@ SECRET_HEADER = b"x-casetransfer-proxy-secret"
 OPEN_PATHS = ("/api/health", "/api/ready")
 RESUME = re.compile(r"^/api/flow_runs/([0-9a-fA-F-]{36})/resume/?$")
 RUN = re.compile(r"^/api/deployments/([0-9a-fA-F-]{36})/create_flow_run/?$")
+# Prefect's reads that travel as POSTs (the UI's lists, counts, histories and form checks): a
+# person may make them. Every other POST, PATCH, PUT or DELETE but Resume, Run and saving a view
+# is ops' (tests/unit/test_people_api_calls.py holds this against Prefect's own routes).
+READ_POST = re.compile(
+    r"^/api/(?:[a-z0-9_{}:-]+/)*(?:filter|count|paginate|history|lateness|count-by/[a-z_]+|next-runs"
+    r"|count-deployments|count-task-runs|counts|validate|concurrency_status|get_runs)/?$"
+)
+SAVED_VIEW = re.compile(r"^/api/saved_searches/(?:[0-9a-fA-F-]{36})?$")
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+# What the UI listens to; the others are the workers' and clients' (emitting events, polling).
+READ_SOCKETS = ("/api/events/out", "/api/logs/out")
 
 logger = logging.getLogger("casetransfer.people_api")
 
@@ -105,7 +119,9 @@ class WhoIsActing:
             return await self.app(scope, receive, send)
         try:
             person = self.identify(dict(scope["headers"]))
-            if person is not None and scope["type"] == "http" and scope["method"] == "POST":
+            if person is not None and scope["type"] == "websocket" and scope["path"] not in READ_SOCKETS:
+                _allowed(may_call(person, "websocket", scope["path"]))
+            elif person is not None and scope["type"] == "http" and scope["method"] not in SAFE_METHODS:
                 receive = await self.checked(scope, receive, person)
         except Refused as refused:
             logger.warning("refused %s %s: %s", scope.get("method", "websocket"), scope["path"], refused.reason)
@@ -139,8 +155,13 @@ class WhoIsActing:
 
         from tasks.domain import acting
 
-        resume, run = RESUME.match(scope["path"]), RUN.match(scope["path"])
+        post = scope["method"] == "POST"
+        resume, run = (RESUME.match(scope["path"]), RUN.match(scope["path"])) if post else (None, None)
         if not (resume or run):
+            decision = may_call(person, scope["method"], scope["path"])
+            _allowed(decision)
+            if decision.as_ops:
+                logger.info("%s %s: %s", scope["method"], scope["path"], decision.reason)
             return receive
         body = await _read_body(receive)
         try:
@@ -186,6 +207,15 @@ class WhoIsActing:
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": refused.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def may_call(person: StaffMember, method: str, path: str) -> Decision:
+    """A person's call other than a Resume or a Run: a read, saving a view, or ops' to make."""
+    from tasks.domain import acting
+
+    if (method == "POST" and READ_POST.match(path)) or (method in ("PUT", "DELETE") and SAVED_VIEW.match(path)):
+        return Decision(True, "a read")
+    return acting.may_change_engine(person, f"{method} {path.removeprefix('/api')}")
 
 
 def _allowed(decision: Decision) -> None:

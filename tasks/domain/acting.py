@@ -111,6 +111,16 @@ def _is_ops(person: StaffMember) -> bool:
     return any(r in access_rules().all_powerful for r in person.roles)
 
 
+def may_change_engine(person: StaffMember, call: str) -> Decision:
+    """Any other change to Prefect (cancelling or re-scheduling a run, creating one directly,
+    writing a run's input, editing a deployment, emitting events): ops only. A person acts on a
+    transfer through its task's form or a deployment's Run, both checked above; a cancelled or
+    moved run would leave a transfer silently stalled."""
+    if _is_ops(person):
+        return Decision(True, f"{person.name} acted as ops", as_ops=True)
+    return Decision(False, f"only ops may {call}: answer a task through its form, or Run a deployment")
+
+
 def may_resume(person: StaffMember, owned: Owned | None) -> Decision:
     """May the person answer this waiting step? A run that is no transfer's waiting step: ops only."""
     if owned is None:

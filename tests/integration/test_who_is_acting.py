@@ -145,6 +145,21 @@ def test_a_request_straight_to_the_api_port_without_the_proxys_secret_gets_401(p
     assert oct(proxied.stack.proxy.secret_file.stat().st_mode & 0o777) == "0o600"
 
 
+def test_a_person_cannot_cancel_a_transfers_run_or_start_one_around_the_runs_check(proxied, waiting):
+    from prefect_runs import engine
+
+    run = transfer_views.status_of(waiting).flow_run_id or ""
+    with as_person(proxied, "kim.spo") as kim:
+        cancel = kim.post(f"/flow_runs/{run}/set_state", json={"state": {"type": "CANCELLING"}, "force": True})
+        deployment = kim.get("/deployments/name/record-absence/record-absence").json()["id"]
+        bulk = kim.post(f"/deployments/{deployment}/create_flow_run/bulk", json=[{"parameters": {"reference": waiting}}])
+        assert kim.post("/flow_runs/paginate", json={"limit": 1}).status_code == 200  # the runs list still reads
+    assert cancel.status_code == 403, cancel.text
+    assert cancel.json()["detail"].startswith(f"only ops may POST /flow_runs/{run}/set_state")
+    assert bulk.status_code == 403, bulk.text
+    assert engine.run_state(run)[0] not in ("CANCELLING", "CANCELLED")
+
+
 def test_a_run_of_an_admin_deployment_is_checked_by_its_owners_and_records_the_person(proxied, waiting):
     parameters = {"reference": waiting, "missed_on": "2026-12-18", "acceptable": True, "recorded_by": "Sam", "role": "receiving_pp"}
     with as_person(proxied, "lee.spo") as lee:
