@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import PG_ADMIN_URL, TODAY, _clear_caches, demo_form
+from conftest import PG_ADMIN_URL, TODAY, demo_form
 from support.cli import cli, cli_command
-from support.production import Production, local_proxy, running_production
+from support.production import Production, local_proxy, pointed_at, running_production
 from support.transfers import AFTER_ALLOCATION, ALLOCATION, COMPLETION, RAISED
 from support.waits import wait_for
 
@@ -59,16 +59,7 @@ def production_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Produ
 @pytest.fixture
 def prod(production_stack: Production, monkeypatch: pytest.MonkeyPatch) -> Iterator[Production]:
     """Point this process (and the CLI subprocesses it starts) at the production stack for one test."""
-    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
-
-    for key, value in production_stack.env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("PREFECT_API_URL", production_stack.stack.api_url)
-    monkeypatch.setenv("PREFECT_HOME", str(production_stack.stack.home))
-    _clear_caches()
-    # Prefect reads its settings once per process; the CLI subprocesses read the environment.
-    auth = production_stack.env["PREFECT_API_AUTH_STRING"]
-    with temporary_settings({PREFECT_API_URL: production_stack.stack.api_url, PREFECT_API_AUTH_STRING: auth}):
+    with pointed_at(production_stack, monkeypatch):
         yield production_stack
     while len(production_stack.stack.workers) < 2:  # leave two workers for the next test
         production_stack.stack.start_worker(f"worker-{uuid.uuid4().hex[:4]}")

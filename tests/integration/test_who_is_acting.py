@@ -14,7 +14,7 @@ import pytest
 import yaml
 from conftest import PG_ADMIN_URL, TODAY, _clear_caches, demo_form
 from support.cli import cli
-from support.production import Production, local_proxy, running_production
+from support.production import Production, local_proxy, pointed_at, running_production
 from support.transfers import ALLOCATION, RAISED
 from support.waits import wait_for
 
@@ -39,8 +39,6 @@ def proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Production]:
     """up-production with auth_mode local: nginx on TLS with a self-signed certificate, an
     account for each person, the people's API behind it; one worker. This process (and the CLI
     run in it, as the stack's own service identity) points at it for this module only."""
-    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
-
     base = tmp_path_factory.mktemp("proxied")
     proxy = local_proxy(base / "prefect" / "proxy", PASSWORDS)
     env = {
@@ -52,15 +50,8 @@ def proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Production]:
     # Workers at the people's priority: what is tested here is who acts, not who waits for the CPU,
     # and on a shared CI machine a niced worker can wait minutes for its first run.
     running = running_production(PG_ADMIN_URL, base, env, workers=1, proxy=proxy, worker_nice=0)
-    with running as production, pytest.MonkeyPatch.context() as mp:
-        for key, value in production.env.items():
-            mp.setenv(key, value)
-        mp.setenv("PREFECT_API_URL", production.stack.api_url)
-        mp.setenv("PREFECT_HOME", str(production.stack.home))
-        _clear_caches()
-        auth = production.env["PREFECT_API_AUTH_STRING"]
-        with temporary_settings({PREFECT_API_URL: production.stack.api_url, PREFECT_API_AUTH_STRING: auth}):
-            yield production
+    with running as production, pytest.MonkeyPatch.context() as mp, pointed_at(production, mp):
+        yield production
 
 
 @pytest.fixture(scope="module")

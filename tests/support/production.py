@@ -65,3 +65,21 @@ def local_proxy(folder: Path, accounts: dict[str, str]) -> Any | None:
     for signin, password in accounts.items():
         add_account(proxy.htpasswd, signin, password)
     return proxy
+
+
+@contextmanager
+def pointed_at(production: Production, mp: Any) -> Iterator[Production]:
+    """Point this process (and the CLI subprocesses it starts) at a production stack, through the
+    pytest MonkeyPatch `mp`: the environment for the subprocesses, Prefect's settings for this
+    process (it reads them once per process)."""
+    from conftest import _clear_caches
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
+
+    for key, value in production.env.items():
+        mp.setenv(key, value)
+    mp.setenv("PREFECT_API_URL", production.stack.api_url)
+    mp.setenv("PREFECT_HOME", str(production.stack.home))
+    _clear_caches()
+    auth = production.env["PREFECT_API_AUTH_STRING"]
+    with temporary_settings({PREFECT_API_URL: production.stack.api_url, PREFECT_API_AUTH_STRING: auth}):
+        yield production
