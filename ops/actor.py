@@ -104,20 +104,18 @@ def _checked(person: StaffMember, typed: str | None, owners: list[str], what: st
     allowed = next((d for d in decisions if d.allowed), None)
     if allowed is None:
         fail(f"{person.name} may not do this on {what}: {decisions[0].reason}. Nothing was sent.")
-    recorded = _recorded(person, typed, field)
-    return f"{recorded} (as ops)" if allowed.as_ops else recorded
+    return _recorded(person, typed, field, allowed.as_ops)
 
 
-def _recorded(person: StaffMember, typed: str | None, field: str) -> str:
-    from tasks.domain.staff import recorded_actor
+def _recorded(person: StaffMember, typed: str | None, field: str, as_ops: bool = False) -> str:
+    from tasks.domain.staff import recorded_actor, recorded_words
 
     if typed is not None and not isinstance(typed, str):
         fail(f"{field}: give one name, once")
-    actor, behalf = recorded_actor(person, typed)
     typed_words = " ".join((typed or "").split())
-    if typed_words and behalf is None and typed_words.lower() != person.name.lower():
+    if typed_words and recorded_actor(person, typed)[1] is None and typed_words.lower() != person.name.lower():
         print(f"note: {field} {typed_words!r} ignored: the record says who ran this, {person.name}", file=sys.stderr)
-    return f"{actor} on behalf of {behalf}" if behalf else actor
+    return recorded_words(person, typed, as_ops)
 
 
 def viewer(as_signin: str | None) -> tuple[StaffList, Viewer]:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
 
 from tasks.config_files import read_yaml
-from tasks.domain.staff import ACCESS_FILE, Decision, StaffError, StaffMember, access_rules, may_answer, recorded_actor
+from tasks.domain.staff import ACCESS_FILE, Decision, StaffError, StaffMember, access_rules, may_answer, recorded_words
 from tasks.store.models import Nsi, WaitingTask
 from tasks.store.unit_of_work import UnitOfWork
 
@@ -163,9 +163,7 @@ def may_run(
 def actor_words(person: StaffMember, typed: str | None, decision: Decision) -> str:
     """What the record keeps as who did it: the signed-in person, "(ops)" when ops acted, and the
     typed name as "on behalf of" only where config/access.yaml `on_behalf_of` lets them."""
-    actor, behalf = recorded_actor(person, typed)
-    words = f"{actor} (ops)" if decision.as_ops else actor
-    return f"{words} on behalf of {behalf}" if behalf else words
+    return recorded_words(person, typed, decision.as_ops)
 
 
 def get_dotted(values: dict[str, Any], dotted: str) -> Any:

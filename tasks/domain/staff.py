@@ -149,6 +149,14 @@ def recorded_actor(person: StaffMember, typed: str | None, rules: AccessRules | 
     return person.name, None
 
 
+def recorded_words(person: StaffMember, typed: str | None, as_ops: bool = False, rules: AccessRules | None = None) -> str:
+    """Who did it, in the record's words, the same from the UI and the command line: the person,
+    "(ops)" when they acted as ops, then "on behalf of" the typed name where the policy lets them."""
+    actor, behalf = recorded_actor(person, typed, rules)
+    words = f"{actor} (ops)" if as_ops else actor
+    return f"{words} on behalf of {behalf}" if behalf else words
+
+
 def _words(code: str) -> str:
     return {
         "transferring_pp": "transferring practitioner",

@@ -186,7 +186,7 @@ def test_in_production_ops_may_act_on_anything_and_the_record_says_so(store_url,
     production_cli("ops.one")
     cli("grant", ref, "--staff", "casey.practitioner", "--reason", "Covering Nat's cases")
     granted = [h for h in transfer_views.status_of(ref).history if h.event == access_log.GRANTED]
-    assert [h.actor for h in granted] == ["Ops One (as ops)"]
+    assert [h.actor for h in granted] == ["Ops One (ops)"]
 
 
 def test_in_production_a_case_admin_may_record_on_behalf_of_a_practitioner(store_url, production_cli, tmp_path):
