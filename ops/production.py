@@ -316,13 +316,16 @@ def write_systemd_units(
 
     if workers < 1:
         raise ValueError("workers: at least one")
-    if get_settings().auth_mode != "none":
-        raise ValueError("--systemd: the units do not run the proxy yet; use auth_mode none with your own nginx, or up-production")
     if os.environ.get(AUTH_ENV):
         raise ValueError(f"--systemd: the units load the credential from a file; give it by {AUTH_FILE_ENV}, not {AUTH_ENV}")
     urls, home, auth_string, auth_source = _prepare(pg, say)
-    stack = production_stack(home, port, urls, redis_url=redis, engine_port=engine_port or port + 1, auth_string=auth_string)
+    proxy = proxy_from_settings(home)
+    stack = production_stack(
+        home, port, urls, redis_url=redis, engine_port=engine_port or port + 1, auth_string=auth_string, proxy=proxy
+    )
     written = write_units(directory, stack, workers, Path(auth_source).resolve())
+    if proxy is not None:
+        say(f"nginx in front ({proxy.mode} sign-in, TLS) as casetransfer-proxy.service; people sign in at {proxy.url}")
     say(f"wrote {len(written)} files into {directory} (the credential stays in {auth_source}, loaded by each unit)")
     say("Install and start them (as root; docs/production.md says more):")
     say(f"  cp {directory}/*.service {directory}/*.target /etc/systemd/system/ && systemctl daemon-reload")

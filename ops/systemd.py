@@ -1,7 +1,7 @@
 """The production profile as systemd units: `casetransfer up-production --systemd DIR`.
 
 Each process `up-production` would start (the people's API server, the workers' API server, the
-services, each worker) becomes a unit that systemd starts at boot and again when it fails
+services, each worker, and nginx in front with auth_mode local or sso) becomes a unit that systemd starts at boot and again when it fails
 (Restart=on-failure, within the same burst limit as ops.supervise). Their CPU shares follow the
 niceness the stack gives them (people first, the bookkeeping of steps next, the steps last).
 
@@ -9,8 +9,9 @@ The API credential is never written into a unit: each unit loads the credential 
 `LoadCredential=`, and `python -m ops.systemd exec` reads it from systemd's credentials
 directory into the one process's environment, as Prefect expects, then execs the command.
 
-    python -m ops.systemd exec server|client -- COMMAND...
-        The units' ExecStart: with `server`, also the server side of auth (CSRF on).
+    python -m ops.systemd exec server|people|client -- COMMAND...
+        The units' ExecStart: with `server`, also the server side of auth (CSRF on); with
+        `people` (the people's API behind the proxy), the credential as the service identity's.
     python -m ops.systemd deploy PORT ENGINE_COMMAND
         The deploy unit (oneshot): the work pool, the deployments and the automations.
 """
@@ -45,7 +46,7 @@ class Unit:
     nice: int = 0
     after: tuple[str, ...] = ()
     oneshot: bool = False
-    side: str = "client"  # which side of the credential the process needs: server or client
+    side: str = "client"  # which side of the credential the process needs: server, people, client or none
 
 
 def _set_only(env: dict[str, str]) -> dict[str, str]:
@@ -65,9 +66,14 @@ def units(stack: Stack, workers: int) -> tuple[list[Unit], dict[str, str], dict[
     server = [*prefect_cmd(), "server"]
     api = "casetransfer-api.service"
     engine = "casetransfer-engine-api.service"
+    api_args = ["--host", "127.0.0.1", "--port", str(stack.port), "--no-services"]
+    if stack.proxy is None:
+        people = Unit(api, "casetransfer: Prefect API and UI for people", [*server, "start", *api_args], 0, side="server")
+    else:  # behind nginx: Prefect's app inside the check of who is acting (ops/people_api.py), as Stack starts it
+        people = Unit(api, "casetransfer: Prefect API and UI for people, behind the proxy",
+                      [sys.executable, "-m", "ops.people_api", *api_args], 0, side="people")  # fmt: skip
     found = [
-        Unit(api, "casetransfer: Prefect API and UI for people", [*server, "start", "--host", "127.0.0.1",
-             "--port", str(stack.port), "--no-services"], 0, side="server"),
+        people,
         Unit("casetransfer-services.service", "casetransfer: Prefect's services (scheduler, triggers, ...)",
              [*server, "services", "start"], stack.engine_nice, (api,), side="server"),
         Unit(engine, "casetransfer: Prefect API for workers and flow runs", [*server, "start", "--host", "127.0.0.1",
@@ -82,13 +88,26 @@ def units(stack: Stack, workers: int) -> tuple[list[Unit], dict[str, str], dict[
             Unit(f"casetransfer-{name}.service", f"casetransfer: process worker {name}", stack.worker_command(name),
                  stack.worker_nice, (engine, "casetransfer-deploy.service"))
         )  # fmt: skip
+    if stack.proxy is not None:
+        from ops.proxy import nginx_command
+
+        found.append(Unit("casetransfer-proxy.service", "casetransfer: nginx in front (sign-in, TLS)",
+                          nginx_command(proxy_conf(stack)), 0, (api,), side="none"))  # fmt: skip
     server_env = _set_only(stack.child_env({**stack.server_env, **stack.messaging_env()}))
+    if stack.proxy is not None:
+        server_env.update({"CASETRANSFER_PROXY_SECRET_FILE": str(stack.proxy.secret_file), "PREFECT_UI_API_URL": "/api"})
     return found, server_env, _set_only(stack.worker_env())
+
+
+def proxy_conf(stack: Stack) -> Path:
+    assert stack.proxy is not None
+    return stack.proxy.folder / "nginx.conf"
 
 
 def render(unit: Unit, env_file: Path, credential_file: Path) -> str:
     settings = get_settings()
-    wrapped = [sys.executable, "-m", "ops.systemd", "exec", unit.side, "--", *unit.command]
+    plain = unit.side == "none"  # nginx: no credential, no environment; its configuration says it all
+    wrapped = unit.command if plain else [sys.executable, "-m", "ops.systemd", "exec", unit.side, "--", *unit.command]
     after = " ".join(("network-online.target", "postgresql.service", "redis-server.service", *unit.after))
     lines = [
         "# Written by `casetransfer up-production --systemd`; write them again rather than edit.",
@@ -104,8 +123,7 @@ def render(unit: Unit, env_file: Path, credential_file: Path) -> str:
         f"Type={'oneshot' if unit.oneshot else 'simple'}",
         *(["RemainAfterExit=yes"] if unit.oneshot else []),
         f"WorkingDirectory={ROOT}",
-        f"EnvironmentFile={env_file}",
-        f"LoadCredential={CREDENTIAL}:{credential_file}",
+        *([] if plain else [f"EnvironmentFile={env_file}", f"LoadCredential={CREDENTIAL}:{credential_file}"]),
         f"ExecStart={shlex.join(wrapped)}",
         *([] if unit.oneshot else ["Restart=on-failure", f"RestartSec={settings.worker_restart_delay_seconds:.0f}"]),
         # Stop the whole group (a worker's runs with it), as Stack.stop does.
@@ -132,11 +150,17 @@ def _env_file(env: dict[str, str]) -> str:
 def write_units(directory: Path, stack: Stack, workers: int, credential_file: Path) -> list[Path]:
     """Write the units, their environment files and casetransfer.target into `directory`."""
     found, server_env, worker_env = units(stack, workers)
+    if stack.proxy is not None:
+        from ops.proxy import check_conf, write_conf
+
+        # Written now (secret, certificate, accounts checked), as Stack.start_proxy does at each start.
+        check_conf(write_conf(stack.proxy, stack.port))
     directory.mkdir(parents=True, exist_ok=True)
     envs = {"server": directory / "casetransfer-server.env", "client": directory / "casetransfer-worker.env"}
+    envs["people"] = envs["none"] = envs["server"]
     envs["server"].write_text(_env_file(server_env))
     envs["client"].write_text(_env_file(worker_env))
-    written = list(envs.values())
+    written = list(dict.fromkeys(envs.values()))
     for unit in found:
         path = directory / unit.name
         path.write_text(render(unit, envs[unit.side], credential_file))
@@ -158,14 +182,19 @@ def _exec(side: str, command: list[str]) -> None:
     os.environ[AUTH_FILE_ENV] = str(Path(directory) / CREDENTIAL)
     auth_string, _ = api_credential(Path(directory) / CREDENTIAL)
     os.environ["PREFECT_API_AUTH_STRING"] = auth_string
+    if side in ("server", "people"):
+        os.environ["PREFECT_SERVER_CSRF_PROTECTION_ENABLED"] = "true"
     if side == "server":
         os.environ["PREFECT_SERVER_API_AUTH_STRING"] = auth_string
-        os.environ["PREFECT_SERVER_CSRF_PROTECTION_ENABLED"] = "true"
+    elif side == "people":  # Prefect's own auth off: the people's API checks the service identity itself
+        from ops.people_api import SERVICE_AUTH_ENV
+
+        os.environ[SERVICE_AUTH_ENV] = auth_string
     os.execvp(command[0], command)
 
 
 def main(argv: list[str]) -> None:
-    if argv[:1] == ["exec"] and len(argv) > 3 and argv[1] in ("server", "client") and argv[2] == "--":
+    if argv[:1] == ["exec"] and len(argv) > 3 and argv[1] in ("server", "people", "client") and argv[2] == "--":
         _exec(argv[1], argv[3:])
     elif argv[:1] == ["deploy"] and len(argv) == 3:
         # Under `exec client`: the environment file and the credential are in this environment.
