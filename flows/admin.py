@@ -208,8 +208,8 @@ def recover_now(
     if flow_run_id:
         wanted = flow_run_id.removeprefix(internals.FLOW_RUN_RESOURCE)
         runs = {f: r for f, r in runs.items() if f == wanted}
-        if not runs:
-            return []  # not a transfer's run (a tracker, a finished transfer): nothing to re-run
+        if not runs:  # not a transfer's (a notice, a nightly job, a finished transfer's)
+            return settle_lost([wanted], only_run_again=True)
         state = engine.run_state(wanted)[0]
         if state not in ("RUNNING", "PENDING", "CRASHED", "FAILED"):
             return []  # suspended, finished or back in the queue since
@@ -237,7 +237,34 @@ def recover_now(
     recovered = [runs[f] for f in engine.reschedule_stale(list(runs), stale, form_for, settings.failed_run_reschedules)]
     if not flow_run_id:
         recovered += wake_unseen(settings.wake_resend_seconds if wake_after_seconds is None else wake_after_seconds)
+        # Always the fallback's own wait here, whatever the caller's: a run no transfer owns may be
+        # a long one (a nightly job), and one marked crashed while alive would lose its work.
+        others = [r for r in engine.runs_in_flight(settings.stale_run_seconds) if r not in runs]
+        recovered += settle_lost(others, only_run_again=False)
     return recovered
+
+
+def settle_lost(run_ids: list[str], only_run_again: bool) -> list[str]:
+    """Runs that are no transfer's and lost their process: those of the deployments safe to run
+    again (`rerun_lost_deployments`: their side effects are keyed) go back in the queue, so a notice
+    or a night's digests are not lost with a worker; the others (`only_run_again` False: the 5-minute
+    fallback, after `stale_run_seconds`) are marked crashed, so none is left looking alive (a
+    recover-transfers run killed with its worker, an amendment) and ops sees it."""
+    settings = get_settings()
+    settled = []
+    for run_id in run_ids:
+        lost = engine.lost_run(run_id, settings.run_heartbeat_timeout_seconds)
+        if lost is None:
+            continue
+        deployment, state = lost
+        run_again = deployment in settings.rerun_lost_deployments
+        if state == "CRASHED" and not run_again:
+            continue  # already says what happened
+        if only_run_again and not run_again:
+            continue
+        done = engine.settle_lost(run_id, run_again, settings.failed_run_reschedules)
+        settled.append(f"{deployment} run {run_id} ({done})")
+    return settled
 
 
 def wake_unseen(older_than_seconds: float) -> list[str]:
@@ -294,8 +321,11 @@ def recover_transfers(stale_after_seconds: float | None = None, flow_run_id: str
 
 def _recover_and_log(logger: Any, stale_after_seconds: float | None, flow_run_id: str | None) -> list[str]:
     recovered = recover_now(stale_after_seconds, flow_run_id)
-    for reference in recovered:
-        logger.warning("%s: its flow run had stalled and was rescheduled", reference)
+    for what in recovered:
+        if " run " in what:  # a run no transfer owns, as settle_lost describes it
+            logger.warning("%s: its process had died", what)
+        else:
+            logger.warning("%s: its flow run had stalled and was rescheduled", what)
     if flow_run_id and not recovered:
         logger.info("%s: not a lost run of an open transfer; nothing to do", flow_run_id)
     return recovered

@@ -15,7 +15,7 @@ from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.flow_runs import NotPausedError, resume_flow_run
 from prefect.input import RunInput
-from prefect.states import Cancelled, Running, Scheduled
+from prefect.states import Cancelled, Crashed, Running, Scheduled
 
 from prefect_runs import internals
 
@@ -331,6 +331,66 @@ def reschedule_stale(
                     form.save(keyset, flow_run_id=UUID(run_id))
                     recovered.append(run_id)
     return recovered
+
+
+RESCHEDULED_LOST = "rescheduled: its process died"
+LOST = "its process died"
+
+
+def lost_run(run_id: str, silent_seconds: float) -> tuple[str, str] | None:
+    """(deployment name, state type) of a run a worker started whose process is gone: running or
+    pending with no heartbeat for `silent_seconds`, or crashed. None for a live or finished run,
+    and for a run no worker started (a command's own flow sends no heartbeat to judge it by)."""
+    with get_client(sync_client=True) as client:
+        try:
+            run = client.read_flow_run(UUID(run_id))
+        except ObjectNotFound:
+            return None
+        if run.deployment_id is None or run.state is None:
+            return None
+        kind = run.state.type.value
+        if kind not in ("RUNNING", "PENDING", "CRASHED"):
+            return None
+        name = client.read_deployment(run.deployment_id).name
+    if kind != "CRASHED" and heartbeat_within(run_id, silent_seconds):
+        return None
+    return name, kind
+
+
+def settle_lost(run_id: str, run_again: bool, at_most: int) -> str:
+    """A lost run that is no transfer's: back in the queue when its deployment is safe to run again
+    (every side effect keyed: notices, the nightly jobs), at most `at_most` times over its life;
+    else Crashed, so that it no longer looks alive in the UI. Returns what was done."""
+    with get_client(sync_client=True) as client:
+        earlier = client.read_flow_run_states(UUID(run_id))
+        if run_again and sum((s.message or "").startswith(RESCHEDULED_LOST) for s in earlier) < at_most:
+            client.set_flow_run_state(UUID(run_id), Scheduled(message=RESCHEDULED_LOST), force=True)
+            return "rescheduled"
+        why = "not run again: its work may have been done" if not run_again else f"rescheduled {at_most} times already"
+        client.set_flow_run_state(UUID(run_id), Crashed(message=f"{LOST}; {why}"), force=True)
+        return "marked crashed"
+
+
+def runs_in_flight(older_than_seconds: float) -> list[str]:
+    """Runs of deployments pending or running since longer ago than `older_than_seconds`."""
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterDeploymentId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=older_than_seconds)
+    wanted = FlowRunFilter(
+        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING, StateType.PENDING])),
+        deployment_id=FlowRunFilterDeploymentId(is_null_=False),
+    )
+    with get_client(sync_client=True) as client:
+        # The API's page limit; the oldest first, the likeliest lost, should more ever be in flight.
+        runs = client.read_flow_runs(flow_run_filter=wanted, sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=200)
+    return [str(r.id) for r in runs if r.state is not None and r.state.timestamp < since]
 
 
 # recover-transfers runs one at a time (its deployment's concurrency limit, ENQUEUE): a run asked

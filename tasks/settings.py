@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     recover_absorbed_at_most: int = Field(default=500, ge=1)
     # A transfer's run or task run that failed is rescheduled by recover-transfers this many times at most.
     failed_run_reschedules: int = Field(default=3, ge=0)
+    # Deployments whose runs recover-transfers puts back in the queue when their process died.
+    rerun_lost_deployments: list[str] = Field(default_factory=list)
     recover_retries: int = Field(default=3, ge=0)
     recover_retry_delay_seconds: float = Field(default=10.0, ge=0)
     # A worker that exits on its own is started again (ops.supervise), within limits.

@@ -247,6 +247,63 @@ def test_a_run_failed_by_hand_or_by_expiry_while_waiting_is_left_failed_for_a_pe
         assert run_state(task_run) == "FAILED"
 
 
+def _notices_of(reference: str) -> list[str]:
+    from pathlib import Path
+
+    return sorted(p.name for p in Path(os.environ["CASETRANSFER_OUTBOX"]).glob("notice_*.eml") if reference in p.read_text())
+
+
+def _lost(client, deployment: str, parameters: dict) -> UUID:  # type: ignore[no-untyped-def]
+    """A run a worker took and then died with: Running, with no process and no heartbeat."""
+    from prefect.deployments import run_deployment
+    from prefect.states import Running
+
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)  # no worker takes it before the test does
+    run = run_deployment(deployment, parameters=parameters, scheduled_time=later, timeout=0, as_subflow=False)
+    client.set_flow_run_state(run.id, Running(), force=True)
+    return run.id
+
+
+def test_a_notice_run_killed_with_its_worker_is_run_again_and_sends_nothing_twice(prefect_stack):
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.admin import recover_now
+    from services import raise_transfer
+    from tasks.domain.form import parse_form
+    from tasks.settings import get_settings
+
+    with temporary_settings({PREFECT_API_URL: prefect_stack.api_url}), get_client(sync_client=True) as client:
+        reference, _ = raise_transfer(parse_form(demo_form(crn="D100007")))
+        wait_for(lambda: _notices_of(reference), 120, "the new transfer's notice")
+        sent = _notices_of(reference)
+        run = _lost(client, get_settings().notice_deployment, {"reference": reference, "event": "raised"})
+        assert recover_now(flow_run_id=str(run)) == [f"send-notice run {run} (rescheduled)"]
+        wait_for(lambda: run_state(str(run)) == "COMPLETED", 120, "the notice run to run again and finish")
+        assert recover_now(flow_run_id=str(run)) == []
+        states = [s.message or "" for s in client.read_flow_run_states(run)]
+    assert _notices_of(reference) == sent  # the sent-log: the second run found it sent
+    assert "rescheduled: its process died" in states
+
+
+def test_a_lost_run_not_safe_to_repeat_is_marked_crashed_by_the_fallback_not_left_running(prefect_stack):
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.admin import recover_now, settle_lost
+    from prefect_runs import engine
+
+    with temporary_settings({PREFECT_API_URL: prefect_stack.api_url}), get_client(sync_client=True) as client:
+        run = str(_lost(client, "mark-action-done/mark-action-done", {"reference": "CT999999", "code": "x", "done_by": "Ops"}))
+        assert recover_now(flow_run_id=run) == []  # the automation's quick look re-runs only what is safe to
+        assert run_state(run) == "RUNNING"
+        assert run in engine.runs_in_flight(0)  # what the 5-minute fallback finds after stale_run_seconds
+        assert settle_lost([run], only_run_again=False) == [f"mark-action-done run {run} (marked crashed)"]
+        state = client.read_flow_run(UUID(run)).state
+    assert state.type.value == "CRASHED"
+    assert state.message == "its process died; not run again: its work may have been done"
+
+
 def _no_recover_run_in_flight() -> None:
     """Wait until no recover-transfers run holds the deployment's slot. What these tests kill is a
     transfer's run and its worker; a recover run killed with them would hold the slot until its

@@ -42,3 +42,15 @@ def test_preload_parses_every_config_file_of_the_project():
 
     count = config_files.preload(CONFIG_DIR)
     assert count >= len(list(CONFIG_DIR.glob("*.yaml"))) + 5  # the estate's CSV files too
+
+
+def test_every_deployment_run_again_after_a_lost_process_is_in_prefect_yaml_and_none_is_a_change():
+    import yaml
+
+    from tasks.settings import ROOT, get_settings
+
+    names = {d["name"] for d in yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]}
+    again = set(get_settings().rerun_lost_deployments)
+    assert again and again <= names
+    # A change made by a person (an amendment, a withdrawal) is never made twice behind their back.
+    assert not again & {"raise-transfer", "amend-transfer", "withdraw-transfer", "stop-clock", "restart-clock", "recover-transfers"}
