@@ -157,6 +157,7 @@ class Faults(threading.Thread):
         self.stack, self.store_url, self.result = stack, store_url, result
         self.length, self.kill_every = minutes * 60, kill_every
         self.stop = threading.Event()
+        self.last_at = time.monotonic()  # when the last fault was made
 
     def run(self) -> None:
         rng = random.Random(7)
@@ -183,7 +184,17 @@ class Faults(threading.Thread):
                     self.result.store_cuts += 1
             except Exception as exc:  # a fault that could not be made is reported, not fatal
                 self.result.faults.append(f"{stamp} {what} failed: {exc}")
+            self.last_at = time.monotonic()
             load.say(self.result.faults[-1])
+
+
+def _recover_fallback_seconds() -> float:
+    """recover-transfers' schedule (prefect.yaml): how often the fallback looks."""
+    import yaml
+
+    deployments = yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]
+    recover = next(d for d in deployments if d["name"] == "recover-transfers")
+    return float(recover["schedules"][0]["interval"])
 
 
 def _every(interval: float, length: float) -> list[float]:
@@ -307,7 +318,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duplicate-share", type=float, default=0.1, help="share of answers sent twice")
     parser.add_argument("--leave-every", type=int, default=10, help="every Nth transfer is left waiting after allocation")
     parser.add_argument("--reminders-after", type=int, default=30, help="working days after today the reminder check runs as of")
-    parser.add_argument("--settle", type=float, default=300.0, help="seconds to let the last steps finish")
+    parser.add_argument(
+        "--settle", type=float, default=300.0,
+        help="seconds to let the last steps finish; never less than the recovery bound after the last fault",
+    )  # fmt: skip
     parser.add_argument("--step-timeout", type=float, default=900.0, help="seconds a transfer may take to reach a step")
     parser.add_argument("--pg", default=os.environ.get("CASETRANSFER_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--redis", default=os.environ.get("CASETRANSFER_REDIS_URL", "redis://127.0.0.1:6379/0"))
@@ -360,8 +374,14 @@ def main(argv: list[str] | None = None) -> int:
                 driven.append(f.result())
             except Exception as exc:
                 result.driver_errors.append(f"{type(exc).__name__}: {exc}"[:300])
-        load.say(f"soak: settling for {args.settle:.0f} s")
-        time.sleep(args.settle)
+        # A run that is no transfer's, killed by the last fault, is marked crashed by the 5-minute
+        # fallback once stale_run_seconds have passed (flows/admin.py settle_lost): check after that.
+        from tasks.settings import get_settings
+
+        bound = get_settings().stale_run_seconds + _recover_fallback_seconds() + 60
+        settle = max(args.settle, faults.last_at + bound - time.monotonic())
+        load.say(f"soak: settling for {settle:.0f} s")
+        time.sleep(settle)
         raised_refs = _references(store_url)
         check_end(store_url, stack.api_url, raised_refs, result)
         _figures(stack.api_url, store_url, driven, began_wall, result)
