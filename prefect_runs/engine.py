@@ -351,7 +351,10 @@ def lost_run(run_id: str, silent_seconds: float) -> tuple[str, str] | None:
         kind = run.state.type.value
         if kind not in ("RUNNING", "PENDING", "CRASHED"):
             return None
-        name = client.read_deployment(run.deployment_id).name
+        try:
+            name = client.read_deployment(run.deployment_id).name
+        except ObjectNotFound:  # deleted since: nothing says it is safe to run again
+            name = "(deleted deployment)"
     if kind != "CRASHED" and heartbeat_within(run_id, silent_seconds):
         return None
     return name, kind
