@@ -188,6 +188,11 @@ class Faults(threading.Thread):
             load.say(self.result.faults[-1])
 
 
+# How long a deployment concurrency slot's lease lasts unless its run renews it: a fixed figure
+# in Prefect 3.8.8's flow engine, not a setting of ours (docs/production.md).
+PREFECT_SLOT_LEASE_SECONDS = 300
+
+
 def _recover_fallback_seconds() -> float:
     """recover-transfers' schedule (prefect.yaml): how often the fallback looks."""
     import yaml
@@ -375,10 +380,12 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as exc:
                 result.driver_errors.append(f"{type(exc).__name__}: {exc}"[:300])
         # A run that is no transfer's, killed by the last fault, is marked crashed by the 5-minute
-        # fallback once stale_run_seconds have passed (flows/admin.py settle_lost): check after that.
+        # fallback once stale_run_seconds have passed (flows/admin.py settle_lost); when the kill
+        # also took the recover run holding the slot, the fallback waits for its lease to run out
+        # first (15 min 50 s in the soak of 6 December): check after all of that.
         from tasks.settings import get_settings
 
-        bound = get_settings().stale_run_seconds + _recover_fallback_seconds() + 60
+        bound = get_settings().stale_run_seconds + _recover_fallback_seconds() + PREFECT_SLOT_LEASE_SECONDS + 60
         settle = max(args.settle, faults.last_at + bound - time.monotonic())
         load.say(f"soak: settling for {settle:.0f} s")
         time.sleep(settle)
