@@ -271,6 +271,9 @@ def check_end(store_url: str, api_url: str, references: list[tuple[str, str]], r
             return http.get(f"/flow_runs/{run_id}").raise_for_status().json()["state"]["type"]
 
         for reference, run_id in references:
+            if not run_id:
+                result.transfers_inconsistent.append(f"{reference} (stored, but no flow run drives it)")
+                continue
             status, run = transfer_views.nsi_status(reference)[0], state(run_id)
             if status == "completed" and run == "COMPLETED":
                 result.transfers_completed += 1
@@ -420,7 +423,9 @@ def _references(store_url: str) -> list[tuple[str, str]]:
     from tasks.store.session import get_engine
 
     with get_engine(store_url).connect() as conn:
-        return [(r, f) for r, f in conn.execute(select(Nsi.reference, Nsi.flow_run_id)) if f]
+        # Every NSI, one without a flow run too: a raise half-stored (the store took the NSI, no
+        # run drives it) would be a transfer silently stalled, and is counted as neither below.
+        return [(r, f or "") for r, f in conn.execute(select(Nsi.reference, Nsi.flow_run_id))]
 
 
 def _figures(
