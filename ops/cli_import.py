@@ -83,30 +83,6 @@ def import_tracker(
         raise typer.Exit(2)
 
 
-BACKGROUND_COMMAND = "start-imported-runs"
-
-
-def background_pid_file() -> Path:
-    from tasks.settings import get_settings
-
-    return get_settings().effective_import_dir / f"{BACKGROUND_COMMAND}.pid"
-
-
-def background_start_running() -> int | None:
-    """The pid of the background start of imported runs while it runs, else None (and its pid file
-    goes). A pid the system has since given to another program is not ours to stop."""
-    path = background_pid_file()
-    try:
-        pid = int(path.read_text())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError):
-        cmdline = b""
-    if BACKGROUND_COMMAND.encode() in cmdline:
-        return pid
-    path.unlink(missing_ok=True)
-    return None
-
-
 def _start_in_background() -> None:
     """The imported NSIs' flow runs start apart from this command, at the configured rate."""
     import os
@@ -123,11 +99,9 @@ def _start_in_background() -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         proc = subprocess.Popen(  # noqa: S603 - our own command, no shell
-            [sys.executable, "-m", "ops.cli", BACKGROUND_COMMAND],
+            [sys.executable, "-m", "ops.cli", "start-imported-runs"],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
-    # `down` stops it with the server: left alone it would go on calling a server that is gone.
-    background_pid_file().write_text(str(proc.pid))
     print(f"Starting their flow runs in the background ({settings.import_runs_per_minute:g} a minute; pid {proc.pid}, log {log})")
 
 

@@ -166,8 +166,5 @@ def take_down(say: Say) -> None:
     if not path.exists():
         say("nothing to stop")
         return
-    from ops.cli_import import BACKGROUND_COMMAND, background_start_running
-
     state = json.loads(path.read_text())
-    started = [(BACKGROUND_COMMAND, background_start_running())]
-    stop_started(path, [*started, *((name, state.get(name)) for name in ("worker", "server"))], say)
+    stop_started(path, [(name, state.get(name)) for name in ("worker", "server")], say)

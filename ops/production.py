@@ -339,10 +339,8 @@ def take_down_production(say: Say) -> None:
     if not path.exists():
         say("nothing to stop")
         return
-    from ops.cli_import import BACKGROUND_COMMAND, background_start_running
-
     state = json.loads(path.read_text())
-    workers = [(BACKGROUND_COMMAND, background_start_running()), *(("worker", p) for p in state.get("workers", []))]
+    workers = [("worker", p) for p in state.get("workers", [])]
     stop_started(path, [*workers, *(("server", p) for p in state.get("servers", [state.get("server")]))], say)
 
 
