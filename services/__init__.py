@@ -113,6 +113,7 @@ def send_answer(reference: str, step: str, fields: dict[str, Any], wait: bool = 
     until the flow has recorded it. Raises FormError / StepRefused / NotFound / EngineError."""
     from prefect_runs import engine
     from tasks.domain import transfer_views, transfers
+    from tasks.settings import get_settings
 
     step = step.replace("-", "_") if not step.startswith(("challenge-", "dispute-")) else step
     reference = reference.strip().upper()
@@ -139,7 +140,9 @@ def send_answer(reference: str, step: str, fields: dict[str, Any], wait: bool = 
     if claimed is not None:
         raise transfers.StepRefused("step", answered_already(reference, step, claimed))
     try:
-        engine.resume(flow_run_id, answer)
+        # The run may still be saving its form on a busy server (Prefect's client retries for
+        # over a minute): wait for it as long as for the run to reach its wait.
+        engine.resume(flow_run_id, answer, timeout=timeout)
     except engine.AnswerTaken:
         engine.release_answer(flow_run_id, pause_key)  # the time in it would be ours, not the answer's
         raise transfers.StepRefused("step", answered_already(reference, step, None)) from None
@@ -149,10 +152,19 @@ def send_answer(reference: str, step: str, fields: dict[str, Any], wait: bool = 
     if not wait:
         return f"{reference}: {step} sent to its flow run"
     deadline = time.monotonic() + timeout
+    left_behind = transfers.waiting_status(step)
+    settled_by: float | None = None
     while time.monotonic() < deadline:
         seen = transfer_views.step_state(reference, step)  # one read per look
         if seen.recorded:
-            return f"{reference}: {step} recorded; status {seen.status}"
+            # The run records the step, then says what it waits for next in a write of its own:
+            # report the status it moved on to, not the wait it has just left (for a moment still
+            # stored), unless the run takes longer than recorded_status_wait_seconds to get there.
+            settled_by = settled_by or time.monotonic() + get_settings().recorded_status_wait_seconds
+            if seen.status != left_behind or time.monotonic() > settled_by:
+                return f"{reference}: {step} recorded; status {seen.status}"
+            time.sleep(0.3)
+            continue
         if seen.attempts > attempts:
             # Recorded without completing the step (or rejected by the flow): the run asks again.
             event, detail = seen.last_attempt or ("answer rejected", "")

@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     answer_claim_seconds: float = 60.0
     # A sender who lost the race waits this long for the other answer to be recorded, to be told by whom.
     answered_by_wait_seconds: float = 15.0
+    # After an answer is recorded, the sender waits up to this long to be told the status the run
+    # moved on to (the next wait is written a moment after the record).
+    recorded_status_wait_seconds: float = 10.0
     # Days after a transfer closes before its flow runs are deleted from Prefect (prefect-retention).
     prefect_run_retention_days: int = Field(default=30, ge=0)
     # How long the store keeps a closed NSI's record. Stated, not enforced here (README).
