@@ -244,6 +244,11 @@ def recover_now(
     return recovered
 
 
+class SettledRun(str):
+    """What settle_lost did to a run no transfer owns ("send-notice run <id> (rescheduled)"), told
+    apart from the references of transfers recovered in the same list."""
+
+
 def settle_lost(run_ids: list[str], only_run_again: bool) -> list[str]:
     """Runs that are no transfer's and lost their process: those of the deployments safe to run
     again (`rerun_lost_deployments`: their side effects are keyed) go back in the queue, so a notice
@@ -262,8 +267,8 @@ def settle_lost(run_ids: list[str], only_run_again: bool) -> list[str]:
             continue  # already says what happened
         if only_run_again and not run_again:
             continue
-        done = engine.settle_lost(run_id, run_again, settings.failed_run_reschedules)
-        settled.append(f"{deployment} run {run_id} ({done})")
+        done = engine.requeue_or_crash(run_id, run_again, settings.failed_run_reschedules)
+        settled.append(SettledRun(f"{deployment} run {run_id} ({done})"))
     return settled
 
 
@@ -322,7 +327,7 @@ def recover_transfers(stale_after_seconds: float | None = None, flow_run_id: str
 def _recover_and_log(logger: Any, stale_after_seconds: float | None, flow_run_id: str | None) -> list[str]:
     recovered = recover_now(stale_after_seconds, flow_run_id)
     for what in recovered:
-        if " run " in what:  # a run no transfer owns, as settle_lost describes it
+        if isinstance(what, SettledRun):
             logger.warning("%s: its process had died", what)
         else:
             logger.warning("%s: its flow run had stalled and was rescheduled", what)

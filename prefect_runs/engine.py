@@ -360,7 +360,7 @@ def lost_run(run_id: str, silent_seconds: float) -> tuple[str, str] | None:
     return name, kind
 
 
-def settle_lost(run_id: str, run_again: bool, at_most: int) -> str:
+def requeue_or_crash(run_id: str, run_again: bool, at_most: int) -> str:
     """A lost run that is no transfer's: back in the queue when its deployment is safe to run again
     (every side effect keyed: notices, the nightly jobs), at most `at_most` times over its life;
     else Crashed, so that it no longer looks alive in the UI. Returns what was done."""
