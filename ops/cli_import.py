@@ -77,7 +77,9 @@ def import_tracker(
     print(result.line() + f" in {result.seconds:.1f} s")
     for b in result.bad:
         print(f"row {b.number}: {b.crn or '(no CRN)'}: {b.reason} [columns: {', '.join(result.at_fault(b))}]", file=sys.stderr)
-    if result.created and not dry_run and start_runs:
+    # Also with nothing new: an earlier start may have stopped part-way (the server stopped under
+    # it), and importing the file again is what a person does to finish a go-live.
+    if not dry_run and start_runs and (result.created or importer.imported_without_run(limit=1)):
         _start_in_background()
     if result.bad:
         raise typer.Exit(2)

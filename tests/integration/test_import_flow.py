@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from support.cli import cli
 from support.waits import prefect_api, wait_for
 
 import services
@@ -70,3 +71,23 @@ def test_operations_staff_import_a_file_from_the_import_folder_with_the_deployme
         stored = uow.session.execute(select(Nsi.crn, Nsi.imported_on).where(Nsi.crn.in_(["F300003", "BAD"]))).all()
     assert [(crn, on is not None) for crn, on in stored] == [("F300003", True)]
     assert (folder / "region.import-report.xlsx").exists()
+
+
+def test_importing_the_file_again_starts_the_runs_an_interrupted_start_left_unstarted(
+    prefect_stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As `casetransfer down` leaves them: the background start ends once the server is gone.
+    for key, value in {**prefect_stack.env, "CASETRANSFER_IMPORT_DIR": str(tmp_path / "imports")}.items():
+        monkeypatch.setenv(key, value)
+    path = write_tracker(tmp_path / "t.xlsx", [{**ROW, "crn": "F300004"}])
+    cli("import-tracker", str(path), "--no-start-runs")
+    with UnitOfWork() as uow:
+        reference = uow.session.scalars(select(Nsi.reference).where(Nsi.crn == "F300004")).one()
+    assert transfer_views.status_of(reference).flow_run_id is None
+
+    monkeypatch.setenv("PREFECT_API_URL", prefect_stack.api_url)
+    again = cli("import-tracker", str(path)).stdout
+
+    assert "0 NSIs created, 1 imported before (skipped)" in again
+    assert "Starting their flow runs in the background" in again
+    wait_for(lambda: transfer_views.status_of(reference).flow_run_id, timeout=120, what=f"{reference}'s flow run to start")
