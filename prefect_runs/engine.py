@@ -261,6 +261,17 @@ def resume(flow_run_id: str, answer: dict, timeout: float = 30.0) -> None:
     raise EngineError(f"the Prefect server refused the answer: {reason}")
 
 
+def retag(flow_run_id: str, tag: str) -> None:
+    """Give a run `tag` in place of the one it carries with the same prefix ("pdu:"); its other
+    tags (its NSI's reference, its owner role, the deployment's) stay."""
+    prefix = tag.split(":", 1)[0] + ":"
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(UUID(flow_run_id))
+        tags = [t for t in run.tags if not t.startswith(prefix)] + [tag]
+        if tags != run.tags:
+            client.update_flow_run(UUID(flow_run_id), tags=tags)
+
+
 def stop(flow_run_id: str, message: str) -> None:
     """Cancel a waiting or running flow run (a withdrawn transfer)."""
     with get_client(sync_client=True) as client:

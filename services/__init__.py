@@ -246,6 +246,11 @@ def change(reference: str, what: str, by: str, reason: str | None = None, **fiel
     changed = transfers.change(reference, what, by, reason, **fields)
     reference = reference.strip().upper()
     stop_runs(changed.runs_to_stop, f"{reference} changed: this task reopens as the change needs")
+    for flow_run_id, tag in changed.runs_to_retag:
+        try:
+            engine.retag(flow_run_id, tag)
+        except Exception as exc:  # noqa: BLE001 - the store holds the change; the run's owners are read from it
+            log.warning("%s: task run %s not retagged %s (%s)", reference, flow_run_id, tag, exc)
     try:
         engine.wake_transfer(reference)
     except Exception as exc:  # noqa: BLE001 - no server: the store holds the change; recover re-sends the wake-up

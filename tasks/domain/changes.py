@@ -6,7 +6,9 @@ Each change is a function over a Transfer: it checks the change, applies it in m
 one history line (before → after, who, why); the caller's unit of work commits it or nothing.
 What was done stays done and dated; what depends on the new place, date or risk is planned
 again. Each returns a `Changed`: the Prefect runs whose task is no longer theirs (the service
-stops them) and the events the other side is told of at once (tasks/notify/notices.py). The
+stops them), those still open whose owners are now at another PDU (retagged, so each person's list
+in the UI follows the store), and the events the other side is told of at once
+(tasks/notify/notices.py). The
 transfer's run is woken (`Transfer.wake`) so its waiting tasks follow the Action List.
 """
 
@@ -27,6 +29,7 @@ from tasks.domain.form import NsiType, TransferForm, normalise_postcode, parse_f
 from tasks.domain.policy import ActionRule
 from tasks.domain.steps import AWAITING_ALLOCATION
 from tasks.domain.transfer import StepRefused, Transfer, today
+from tasks.domain.work_tags import task_tags
 from tasks.settings import get_settings
 from tasks.store.models import Action, utcnow
 
@@ -72,6 +75,9 @@ class Changed:
     detail: str
     runs_to_stop: list[str] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
+    # (run, PDU tag) of task runs still open whose owning PDU changed: each person's list in the
+    # UI (tasks/domain/work_tags.py) must show them to their new owners, not their old ones.
+    runs_to_retag: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _refuse_closed(t: Transfer) -> None:
@@ -194,6 +200,7 @@ def amend_destination(
             nsi.receiving_team_code = nsi.receiving_practitioner = nsi.allocated_on = None
             nsi.status = AWAITING_ALLOCATION
         changed.runs_to_stop += _restart_receiving_side(t, on)
+        changed.runs_to_retag += _owned_elsewhere(t, old_pdu)
         changed.events.append(f"destination:{_seq(t, 'destination:')}:{old_pdu}")
     nsi.distance_km = placement.distance_km
     nsi.form = form.model_dump(mode="json")
@@ -260,6 +267,20 @@ def _restart_receiving_side(t: Transfer, on: dt.date) -> list[str]:
             if row.flow_run_id:
                 runs.append(row.flow_run_id)
     return runs
+
+
+def _owned_elsewhere(t: Transfer, old_pdu: str) -> list[tuple[str, str]]:
+    """The task runs still open (not restarted: a receiving SPO's decision on police concerns, say)
+    whose owner is now at another PDU: (run, the new PDU's tag)."""
+    nsi = t.nsi
+    moved = []
+    for row in nsi.tasks:
+        if row.status != "open" or not row.flow_run_id:
+            continue
+        _, now = task_tags(row.owner_role, nsi.transferring_pdu_code, nsi.receiving_pdu_code)
+        if now != task_tags(row.owner_role, nsi.transferring_pdu_code, old_pdu)[1]:
+            moved.append((row.flow_run_id, now))
+    return moved
 
 
 # ---- new dates ----

@@ -127,6 +127,27 @@ def test_a_new_destination_after_allocation_moves_the_receiving_work_to_the_new_
     assert ref not in texts.get(mailbox(TO_PDU), "")
 
 
+def test_a_new_pdu_named_moves_the_tag_of_a_task_left_open_to_the_pdu_that_now_owns_it(store_url: str) -> None:
+    ref = allocated(crn="X123457")
+    transfers.apply_step(ref, "police_checks", {"returned_on": "2026-12-16", "concerns": True, "recorded_by": "Admin A"})
+    opened = {t.task: t for t in transfers.progress(ref).to_start}
+    assert "concerns_decision" in opened and "pdu:" + TO_PDU in opened["concerns_decision"].tags
+    for task, started in opened.items():
+        assert transfers.task_started(ref, task, started.round, f"run-{task}")
+
+    changed = transfers.change(ref, "destination", "Sam Practitioner", "Bolton will supervise", receiving_pdu_code=NEW_PDU)
+
+    # The receiving side's work that does not restart (the SPO's decision on the concerns: the
+    # police checks stand; the work timed from the move) stays open, Bolton's now. The work that
+    # restarts for the new PDU is stopped instead; the sending side's keeps its tag.
+    retagged = dict(changed.runs_to_retag)
+    assert set(retagged.values()) == {f"pdu:{NEW_PDU}"}
+    assert {"run-concerns_decision", "run-oasys_reassessment", "run-plan_review"} <= set(retagged), retagged
+    receiving = {f"run-{t}" for t, started in opened.items() if "pdu:" + TO_PDU in started.tags}
+    assert set(retagged) == receiving - set(changed.runs_to_stop)
+    assert "run-address_assessment" in changed.runs_to_stop and "run-concerns_decision" not in changed.runs_to_stop
+
+
 def moved_key(ref: str) -> str:
     from tasks.store.models import HistoryEntry
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 from support.cli import cli
@@ -67,6 +68,30 @@ def test_a_new_destination_after_allocation_reopens_the_receiving_tasks_for_the_
     assert again[0] == 2 and again[1] != before["address_assessment"][1]
     status = cli("status", ref).stdout
     assert "destination changed" in status and "Robin Bolton" in status
+
+
+def test_a_task_left_open_when_another_pdu_is_named_is_listed_for_that_pdus_people(prefect_stack, tmp_path: Path) -> None:
+    from prefect.client.orchestration import get_client
+    from support.waits import prefect_api
+
+    ref = raise_form(tmp_path, crn="A250003")
+    assert "allocation recorded" in cli("record", ref, "allocation", *ALLOCATION).stdout
+    police = ["--returned-on", "2026-12-16", "--concerns", "true", "--recorded-by", "Admin A"]
+    assert "police_checks recorded" in cli("record", ref, "police_checks", *police).stdout
+    wait_for(lambda: "concerns_decision" in open_runs(ref), 120, "the SPO's decision on the concerns to open")
+    decision = open_runs(ref)["concerns_decision"][1]
+
+    def tags() -> list[str]:
+        with prefect_api(prefect_stack), get_client(sync_client=True) as client:
+            return client.read_flow_run(UUID(decision)).tags
+
+    assert "pdu:N50GMS" in tags()  # Manchester South's receiving SPO
+    cli("amend", ref, "--pdu", "N50BOLT", "--reason", "Bolton will supervise", "--by", "Sam Practitioner")
+
+    # The police checks stand, so the decision stays open, in the list Bolton's SPO is sent to.
+    wait_for(lambda: "allocation" in open_runs(ref), 120, "allocation to reopen for Bolton")
+    assert open_runs(ref)["concerns_decision"][1] == decision
+    assert "pdu:N50BOLT" in tags() and "pdu:N50GMS" not in tags() and "owner:receiving_spo" in tags()
 
 
 def test_risk_raised_opens_the_high_rosh_tasks_and_lowered_cancels_them(prefect_stack, tmp_path: Path) -> None:
