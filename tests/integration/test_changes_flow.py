@@ -74,7 +74,7 @@ def test_a_task_left_open_when_another_pdu_is_named_is_listed_for_that_pdus_peop
     from prefect.client.orchestration import get_client
     from support.waits import prefect_api
 
-    ref = raise_form(tmp_path, crn="A250003")
+    ref = raise_form(tmp_path, crn="A250004")
     assert "allocation recorded" in cli("record", ref, "allocation", *ALLOCATION).stdout
     police = ["--returned-on", "2026-12-16", "--concerns", "true", "--recorded-by", "Admin A"]
     assert "police_checks recorded" in cli("record", ref, "police_checks", *police).stdout
