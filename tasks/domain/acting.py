@@ -111,6 +111,21 @@ def _is_ops(person: StaffMember) -> bool:
     return any(r in access_rules().all_powerful for r in person.roles)
 
 
+# A refused call in a person's words: the UI shows the reason in its error toast, under the
+# button they pressed. The call itself follows, for ops reading the logs.
+_CALL_WORDS = (
+    (re.compile(r"^POST /flow_runs/[^/]+/set_state$"), "cancel a run or change its state"),
+    (re.compile(r"^DELETE /flow_runs/"), "delete a run"),
+    (re.compile(r"^POST /flow_runs/?$"), "start a run directly"),
+    (re.compile(r"^POST /flow_runs/[^/]+/input"), "give a run its input directly"),
+    (re.compile(r"^(POST|PATCH|DELETE) /deployments/"), "change a deployment or run it in bulk"),
+)
+
+
+def _in_words(call: str) -> str:
+    return next((words for pattern, words in _CALL_WORDS if pattern.match(call)), "make this change to Prefect")
+
+
 def may_change_engine(person: StaffMember, call: str) -> Decision:
     """Any other change to Prefect (cancelling or re-scheduling a run, creating one directly,
     writing a run's input, editing a deployment, emitting events): ops only. A person acts on a
@@ -118,7 +133,11 @@ def may_change_engine(person: StaffMember, call: str) -> Decision:
     moved run would leave a transfer silently stalled."""
     if _is_ops(person):
         return Decision(True, f"{person.name} acted as ops", as_ops=True)
-    return Decision(False, f"only ops may {call}: answer a task through its form, or Run a deployment")
+    return Decision(
+        False,
+        f"Only operations staff may {_in_words(call)}. Answer a task with its Resume form; "
+        f"end a transfer by running withdraw-transfer. ({call})",
+    )
 
 
 def may_resume(person: StaffMember, owned: Owned | None) -> Decision:
