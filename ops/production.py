@@ -274,12 +274,14 @@ def bring_up_production(
         f"{len(worker_pids)} workers running (API for workers and flow runs: {stack.engine_api_url}); logs in {stack.home / 'logs'}"
     )
     say("")
+    ui = stack.child_env()["CASETRANSFER_UI_URL"]
     if proxy is None:
-        say(f"[bold]Prefect UI: http://127.0.0.1:{port}[/]")
+        say(f"[bold]Prefect UI: {ui}[/]")
     else:
-        say(f"[bold]Prefect UI: {proxy.url}[/] (each person signs in; port {port} answers only nginx and the stack itself)")
+        say(f"[bold]Prefect UI: {ui}[/] (each person signs in; port {port} answers only nginx and the stack itself)")
     say("Point the CLI (and workers on other machines) at this profile:")
     say(f"  export PREFECT_API_URL={stack.api_url}")
+    say(f"  export CASETRANSFER_UI_URL={ui}   # the links in `status` and in the emails the CLI sends")
     say(f"  export CASETRANSFER_DATABASE_URL={_hide_password(urls.store)}")
     say("  export CASETRANSFER_ACTOR_FROM=os_account   # the CLI records who runs it (config/staff/people.yaml os_accounts)")
     say(f"  the CLI reads the API credential from {auth_source}; elsewhere set PREFECT_API_AUTH_STRING from it")

@@ -188,6 +188,8 @@ class Stack:
         )
         if self.proxy is not None:  # the links in notices and digests: where people sign in
             env["PREFECT_UI_URL"] = env["CASETRANSFER_UI_URL"] = self.proxy.url
+        else:  # the UI this stack serves, unless the service names its own address (a reverse proxy's)
+            env.setdefault("CASETRANSFER_UI_URL", env["PREFECT_UI_URL"])
         env.update(self.env)
         if self.auth_string:
             env["PREFECT_API_AUTH_STRING"] = self.auth_string
