@@ -224,9 +224,14 @@ def test_recover_runs_go_one_at_a_time_and_the_one_holding_the_slot_does_the_wor
         # freed (recover-transfers' 5-minute schedule, an automation's): the message names it.
         absorber = (after.state.message or "").rpartition("(")[2].rstrip(")")
         assert client.read_flow_run(UUID(absorber)).deployment_id == deployment.id, after.state.message
-        logs = [log.message for log in client.read_logs(log_filter=_logs_of(UUID(absorber)))]
-    assert any(f"doing the work of {queued.id}" in m for m in logs), logs
-    assert any(f"{asked_for}: not a lost run of an open transfer" in m for m in logs), logs
+
+        def logged() -> list[str]:
+            return [log.message for log in client.read_logs(log_filter=_logs_of(UUID(absorber)))]
+
+        # A run's last log lines reach the server after its final state (its process sends them
+        # as it exits): wait for them rather than read once.
+        wanted = (f"doing the work of {queued.id}", f"{asked_for}: not a lost run of an open transfer")
+        wait_for(lambda: all(any(w in m for m in logged()) for w in wanted), 60, f"the absorbing run to log {wanted}", show=logged)
     assert "RUNNING" not in states, states  # its work was done without a process of its own
 
 
