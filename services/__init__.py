@@ -160,7 +160,10 @@ def send_answer(reference: str, step: str, fields: dict[str, Any], wait: bool = 
             # The run records the step, then says what it waits for next in a write of its own:
             # report the status it moved on to, not the wait it has just left (for a moment still
             # stored), unless the run takes longer than recorded_status_wait_seconds to get there.
-            settled_by = settled_by or time.monotonic() + get_settings().recorded_status_wait_seconds
+            # Once recorded, it is said so, whatever time was left of `timeout`.
+            if settled_by is None:
+                settled_by = time.monotonic() + get_settings().recorded_status_wait_seconds
+                deadline = max(deadline, settled_by + 1)
             if seen.status != left_behind or time.monotonic() > settled_by:
                 return f"{reference}: {step} recorded; status {seen.status}"
             time.sleep(0.3)
