@@ -29,7 +29,7 @@ from tasks.domain.form import NsiType, TransferForm, normalise_postcode, parse_f
 from tasks.domain.policy import ActionRule
 from tasks.domain.steps import AWAITING_ALLOCATION
 from tasks.domain.transfer import StepRefused, Transfer, today
-from tasks.domain.work_tags import task_tags
+from tasks.domain.work_tags import PDU_TAG, owner_pdu
 from tasks.settings import get_settings
 from tasks.store.models import Action, utcnow
 
@@ -277,9 +277,9 @@ def _owned_elsewhere(t: Transfer, old_pdu: str) -> list[tuple[str, str]]:
     for row in nsi.tasks:
         if row.status != "open" or not row.flow_run_id:
             continue
-        _, now = task_tags(row.owner_role, nsi.transferring_pdu_code, nsi.receiving_pdu_code)
-        if now != task_tags(row.owner_role, nsi.transferring_pdu_code, old_pdu)[1]:
-            moved.append((row.flow_run_id, now))
+        owner_now = owner_pdu(row.owner_role, nsi.transferring_pdu_code, nsi.receiving_pdu_code)
+        if owner_now != owner_pdu(row.owner_role, nsi.transferring_pdu_code, old_pdu):
+            moved.append((row.flow_run_id, f"{PDU_TAG}{owner_now}"))
     return moved
 
 
